@@ -1,0 +1,18 @@
+# Turns the numbered files in src/store/migrations/ into a C array of
+# { version, sql } so the binaries carry their own schema.
+set(out "/* Generated from src/store/migrations by embed_migrations.cmake. */\n")
+string(APPEND out "#include \"store/migrations.h\"\n\nconst struct store_migration store_migrations[] = {\n")
+set(count 0)
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME)
+  string(REGEX MATCH "^[0-9]+" ver ${name})
+  math(EXPR ver "${ver}")
+  file(READ ${f} sql)
+  string(REPLACE "\\" "\\\\" sql "${sql}")
+  string(REPLACE "\"" "\\\"" sql "${sql}")
+  string(REPLACE "\n" "\\n\"\n\"" sql "${sql}")
+  string(APPEND out "\t{ ${ver}, \"${name}\", \"${sql}\" },\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+string(APPEND out "};\nconst int store_migration_count = ${count};\n")
+file(WRITE ${OUT} "${out}")

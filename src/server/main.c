@@ -1,0 +1,8 @@
+/* Placeholder entry point; replaced as the foundation lands. */
+#include <stdio.h>
+
+int main(void)
+{
+	fputs("not built yet\n", stderr);
+	return 1;
+}

@@ -1,0 +1,7 @@
+/* version.c - the version string every binary prints. */
+#include "server/version.h"
+
+const char *lxcm_version(void)
+{
+	return "0.1.0";
+}

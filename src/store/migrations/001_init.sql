@@ -1,0 +1,2 @@
+-- placeholder, replaced by the store work
+CREATE TABLE IF NOT EXISTS schema_placeholder (id INTEGER);

@@ -1,0 +1,128 @@
+/*
+ * store.h - the one storage interface of lxcm.
+ *
+ * A store is a table of functions (struct store_ops) with one file per
+ * backend: sqlite.c now, postgres.c later. Every function here is
+ * synchronous and may block on disk or network, so code on the event loop
+ * never calls them directly: it goes through store_run() (store_async.c),
+ * which runs a piece of work on libuv's thread pool and calls back on the
+ * loop. Backends must therefore be safe to call from several threads.
+ *
+ * Return values: 0 on success, or a negative errno-style code:
+ *   -ENOENT  the row does not exist
+ *   -EEXIST  a unique name is already taken
+ *   -EACCES  a secret did not match or has expired
+ *   -EIO     the database failed (logged by the backend)
+ *   -ENOMEM  allocation failed
+ * Strings in records are malloc'd and owned by the record; the *_free
+ * functions accept NULL. Times are Unix seconds (int64_t), 0 meaning "never".
+ */
+#ifndef LXCM_STORE_H
+#define LXCM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+struct store_cluster {
+	int64_t id;
+	char *name;
+	char *description;
+	char *certificate; /* PEM */
+	char *fingerprint; /* lowercase hex SHA-256 of the DER */
+	char *status;	   /* "ACTIVE" */
+	int disk_threshold;   /* percent, default 80 */
+	int memory_threshold; /* percent, default 80 */
+	int64_t joined_at;
+	int64_t created_at;
+	int64_t last_status_update_at;
+	char *status_json; /* the last heartbeat body as JSON text, or NULL */
+};
+
+struct store_join_token {
+	char *cluster_name;
+	char *description;
+	char *secret_hash; /* lowercase hex SHA-256 of the secret */
+	int64_t expires_at;
+	int64_t created_at;
+};
+
+struct store_audit {
+	int64_t at;
+	const char *actor;
+	const char *cluster;
+	const char *method;
+	const char *path;
+	int status;
+	int64_t bytes_in;
+	int64_t bytes_out;
+	int64_t duration_ms;
+};
+
+/* What a PATCH changes: NULL / -1 leave a field as it is. */
+struct store_cluster_update {
+	const char *description;
+	int disk_threshold;
+	int memory_threshold;
+};
+
+struct store_ops {
+	const char *name;
+	void (*close)(struct store *s);
+
+	int (*cluster_list)(struct store *s, struct store_cluster **out, size_t *n);
+	int (*cluster_get)(struct store *s, const char *name, struct store_cluster *out);
+	int (*cluster_get_by_fingerprint)(struct store *s, const char *fp,
+					  struct store_cluster *out);
+	int (*cluster_update)(struct store *s, const char *name,
+			      const struct store_cluster_update *u);
+	int (*cluster_delete)(struct store *s, const char *name);
+	int (*cluster_set_status)(struct store *s, const char *name, const char *status_json,
+				  int64_t now);
+
+	/*
+	 * Enrolls a cluster with a join token, atomically: the token for
+	 * c->name must exist (-ENOENT), its hash must equal secret_hash in
+	 * constant time and it must not have expired at `now` (-EACCES), the
+	 * name and the fingerprint must be free (-EEXIST). On success the
+	 * cluster row is inserted and the token deleted in one transaction.
+	 */
+	int (*cluster_join)(struct store *s, const struct store_cluster *c,
+			    const char *secret_hash, int64_t now);
+
+	/* -EEXIST when a token or a cluster of that name exists. */
+	int (*token_create)(struct store *s, const struct store_join_token *t);
+	int (*token_list)(struct store *s, struct store_join_token **out, size_t *n);
+	int (*token_delete)(struct store *s, const char *cluster_name);
+
+	int (*api_token_create)(struct store *s, const char *name, const char *hash, int64_t now);
+	/* 0 when a token with that hash exists (name copied to *name_out if non-NULL). */
+	int (*api_token_check)(struct store *s, const char *hash, char **name_out);
+	int (*api_token_count)(struct store *s, int64_t *count);
+
+	int (*audit_append)(struct store *s, const struct store_audit *a);
+	int (*audit_count)(struct store *s, int64_t *count);
+};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+/*
+ * Opens the store named by url: "sqlite:PATH" or a plain path for SQLite
+ * (later "postgres://..." for PostgreSQL). Applies pending migrations.
+ * Returns 0 and *out, or a negative code with a logged reason.
+ */
+int store_open(const char *url, struct store **out);
+void store_close(struct store *s);
+
+void store_cluster_clear(struct store_cluster *c);
+void store_cluster_list_free(struct store_cluster *list, size_t n);
+void store_join_token_clear(struct store_join_token *t);
+void store_join_token_list_free(struct store_join_token *list, size_t n);
+
+/* Backend constructors (one file each). */
+int store_sqlite_open(const char *path, struct store **out);
+
+#endif
