@@ -1,0 +1,806 @@
+/*
+ * conn.c - plain or TLS byte streams over libuv.
+ *
+ * TLS runs through two memory BIOs: ciphertext read from the socket is
+ * written into rbio and SSL_read gives plaintext; SSL_write puts ciphertext
+ * into wbio, which we drain into uv_write requests. All reads share one
+ * loop-wide buffer because libuv delivers them synchronously and we consume
+ * them before returning, so an idle connection costs no read buffer.
+ *
+ * Re-entrancy: user callbacks may call conn_close; every loop that calls
+ * back checks CONN_F_CLOSING afterwards and stops.
+ */
+#include "net/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "common/log.h"
+
+#define CONN_READ_CHUNK (64 * 1024)
+
+enum {
+	CONN_F_HANDLE = 1 << 0,	   /* h is initialised and must be closed */
+	CONN_F_OPEN = 1 << 1,	   /* connected and handshake done */
+	CONN_F_READING = 1 << 2,   /* the user wants data */
+	CONN_F_CLOSING = 1 << 3,   /* conn_close called */
+	CONN_F_SHUTDOWN = 1 << 4,  /* close once output is flushed */
+	CONN_F_WANT_DRAIN = 1 << 5,/* a write hit the high-water mark */
+	CONN_F_ENDED = 1 << 6,	   /* on_end delivered */
+	CONN_F_CLIENT = 1 << 7,
+	CONN_F_IDLE = 1 << 8,	   /* idle handle initialised */
+	CONN_F_HAS_FP = 1 << 9,
+	CONN_F_UV_READING = 1 << 10,
+	CONN_F_RESOLVING = 1 << 11,
+};
+
+struct conn {
+	uv_loop_t *loop;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} h;
+	uv_idle_t idle; /* delivers TLS-buffered plaintext after a resume */
+	uv_connect_t connect_req;
+	uv_getaddrinfo_t gai;
+	struct addrinfo *ai_list, *ai_next;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	BIO *rbio, *wbio;
+	const struct conn_callbacks *cbs;
+	void *data;
+	unsigned flags;
+	int handles_open;
+	size_t pending;
+	size_t high_water;
+	char *early;	   /* plaintext written before the handshake finished */
+	size_t early_len;
+	char *host;
+	int port;
+	char pin[65];
+	char fingerprint[65];
+	char peer_addr[64];
+};
+
+struct conn_write_req {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	char data[];
+};
+
+static char conn_read_buf[CONN_READ_CHUNK];
+static char conn_plain_buf[CONN_READ_CHUNK];
+
+static void conn_flush_tls(struct conn *c);
+static void conn_tls_input(struct conn *c);
+
+struct conn *conn_new(uv_loop_t *loop, SSL_CTX *tls, const struct conn_callbacks *cbs,
+		      void *data)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->loop = loop;
+	c->cbs = cbs;
+	c->data = data;
+	c->high_water = CONN_HIGH_WATER_DEFAULT;
+	c->flags = CONN_F_READING;
+	if (tls) {
+		c->ctx = tls;
+		SSL_CTX_up_ref(tls);
+	}
+	return c;
+}
+
+void *conn_data(const struct conn *c)
+{
+	return c->data;
+}
+
+void conn_set_data(struct conn *c, void *data)
+{
+	c->data = data;
+}
+
+void conn_set_callbacks(struct conn *c, const struct conn_callbacks *cbs)
+{
+	c->cbs = cbs;
+}
+
+uv_loop_t *conn_loop(const struct conn *c)
+{
+	return c->loop;
+}
+
+int conn_is_closing(const struct conn *c)
+{
+	return (c->flags & CONN_F_CLOSING) != 0;
+}
+
+int conn_is_tls(const struct conn *c)
+{
+	return c->ssl != NULL;
+}
+
+const char *conn_peer_fingerprint(const struct conn *c)
+{
+	return (c->flags & CONN_F_HAS_FP) ? c->fingerprint : NULL;
+}
+
+const char *conn_peer_addr(const struct conn *c)
+{
+	return c->peer_addr;
+}
+
+size_t conn_write_pending(const struct conn *c)
+{
+	return c->pending;
+}
+
+void conn_set_high_water(struct conn *c, size_t bytes)
+{
+	c->high_water = bytes;
+}
+
+void conn_set_pin(struct conn *c, const char *fingerprint)
+{
+	size_t i;
+
+	for (i = 0; fingerprint[i] && i < sizeof(c->pin) - 1; i++)
+		c->pin[i] = (char)((fingerprint[i] >= 'A' && fingerprint[i] <= 'F')
+					   ? fingerprint[i] + 32
+					   : fingerprint[i]);
+	c->pin[i] = '\0';
+}
+
+const char *conn_alpn(const struct conn *c, unsigned *len)
+{
+	const unsigned char *p = NULL;
+
+	*len = 0;
+	if (c->ssl)
+		SSL_get0_alpn_selected(c->ssl, &p, len);
+	return (const char *)p;
+}
+
+char *conn_peer_cert_pem(const struct conn *c)
+{
+	X509 *x = c->ssl ? SSL_get0_peer_certificate(c->ssl) : NULL;
+	BIO *b;
+	char *out = NULL, *p;
+	long n;
+
+	if (x == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
+		return NULL;
+	if (PEM_write_bio_X509(b, x) == 1) {
+		n = BIO_get_mem_data(b, &p);
+		out = malloc((size_t)n + 1);
+		if (out) {
+			memcpy(out, p, (size_t)n);
+			out[n] = '\0';
+		}
+	}
+	BIO_free(b);
+	return out;
+}
+
+/* ---- closing ---- */
+
+static void conn_free(struct conn *c)
+{
+	if (c->cbs && c->cbs->on_close)
+		c->cbs->on_close(c);
+	if (c->ai_list)
+		uv_freeaddrinfo(c->ai_list);
+	SSL_free(c->ssl); /* frees the BIOs too */
+	SSL_CTX_free(c->ctx);
+	free(c->early);
+	free(c->host);
+	free(c);
+}
+
+static void conn_on_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (--c->handles_open == 0)
+		conn_free(c);
+}
+
+static void conn_on_close_timer(uv_handle_t *h)
+{
+	conn_on_handle_closed(h);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c == NULL || (c->flags & CONN_F_CLOSING))
+		return;
+	c->flags |= CONN_F_CLOSING;
+	c->flags &= ~CONN_F_READING;
+	if (c->flags & CONN_F_IDLE) {
+		c->handles_open++;
+		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
+	}
+	if (c->flags & CONN_F_HANDLE) {
+		c->handles_open++;
+		uv_close(&c->h.handle, conn_on_handle_closed);
+	}
+	if (c->handles_open == 0) {
+		/*
+		 * Never connected (for example still resolving): free on a later
+		 * turn through a throwaway idle handle so we never call back from
+		 * inside conn_close. A pending getaddrinfo is cancelled; its
+		 * callback sees CONN_F_CLOSING and does nothing.
+		 */
+		if (c->flags & CONN_F_RESOLVING) {
+			uv_cancel((uv_req_t *)&c->gai);
+			return; /* conn_on_resolved finishes the close */
+		}
+		uv_idle_init(c->loop, &c->idle);
+		c->idle.data = c;
+		c->handles_open++;
+		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
+	}
+}
+
+/* Delivers on_end once, after which the user is expected to close. */
+static void conn_end(struct conn *c, int err)
+{
+	if (c->flags & (CONN_F_ENDED | CONN_F_CLOSING))
+		return;
+	c->flags |= CONN_F_ENDED;
+	if (c->cbs && c->cbs->on_end)
+		c->cbs->on_end(c, err);
+	else
+		conn_close(c);
+}
+
+/* ---- writing ---- */
+
+static void conn_on_write(uv_write_t *req, int status)
+{
+	struct conn_write_req *w = (struct conn_write_req *)req;
+	struct conn *c = w->c;
+
+	c->pending -= w->len;
+	free(w);
+	if (c->flags & CONN_F_CLOSING)
+		return;
+	if (status < 0) {
+		conn_end(c, status);
+		return;
+	}
+	if (c->pending == 0 && (c->flags & CONN_F_SHUTDOWN)) {
+		conn_close(c);
+		return;
+	}
+	if ((c->flags & CONN_F_WANT_DRAIN) && c->pending <= c->high_water / 2) {
+		c->flags &= ~CONN_F_WANT_DRAIN;
+		if (c->cbs && c->cbs->on_drain)
+			c->cbs->on_drain(c);
+	}
+}
+
+/* Hands bytes to the socket. They are copied into the write request. */
+static int conn_raw_write(struct conn *c, const void *data, size_t len)
+{
+	struct conn_write_req *w;
+	uv_buf_t b;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	w = malloc(sizeof(*w) + len);
+	if (w == NULL)
+		return -ENOMEM;
+	w->c = c;
+	w->len = len;
+	memcpy(w->data, data, len);
+	b = uv_buf_init(w->data, (unsigned)len);
+	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	c->pending += len;
+	return 0;
+}
+
+/* Moves whatever ciphertext OpenSSL produced into one socket write. */
+static void conn_flush_tls(struct conn *c)
+{
+	size_t n = (size_t)BIO_ctrl_pending(c->wbio);
+	struct conn_write_req *w;
+	uv_buf_t b;
+	int rc;
+
+	if (n == 0)
+		return;
+	w = malloc(sizeof(*w) + n);
+	if (w == NULL) {
+		conn_end(c, -ENOMEM);
+		return;
+	}
+	w->c = c;
+	w->len = n;
+	if (BIO_read(c->wbio, w->data, (int)n) != (int)n) {
+		free(w);
+		conn_end(c, CONN_ETLS);
+		return;
+	}
+	b = uv_buf_init(w->data, (unsigned)n);
+	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
+	if (rc < 0) {
+		free(w);
+		conn_end(c, rc);
+		return;
+	}
+	c->pending += n;
+}
+
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+	int rc;
+
+	if (c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN | CONN_F_ENDED))
+		return -EPIPE;
+	if (!(c->flags & CONN_F_OPEN)) {
+		/* Before the handshake: keep it until on_open. */
+		char *p = realloc(c->early, c->early_len + len);
+
+		if (p == NULL)
+			return -ENOMEM;
+		memcpy(p + c->early_len, data, len);
+		c->early = p;
+		c->early_len += len;
+		return 1;
+	}
+	if (c->ssl) {
+		const char *p = data;
+
+		while (len > 0) {
+			int chunk = len > 65536 ? 65536 : (int)len;
+			int n = SSL_write(c->ssl, p, chunk);
+
+			if (n <= 0) {
+				ERR_clear_error();
+				return CONN_ETLS;
+			}
+			p += n;
+			len -= (size_t)n;
+		}
+		conn_flush_tls(c);
+	} else {
+		rc = conn_raw_write(c, data, len);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->pending > c->high_water) {
+		c->flags |= CONN_F_WANT_DRAIN;
+		return 0;
+	}
+	return 1;
+}
+
+void conn_shutdown(struct conn *c)
+{
+	if (c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN))
+		return;
+	c->flags |= CONN_F_SHUTDOWN;
+	if (c->ssl && (c->flags & CONN_F_OPEN)) {
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
+		conn_flush_tls(c);
+	}
+	if (c->pending == 0)
+		conn_close(c);
+}
+
+/* ---- reading ---- */
+
+static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(conn_read_buf, sizeof(conn_read_buf));
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	if (c->flags & CONN_F_CLOSING)
+		return;
+	if (nread < 0) {
+		uv_read_stop(s);
+		c->flags &= ~CONN_F_UV_READING;
+		conn_end(c, nread == UV_EOF ? 0 : (int)nread);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (c->ssl) {
+		if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
+			conn_end(c, -ENOMEM);
+			return;
+		}
+		conn_tls_input(c);
+	} else if (c->cbs && c->cbs->on_data) {
+		c->cbs->on_data(c, buf->base, (size_t)nread);
+	}
+}
+
+static void conn_uv_read_start(struct conn *c)
+{
+	if ((c->flags & CONN_F_UV_READING) || !(c->flags & CONN_F_HANDLE))
+		return;
+	if (uv_read_start(&c->h.stream, conn_alloc, conn_on_read) == 0)
+		c->flags |= CONN_F_UV_READING;
+}
+
+static void conn_on_idle(uv_idle_t *idle)
+{
+	struct conn *c = idle->data;
+
+	uv_idle_stop(idle);
+	if ((c->flags & CONN_F_CLOSING) || !(c->flags & CONN_F_READING))
+		return;
+	if (c->ssl && (c->flags & CONN_F_OPEN))
+		conn_tls_input(c);
+}
+
+void conn_read_stop(struct conn *c)
+{
+	c->flags &= ~CONN_F_READING;
+	/*
+	 * With TLS we keep pulling ciphertext only while the user reads; the
+	 * socket read stops so the kernel window provides backpressure.
+	 */
+	if ((c->flags & CONN_F_UV_READING) && (c->flags & CONN_F_OPEN)) {
+		uv_read_stop(&c->h.stream);
+		c->flags &= ~CONN_F_UV_READING;
+	}
+}
+
+void conn_read_start(struct conn *c)
+{
+	if (c->flags & (CONN_F_CLOSING | CONN_F_READING))
+		return;
+	c->flags |= CONN_F_READING;
+	if (c->flags & CONN_F_ENDED)
+		return;
+	conn_uv_read_start(c);
+	if (c->ssl && (c->flags & CONN_F_OPEN)) {
+		/* Plaintext may already sit inside OpenSSL: deliver it next turn. */
+		if (!(c->flags & CONN_F_IDLE)) {
+			uv_idle_init(c->loop, &c->idle);
+			c->idle.data = c;
+			c->flags |= CONN_F_IDLE;
+		}
+		uv_idle_start(&c->idle, conn_on_idle);
+	}
+}
+
+static int conn_check_peer(struct conn *c)
+{
+	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	static const char hex[] = "0123456789abcdef";
+
+	if (peer && X509_digest(peer, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32) {
+		for (i = 0; i < mdlen; i++) {
+			c->fingerprint[2 * i] = hex[md[i] >> 4];
+			c->fingerprint[2 * i + 1] = hex[md[i] & 15];
+		}
+		c->fingerprint[64] = '\0';
+		c->flags |= CONN_F_HAS_FP;
+	}
+	if (c->pin[0] == '\0')
+		return 0;
+	if (!(c->flags & CONN_F_HAS_FP) || strcmp(c->pin, c->fingerprint) != 0) {
+		LOG_WARN("peer certificate %s does not match the pinned %s",
+			 (c->flags & CONN_F_HAS_FP) ? c->fingerprint : "(none)", c->pin);
+		return CONN_EPIN;
+	}
+	return 0;
+}
+
+static void conn_opened(struct conn *c)
+{
+	char *early = c->early;
+	size_t early_len = c->early_len;
+
+	c->flags |= CONN_F_OPEN;
+	c->early = NULL;
+	c->early_len = 0;
+	if (early_len) {
+		int rc = conn_write(c, early, early_len);
+
+		free(early);
+		if (rc < 0) {
+			conn_end(c, rc);
+			return;
+		}
+	} else {
+		free(early);
+	}
+	if (c->cbs && c->cbs->on_open)
+		c->cbs->on_open(c);
+	if (!(c->flags & CONN_F_CLOSING) && !(c->flags & CONN_F_READING))
+		conn_read_stop(c);
+}
+
+/* Advances the handshake, then hands out plaintext while the user reads. */
+static void conn_tls_input(struct conn *c)
+{
+	int n, err;
+
+	if (!(c->flags & CONN_F_OPEN)) {
+		n = SSL_do_handshake(c->ssl);
+		conn_flush_tls(c);
+		if (c->flags & (CONN_F_CLOSING | CONN_F_ENDED))
+			return;
+		if (n != 1) {
+			err = SSL_get_error(c->ssl, n);
+			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+				return;
+			LOG_DEBUG("TLS handshake with %s failed: %s", c->peer_addr,
+				  ERR_reason_error_string(ERR_peek_error())
+					  ? ERR_reason_error_string(ERR_peek_error())
+					  : "unknown");
+			ERR_clear_error();
+			conn_end(c, CONN_ETLS);
+			return;
+		}
+		err = conn_check_peer(c);
+		if (err < 0) {
+			conn_end(c, err);
+			return;
+		}
+		conn_opened(c);
+	}
+	while (!(c->flags & CONN_F_CLOSING) && (c->flags & CONN_F_READING)) {
+		n = SSL_read(c->ssl, conn_plain_buf, sizeof(conn_plain_buf));
+		if (n > 0) {
+			if (c->cbs && c->cbs->on_data)
+				c->cbs->on_data(c, conn_plain_buf, (size_t)n);
+			continue;
+		}
+		err = SSL_get_error(c->ssl, n);
+		/* SSL_read may have produced output (key updates, tickets). */
+		conn_flush_tls(c);
+		if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+			return;
+		ERR_clear_error();
+		conn_end(c, err == SSL_ERROR_ZERO_RETURN ? 0 : CONN_ETLS);
+		return;
+	}
+}
+
+/* ---- setting up ---- */
+
+static int conn_setup_tls(struct conn *c, int client)
+{
+	c->ssl = SSL_new(c->ctx);
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
+		BIO_free(c->rbio);
+		BIO_free(c->wbio);
+		c->rbio = c->wbio = NULL;
+		return -ENOMEM;
+	}
+	BIO_set_mem_eof_return(c->rbio, -1);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	if (client)
+		SSL_set_connect_state(c->ssl);
+	else
+		SSL_set_accept_state(c->ssl);
+	return 0;
+}
+
+static void conn_fill_peer_addr(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0) {
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "unknown");
+		return;
+	}
+	if (ss.ss_family == AF_INET6)
+		uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_addr, sizeof(c->peer_addr));
+	else
+		uv_ip4_name((struct sockaddr_in *)&ss, c->peer_addr, sizeof(c->peer_addr));
+}
+
+int conn_accept(struct conn *c, uv_stream_t *server)
+{
+	int rc = uv_tcp_init(c->loop, &c->h.tcp);
+
+	if (rc < 0)
+		return rc;
+	c->h.handle.data = c;
+	c->flags |= CONN_F_HANDLE;
+	rc = uv_accept(server, &c->h.stream);
+	if (rc < 0)
+		return rc;
+	uv_tcp_nodelay(&c->h.tcp, 1);
+	conn_fill_peer_addr(c);
+	if (c->ctx) {
+		rc = conn_setup_tls(c, 0);
+		if (rc < 0)
+			return rc;
+	} else {
+		c->flags |= CONN_F_OPEN;
+	}
+	conn_uv_read_start(c);
+	return 0;
+}
+
+static void conn_client_connected(struct conn *c)
+{
+	conn_uv_read_start(c);
+	if (c->ssl) {
+		conn_tls_input(c); /* sends the ClientHello */
+		return;
+	}
+	conn_opened(c);
+}
+
+static void conn_try_next_addr(struct conn *c);
+
+/* The failed handle is gone; libuv lets us init a new one in its place. */
+static void conn_on_retry_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (c->flags & CONN_F_CLOSING) {
+		/* conn_close ran meanwhile and counted nothing for h. */
+		uv_idle_init(c->loop, &c->idle);
+		c->idle.data = c;
+		c->handles_open++;
+		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
+		return;
+	}
+	conn_try_next_addr(c);
+}
+
+static void conn_on_connect(uv_connect_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	if (c->flags & CONN_F_CLOSING)
+		return;
+	if (status < 0) {
+		if (c->ai_next && c->h.handle.type == UV_TCP) {
+			c->flags &= ~(CONN_F_HANDLE | CONN_F_UV_READING);
+			uv_close(&c->h.handle, conn_on_retry_closed);
+			return;
+		}
+		conn_end(c, status);
+		return;
+	}
+	if (c->h.handle.type == UV_TCP) {
+		uv_tcp_nodelay(&c->h.tcp, 1);
+		conn_fill_peer_addr(c);
+	}
+	conn_client_connected(c);
+}
+
+static void conn_try_next_addr(struct conn *c)
+{
+	struct addrinfo *ai = c->ai_next;
+	int rc;
+
+	c->ai_next = ai->ai_next;
+	rc = uv_tcp_init(c->loop, &c->h.tcp);
+	if (rc < 0) {
+		conn_end(c, rc);
+		return;
+	}
+	c->h.handle.data = c;
+	c->flags |= CONN_F_HANDLE;
+	c->connect_req.data = c;
+	rc = uv_tcp_connect(&c->connect_req, &c->h.tcp, ai->ai_addr, conn_on_connect);
+	if (rc < 0)
+		conn_end(c, rc);
+}
+
+static void conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct conn *c = req->data;
+
+	c->flags &= ~CONN_F_RESOLVING;
+	if (c->flags & CONN_F_CLOSING) {
+		if (res)
+			uv_freeaddrinfo(res);
+		uv_idle_init(c->loop, &c->idle);
+		c->idle.data = c;
+		c->handles_open++;
+		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
+		return;
+	}
+	if (status < 0 || res == NULL) {
+		if (res)
+			uv_freeaddrinfo(res);
+		conn_end(c, status < 0 ? status : UV_EAI_NONAME);
+		return;
+	}
+	c->ai_list = res;
+	c->ai_next = res;
+	conn_try_next_addr(c);
+}
+
+static int conn_is_ip_literal(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+int conn_connect_tcp(struct conn *c, const char *host, int port)
+{
+	struct addrinfo hints;
+	char portstr[16];
+	int rc;
+
+	c->flags |= CONN_F_CLIENT;
+	c->host = strdup(host);
+	c->port = port;
+	if (c->host == NULL)
+		return -ENOMEM;
+	if (c->ctx) {
+		rc = conn_setup_tls(c, 1);
+		if (rc < 0)
+			return rc;
+		if (!conn_is_ip_literal(host))
+			SSL_set_tlsext_host_name(c->ssl, host);
+		if (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER)
+			SSL_set1_host(c->ssl, host);
+	}
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", host);
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	c->gai.data = c;
+	rc = uv_getaddrinfo(c->loop, &c->gai, conn_on_resolved, host, portstr, &hints);
+	if (rc == 0)
+		c->flags |= CONN_F_RESOLVING;
+	return rc;
+}
+
+int conn_connect_unix(struct conn *c, const char *path)
+{
+	int rc;
+
+	c->flags |= CONN_F_CLIENT;
+	rc = uv_pipe_init(c->loop, &c->h.pipe, 0);
+	if (rc < 0)
+		return rc;
+	c->h.handle.data = c;
+	c->flags |= CONN_F_HANDLE;
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "unix");
+	if (c->ctx) {
+		rc = conn_setup_tls(c, 1);
+		if (rc < 0)
+			return rc;
+	}
+	c->connect_req.data = c;
+	uv_pipe_connect(&c->connect_req, &c->h.pipe, path, conn_on_connect);
+	return 0;
+}

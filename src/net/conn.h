@@ -1,0 +1,85 @@
+/*
+ * conn.h - one byte-stream connection over libuv, plain or TLS.
+ *
+ * A conn hides whether bytes go over TCP, a unix socket, or TLS (OpenSSL
+ * with memory BIOs) on either. Users see plaintext only.
+ *
+ * Ownership: conn_new allocates; the conn frees itself after its handles are
+ * closed, right after calling on_close. Nothing may touch it after on_close.
+ * conn_close is idempotent and never calls back synchronously.
+ *
+ * Callbacks (all on the loop thread, never from inside a conn_* call):
+ *   on_open   the connection is usable (connected, TLS handshake done,
+ *             pin checked).
+ *   on_data   plaintext arrived; the callee may conn_read_stop().
+ *   on_end    the peer closed (err == 0) or something failed (err < 0,
+ *             a uv error code, or CONN_EPIN / CONN_ETLS). Called at most
+ *             once; no on_data follows. The user normally calls conn_close.
+ *   on_drain  queued output fell to the low-water mark after a conn_write
+ *             reported the high-water mark (returned 0).
+ *   on_close  the conn is about to be freed.
+ */
+#ifndef LXCM_CONN_H
+#define LXCM_CONN_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#define CONN_EPIN (-10001) /* peer certificate does not match the pinned fingerprint */
+#define CONN_ETLS (-10002) /* TLS handshake or record failure */
+
+#define CONN_HIGH_WATER_DEFAULT (256 * 1024)
+
+struct conn;
+
+struct conn_callbacks {
+	void (*on_open)(struct conn *c);
+	void (*on_data)(struct conn *c, const char *data, size_t len);
+	void (*on_end)(struct conn *c, int err);
+	void (*on_drain)(struct conn *c);
+	void (*on_close)(struct conn *c);
+};
+
+/* tls may be NULL for plaintext. The conn takes a reference on tls. */
+struct conn *conn_new(uv_loop_t *loop, SSL_CTX *tls, const struct conn_callbacks *cbs,
+		      void *data);
+/* Accepts a pending connection from a listening TCP handle (server role). */
+int conn_accept(struct conn *c, uv_stream_t *server);
+/* Resolves host and connects (client role); sni NULL means host unless it is an IP. */
+int conn_connect_tcp(struct conn *c, const char *host, int port);
+int conn_connect_unix(struct conn *c, const char *path);
+/* Client role only: fail the handshake unless the peer's SHA-256 matches. */
+void conn_set_pin(struct conn *c, const char *fingerprint);
+void conn_set_high_water(struct conn *c, size_t bytes);
+
+/*
+ * Queues bytes (copied). Returns 1 if the producer may go on, 0 if the queue
+ * is above the high-water mark (wait for on_drain), or a negative code if the
+ * conn is closing or failed.
+ */
+int conn_write(struct conn *c, const void *data, size_t len);
+size_t conn_write_pending(const struct conn *c);
+void conn_read_stop(struct conn *c);
+void conn_read_start(struct conn *c);
+/* Flushes queued output (and TLS close_notify), then closes. */
+void conn_shutdown(struct conn *c);
+void conn_close(struct conn *c);
+int conn_is_closing(const struct conn *c);
+
+void *conn_data(const struct conn *c);
+void conn_set_data(struct conn *c, void *data);
+void conn_set_callbacks(struct conn *c, const struct conn_callbacks *cbs);
+uv_loop_t *conn_loop(const struct conn *c);
+/* Lowercase hex SHA-256 of the peer's certificate, or NULL if it sent none. */
+const char *conn_peer_fingerprint(const struct conn *c);
+/* PEM of the peer certificate (malloc'd) or NULL. */
+char *conn_peer_cert_pem(const struct conn *c);
+/* The socket's peer address without port ("127.0.0.1", "::1", "unix"). */
+const char *conn_peer_addr(const struct conn *c);
+int conn_is_tls(const struct conn *c);
+/* ALPN protocol chosen, or NULL. */
+const char *conn_alpn(const struct conn *c, unsigned *len);
+
+#endif

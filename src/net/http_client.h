@@ -1,0 +1,107 @@
+/*
+ * http_client.h - outbound HTTP/1.1: one request per connection, over TCP,
+ * TLS (CA-verified or fingerprint-pinned, optional client certificate) or a
+ * unix socket. Both bodies stream with backpressure; http_fetch buffers a
+ * bounded response for the common JSON case, and http_fetch_sync runs that
+ * on a private loop for command-line tools.
+ *
+ * Lifetime: the client frees itself after on_done returns. After
+ * http_client_cancel no callback runs at all.
+ */
+#ifndef LXCM_HTTP_CLIENT_H
+#define LXCM_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "net/conn.h"
+#include "net/http.h"
+
+#define HTTP_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS 10000
+#define HTTP_CLIENT_DEFAULT_RESPONSE_TIMEOUT_MS 60000
+#define HTTP_CLIENT_DEFAULT_IDLE_TIMEOUT_MS 60000
+#define HTTP_CLIENT_MAX_HEADER_BYTES (64 * 1024)
+
+#define HTTP_CLIENT_ETIMEDOUT (-ETIMEDOUT)
+
+struct http_client;
+
+struct http_client_opts {
+	const char *unix_path; /* when set, connect here instead of host:port */
+	const char *host;
+	int port;
+	SSL_CTX *tls;		 /* NULL for plaintext */
+	const char *pin;	 /* required peer fingerprint, or NULL */
+	const char *host_header; /* default: host[:port], or "lxd" over a unix socket */
+	uint64_t connect_timeout_ms;  /* connect + TLS handshake */
+	uint64_t response_timeout_ms; /* request sent to response head */
+	uint64_t idle_timeout_ms;     /* silence while reading the body */
+};
+
+struct http_response_head {
+	int status;
+	struct http_header headers[HTTP_MAX_HEADERS];
+	size_t nheaders;
+	int64_t content_length; /* -1 unknown */
+	const char *peer_fp;	/* the server certificate's fingerprint, or NULL */
+};
+
+struct http_client_callbacks {
+	void (*on_head)(struct http_client *cl, const struct http_response_head *head);
+	void (*on_body)(struct http_client *cl, const char *data, size_t len);
+	/* err 0: the response is complete. Otherwise a negative code. */
+	void (*on_done)(struct http_client *cl, int err);
+	/* The request body may flow again after http_client_write returned 0. */
+	void (*on_drain)(struct http_client *cl);
+	/*
+	 * A 101 response: the connection now belongs to the callee, who must
+	 * set its callbacks. on_done does not run. Without this callback a 101
+	 * is an error.
+	 */
+	void (*on_upgrade)(struct http_client *cl, const struct http_response_head *head,
+			   struct conn *c, const char *extra, size_t extra_len);
+};
+
+/*
+ * Starts a request. body_len: 0 for none, > 0 for that many bytes written
+ * with http_client_write, -1 for a chunked body; then http_client_end.
+ * Returns NULL on an immediate failure (no callback will run).
+ */
+struct http_client *http_client_request(uv_loop_t *loop, const struct http_client_opts *opts,
+					const char *method, const char *target,
+					const struct http_header *hdrs, size_t n, int64_t body_len,
+					const struct http_client_callbacks *cbs, void *data);
+int http_client_write(struct http_client *cl, const void *data, size_t len);
+int http_client_end(struct http_client *cl);
+void http_client_pause(struct http_client *cl);
+void http_client_resume(struct http_client *cl);
+void http_client_cancel(struct http_client *cl);
+void *http_client_data(const struct http_client *cl);
+
+/* A bounded, buffered request: the usual JSON round trip. */
+struct http_fetch_result {
+	int err;    /* 0 or a negative code (connect, TLS, pin, timeout, -E2BIG) */
+	int status; /* HTTP status when err == 0 */
+	char *body; /* NUL-terminated, malloc'd */
+	size_t body_len;
+	char *content_type;
+	char *retry_after;
+	char peer_fp[65]; /* empty when none */
+};
+
+typedef void (*http_fetch_cb)(struct http_fetch_result *res, void *arg);
+
+/* res is valid during cb only (its buffers are freed afterwards). */
+int http_fetch(uv_loop_t *loop, const struct http_client_opts *opts, const char *method,
+	       const char *target, const struct http_header *hdrs, size_t n, const void *body,
+	       size_t body_len, size_t max_response, http_fetch_cb cb, void *arg);
+/* Runs http_fetch on a private loop; the caller frees res with http_fetch_result_clear. */
+int http_fetch_sync(const struct http_client_opts *opts, const char *method, const char *target,
+		    const struct http_header *hdrs, size_t n, const void *body, size_t body_len,
+		    size_t max_response, struct http_fetch_result *res);
+void http_fetch_result_clear(struct http_fetch_result *res);
+
+#endif

@@ -1,0 +1,932 @@
+/*
+ * http_server.c - the HTTP/1.1 server: listener, per-connection parser,
+ * timeouts, routing and response writing.
+ *
+ * Each connection (struct http_conn) parses with llhttp and holds at most
+ * one request. When a request is complete the parser pauses, so pipelined
+ * bytes wait (in hc->pending, bounded, or in the socket) until the response
+ * is finished. The next request is started from a zero timer, never from
+ * inside the call that finished the previous one, so handlers never run
+ * re-entrantly.
+ */
+#include "net/http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/envelope.h"
+#include "common/log.h"
+#include "net/router.h"
+
+enum {
+	RQ_HEADERS_DONE = 1 << 0,
+	RQ_MSG_DONE = 1 << 1,
+	RQ_HANDLER = 1 << 2,
+	RQ_RESP_STARTED = 1 << 3,
+	RQ_RESP_CHUNKED = 1 << 4,
+	RQ_RESP_NOBODY = 1 << 5,
+	RQ_PAUSED = 1 << 6,
+	RQ_IN_VALUE = 1 << 7,
+	RQ_HEAD_METHOD = 1 << 8,
+};
+
+enum timer_mode { TM_NONE, TM_HEADER, TM_IDLE, TM_BODY, TM_NEXT };
+
+struct hc_hdr_off {
+	size_t name_off, name_len, value_off, value_len;
+};
+
+struct http_conn {
+	struct http_server *srv;
+	struct conn *conn;
+	llhttp_t parser;
+	struct http_request *req;
+	uv_timer_t timer;
+	enum timer_mode tmode;
+	struct buf pending; /* input that arrived after a complete request */
+	struct hc_hdr_off hoff[HTTP_MAX_HEADERS];
+	size_t url_off, url_len;
+	size_t nheaders_seen;
+	int close_after;  /* send Connection: close and close after the response */
+	int in_execute;
+	int taken;
+	int error_status; /* set by a parser callback to answer with this status */
+	struct http_conn *prev, *next;
+};
+
+struct http_server {
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	struct http_server_config cfg;
+	struct http_conn *conns;
+	size_t nconns;
+	int port;
+};
+
+static llhttp_settings_t hc_settings;
+static int hc_settings_ready;
+
+static void hc_parse(struct http_conn *hc, const char *data, size_t len);
+static void hc_close(struct http_conn *hc);
+static void hc_request_free(struct http_request *req);
+
+void http_limits_fill_defaults(struct http_limits *l)
+{
+	if (!l->max_header_bytes)
+		l->max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES;
+	if (!l->max_headers)
+		l->max_headers = HTTP_DEFAULT_MAX_HEADERS;
+	if (l->max_headers > HTTP_MAX_HEADERS)
+		l->max_headers = HTTP_MAX_HEADERS;
+	if (!l->max_json_body)
+		l->max_json_body = HTTP_DEFAULT_MAX_JSON_BODY;
+	if (!l->header_timeout_ms)
+		l->header_timeout_ms = HTTP_DEFAULT_HEADER_TIMEOUT_MS;
+	if (!l->idle_timeout_ms)
+		l->idle_timeout_ms = HTTP_DEFAULT_IDLE_TIMEOUT_MS;
+	if (!l->body_timeout_ms)
+		l->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
+	if (!l->max_connections)
+		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+}
+
+const char *http_status_text(int status)
+{
+	return envelope_status_text(status);
+}
+
+/* ---- timers ---- */
+
+static void hc_on_timer(uv_timer_t *t);
+
+static void hc_timer(struct http_conn *hc, enum timer_mode mode, uint64_t ms)
+{
+	hc->tmode = mode;
+	if (mode == TM_NONE)
+		uv_timer_stop(&hc->timer);
+	else
+		uv_timer_start(&hc->timer, hc_on_timer, ms, 0);
+}
+
+static void hc_next_request(struct http_conn *hc)
+{
+	struct buf in = hc->pending;
+
+	buf_init(&hc->pending, hc->srv->cfg.limits.max_header_bytes);
+	llhttp_resume(&hc->parser);
+	hc_timer(hc, TM_IDLE, hc->srv->cfg.limits.idle_timeout_ms);
+	if (in.len)
+		hc_parse(hc, in.data, in.len);
+	buf_free(&in);
+	if (hc->conn && !hc->taken && hc->req == NULL && !conn_is_closing(hc->conn))
+		conn_read_start(hc->conn);
+}
+
+static void hc_abort_request(struct http_conn *hc)
+{
+	struct http_request *req = hc->req;
+
+	if (req == NULL)
+		return;
+	hc->req = NULL;
+	req->hc = NULL;
+	if (req->st & RQ_HANDLER) {
+		req->aborted = 1;
+		if (req->on_abort)
+			req->on_abort(req);
+		/* The handler finishes (and so frees) it. */
+	} else {
+		hc_request_free(req);
+	}
+}
+
+static void hc_on_timer(uv_timer_t *t)
+{
+	struct http_conn *hc = t->data;
+	enum timer_mode mode = hc->tmode;
+
+	hc->tmode = TM_NONE;
+	switch (mode) {
+	case TM_NEXT:
+		hc_next_request(hc);
+		break;
+	case TM_HEADER:
+		LOG_INFO("%s: closing %s: no complete request head within %llu ms",
+			 hc->srv->cfg.name, conn_peer_addr(hc->conn),
+			 (unsigned long long)hc->srv->cfg.limits.header_timeout_ms);
+		hc_close(hc);
+		break;
+	case TM_BODY:
+		LOG_INFO("%s: closing %s: request body stalled", hc->srv->cfg.name,
+			 conn_peer_addr(hc->conn));
+		hc_close(hc);
+		break;
+	case TM_IDLE:
+		hc_close(hc);
+		break;
+	case TM_NONE:
+		break;
+	}
+}
+
+/* ---- connection lifetime ---- */
+
+static void hc_on_timer_closed(uv_handle_t *h)
+{
+	struct http_conn *hc = h->data;
+
+	buf_free(&hc->pending);
+	free(hc);
+}
+
+static void hc_unlink(struct http_conn *hc)
+{
+	struct http_server *srv = hc->srv;
+
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else if (srv->conns == hc)
+		srv->conns = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	hc->prev = hc->next = NULL;
+	srv->nconns--;
+}
+
+/* The conn is gone (its on_close): abort the request and free hc. */
+static void hc_on_conn_close(struct conn *c)
+{
+	struct http_conn *hc = conn_data(c);
+
+	if (hc == NULL)
+		return;
+	hc->conn = NULL;
+	hc_abort_request(hc);
+	hc_unlink(hc);
+	uv_close((uv_handle_t *)&hc->timer, hc_on_timer_closed);
+}
+
+static void hc_close(struct http_conn *hc)
+{
+	if (hc->conn)
+		conn_close(hc->conn);
+}
+
+static void hc_on_data(struct conn *c, const char *data, size_t len)
+{
+	struct http_conn *hc = conn_data(c);
+
+	if (hc->req && (hc->req->st & RQ_MSG_DONE)) {
+		/* Waiting for a response: keep a bounded amount, then stop reading. */
+		if (buf_append(&hc->pending, data, len) < 0) {
+			hc_close(hc);
+			return;
+		}
+		conn_read_stop(c);
+		return;
+	}
+	if (hc->req)
+		hc->req->bytes_in += len;
+	hc_parse(hc, data, len);
+}
+
+static void hc_on_end(struct conn *c, int err)
+{
+	struct http_conn *hc = conn_data(c);
+
+	(void)err;
+	hc_close(hc);
+}
+
+static void hc_on_drain(struct conn *c)
+{
+	struct http_conn *hc = conn_data(c);
+
+	if (hc->req && hc->req->on_drain)
+		hc->req->on_drain(hc->req);
+}
+
+static const struct conn_callbacks hc_conn_cbs = {
+	.on_data = hc_on_data,
+	.on_end = hc_on_end,
+	.on_drain = hc_on_drain,
+	.on_close = hc_on_conn_close,
+};
+
+/* ---- parser callbacks ---- */
+
+static struct http_request *hc_request_new(struct http_conn *hc)
+{
+	struct http_request *req = calloc(1, sizeof(*req));
+
+	if (req == NULL)
+		return NULL;
+	req->hc = hc;
+	req->server = hc->srv;
+	req->server_data = hc->srv->cfg.data;
+	req->content_length = -1;
+	req->peer_fp = conn_peer_fingerprint(hc->conn);
+	req->peer_addr = conn_peer_addr(hc->conn);
+	req->start_ms = uv_now(hc->srv->loop);
+	buf_init(&req->head, hc->srv->cfg.limits.max_header_bytes);
+	buf_init(&req->body, hc->srv->cfg.limits.max_json_body);
+	return req;
+}
+
+static void hc_request_free(struct http_request *req)
+{
+	if (req == NULL)
+		return;
+	buf_free(&req->head);
+	buf_free(&req->body);
+	free(req);
+}
+
+static int hc_on_message_begin(llhttp_t *p)
+{
+	struct http_conn *hc = p->data;
+
+	hc->req = hc_request_new(hc);
+	if (hc->req == NULL)
+		return -1;
+	hc->url_off = hc->url_len = 0;
+	hc->nheaders_seen = 0;
+	if (hc->tmode != TM_HEADER)
+		hc_timer(hc, TM_HEADER, hc->srv->cfg.limits.header_timeout_ms);
+	return 0;
+}
+
+static int hc_head_append(struct http_conn *hc, const char *at, size_t len)
+{
+	if (buf_append(&hc->req->head, at, len) < 0) {
+		hc->error_status = 431;
+		return -1;
+	}
+	return 0;
+}
+
+static int hc_on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+
+	if (hc->url_len == 0)
+		hc->url_off = hc->req->head.len;
+	hc->url_len += len;
+	return hc_head_append(hc, at, len);
+}
+
+static int hc_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	struct http_request *req = hc->req;
+
+	if ((req->st & RQ_IN_VALUE) || hc->nheaders_seen == 0) {
+		if (hc->nheaders_seen >= hc->srv->cfg.limits.max_headers) {
+			hc->error_status = 431;
+			return -1;
+		}
+		hc->hoff[hc->nheaders_seen].name_off = req->head.len;
+		hc->hoff[hc->nheaders_seen].name_len = 0;
+		hc->hoff[hc->nheaders_seen].value_off = 0;
+		hc->hoff[hc->nheaders_seen].value_len = 0;
+		hc->nheaders_seen++;
+		req->st &= ~RQ_IN_VALUE;
+	}
+	hc->hoff[hc->nheaders_seen - 1].name_len += len;
+	return hc_head_append(hc, at, len);
+}
+
+static int hc_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	struct http_request *req = hc->req;
+	struct hc_hdr_off *h = &hc->hoff[hc->nheaders_seen - 1];
+
+	if (!(req->st & RQ_IN_VALUE)) {
+		h->value_off = req->head.len;
+		req->st |= RQ_IN_VALUE;
+	}
+	h->value_len += len;
+	return hc_head_append(hc, at, len);
+}
+
+/* Turns the offsets into slices once the head buffer stops moving. */
+static void hc_fill_request(struct http_conn *hc, struct http_request *req)
+{
+	const char *base = req->head.data;
+	const char *m = llhttp_method_name((llhttp_method_t)hc->parser.method);
+	size_t i, q;
+
+	req->method = slice_cstr(m);
+	if (slice_eq(req->method, LIT("HEAD")))
+		req->st |= RQ_HEAD_METHOD;
+	req->target = slice_make(base ? base + hc->url_off : "", hc->url_len);
+	req->path = req->target;
+	req->query = SLICE_NULL;
+	for (q = 0; q < req->target.len; q++) {
+		if (req->target.base[q] == '?') {
+			req->path.len = q;
+			req->query = slice_make(req->target.base + q + 1, req->target.len - q - 1);
+			break;
+		}
+	}
+	req->nheaders = hc->nheaders_seen;
+	for (i = 0; i < req->nheaders; i++) {
+		req->headers[i].name = slice_make(base + hc->hoff[i].name_off, hc->hoff[i].name_len);
+		req->headers[i].value =
+			slice_make(base + hc->hoff[i].value_off, hc->hoff[i].value_len);
+	}
+	if (hc->parser.flags & F_CONTENT_LENGTH)
+		req->content_length = (int64_t)hc->parser.content_length;
+	req->chunked = (hc->parser.flags & F_CHUNKED) != 0;
+	req->upgrade = hc->parser.upgrade;
+	req->keep_alive = llhttp_should_keep_alive(&hc->parser);
+}
+
+static void hc_call_handler(struct http_request *req)
+{
+	req->st |= RQ_HANDLER;
+	req->route->handler(req);
+}
+
+/* Answers an error from inside the parser and stops parsing this connection. */
+static int hc_fail_early(struct http_conn *hc, int status, const char *msg)
+{
+	struct http_request *req = hc->req;
+
+	hc->close_after = 1;
+	req->st |= RQ_HANDLER;
+	http_respond_error(req, status, "%s", msg);
+	return HPE_PAUSED;
+}
+
+static int hc_on_headers_complete(llhttp_t *p)
+{
+	struct http_conn *hc = p->data;
+	struct http_request *req = hc->req;
+	const struct http_limits *lim = &hc->srv->cfg.limits;
+	int rc;
+
+	req->st |= RQ_HEADERS_DONE;
+	hc_fill_request(hc, req);
+	hc_timer(hc, TM_NONE, 0);
+	rc = router_match(hc->srv->cfg.routes, hc->srv->cfg.nroutes, req);
+	if (rc == -ENOENT)
+		return hc_fail_early(hc, 404, "not found");
+	if (rc == -EPERM)
+		return hc_fail_early(hc, 405, "method not allowed");
+	if (req->upgrade && !(req->route->flags & HTTP_ROUTE_UPGRADE))
+		req->upgrade = 0;
+	if (hc->srv->cfg.pre_route && hc->srv->cfg.pre_route(req) != 0) {
+		/* pre_route answered; it counted as the handler. */
+		hc->close_after = 1;
+		return HPE_PAUSED;
+	}
+	if (req->route->flags & HTTP_ROUTE_STREAM_BODY) {
+		if (req->content_length != 0 || req->chunked)
+			hc_timer(hc, TM_BODY, lim->body_timeout_ms);
+		hc_call_handler(req);
+		if (hc->req != req) /* finished right away */
+			return HPE_PAUSED;
+		return 0;
+	}
+	if (req->content_length > (int64_t)lim->max_json_body)
+		return hc_fail_early(hc, 413, "request body too large");
+	if (req->content_length > 0 || req->chunked)
+		hc_timer(hc, TM_BODY, lim->body_timeout_ms);
+	return 0;
+}
+
+static int hc_on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_conn *hc = p->data;
+	struct http_request *req = hc->req;
+
+	if (req == NULL)
+		return 0;
+	if (req->route->flags & HTTP_ROUTE_STREAM_BODY) {
+		if (!(req->st & RQ_PAUSED))
+			hc_timer(hc, TM_BODY, hc->srv->cfg.limits.body_timeout_ms);
+		if (req->on_body)
+			req->on_body(req, at, len);
+		return 0;
+	}
+	if (buf_append(&req->body, at, len) < 0) {
+		hc->error_status = 413;
+		return -1;
+	}
+	hc_timer(hc, TM_BODY, hc->srv->cfg.limits.body_timeout_ms);
+	return 0;
+}
+
+static int hc_on_message_complete(llhttp_t *p)
+{
+	struct http_conn *hc = p->data;
+	struct http_request *req = hc->req;
+
+	if (req == NULL)
+		return HPE_PAUSED;
+	req->st |= RQ_MSG_DONE;
+	hc_timer(hc, TM_NONE, 0);
+	if (req->route->flags & HTTP_ROUTE_STREAM_BODY) {
+		if (req->on_body_end)
+			req->on_body_end(req);
+	} else {
+		hc_call_handler(req);
+	}
+	return HPE_PAUSED;
+}
+
+static void hc_settings_init(void)
+{
+	if (hc_settings_ready)
+		return;
+	llhttp_settings_init(&hc_settings);
+	hc_settings.on_message_begin = hc_on_message_begin;
+	hc_settings.on_url = hc_on_url;
+	hc_settings.on_header_field = hc_on_header_field;
+	hc_settings.on_header_value = hc_on_header_value;
+	hc_settings.on_headers_complete = hc_on_headers_complete;
+	hc_settings.on_body = hc_on_body;
+	hc_settings.on_message_complete = hc_on_message_complete;
+	hc_settings_ready = 1;
+}
+
+static void hc_parse_error(struct http_conn *hc, llhttp_errno_t err)
+{
+	struct http_request *req = hc->req;
+	int status = hc->error_status ? hc->error_status : 400;
+	const char *reason = llhttp_get_error_reason(&hc->parser);
+
+	LOG_DEBUG("%s: bad request from %s: %s (%s)", hc->srv->cfg.name,
+		  conn_peer_addr(hc->conn), llhttp_errno_name(err), reason ? reason : "");
+	if (req == NULL) {
+		req = hc->req = hc_request_new(hc);
+		if (req == NULL) {
+			hc_close(hc);
+			return;
+		}
+	}
+	if (req->st & (RQ_HANDLER | RQ_RESP_STARTED)) {
+		/* A handler owns the request: we cannot answer for it. */
+		hc_close(hc);
+		return;
+	}
+	hc->close_after = 1;
+	req->st |= RQ_HANDLER;
+	if (status == 431)
+		http_respond_error(req, 431, "request header fields too large");
+	else if (status == 413)
+		http_respond_error(req, 413, "request body too large");
+	else
+		http_respond_error(req, 400, "malformed HTTP request");
+}
+
+static void hc_parse(struct http_conn *hc, const char *data, size_t len)
+{
+	llhttp_errno_t err;
+	size_t used;
+
+	while (hc->conn && !hc->taken) {
+		hc->in_execute = 1;
+		err = llhttp_execute(&hc->parser, data, len);
+		hc->in_execute = 0;
+		if (hc->taken || hc->conn == NULL || conn_is_closing(hc->conn))
+			return;
+		if (err == HPE_OK)
+			return;
+		if (err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
+			hc_parse_error(hc, err);
+			return;
+		}
+		used = (size_t)(llhttp_get_error_pos(&hc->parser) - data);
+		data += used;
+		len -= used;
+		if (err == HPE_PAUSED_UPGRADE || hc->close_after) {
+			/* Nothing after this request is ours to parse. */
+			conn_read_stop(hc->conn);
+			return;
+		}
+		if (hc->req != NULL) {
+			/* The response is still being made: keep the rest. */
+			if (len && buf_append(&hc->pending, data, len) < 0) {
+				hc_close(hc);
+				return;
+			}
+			conn_read_stop(hc->conn);
+			return;
+		}
+		/* Answered synchronously: go on with the next request. */
+		llhttp_resume(&hc->parser);
+		hc_timer(hc, TM_IDLE, hc->srv->cfg.limits.idle_timeout_ms);
+		if (len == 0)
+			return;
+	}
+}
+
+/* ---- accepting ---- */
+
+static void http_server_on_connection(uv_stream_t *listener, int status)
+{
+	struct http_server *srv = listener->data;
+	struct http_conn *hc;
+	struct conn *c;
+
+	if (status < 0) {
+		LOG_WARN("%s: accept failed: %s", srv->cfg.name, uv_strerror(status));
+		return;
+	}
+	hc = calloc(1, sizeof(*hc));
+	c = hc ? conn_new(srv->loop, srv->cfg.tls, &hc_conn_cbs, hc) : NULL;
+	if (c == NULL) {
+		free(hc);
+		return;
+	}
+	hc->srv = srv;
+	hc->conn = c;
+	buf_init(&hc->pending, srv->cfg.limits.max_header_bytes);
+	uv_timer_init(srv->loop, &hc->timer);
+	hc->timer.data = hc;
+	llhttp_init(&hc->parser, HTTP_REQUEST, &hc_settings);
+	hc->parser.data = hc;
+	hc->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = hc;
+	srv->conns = hc;
+	srv->nconns++;
+	if (conn_accept(c, listener) < 0 || srv->nconns > srv->cfg.limits.max_connections) {
+		if (srv->nconns > srv->cfg.limits.max_connections)
+			LOG_WARN("%s: connection limit (%zu) reached", srv->cfg.name,
+				 srv->cfg.limits.max_connections);
+		conn_close(c);
+		return;
+	}
+	/* A new connection must send a whole request head in time. */
+	hc_timer(hc, TM_HEADER, srv->cfg.limits.header_timeout_ms);
+}
+
+static void http_server_on_listener_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
+		      struct http_server **out)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	struct sockaddr_storage ss;
+	int rc, len;
+
+	if (srv == NULL)
+		return -ENOMEM;
+	hc_settings_init();
+	srv->loop = loop;
+	srv->cfg = *cfg;
+	if (srv->cfg.name == NULL)
+		srv->cfg.name = "http";
+	http_limits_fill_defaults(&srv->cfg.limits);
+	if (strchr(cfg->host, ':'))
+		rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
+	else
+		rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
+	if (rc < 0) {
+		free(srv);
+		return rc;
+	}
+	uv_tcp_init(loop, &srv->listener);
+	srv->listener.data = srv;
+	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&srv->listener, 1024, http_server_on_connection);
+	if (rc < 0) {
+		uv_close((uv_handle_t *)&srv->listener, http_server_on_listener_closed);
+		return rc;
+	}
+	len = sizeof(ss);
+	uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						   : ((struct sockaddr_in *)&ss)->sin_port);
+	*out = srv;
+	return 0;
+}
+
+int http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
+
+size_t http_server_connection_count(const struct http_server *s)
+{
+	return s->nconns;
+}
+
+void http_server_stop(struct http_server *s)
+{
+	struct http_conn *hc, *next;
+
+	if (s == NULL)
+		return;
+	for (hc = s->conns; hc; hc = next) {
+		next = hc->next;
+		hc_close(hc);
+	}
+	uv_close((uv_handle_t *)&s->listener, http_server_on_listener_closed);
+}
+
+/* ---- request accessors ---- */
+
+struct slice http_request_header(const struct http_request *req, struct slice name)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (slice_eq_nocase(req->headers[i].name, name))
+			return req->headers[i].value;
+	return SLICE_NULL;
+}
+
+int http_request_param(const struct http_request *req, size_t i, char *out, size_t outlen)
+{
+	if (i >= req->nparams)
+		return -ENOENT;
+	if (req->params[i].len >= outlen)
+		return -E2BIG;
+	memcpy(out, req->params[i].base, req->params[i].len);
+	out[req->params[i].len] = '\0';
+	return 0;
+}
+
+void http_request_pause(struct http_request *req)
+{
+	req->st |= RQ_PAUSED;
+	if (req->hc && req->hc->conn) {
+		conn_read_stop(req->hc->conn);
+		if (req->hc->tmode == TM_BODY)
+			hc_timer(req->hc, TM_NONE, 0);
+	}
+}
+
+void http_request_resume(struct http_request *req)
+{
+	req->st &= ~RQ_PAUSED;
+	if (req->hc && req->hc->conn && !(req->st & RQ_MSG_DONE)) {
+		hc_timer(req->hc, TM_BODY, req->hc->srv->cfg.limits.body_timeout_ms);
+		conn_read_start(req->hc->conn);
+	}
+}
+
+/* ---- responses ---- */
+
+static int hc_write(struct http_request *req, const void *data, size_t len)
+{
+	int rc;
+
+	if (req->hc == NULL || req->hc->conn == NULL)
+		return -EPIPE;
+	rc = conn_write(req->hc->conn, data, len);
+	if (rc >= 0)
+		req->bytes_out += len;
+	return rc;
+}
+
+int http_response_start(struct http_request *req, int status, const struct http_header *hdrs,
+			size_t n, int64_t content_length)
+{
+	struct http_conn *hc = req->hc;
+	struct buf head;
+	size_t i;
+	int rc, nobody;
+
+	if (req->st & RQ_RESP_STARTED)
+		return -EALREADY;
+	req->st |= RQ_RESP_STARTED;
+	req->status = status;
+	if (hc == NULL)
+		return -EPIPE;
+	if (!req->keep_alive || !(req->st & RQ_HEADERS_DONE))
+		hc->close_after = 1;
+	nobody = (req->st & RQ_HEAD_METHOD) || status == 204 || status == 304 ||
+		 (status >= 100 && status < 200);
+	if (nobody)
+		req->st |= RQ_RESP_NOBODY;
+	buf_init(&head, 256 * 1024);
+	rc = buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = buf_append(&head, hdrs[i].name.base, hdrs[i].name.len);
+		if (rc == 0)
+			rc = buf_append(&head, ": ", 2);
+		if (rc == 0)
+			rc = buf_append(&head, hdrs[i].value.base, hdrs[i].value.len);
+		if (rc == 0)
+			rc = buf_append(&head, "\r\n", 2);
+	}
+	if (rc == 0 && status == 101) {
+		/* The caller's headers say everything for an upgrade. */
+	} else if (rc == 0 && content_length >= 0 && status != 204 && status != 304) {
+		rc = buf_printf(&head, "Content-Length: %lld\r\n", (long long)content_length);
+	} else if (rc == 0 && !nobody) {
+		req->st |= RQ_RESP_CHUNKED;
+		rc = buf_append_str(&head, "Transfer-Encoding: chunked\r\n");
+	}
+	if (rc == 0 && hc->close_after && status != 101)
+		rc = buf_append_str(&head, "Connection: close\r\n");
+	if (rc == 0)
+		rc = buf_append(&head, "\r\n", 2);
+	if (rc == 0)
+		rc = hc_write(req, head.data, head.len);
+	buf_free(&head);
+	return rc < 0 ? rc : 0;
+}
+
+int http_response_write(struct http_request *req, const void *data, size_t len)
+{
+	char chunk_head[24];
+	int n, rc;
+
+	if (req->hc == NULL)
+		return -EPIPE;
+	if (len == 0 || (req->st & RQ_RESP_NOBODY))
+		return 1;
+	if (!(req->st & RQ_RESP_CHUNKED))
+		return hc_write(req, data, len);
+	n = snprintf(chunk_head, sizeof(chunk_head), "%zx\r\n", len);
+	if (n < 0 || (size_t)n >= sizeof(chunk_head))
+		return -EINVAL;
+	rc = hc_write(req, chunk_head, (size_t)n);
+	if (rc >= 0)
+		rc = hc_write(req, data, len);
+	if (rc >= 0)
+		rc = hc_write(req, "\r\n", 2);
+	return rc;
+}
+
+/* Ends the request's life on this connection and decides what comes next. */
+static void hc_finish(struct http_request *req)
+{
+	struct http_conn *hc = req->hc;
+	struct http_server *srv = req->server;
+
+	if (srv->cfg.on_finished && !req->aborted)
+		srv->cfg.on_finished(req);
+	if (hc == NULL) {
+		hc_request_free(req);
+		return;
+	}
+	hc->req = NULL;
+	req->hc = NULL;
+	if (!(req->st & RQ_MSG_DONE))
+		hc->close_after = 1;
+	hc_request_free(req);
+	if (hc->close_after) {
+		conn_shutdown(hc->conn);
+		return;
+	}
+	if (!hc->in_execute)
+		hc_timer(hc, TM_NEXT, 0);
+}
+
+int http_response_end(struct http_request *req)
+{
+	int rc = 0;
+
+	if (req->hc && (req->st & RQ_RESP_CHUNKED))
+		rc = hc_write(req, "0\r\n\r\n", 5);
+	hc_finish(req);
+	return rc < 0 ? rc : 0;
+}
+
+void http_response_abort(struct http_request *req)
+{
+	struct http_conn *hc = req->hc;
+
+	if (hc) {
+		hc->close_after = 1;
+		hc->req = NULL;
+		req->hc = NULL;
+		req->aborted = 1;
+		if (hc->conn)
+			conn_close(hc->conn);
+	}
+	hc_request_free(req);
+}
+
+int http_respond(struct http_request *req, int status, const struct http_header *hdrs, size_t n,
+		 const void *body, size_t len)
+{
+	int rc = http_response_start(req, status, hdrs, n, (int64_t)len);
+
+	if (rc == 0 && len)
+		rc = http_response_write(req, body, len);
+	http_response_end(req);
+	return rc < 0 ? rc : 0;
+}
+
+static const struct http_header hc_json_hdr[] = {
+	{LIT("Content-Type"), LIT("application/json")},
+};
+
+int http_respond_json(struct http_request *req, int status, json_t *metadata)
+{
+	size_t len = 0;
+	char *body = envelope_sync(metadata, &len);
+	int rc;
+
+	if (body == NULL)
+		return http_respond_error(req, 500, "out of memory");
+	rc = http_respond(req, status, hc_json_hdr, 1, body, len);
+	free(body);
+	return rc;
+}
+
+int http_respond_error(struct http_request *req, int status, const char *fmt, ...)
+{
+	char msg[512];
+	size_t len = 0;
+	char *body;
+	va_list ap;
+	int rc, n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		msg[0] = '\0';
+	body = envelope_error(status, msg, &len);
+	if (body == NULL) {
+		http_response_abort(req);
+		return -ENOMEM;
+	}
+	rc = http_respond(req, status, hc_json_hdr, 1, body, len);
+	free(body);
+	return rc;
+}
+
+struct conn *http_request_take_conn(struct http_request *req, char **extra, size_t *extra_len)
+{
+	struct http_conn *hc = req->hc;
+	struct conn *c;
+
+	*extra = NULL;
+	*extra_len = 0;
+	if (hc == NULL || hc->conn == NULL) {
+		hc_request_free(req);
+		return NULL;
+	}
+	c = hc->conn;
+	hc->taken = 1;
+	hc->conn = NULL;
+	hc->req = NULL;
+	req->hc = NULL;
+	if (hc->pending.len) {
+		*extra = buf_steal(&hc->pending, extra_len);
+	}
+	conn_set_data(c, NULL);
+	conn_set_callbacks(c, NULL);
+	hc_unlink(hc);
+	uv_close((uv_handle_t *)&hc->timer, hc_on_timer_closed);
+	hc_request_free(req);
+	return c;
+}

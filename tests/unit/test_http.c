@@ -1,0 +1,378 @@
+/*
+ * test_http.c - the HTTP/1.1 server and client over real loopback sockets:
+ * routing, limits (431, 413), keep-alive, chunked bodies, TLS with client
+ * certificates and pinning, timeouts.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/cert.h"
+#include "common/fsutil.h"
+#include "net/http.h"
+#include "net/http_client.h"
+#include "net/router.h"
+#include "net/tls.h"
+
+static void h_hello(struct http_request *req)
+{
+	json_t *m = json_object();
+	char name[64] = "";
+
+	if (req->nparams)
+		http_request_param(req, 0, name, sizeof(name));
+	json_object_set_new(m, "name", json_string(name));
+	json_object_set_new(m, "fp", req->peer_fp ? json_string(req->peer_fp) : json_null());
+	http_respond_json(req, 200, m);
+}
+
+static void h_echo(struct http_request *req)
+{
+	http_respond(req, 200, NULL, 0, req->body.data, req->body.len);
+}
+
+static void h_chunked(struct http_request *req)
+{
+	int i;
+
+	http_response_start(req, 200, NULL, 0, -1);
+	for (i = 0; i < 100; i++)
+		http_response_write(req, "0123456789", 10);
+	http_response_end(req);
+}
+
+/* Streams the request body back as it arrives. */
+static void s_body(struct http_request *req, const char *d, size_t n)
+{
+	http_response_write(req, d, n);
+}
+
+static void s_end(struct http_request *req)
+{
+	http_response_end(req);
+}
+
+static void h_stream(struct http_request *req)
+{
+	req->on_body = s_body;
+	req->on_body_end = s_end;
+	http_response_start(req, 200, NULL, 0, -1);
+}
+
+static const struct http_route routes[] = {
+	{"GET", "/hello/{name}", h_hello, 0},
+	{"GET", "/hello", h_hello, 0},
+	{"POST", "/echo", h_echo, 0},
+	{"GET", "/chunked", h_chunked, 0},
+	{"PUT", "/stream", h_stream, HTTP_ROUTE_STREAM_BODY},
+};
+
+struct fixture {
+	uv_loop_t loop;
+	struct http_server *srv;
+	uv_thread_t thread;
+	uv_async_t stop;
+	int port;
+	SSL_CTX *server_ctx;
+	char dir[64];
+	char cert[128], key[128];
+	char fp[65];
+};
+
+static void on_stop(uv_async_t *a)
+{
+	struct fixture *f = a->data;
+
+	http_server_stop(f->srv);
+	uv_close((uv_handle_t *)a, NULL);
+}
+
+static void server_thread(void *arg)
+{
+	struct fixture *f = arg;
+
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static struct fixture *start(int tls, struct http_limits *lim)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct http_server_config cfg = {0};
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/lxcm-test-http-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	uv_loop_init(&f->loop);
+	cfg.host = "127.0.0.1";
+	cfg.port = 0;
+	cfg.routes = routes;
+	cfg.nroutes = sizeof(routes) / sizeof(routes[0]);
+	cfg.name = "test";
+	if (lim)
+		cfg.limits = *lim;
+	if (tls) {
+		snprintf(f->cert, sizeof(f->cert), "%s/s.crt", f->dir);
+		snprintf(f->key, sizeof(f->key), "%s/s.key", f->dir);
+		assert_int_equal(cert_ensure_files(f->cert, f->key, "localhost"), 0);
+		assert_int_equal(cert_load_fingerprint_file(f->cert, f->fp), 0);
+		f->server_ctx = tls_server_ctx_new(f->cert, f->key, 1, err, sizeof(err));
+		assert_non_null(f->server_ctx);
+		cfg.tls = f->server_ctx;
+	}
+	assert_int_equal(http_server_start(&f->loop, &cfg, &f->srv), 0);
+	f->port = http_server_port(f->srv);
+	uv_async_init(&f->loop, &f->stop, on_stop);
+	f->stop.data = f;
+	uv_thread_create(&f->thread, server_thread, f);
+	return f;
+}
+
+static void stop(struct fixture *f)
+{
+	char cmd[128];
+
+	uv_async_send(&f->stop);
+	uv_thread_join(&f->thread);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	SSL_CTX_free(f->server_ctx);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+}
+
+/* A raw exchange: send bytes, read until the peer closes or timeout_s. */
+static size_t raw(int port, const char *send_data, size_t send_len, char *out, size_t outlen,
+		  int timeout_s)
+{
+	struct sockaddr_in a;
+	struct timeval tv = {timeout_s, 0};
+	size_t got = 0;
+	ssize_t n;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	uv_ip4_addr("127.0.0.1", port, &a);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send_len)
+		assert_int_equal(write(s, send_data, send_len), (ssize_t)send_len);
+	while (got + 1 < outlen && (n = read(s, out + got, outlen - got - 1)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(s);
+	return got;
+}
+
+static int status_of(const char *resp)
+{
+	return (int)strtol(resp + 9, NULL, 10);
+}
+
+static void test_router(void **state)
+{
+	struct slice p[8];
+	size_t n;
+
+	(void)state;
+	assert_true(router_match_path("/1.0", LIT("/1.0"), p, 8, &n));
+	assert_false(router_match_path("/1.0", LIT("/1.0/"), p, 8, &n));
+	assert_false(router_match_path("/1.0", LIT("/1.1"), p, 8, &n));
+	assert_true(router_match_path("/a/{x}/c", LIT("/a/bee/c"), p, 8, &n));
+	assert_int_equal(n, 1);
+	assert_true(slice_eq(p[0], LIT("bee")));
+	assert_false(router_match_path("/a/{x}/c", LIT("/a//c"), p, 8, &n));
+	assert_false(router_match_path("/a/{x}", LIT("/a/b/c"), p, 8, &n));
+	assert_true(router_match_path("/r/{n}/t/{*}", LIT("/r/c1/t/1.0/instances"), p, 8, &n));
+	assert_int_equal(n, 2);
+	assert_true(slice_eq(p[1], LIT("1.0/instances")));
+	assert_true(router_match_path("/r/{n}/t/{*}", LIT("/r/c1/t"), p, 8, &n));
+	assert_int_equal(p[1].len, 0);
+	assert_false(router_match_path("/r/{n}/t/{*}", LIT("/r/c1/x/y"), p, 8, &n));
+	assert_false(router_match_path("/a", LIT(""), p, 8, &n));
+	assert_false(router_match_path("/a", LIT("a"), p, 8, &n));
+}
+
+static void test_basic_plain(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	char out[8192];
+	const char *req2 = "GET /hello/x HTTP/1.1\r\nHost: a\r\n\r\n"
+			   "GET /hello/y HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+
+	(void)state;
+	raw(f->port, "GET /hello/bob HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 56, out,
+	    sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "\"name\":\"bob\""));
+	assert_non_null(strstr(out, "\"type\":\"sync\""));
+
+	/* Pipelined keep-alive requests are answered in order. */
+	raw(f->port, req2, strlen(req2), out, sizeof(out), 5);
+	assert_non_null(strstr(out, "\"name\":\"x\""));
+	assert_non_null(strstr(out, "\"name\":\"y\""));
+	assert_true(strstr(out, "\"name\":\"x\"") < strstr(out, "\"name\":\"y\""));
+
+	raw(f->port, "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", 31, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 404);
+	assert_non_null(strstr(out, "\"error_code\":404"));
+	raw(f->port, "DELETE /hello HTTP/1.1\r\nHost: a\r\n\r\n", 35, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 405);
+	raw(f->port, "GARBAGE\r\n\r\n", 11, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 400);
+	raw(f->port, "GET /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 53, out,
+	    sizeof(out), 5);
+	assert_non_null(strstr(out, "Transfer-Encoding: chunked"));
+	assert_non_null(strstr(out, "\r\n0\r\n\r\n"));
+	stop(f);
+}
+
+static void test_limits(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	char *big = malloc(200000), out[8192];
+	size_t n;
+
+	(void)state;
+	lim.max_json_body = 1000;
+	lim.header_timeout_ms = 500;
+	f = start(0, &lim);
+	/* Headers over 64 KiB -> 431. */
+	n = (size_t)snprintf(big, 200000, "GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: ");
+	memset(big + n, 'a', 70000);
+	n += 70000;
+	memcpy(big + n, "\r\n\r\n", 4);
+	n += 4;
+	raw(f->port, big, n, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 431);
+	/* Declared body over the cap -> 413 before reading it. */
+	raw(f->port, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n", 54, out,
+	    sizeof(out), 5);
+	assert_int_equal(status_of(out), 413);
+	/* Chunked body growing past the cap -> 413. */
+	n = (size_t)snprintf(big, 200000,
+			     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+			     "7d0\r\n");
+	memset(big + n, 'b', 2000);
+	n += 2000;
+	memcpy(big + n, "\r\n0\r\n\r\n", 7);
+	n += 7;
+	raw(f->port, big, n, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 413);
+	/* A body within the cap is echoed. */
+	raw(f->port,
+	    "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+	    75, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "\r\n\r\nhello"));
+	/* Half a request line: closed after the header timeout, nothing sent. */
+	n = raw(f->port, "GET /hel", 8, out, sizeof(out), 5);
+	assert_int_equal(n, 0);
+	free(big);
+	stop(f);
+}
+
+static void test_stream_body(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	char out[8192];
+	const char *r = "PUT /stream HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+			"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+
+	(void)state;
+	raw(f->port, r, strlen(r), out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "hello"));
+	assert_non_null(strstr(out, " world"));
+	stop(f);
+}
+
+static void test_tls_client(void **state)
+{
+	struct fixture *f = start(1, NULL);
+	struct http_client_opts o = {0};
+	struct http_fetch_result res;
+	struct tls_client_opts to = {0};
+	char err[256], ccert[128], ckey[128], cfp[65];
+	SSL_CTX *ctx;
+	int rc;
+
+	(void)state;
+	snprintf(ccert, sizeof(ccert), "%s/c.crt", f->dir);
+	snprintf(ckey, sizeof(ckey), "%s/c.key", f->dir);
+	assert_int_equal(cert_ensure_files(ccert, ckey, "client"), 0);
+	assert_int_equal(cert_load_fingerprint_file(ccert, cfp), 0);
+
+	/* Without a client certificate: pinned server, no peer fp seen. */
+	ctx = tls_client_ctx_new(&to, err, sizeof(err));
+	assert_non_null(ctx);
+	o.host = "127.0.0.1";
+	o.port = f->port;
+	o.tls = ctx;
+	o.pin = f->fp;
+	rc = http_fetch_sync(&o, "GET", "/hello/t", NULL, 0, NULL, 0, 65536, &res);
+	assert_int_equal(rc, 0);
+	assert_int_equal(res.status, 200);
+	assert_non_null(strstr(res.body, "\"fp\":null"));
+	assert_string_equal(res.peer_fp, f->fp);
+	http_fetch_result_clear(&res);
+
+	/* Wrong pin: refused. */
+	o.pin = "00000000000000000000000000000000000000000000000000000000000000ff";
+	rc = http_fetch_sync(&o, "GET", "/hello/t", NULL, 0, NULL, 0, 65536, &res);
+	assert_int_equal(rc, CONN_EPIN);
+	http_fetch_result_clear(&res);
+	SSL_CTX_free(ctx);
+
+	/* With a self-signed client certificate: the server sees its fingerprint. */
+	to.cert_file = ccert;
+	to.key_file = ckey;
+	ctx = tls_client_ctx_new(&to, err, sizeof(err));
+	assert_non_null(ctx);
+	o.tls = ctx;
+	o.pin = f->fp;
+	rc = http_fetch_sync(&o, "POST", "/echo", NULL, 0, "{\"a\":1}", 7, 65536, &res);
+	assert_int_equal(rc, 0);
+	assert_string_equal(res.body, "{\"a\":1}");
+	http_fetch_result_clear(&res);
+	rc = http_fetch_sync(&o, "GET", "/hello", NULL, 0, NULL, 0, 65536, &res);
+	assert_int_equal(rc, 0);
+	assert_non_null(strstr(res.body, cfp));
+	http_fetch_result_clear(&res);
+	/* Response larger than the cap: -E2BIG. */
+	rc = http_fetch_sync(&o, "GET", "/chunked", NULL, 0, NULL, 0, 100, &res);
+	assert_int_equal(rc, -E2BIG);
+	http_fetch_result_clear(&res);
+	SSL_CTX_free(ctx);
+
+	/* Nothing listening: a clean error. */
+	o.tls = NULL;
+	o.pin = NULL;
+	o.port = 1;
+	rc = http_fetch_sync(&o, "GET", "/", NULL, 0, NULL, 0, 100, &res);
+	assert_true(rc < 0);
+	http_fetch_result_clear(&res);
+	stop(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_router),
+		cmocka_unit_test(test_basic_plain),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_stream_body),
+		cmocka_unit_test(test_tls_client),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
