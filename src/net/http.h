@@ -74,6 +74,7 @@ struct http_route {
 	const char *pattern;
 	http_handler_fn handler;
 	unsigned flags;
+	size_t max_body; /* buffered body cap for this route; 0: the listener's */
 };
 
 struct http_request {

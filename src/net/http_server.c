@@ -433,7 +433,9 @@ static int hc_on_headers_complete(llhttp_t *p)
 			return HPE_PAUSED;
 		return 0;
 	}
-	if (req->content_length > (int64_t)lim->max_json_body)
+	if (req->route->max_body)
+		req->body.max = req->route->max_body;
+	if (req->content_length > (int64_t)req->body.max)
 		return hc_fail_early(hc, 413, "request body too large");
 	if (req->content_length > 0 || req->chunked)
 		hc_timer(hc, TM_BODY, lim->body_timeout_ms);

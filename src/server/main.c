@@ -1,8 +1,432 @@
-/* Placeholder entry point; replaced as the foundation lands. */
+/*
+ * main.c - lxcm-server: options, data directory, certificates, store,
+ * the two listeners, and clean shutdown on SIGINT/SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
-int main(void)
+#include "common/cert.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "net/tls.h"
+#include "server/server.h"
+#include "server/version.h"
+
+static void usage(FILE *f)
 {
-	fputs("not built yet\n", stderr);
-	return 1;
+	fputs("Usage: lxcm-server --data-dir DIR [options]\n"
+	      "\n"
+	      "Runs the lxcm manager: the management listener (operators: REST API)\n"
+	      "and the connector listener (clusters: join, heartbeats; mutual TLS).\n"
+	      "\n"
+	      "Options:\n"
+	      "  --data-dir DIR                  state: database, certificate, admin.token (required)\n"
+	      "  --management-addr HOST:PORT     management listener (default " SERVER_DEFAULT_MANAGEMENT_ADDR ")\n"
+	      "  --connector-addr HOST:PORT      connector listener (default " SERVER_DEFAULT_CONNECTOR_ADDR ")\n"
+	      "  --connector-public-address H:P  address put in join tokens (default: --connector-addr)\n"
+	      "  --management-public-url URL     manager URL told to clusters (default: https://--management-addr)\n"
+	      "  --db URL                        sqlite:PATH (default sqlite:DIR/lxcm.db)\n"
+	      "  --tls-cert FILE --tls-key FILE  certificate for both listeners (default: generated in DIR)\n"
+	      "  --heartbeat-interval SECONDS    interval suggested to clusters (default 60)\n"
+	      "  --join-rate N --join-burst N    join attempts per second and burst per source address\n"
+	      "                                  (default 0.2 and 10)\n"
+	      "  --max-header-bytes N            request line + headers cap (default 65536)\n"
+	      "  --max-json-body N               buffered JSON body cap (default 1048576)\n"
+	      "  --header-timeout MS             time to send a request head (default 10000)\n"
+	      "  --idle-timeout MS               keep-alive idle time (default 60000)\n"
+	      "  --log-level debug|info|warn|error\n"
+	      "  --version, --help\n",
+	      f);
+}
+
+/* Splits "host:port" or "[v6]:port". */
+static int parse_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon;
+	long long p;
+	size_t hl;
+	char *end;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(rb - s - 1);
+		s++;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	errno = 0;
+	p = strtoll(colon + 1, &end, 10);
+	if (errno || *end || p < 0 || p > 65535 || end == colon + 1)
+		return -EINVAL;
+	*port = (int)p;
+	return 0;
+}
+
+static int parse_num(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return (errno || *end || end == s || *out < min || *out > max) ? -EINVAL : 0;
+}
+
+static int copy_opt(char *dst, size_t len, const char *src)
+{
+	return snprintf(dst, len, "%s", src) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+enum {
+	OPT_DATA_DIR = 256,
+	OPT_MGMT_ADDR,
+	OPT_CONN_ADDR,
+	OPT_CONN_PUBLIC,
+	OPT_MGMT_PUBLIC,
+	OPT_DB,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_HEARTBEAT,
+	OPT_JOIN_RATE,
+	OPT_JOIN_BURST,
+	OPT_MAX_HEADER,
+	OPT_MAX_JSON,
+	OPT_HEADER_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
+	OPT_LOG_LEVEL,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	{"management-addr", required_argument, NULL, OPT_MGMT_ADDR},
+	{"connector-addr", required_argument, NULL, OPT_CONN_ADDR},
+	{"connector-public-address", required_argument, NULL, OPT_CONN_PUBLIC},
+	{"management-public-url", required_argument, NULL, OPT_MGMT_PUBLIC},
+	{"db", required_argument, NULL, OPT_DB},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT},
+	{"join-rate", required_argument, NULL, OPT_JOIN_RATE},
+	{"join-burst", required_argument, NULL, OPT_JOIN_BURST},
+	{"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
+	{"max-json-body", required_argument, NULL, OPT_MAX_JSON},
+	{"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
+};
+
+static int parse_double(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return (errno || *end || end == s || *out <= 0 || *out > 1e6) ? -EINVAL : 0;
+}
+
+static int parse_log_level(const char *s)
+{
+	if (strcmp(s, "debug") == 0)
+		log_set_level(LOG_LEVEL_DEBUG);
+	else if (strcmp(s, "info") == 0)
+		log_set_level(LOG_LEVEL_INFO);
+	else if (strcmp(s, "warn") == 0)
+		log_set_level(LOG_LEVEL_WARN);
+	else if (strcmp(s, "error") == 0)
+		log_set_level(LOG_LEVEL_ERROR);
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Returns 0 to run, 1 to exit 0 (help, version), -1 for a usage error. */
+static int parse_args(int argc, char **argv, struct server_config *cfg)
+{
+	const char *mgmt = SERVER_DEFAULT_MANAGEMENT_ADDR, *conn = SERVER_DEFAULT_CONNECTOR_ADDR;
+	long long n;
+	int opt, rc = 0;
+
+	cfg->heartbeat_interval_s = SERVER_DEFAULT_HEARTBEAT_S;
+	cfg->join_rate = 0.2;
+	cfg->join_burst = 10;
+	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_DATA_DIR: cfg->data_dir = optarg; break;
+		case OPT_MGMT_ADDR: mgmt = optarg; break;
+		case OPT_CONN_ADDR: conn = optarg; break;
+		case OPT_CONN_PUBLIC: rc = copy_opt(cfg->connector_public, sizeof(cfg->connector_public), optarg); break;
+		case OPT_MGMT_PUBLIC: rc = copy_opt(cfg->management_public, sizeof(cfg->management_public), optarg); break;
+		case OPT_DB: rc = copy_opt(cfg->db_url, sizeof(cfg->db_url), optarg); break;
+		case OPT_TLS_CERT: rc = copy_opt(cfg->tls_cert, sizeof(cfg->tls_cert), optarg); break;
+		case OPT_TLS_KEY: rc = copy_opt(cfg->tls_key, sizeof(cfg->tls_key), optarg); break;
+		case OPT_HEARTBEAT:
+			rc = parse_num(optarg, 1, 86400, &n);
+			cfg->heartbeat_interval_s = (int)n;
+			break;
+		case OPT_JOIN_RATE: rc = parse_double(optarg, &cfg->join_rate); break;
+		case OPT_JOIN_BURST: rc = parse_double(optarg, &cfg->join_burst); break;
+		case OPT_MAX_HEADER:
+			rc = parse_num(optarg, 1024, 16 << 20, &n);
+			cfg->limits.max_header_bytes = (size_t)n;
+			break;
+		case OPT_MAX_JSON:
+			rc = parse_num(optarg, 1024, 1 << 30, &n);
+			cfg->limits.max_json_body = (size_t)n;
+			break;
+		case OPT_HEADER_TIMEOUT:
+			rc = parse_num(optarg, 100, 3600000, &n);
+			cfg->limits.header_timeout_ms = (uint64_t)n;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			rc = parse_num(optarg, 100, 86400000, &n);
+			cfg->limits.idle_timeout_ms = (uint64_t)n;
+			break;
+		case OPT_LOG_LEVEL: rc = parse_log_level(optarg); break;
+		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
+		case 'h':
+		case OPT_HELP: usage(stdout); return 1;
+		default: usage(stderr); return -1;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "lxcm-server: invalid value for --%s: %s\n",
+				long_opts[opt - OPT_DATA_DIR].name, optarg);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lxcm-server: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	if (cfg->data_dir == NULL) {
+		fputs("lxcm-server: --data-dir is required\n", stderr);
+		usage(stderr);
+		return -1;
+	}
+	if (parse_hostport(mgmt, cfg->management_host, sizeof(cfg->management_host),
+			   &cfg->management_port) < 0) {
+		fprintf(stderr, "lxcm-server: invalid --management-addr %s\n", mgmt);
+		return -1;
+	}
+	if (parse_hostport(conn, cfg->connector_host, sizeof(cfg->connector_host),
+			   &cfg->connector_port) < 0) {
+		fprintf(stderr, "lxcm-server: invalid --connector-addr %s\n", conn);
+		return -1;
+	}
+	if (cfg->tls_cert[0] != '\0' && cfg->tls_key[0] == '\0') {
+		fputs("lxcm-server: --tls-cert needs --tls-key\n", stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Fills defaults that depend on the data dir and the bound ports. */
+static int fill_defaults(struct server_config *cfg)
+{
+	int rc = 0;
+
+	if (cfg->db_url[0] == '\0')
+		rc = copy_opt(cfg->db_url, sizeof(cfg->db_url), cfg->data_dir) ||
+		     snprintf(cfg->db_url, sizeof(cfg->db_url), "sqlite:%s/lxcm.db",
+			      cfg->data_dir) >= (int)sizeof(cfg->db_url);
+	if (rc == 0 && cfg->tls_cert[0] == '\0')
+		rc = snprintf(cfg->tls_cert, sizeof(cfg->tls_cert), "%s/server.crt",
+			      cfg->data_dir) >= (int)sizeof(cfg->tls_cert) ||
+		     snprintf(cfg->tls_key, sizeof(cfg->tls_key), "%s/server.key",
+			      cfg->data_dir) >= (int)sizeof(cfg->tls_key);
+	return rc ? -ENAMETOOLONG : 0;
+}
+
+/* "host:port", with brackets around an IPv6 host. */
+static int format_hostport(char *out, size_t len, const char *prefix, const char *host, int port)
+{
+	int v6 = strchr(host, ':') != NULL;
+
+	return snprintf(out, len, "%s%s%s%s:%d", prefix, v6 ? "[" : "", host, v6 ? "]" : "",
+			port) >= (int)len
+		       ? -ENAMETOOLONG
+		       : 0;
+}
+
+static int server_fill_public(struct server *srv)
+{
+	struct server_config *cfg = &srv->cfg;
+
+	if (cfg->connector_public[0] == '\0' &&
+	    format_hostport(cfg->connector_public, sizeof(cfg->connector_public), "",
+			    cfg->connector_host, http_server_port(srv->connector)) < 0)
+		return -ENAMETOOLONG;
+	if (cfg->management_public[0] == '\0' &&
+	    format_hostport(cfg->management_public, sizeof(cfg->management_public), "https://",
+			    cfg->management_host, http_server_port(srv->management)) < 0)
+		return -ENAMETOOLONG;
+	if (strcmp(cfg->connector_host, "0.0.0.0") == 0 || strcmp(cfg->connector_host, "::") == 0)
+		LOG_WARN("the connector listens on all addresses; set --connector-public-address "
+			 "so join tokens carry an address clusters can reach");
+	return 0;
+}
+
+static int server_setup_tls(struct server *srv)
+{
+	char err[512];
+	int rc;
+
+	rc = cert_ensure_files(srv->cfg.tls_cert, srv->cfg.tls_key, "lxcm-server");
+	if (rc < 0) {
+		LOG_ERROR("cannot create the TLS certificate %s: %s", srv->cfg.tls_cert,
+			  strerror(-rc));
+		return rc;
+	}
+	rc = cert_load_fingerprint_file(srv->cfg.tls_cert, srv->connector_fp);
+	if (rc < 0) {
+		LOG_ERROR("cannot read the TLS certificate %s", srv->cfg.tls_cert);
+		return rc;
+	}
+	srv->mgmt_tls = tls_server_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, 0, err, sizeof(err));
+	srv->conn_tls = tls_server_ctx_new(srv->cfg.tls_cert, srv->cfg.tls_key, 1, err, sizeof(err));
+	if (srv->mgmt_tls == NULL || srv->conn_tls == NULL) {
+		LOG_ERROR("TLS setup failed: %s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int server_listen(struct server *srv)
+{
+	struct http_server_config m = {0}, c = {0};
+	int rc;
+
+	m.host = srv->cfg.management_host;
+	m.port = srv->cfg.management_port;
+	m.tls = srv->mgmt_tls;
+	m.routes = api_routes;
+	m.nroutes = api_nroutes;
+	m.limits = srv->cfg.limits;
+	m.data = srv;
+	m.name = "management";
+	m.pre_route = auth_management_pre_route;
+	c = m;
+	c.host = srv->cfg.connector_host;
+	c.port = srv->cfg.connector_port;
+	c.tls = srv->conn_tls;
+	c.routes = connector_routes;
+	c.nroutes = connector_nroutes;
+	c.name = "connector";
+	c.pre_route = connector_pre_route;
+	rc = http_server_start(srv->loop, &m, &srv->management);
+	if (rc < 0) {
+		LOG_ERROR("cannot listen on %s:%d (management): %s", m.host, m.port, uv_strerror(rc));
+		return rc;
+	}
+	rc = http_server_start(srv->loop, &c, &srv->connector);
+	if (rc < 0) {
+		LOG_ERROR("cannot listen on %s:%d (connector): %s", c.host, c.port, uv_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+static uv_signal_t sig_int, sig_term;
+static uv_timer_t stop_timer;
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+	LOG_WARN("shutdown took too long; stopping the loop");
+	uv_stop(t->loop);
+}
+
+/*
+ * Stops accepting, closes every connection and lets queued database work
+ * finish; the loop then ends by itself. A fallback timer, unreferenced so
+ * it never keeps the loop alive, stops it after 5 s.
+ */
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct server *srv = sig->data;
+
+	LOG_INFO("signal %d: shutting down", signum);
+	http_server_stop(srv->management);
+	http_server_stop(srv->connector);
+	srv->management = srv->connector = NULL;
+	uv_close((uv_handle_t *)&sig_int, NULL);
+	uv_close((uv_handle_t *)&sig_term, NULL);
+	uv_timer_init(srv->loop, &stop_timer);
+	uv_timer_start(&stop_timer, on_stop_timeout, 5000, 0);
+	uv_unref((uv_handle_t *)&stop_timer);
+}
+
+int main(int argc, char **argv)
+{
+	struct server srv;
+	int rc;
+
+	memset(&srv, 0, sizeof(srv));
+	signal(SIGPIPE, SIG_IGN);
+	umask(077); /* the database holds secret hashes and the audit log */
+	log_set_prefix("lxcm-server");
+	rc = parse_args(argc, argv, &srv.cfg);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	if (fill_defaults(&srv.cfg) < 0 || fs_mkdir_p(srv.cfg.data_dir, 0700) < 0) {
+		LOG_ERROR("cannot use data directory %s", srv.cfg.data_dir);
+		return 1;
+	}
+	srv.loop = uv_default_loop();
+	srv.join_limit = ratelimit_new(srv.cfg.join_rate, srv.cfg.join_burst);
+	if (srv.join_limit == NULL || server_setup_tls(&srv) < 0)
+		return 1;
+	rc = store_open(srv.cfg.db_url, &srv.store);
+	if (rc < 0) {
+		LOG_ERROR("cannot open the store %s", srv.cfg.db_url);
+		return 1;
+	}
+	rc = auth_bootstrap(&srv);
+	if (rc < 0) {
+		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));
+		return 1;
+	}
+	if (server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+		return 1;
+	uv_signal_init(srv.loop, &sig_int);
+	uv_signal_init(srv.loop, &sig_term);
+	sig_int.data = sig_term.data = &srv;
+	uv_signal_start(&sig_int, on_signal, SIGINT);
+	uv_signal_start(&sig_term, on_signal, SIGTERM);
+	LOG_INFO("lxcm-server %s: management on https://%s:%d, connector on %s:%d "
+		 "(public %s, certificate %s)",
+		 lxcm_version(), srv.cfg.management_host, http_server_port(srv.management),
+		 srv.cfg.connector_host, http_server_port(srv.connector), srv.cfg.connector_public,
+		 srv.connector_fp);
+	uv_run(srv.loop, UV_RUN_DEFAULT);
+	if (!uv_is_closing((uv_handle_t *)&stop_timer))
+		uv_close((uv_handle_t *)&stop_timer, NULL);
+	uv_run(srv.loop, UV_RUN_NOWAIT);
+	if (uv_loop_close(srv.loop) != 0)
+		LOG_WARN("some handles were still open at exit");
+	store_close(srv.store);
+	ratelimit_free(srv.join_limit);
+	SSL_CTX_free(srv.mgmt_tls);
+	SSL_CTX_free(srv.conn_tls);
+	LOG_INFO("stopped");
+	return 0;
 }

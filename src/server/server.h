@@ -1,4 +1,88 @@
-/* server.h - shared state of one lxcm-server process (filled in as it lands). */
+/*
+ * server.h - the state of one lxcm-server process.
+ *
+ * One struct server lives for the whole process and is reachable from every
+ * request as req->server_data. It is owned by main.c. Everything here is
+ * touched only on the loop thread, except `store`, whose calls go through
+ * store_run() on the thread pool.
+ */
 #ifndef LXCM_SERVER_H
 #define LXCM_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "net/http.h"
+#include "server/ratelimit.h"
+#include "store/store.h"
+
+#define SERVER_DEFAULT_MANAGEMENT_ADDR "127.0.0.1:8443"
+#define SERVER_DEFAULT_CONNECTOR_ADDR "127.0.0.1:9443"
+#define SERVER_DEFAULT_HEARTBEAT_S 60
+#define SERVER_DEFAULT_TOKEN_TTL_S (24 * 3600)
+#define SERVER_STATUS_BODY_MAX (8 * 1024 * 1024) /* heartbeats carry metrics */
+#define SERVER_MAX_API_TOKENS 64
+
+struct server_config {
+	const char *data_dir;
+	char management_host[256];
+	int management_port;
+	char connector_host[256];
+	int connector_port;
+	char connector_public[300];  /* host:port that goes into join tokens */
+	char management_public[300]; /* https://host:port told to clusters */
+	char db_url[4096];
+	char tls_cert[4096];
+	char tls_key[4096];
+	int heartbeat_interval_s;
+	double join_rate;  /* join attempts per second per source address */
+	double join_burst;
+	struct http_limits limits;
+};
+
+struct server {
+	uv_loop_t *loop;
+	struct server_config cfg;
+	struct store *store;
+	SSL_CTX *mgmt_tls;
+	SSL_CTX *conn_tls;
+	char connector_fp[65];
+	struct http_server *management;
+	struct http_server *connector;
+	struct ratelimit *join_limit;
+	/* SHA-256 (hex) of every API token, checked in constant time. */
+	char api_token_hashes[SERVER_MAX_API_TOKENS][65];
+	size_t napi_tokens;
+};
+
+/* Route tables (api.c, connector.c). */
+extern const struct http_route api_routes[];
+extern const size_t api_nroutes;
+extern const struct http_route connector_routes[];
+extern const size_t connector_nroutes;
+
+/* Management authentication (auth.c): pre_route hook of the management listener. */
+int auth_management_pre_route(struct http_request *req);
+/* Creates the admin token on first start. */
+int auth_bootstrap(struct server *srv);
+/* 1 when the request carries a valid API token. */
+int auth_request_trusted(struct server *srv, const struct http_request *req);
+
+/* Connector pre_route: a client certificate is required except for join and status. */
+int connector_pre_route(struct http_request *req);
+
+/* Cluster object rendering (cluster_json.c). */
+json_t *cluster_to_json(const struct store_cluster *c);
+
+/* Common handler helpers (handlers.c). */
+/* Parses the buffered body as a JSON object, answering 400 itself on failure. */
+json_t *handler_parse_body(struct http_request *req);
+/* Maps a store error to an HTTP answer; finishes the request. */
+void handler_store_error(struct http_request *req, int rc, const char *what);
+/* A name as lxcm accepts it for clusters: 1..63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+int handler_valid_name(const char *name);
+
 #endif

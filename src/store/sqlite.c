@@ -60,6 +60,7 @@ enum sq_stmt_id {
 	SQ_API_TOKEN_INSERT,
 	SQ_API_TOKEN_CHECK,
 	SQ_API_TOKEN_COUNT,
+	SQ_API_TOKEN_HASHES,
 	SQ_AUDIT_INSERT,
 	SQ_AUDIT_COUNT,
 	SQ__COUNT
@@ -110,6 +111,7 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_API_TOKEN_INSERT] = "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
     [SQ_API_TOKEN_CHECK] = "SELECT name FROM api_tokens WHERE hash = ?1",
     [SQ_API_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
+    [SQ_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
     [SQ_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, cluster, method, path, status,"
 			" bytes_in, bytes_out, duration_ms)"
 			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -969,6 +971,34 @@ static int sq_api_token_count(struct store *s, int64_t *count)
 	return sq_count(sq(s), SQ_API_TOKEN_COUNT, count, __func__);
 }
 
+static int sq_api_token_hashes(struct store *s, char (*out)[65], size_t max, size_t *n)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	sq_lock(q);
+	st = sq_stmt(q, SQ_API_TOKEN_HASHES, __func__);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	while ((rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		const unsigned char *h = sqlite3_column_text(st, 0);
+
+		if (h == NULL || strlen((const char *)h) != 64 || *n >= max)
+			continue;
+		memcpy(out[*n], h, 65);
+		(*n)++;
+	}
+	rc = rc == SQLITE_DONE ? 0 : -EIO;
+out:
+	sq_release(st);
+	sq_unlock(q);
+	return rc;
+}
+
 static int sq_audit_append(struct store *s, const struct store_audit *a)
 {
 	struct sq_store *q = sq(s);
@@ -1092,6 +1122,7 @@ static const struct store_ops sq_ops = {
     .api_token_create = sq_api_token_create,
     .api_token_check = sq_api_token_check,
     .api_token_count = sq_api_token_count,
+    .api_token_hashes = sq_api_token_hashes,
     .audit_append = sq_audit_append,
     .audit_count = sq_audit_count,
 };

@@ -100,6 +100,8 @@ struct store_ops {
 	/* 0 when a token with that hash exists (name copied to *name_out if non-NULL). */
 	int (*api_token_check)(struct store *s, const char *hash, char **name_out);
 	int (*api_token_count)(struct store *s, int64_t *count);
+	/* Copies up to max token hashes (64 hex chars + NUL each) into out. */
+	int (*api_token_hashes)(struct store *s, char (*out)[65], size_t max, size_t *n);
 
 	int (*audit_append)(struct store *s, const struct store_audit *a);
 	int (*audit_count)(struct store *s, int64_t *count);

@@ -1,0 +1,477 @@
+/*
+ * api.c - the management REST API (people): clusters and join tokens.
+ *
+ * Every handler that touches the store follows one shape: validate the
+ * request on the loop, fill a struct api_job, run the store calls on the
+ * thread pool (store_run), and answer in the done callback on the loop.
+ * A request whose client left meanwhile is still finished there (the HTTP
+ * layer then just frees it).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/jointoken.h"
+#include "common/log.h"
+#include "common/secret.h"
+#include "common/timefmt.h"
+#include "server/server.h"
+#include "server/version.h"
+#include "store/store_async.h"
+
+struct api_job {
+	struct http_request *req;
+	struct server *srv;
+	char name[64];
+	int rc;
+	struct store_cluster cluster;
+	struct store_cluster *clusters;
+	struct store_join_token token;
+	struct store_join_token *tokens;
+	size_t n;
+	struct store_cluster_update upd;
+	char *description;
+	char *token_text; /* the encoded join token, answered once stored */
+	int64_t count;
+};
+
+static struct api_job *api_job_new(struct http_request *req)
+{
+	struct api_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		http_respond_error(req, 500, "out of memory");
+		return NULL;
+	}
+	j->req = req;
+	j->srv = req->server_data;
+	j->upd.disk_threshold = -1;
+	j->upd.memory_threshold = -1;
+	return j;
+}
+
+static void api_job_free(struct api_job *j)
+{
+	store_cluster_clear(&j->cluster);
+	store_cluster_list_free(j->clusters, j->n);
+	store_join_token_clear(&j->token);
+	if (j->tokens)
+		store_join_token_list_free(j->tokens, j->n);
+	free(j->description);
+	if (j->token_text) {
+		secret_wipe(j->token_text, strlen(j->token_text));
+		free(j->token_text);
+	}
+	free(j);
+}
+
+static void api_submit(struct api_job *j, store_work_fn work, store_done_fn done)
+{
+	int rc = store_run(j->srv->loop, j->srv->store, work, done, j);
+
+	if (rc < 0) {
+		http_respond_error(j->req, 503, "the server is busy, try again later");
+		api_job_free(j);
+	}
+}
+
+/* The {name} parameter, or a 404 answer when it cannot name anything. */
+static struct api_job *api_job_with_name(struct http_request *req, const char *what)
+{
+	struct api_job *j = api_job_new(req);
+
+	if (j == NULL)
+		return NULL;
+	if (http_request_param(req, 0, j->name, sizeof(j->name)) != 0 ||
+	    !handler_valid_name(j->name)) {
+		http_respond_error(req, 404, "%s not found", what);
+		api_job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* ---- GET /1.0 and /1.0/status ---- */
+
+static void api_get_root(struct http_request *req)
+{
+	struct server *srv = req->server_data;
+	int trusted = auth_request_trusted(srv, req);
+	json_t *m = json_object();
+
+	json_object_set_new(m, "api_extensions", json_array());
+	json_object_set_new(m, "api_status", json_string("stable"));
+	json_object_set_new(m, "api_version", json_string("1.0"));
+	json_object_set_new(m, "auth", json_string(trusted ? "trusted" : "untrusted"));
+	json_object_set_new(m, "auth_methods", json_pack("[s]", "bearer"));
+	if (trusted) {
+		json_object_set_new(
+			m, "environment",
+			json_pack("{s:s,s:s,s:s,s:s}", "server", "lxcm", "server_version",
+				  lxcm_version(), "connector_address", srv->cfg.connector_public,
+				  "connector_fingerprint", srv->connector_fp));
+	}
+	http_respond_json(req, 200, m);
+}
+
+static void api_status_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->api_token_count(s, &j->count);
+}
+
+static void api_status_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc < 0)
+		http_respond_error(j->req, 503, "the database is unavailable");
+	else
+		http_respond_json(j->req, 200, NULL);
+	api_job_free(j);
+}
+
+static void api_get_status(struct http_request *req)
+{
+	struct api_job *j = api_job_new(req);
+
+	if (j)
+		api_submit(j, api_status_work, api_status_done);
+}
+
+/* ---- clusters ---- */
+
+static void api_cluster_list_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->cluster_list(s, &j->clusters, &j->n);
+}
+
+static void api_cluster_list_done(void *arg)
+{
+	struct api_job *j = arg;
+	json_t *arr;
+	size_t i;
+
+	if (j->rc < 0) {
+		handler_store_error(j->req, j->rc, "clusters");
+	} else {
+		arr = json_array();
+		for (i = 0; i < j->n; i++)
+			json_array_append_new(arr, cluster_to_json(&j->clusters[i]));
+		http_respond_json(j->req, 200, arr);
+	}
+	api_job_free(j);
+}
+
+static void api_cluster_list(struct http_request *req)
+{
+	struct api_job *j = api_job_new(req);
+
+	if (j)
+		api_submit(j, api_cluster_list_work, api_cluster_list_done);
+}
+
+static void api_cluster_get_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->cluster_get(s, j->name, &j->cluster);
+}
+
+static void api_cluster_get_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc < 0)
+		handler_store_error(j->req, j->rc, "cluster");
+	else
+		http_respond_json(j->req, 200, cluster_to_json(&j->cluster));
+	api_job_free(j);
+}
+
+static void api_cluster_get(struct http_request *req)
+{
+	struct api_job *j = api_job_with_name(req, "cluster");
+
+	if (j)
+		api_submit(j, api_cluster_get_work, api_cluster_get_done);
+}
+
+static void api_cluster_patch_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->upd.description = j->description;
+	j->rc = s->ops->cluster_update(s, j->name, &j->upd);
+}
+
+static void api_empty_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc < 0)
+		handler_store_error(j->req, j->rc, "cluster");
+	else
+		http_respond_json(j->req, 200, json_object());
+	api_job_free(j);
+}
+
+/* Reads an optional threshold: -1 when absent, -2 when invalid. */
+static int api_threshold(json_t *body, const char *key)
+{
+	json_t *v = json_object_get(body, key);
+
+	if (v == NULL)
+		return -1;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100)
+		return -2;
+	return (int)json_integer_value(v);
+}
+
+static void api_cluster_patch(struct http_request *req)
+{
+	struct api_job *j = api_job_with_name(req, "cluster");
+	json_t *body, *desc;
+
+	if (j == NULL)
+		return;
+	body = handler_parse_body(req);
+	if (body == NULL) {
+		api_job_free(j);
+		return;
+	}
+	desc = json_object_get(body, "description");
+	j->upd.disk_threshold = api_threshold(body, "disk_threshold");
+	j->upd.memory_threshold = api_threshold(body, "memory_threshold");
+	if (desc && !json_is_string(desc)) {
+		http_respond_error(req, 400, "description must be a string");
+	} else if (desc && json_string_length(desc) > 4096) {
+		http_respond_error(req, 400, "description is longer than 4096 bytes");
+	} else if (j->upd.disk_threshold == -2 || j->upd.memory_threshold == -2) {
+		http_respond_error(req, 400, "thresholds must be integers from 0 to 100");
+	} else {
+		if (desc)
+			j->description = strdup(json_string_value(desc));
+		json_decref(body);
+		api_submit(j, api_cluster_patch_work, api_empty_done);
+		return;
+	}
+	json_decref(body);
+	api_job_free(j);
+}
+
+static void api_cluster_delete_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->cluster_delete(s, j->name);
+	if (j->rc == 0)
+		LOG_INFO("cluster %s removed by an operator", j->name);
+}
+
+static void api_cluster_delete(struct http_request *req)
+{
+	struct api_job *j = api_job_with_name(req, "cluster");
+
+	if (j)
+		api_submit(j, api_cluster_delete_work, api_empty_done);
+}
+
+/* ---- join tokens ---- */
+
+static void api_token_create_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->token_create(s, &j->token);
+}
+
+static void api_token_create_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc == -EEXIST) {
+		http_respond_error(j->req, 409,
+				   "%s is already a cluster or already has a join token", j->name);
+	} else if (j->rc < 0) {
+		handler_store_error(j->req, j->rc, "join token");
+	} else {
+		LOG_INFO("join token created for cluster %s", j->name);
+		http_respond_json(j->req, 200, json_pack("{s:s}", "token", j->token_text));
+	}
+	api_job_free(j);
+}
+
+/* Builds the MicroCloud-format token and the row that stores its hash. */
+static int api_token_prepare(struct api_job *j, int64_t expires_at)
+{
+	struct join_token t = {0};
+	char secret[65], hash[65];
+	char *addr = j->srv->cfg.connector_public;
+	int rc;
+
+	rc = secret_random_hex(32, secret, sizeof(secret));
+	if (rc < 0)
+		return rc;
+	secret_sha256_hex(secret, 64, hash);
+	t.server_name = j->name;
+	t.fingerprint = j->srv->connector_fp;
+	t.addresses = &addr;
+	t.naddresses = 1;
+	t.secret = secret;
+	t.expires_at = expires_at;
+	rc = join_token_encode(&t, &j->token_text);
+	secret_wipe(secret, sizeof(secret));
+	if (rc < 0)
+		return rc;
+	j->token.cluster_name = strdup(j->name);
+	j->token.description = strdup(j->description ? j->description : "");
+	j->token.secret_hash = strdup(hash);
+	j->token.expires_at = expires_at;
+	j->token.created_at = time_now();
+	if (!j->token.cluster_name || !j->token.description || !j->token.secret_hash)
+		return -ENOMEM;
+	return 0;
+}
+
+static void api_token_create(struct http_request *req)
+{
+	struct api_job *j = api_job_new(req);
+	json_t *body, *name, *desc, *expiry;
+	int64_t expires_at = time_now() + SERVER_DEFAULT_TOKEN_TTL_S;
+	const char *err = NULL;
+
+	if (j == NULL)
+		return;
+	body = handler_parse_body(req);
+	if (body == NULL) {
+		api_job_free(j);
+		return;
+	}
+	name = json_object_get(body, "cluster_name");
+	desc = json_object_get(body, "description");
+	expiry = json_object_get(body, "expiry");
+	if (!json_is_string(name) || json_string_length(name) == 0)
+		err = "cluster_name is required";
+	else if (json_string_length(name) >= sizeof(j->name) ||
+		 !handler_valid_name(json_string_value(name)))
+		err = "cluster_name must be 1 to 63 letters, digits, '.', '_' or '-'";
+	else if (desc && !json_is_null(desc) && !json_is_string(desc))
+		err = "description must be a string";
+	else if (json_is_string(desc) && json_string_length(desc) > 4096)
+		err = "description is longer than 4096 bytes";
+	else if (expiry && !json_is_null(expiry) &&
+		 (!json_is_string(expiry) ||
+		  time_parse_rfc3339(json_string_value(expiry), json_string_length(expiry),
+				     &expires_at) != 0))
+		err = "expiry must be an RFC 3339 time";
+	else if (expires_at <= time_now())
+		err = "expiry is in the past";
+	if (err == NULL) {
+		memcpy(j->name, json_string_value(name), json_string_length(name) + 1);
+		if (json_is_string(desc))
+			j->description = strdup(json_string_value(desc));
+		if (api_token_prepare(j, expires_at) < 0)
+			err = "could not create the token";
+	}
+	json_decref(body);
+	if (err) {
+		http_respond_error(req, 400, "%s", err);
+		api_job_free(j);
+		return;
+	}
+	api_submit(j, api_token_create_work, api_token_create_done);
+}
+
+static void api_token_list_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->token_list(s, &j->tokens, &j->n);
+}
+
+static json_t *api_time(int64_t t)
+{
+	char buf[64];
+
+	if (time_format_rfc3339(t, buf, sizeof(buf)) != 0)
+		return json_null();
+	return json_string(buf);
+}
+
+static void api_token_list_done(void *arg)
+{
+	struct api_job *j = arg;
+	json_t *arr;
+	size_t i;
+
+	if (j->rc < 0) {
+		handler_store_error(j->req, j->rc, "join tokens");
+	} else {
+		arr = json_array();
+		for (i = 0; i < j->n; i++) {
+			struct store_join_token *t = &j->tokens[i];
+			json_t *o = json_object();
+
+			json_object_set_new(o, "cluster_name", json_string(t->cluster_name));
+			json_object_set_new(o, "description",
+					    json_string(t->description ? t->description : ""));
+			json_object_set_new(o, "expiry", api_time(t->expires_at));
+			json_object_set_new(o, "created_at", api_time(t->created_at));
+			json_array_append_new(arr, o);
+		}
+		http_respond_json(j->req, 200, arr);
+	}
+	api_job_free(j);
+}
+
+static void api_token_list(struct http_request *req)
+{
+	struct api_job *j = api_job_new(req);
+
+	if (j)
+		api_submit(j, api_token_list_work, api_token_list_done);
+}
+
+static void api_token_delete_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->token_delete(s, j->name);
+}
+
+static void api_token_delete_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc < 0)
+		handler_store_error(j->req, j->rc, "join token");
+	else
+		http_respond_json(j->req, 200, json_object());
+	api_job_free(j);
+}
+
+static void api_token_delete(struct http_request *req)
+{
+	struct api_job *j = api_job_with_name(req, "join token");
+
+	if (j)
+		api_submit(j, api_token_delete_work, api_token_delete_done);
+}
+
+const struct http_route api_routes[] = {
+	{"GET", "/1.0", api_get_root, 0, 0},
+	{"GET", "/1.0/status", api_get_status, 0, 0},
+	{"GET", "/1.0/remote-cluster", api_cluster_list, 0, 0},
+	{"GET", "/1.0/remote-cluster/{name}", api_cluster_get, 0, 0},
+	{"PATCH", "/1.0/remote-cluster/{name}", api_cluster_patch, 0, 0},
+	{"DELETE", "/1.0/remote-cluster/{name}", api_cluster_delete, 0, 0},
+	{"POST", "/1.0/remote-cluster-join-token", api_token_create, 0, 0},
+	{"GET", "/1.0/remote-cluster-join-token", api_token_list, 0, 0},
+	{"DELETE", "/1.0/remote-cluster-join-token/{name}", api_token_delete, 0, 0},
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
