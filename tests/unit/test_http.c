@@ -68,11 +68,11 @@ static void h_stream(struct http_request *req)
 }
 
 static const struct http_route routes[] = {
-	{"GET", "/hello/{name}", h_hello, 0},
-	{"GET", "/hello", h_hello, 0},
-	{"POST", "/echo", h_echo, 0},
-	{"GET", "/chunked", h_chunked, 0},
-	{"PUT", "/stream", h_stream, HTTP_ROUTE_STREAM_BODY},
+	{"GET", "/hello/{name}", h_hello, 0, 0},
+	{"GET", "/hello", h_hello, 0, 0},
+	{"POST", "/echo", h_echo, 0, 0},
+	{"GET", "/chunked", h_chunked, 0, 0},
+	{"PUT", "/stream", h_stream, HTTP_ROUTE_STREAM_BODY, 0},
 };
 
 struct fixture {

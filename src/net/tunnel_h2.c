@@ -1,0 +1,787 @@
+/*
+ * tunnel_h2.c - HTTP/2 sessions for tunnel v2 (see tunnel_h2.h).
+ *
+ * nghttp2 does framing, multiplexing, flow control and HTTP semantics
+ * checks. We add: header collection with caps, per-stream output queues
+ * behind data providers (deferred while empty, resumed on write), and
+ * output gathering into transport-sized chunks.
+ *
+ * Re-entrancy: nghttp2 must not be driven (mem_send) from inside its own
+ * callbacks, and user callbacks must not run inside mem_send's data
+ * provider. So flushes requested while receiving are done once feed ends,
+ * and drain notifications raised by the data provider are delivered after
+ * mem_send returns.
+ */
+#include "net/tunnel_h2.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "common/log.h"
+
+struct out_queue {
+	uint8_t *data;
+	size_t off, len, alloc;
+};
+
+struct hdr_off {
+	size_t name_off, name_len, value_off, value_len;
+};
+
+struct tunnel_stream {
+	struct tunnel *t;
+	int32_t id;
+	const struct tunnel_stream_callbacks *cbs;
+	void *data;
+	struct out_queue out;
+	int out_end;	  /* the user ended the body */
+	int deferred;	  /* the data provider is waiting for bytes */
+	int want_drain;	  /* a write returned 0 */
+	int in_drain_list;
+	struct tunnel_stream *drain_next;
+	struct buf hdr;
+	struct hdr_off hoff[TUNNEL_MAX_HEADERS];
+	size_t nh;
+	int ended_in; /* peer END_STREAM seen */
+	struct tunnel_stream *prev, *next; /* every live stream of the tunnel */
+};
+
+struct tunnel {
+	nghttp2_session *sess;
+	struct tunnel_io io;
+	const struct tunnel_callbacks *cbs;
+	void *data;
+	struct tunnel_config cfg;
+	int is_client;
+	int in_recv;
+	int flushing;
+	int flush_again;
+	int dead;
+	uint64_t ping_sent_ms;
+	int64_t rtt_ms;
+	uint64_t last_recv_ms;
+	uint64_t now_ms;
+	size_t nstreams;
+	struct tunnel_stream *streams;
+	struct tunnel_stream *drain_list;
+};
+
+static _Thread_local uint8_t tunnel_sendbuf[TUNNEL_SEND_CHUNK];
+
+void tunnel_config_defaults(struct tunnel_config *c)
+{
+	if (!c->max_streams)
+		c->max_streams = TUNNEL_DEFAULT_MAX_STREAMS;
+	if (!c->stream_window)
+		c->stream_window = TUNNEL_DEFAULT_STREAM_WINDOW;
+	if (!c->conn_window)
+		c->conn_window = TUNNEL_DEFAULT_CONN_WINDOW;
+	if (!c->stream_out_high)
+		c->stream_out_high = TUNNEL_DEFAULT_STREAM_OUT_HIGH;
+}
+
+/* ---- output queue ---- */
+
+static size_t oq_size(const struct out_queue *q)
+{
+	return q->len - q->off;
+}
+
+static int oq_append(struct out_queue *q, const void *data, size_t len)
+{
+	if (q->off > 0 && q->off >= q->len / 2) {
+		memmove(q->data, q->data + q->off, q->len - q->off);
+		q->len -= q->off;
+		q->off = 0;
+	}
+	if (q->len + len > q->alloc) {
+		size_t n = q->alloc ? q->alloc : 16384;
+		uint8_t *p;
+
+		while (n < q->len + len)
+			n *= 2;
+		p = realloc(q->data, n);
+		if (p == NULL)
+			return -ENOMEM;
+		q->data = p;
+		q->alloc = n;
+	}
+	memcpy(q->data + q->len, data, len);
+	q->len += len;
+	return 0;
+}
+
+static void oq_free(struct out_queue *q)
+{
+	free(q->data);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---- streams ---- */
+
+static struct tunnel_stream *ts_new(struct tunnel *t)
+{
+	struct tunnel_stream *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->t = t;
+	buf_init(&s->hdr, TUNNEL_MAX_HEADER_BYTES);
+	t->nstreams++;
+	s->next = t->streams;
+	if (t->streams)
+		t->streams->prev = s;
+	t->streams = s;
+	return s;
+}
+
+static void ts_unlink_drain(struct tunnel_stream *s)
+{
+	struct tunnel_stream **pp;
+
+	if (!s->in_drain_list)
+		return;
+	for (pp = &s->t->drain_list; *pp; pp = &(*pp)->drain_next) {
+		if (*pp == s) {
+			*pp = s->drain_next;
+			break;
+		}
+	}
+	s->in_drain_list = 0;
+}
+
+static void ts_free(struct tunnel_stream *s)
+{
+	ts_unlink_drain(s);
+	s->t->nstreams--;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->t->streams = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	oq_free(&s->out);
+	buf_free(&s->hdr);
+	free(s);
+}
+
+void tunnel_stream_set_callbacks(struct tunnel_stream *s, const struct tunnel_stream_callbacks *cbs,
+				 void *data)
+{
+	s->cbs = cbs;
+	s->data = data;
+}
+
+void *tunnel_stream_data(const struct tunnel_stream *s)
+{
+	return s->data;
+}
+
+void tunnel_stream_set_data(struct tunnel_stream *s, void *data)
+{
+	s->data = data;
+}
+
+struct tunnel *tunnel_stream_tunnel(const struct tunnel_stream *s)
+{
+	return s->t;
+}
+
+int32_t tunnel_stream_id(const struct tunnel_stream *s)
+{
+	return s->id;
+}
+
+static void ts_fill_headers(struct tunnel_stream *s, struct tunnel_headers *hs)
+{
+	size_t i;
+
+	hs->n = s->nh;
+	for (i = 0; i < s->nh; i++) {
+		hs->h[i].name = slice_make(s->hdr.data + s->hoff[i].name_off, s->hoff[i].name_len);
+		hs->h[i].value = slice_make(s->hdr.data + s->hoff[i].value_off, s->hoff[i].value_len);
+	}
+}
+
+struct slice tunnel_header(const struct tunnel_headers *h, struct slice name)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		if (slice_eq(h->h[i].name, name))
+			return h->h[i].value;
+	return SLICE_NULL;
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static ssize_t ts_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t length,
+		       uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct tunnel_stream *s = src->ptr;
+	struct tunnel *t = ud;
+	size_t n = oq_size(&s->out);
+
+	(void)sess;
+	(void)id;
+	if (n > length)
+		n = length;
+	if (n) {
+		memcpy(buf, s->out.data + s->out.off, n);
+		s->out.off += n;
+		if (s->out.off == s->out.len)
+			s->out.off = s->out.len = 0;
+	}
+	if (oq_size(&s->out) == 0) {
+		if (s->out_end) {
+			*flags |= NGHTTP2_DATA_FLAG_EOF;
+		} else if (n == 0) {
+			s->deferred = 1;
+			return NGHTTP2_ERR_DEFERRED;
+		}
+	}
+	if (s->want_drain && oq_size(&s->out) <= t->cfg.stream_out_high / 2 && !s->in_drain_list) {
+		s->in_drain_list = 1;
+		s->drain_next = t->drain_list;
+		t->drain_list = s;
+	}
+	return (ssize_t)n;
+}
+
+static int tn_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+	struct tunnel *t = ud;
+	struct tunnel_stream *s;
+
+	if (f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (f->headers.cat == NGHTTP2_HCAT_REQUEST && !t->is_client) {
+		s = ts_new(t);
+		if (s == NULL)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		s->id = f->hd.stream_id;
+		nghttp2_session_set_stream_user_data(sess, s->id, s);
+		return 0;
+	}
+	s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+	if (s) {
+		/* A response (or 1xx, or trailers) replaces what came before. */
+		buf_reset(&s->hdr);
+		s->nh = 0;
+	}
+	return 0;
+}
+
+static int tn_on_header(nghttp2_session *sess, const nghttp2_frame *f, const uint8_t *name,
+			size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+			void *ud)
+{
+	struct tunnel_stream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+	struct hdr_off *h;
+
+	(void)flags;
+	(void)ud;
+	if (s == NULL)
+		return 0;
+	if (s->nh >= TUNNEL_MAX_HEADERS)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	h = &s->hoff[s->nh];
+	h->name_off = s->hdr.len;
+	h->name_len = namelen;
+	if (buf_append(&s->hdr, name, namelen) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	h->value_off = s->hdr.len;
+	h->value_len = valuelen;
+	if (buf_append(&s->hdr, value, valuelen) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	s->nh++;
+	return 0;
+}
+
+static void ts_peer_ended(struct tunnel_stream *s)
+{
+	if (s->ended_in)
+		return;
+	s->ended_in = 1;
+	if (s->cbs && s->cbs->on_end)
+		s->cbs->on_end(s);
+}
+
+static void tn_headers_frame(struct tunnel *t, struct tunnel_stream *s, const nghttp2_frame *f)
+{
+	struct tunnel_headers hs;
+	struct slice st;
+
+	ts_fill_headers(s, &hs);
+	if (f->headers.cat == NGHTTP2_HCAT_REQUEST && !t->is_client) {
+		if (t->cbs->on_request)
+			t->cbs->on_request(t, s, &hs);
+		else
+			nghttp2_submit_rst_stream(t->sess, NGHTTP2_FLAG_NONE, s->id,
+						  NGHTTP2_REFUSED_STREAM);
+		return;
+	}
+	if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && t->is_client) {
+		st = tunnel_header(&hs, LIT(":status"));
+		if (st.len == 3 && st.base[0] == '1')
+			return; /* informational */
+		if (s->cbs && s->cbs->on_response)
+			s->cbs->on_response(s, &hs);
+	}
+}
+
+static int tn_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
+{
+	struct tunnel *t = ud;
+	struct tunnel_stream *s = NULL;
+
+	if (f->hd.stream_id)
+		s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+	switch (f->hd.type) {
+	case NGHTTP2_HEADERS:
+		if (s == NULL)
+			break;
+		tn_headers_frame(t, s, f);
+		/* The stream may be gone if the user reset it; look again. */
+		s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+		if (s && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+			ts_peer_ended(s);
+		break;
+	case NGHTTP2_DATA:
+		if (s && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+			ts_peer_ended(s);
+		break;
+	case NGHTTP2_PING:
+		if ((f->hd.flags & NGHTTP2_FLAG_ACK) && t->ping_sent_ms) {
+			t->rtt_ms = (int64_t)(t->now_ms - t->ping_sent_ms);
+			t->ping_sent_ms = 0;
+		}
+		break;
+	case NGHTTP2_GOAWAY:
+		if (t->cbs->on_goaway)
+			t->cbs->on_goaway(t, f->goaway.error_code);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+static int tn_on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data,
+			    size_t len, void *ud)
+{
+	struct tunnel_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+
+	(void)flags;
+	(void)ud;
+	/* The connection window is credited at once; the stream's when consumed. */
+	nghttp2_session_consume_connection(sess, len);
+	if (s == NULL || s->cbs == NULL || s->cbs->on_data == NULL) {
+		if (s)
+			nghttp2_session_consume_stream(sess, id, len);
+		return 0;
+	}
+	s->cbs->on_data(s, data, len);
+	return 0;
+}
+
+static int tn_on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_code, void *ud)
+{
+	struct tunnel_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+
+	(void)ud;
+	if (s == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(sess, id, NULL);
+	if (s->cbs && s->cbs->on_close)
+		s->cbs->on_close(s, error_code);
+	ts_free(s);
+	return 0;
+}
+
+/* ---- session ---- */
+
+static int tunnel_submit_settings(struct tunnel *t)
+{
+	nghttp2_settings_entry iv[4];
+	size_t n = 0;
+	int rc;
+
+	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+					   (uint32_t)t->cfg.stream_window};
+	if (t->is_client) {
+		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+	} else {
+		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+						   t->cfg.max_streams};
+		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
+	}
+	rc = nghttp2_submit_settings(t->sess, NGHTTP2_FLAG_NONE, iv, n);
+	if (rc == 0)
+		rc = nghttp2_session_set_local_window_size(t->sess, NGHTTP2_FLAG_NONE, 0,
+							   t->cfg.conn_window);
+	return rc;
+}
+
+struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const struct tunnel_io *io,
+			  const struct tunnel_callbacks *cbs, void *data)
+{
+	struct tunnel *t = calloc(1, sizeof(*t));
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	int rc;
+
+	if (t == NULL)
+		return NULL;
+	if (cfg)
+		t->cfg = *cfg;
+	tunnel_config_defaults(&t->cfg);
+	t->io = *io;
+	t->cbs = cbs;
+	t->data = data;
+	t->is_client = is_client;
+	t->rtt_ms = -1;
+	if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, tn_on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, tn_on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, tn_on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, tn_on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, tn_on_stream_close);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_peer_max_concurrent_streams(opt, t->cfg.max_streams);
+	nghttp2_option_set_max_send_header_block_length(opt, TUNNEL_MAX_HEADER_BYTES * 2);
+	if (is_client)
+		rc = nghttp2_session_client_new2(&t->sess, cb, t, opt);
+	else
+		rc = nghttp2_session_server_new2(&t->sess, cb, t, opt);
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	cb = NULL;
+	opt = NULL;
+	if (rc != 0 || tunnel_submit_settings(t) != 0)
+		goto fail;
+	return t;
+fail:
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	if (t->sess)
+		nghttp2_session_del(t->sess);
+	free(t);
+	return NULL;
+}
+
+/*
+ * nghttp2_session_del runs no callbacks, so every live stream is told here
+ * (NGHTTP2_CANCEL) before the session goes.
+ */
+void tunnel_free(struct tunnel *t)
+{
+	if (t == NULL)
+		return;
+	t->dead = 1;
+	while (t->streams) {
+		struct tunnel_stream *s = t->streams;
+
+		if (s->id)
+			nghttp2_session_set_stream_user_data(t->sess, s->id, NULL);
+		if (s->cbs && s->cbs->on_close)
+			s->cbs->on_close(s, NGHTTP2_CANCEL);
+		ts_free(s);
+	}
+	nghttp2_session_del(t->sess);
+	free(t);
+}
+
+void *tunnel_data(const struct tunnel *t)
+{
+	return t->data;
+}
+
+void tunnel_set_data(struct tunnel *t, void *data)
+{
+	t->data = data;
+}
+
+int tunnel_alive(const struct tunnel *t)
+{
+	return !t->dead &&
+	       (nghttp2_session_want_read(t->sess) || nghttp2_session_want_write(t->sess));
+}
+
+size_t tunnel_active_streams(const struct tunnel *t)
+{
+	return t->nstreams;
+}
+
+int64_t tunnel_rtt_ms(const struct tunnel *t)
+{
+	return t->rtt_ms;
+}
+
+uint64_t tunnel_last_recv_ms(const struct tunnel *t)
+{
+	return t->last_recv_ms;
+}
+
+void tunnel_touch(struct tunnel *t, uint64_t now_ms)
+{
+	t->now_ms = now_ms;
+}
+
+int tunnel_connect_protocol_enabled(const struct tunnel *t)
+{
+	return nghttp2_session_get_remote_settings(t->sess,
+						   NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1;
+}
+
+static void tunnel_deliver_drains(struct tunnel *t)
+{
+	while (t->drain_list) {
+		struct tunnel_stream *s = t->drain_list;
+
+		t->drain_list = s->drain_next;
+		s->in_drain_list = 0;
+		s->want_drain = 0;
+		if (s->cbs && s->cbs->on_drain)
+			s->cbs->on_drain(s);
+	}
+}
+
+int tunnel_flush(struct tunnel *t)
+{
+	size_t used;
+	int rc = 0;
+
+	if (t->dead)
+		return -EPIPE;
+	if (t->in_recv || t->flushing) {
+		t->flush_again = 1;
+		return 0;
+	}
+	t->flushing = 1;
+	do {
+		t->flush_again = 0;
+		for (;;) {
+			const uint8_t *p;
+			ssize_t n;
+
+			used = 0;
+			/* Gather frames into one transport message. */
+			while (used < TUNNEL_SEND_CHUNK) {
+				n = nghttp2_session_mem_send(t->sess, &p);
+				if (n < 0) {
+					LOG_WARN("nghttp2: %s", nghttp2_strerror((int)n));
+					t->dead = 1;
+					rc = -EPROTO;
+					goto out;
+				}
+				if (n == 0)
+					break;
+				if (used + (size_t)n > TUNNEL_SEND_CHUNK) {
+					/* Send what we have, then this frame on its own. */
+					if (used) {
+						rc = t->io.send(t->io.io, tunnel_sendbuf, used);
+						used = 0;
+						if (rc < 0)
+							goto dead;
+					}
+					rc = t->io.send(t->io.io, p, (size_t)n);
+					if (rc < 0)
+						goto dead;
+					continue;
+				}
+				memcpy(tunnel_sendbuf + used, p, (size_t)n);
+				used += (size_t)n;
+			}
+			if (used == 0)
+				break;
+			rc = t->io.send(t->io.io, tunnel_sendbuf, used);
+			if (rc < 0)
+				goto dead;
+			if (rc == 0)
+				break; /* the transport is full: wait for its drain */
+		}
+		t->flushing = 0;
+		tunnel_deliver_drains(t);
+		t->flushing = 1;
+	} while (t->flush_again && !t->dead);
+	rc = 0;
+	goto out;
+dead:
+	t->dead = 1;
+	rc = -EPIPE;
+out:
+	t->flushing = 0;
+	return rc;
+}
+
+int tunnel_feed(struct tunnel *t, const uint8_t *data, size_t len)
+{
+	ssize_t n;
+
+	if (t->dead)
+		return -EPIPE;
+	t->last_recv_ms = t->now_ms;
+	t->in_recv++;
+	n = nghttp2_session_mem_recv(t->sess, data, len);
+	t->in_recv--;
+	if (n < 0) {
+		LOG_INFO("tunnel protocol error: %s", nghttp2_strerror((int)n));
+		t->dead = 1;
+		return -EPROTO;
+	}
+	if (t->in_recv == 0)
+		return tunnel_flush(t);
+	return 0;
+}
+
+int tunnel_ping(struct tunnel *t, uint64_t now_ms)
+{
+	t->now_ms = now_ms;
+	if (t->ping_sent_ms == 0)
+		t->ping_sent_ms = now_ms ? now_ms : 1;
+	if (nghttp2_submit_ping(t->sess, NGHTTP2_FLAG_NONE, NULL) != 0)
+		return -EIO;
+	return tunnel_flush(t);
+}
+
+int tunnel_goaway(struct tunnel *t)
+{
+	int rc = nghttp2_submit_goaway(t->sess, NGHTTP2_FLAG_NONE,
+				       nghttp2_session_get_last_proc_stream_id(t->sess),
+				       NGHTTP2_NO_ERROR, NULL, 0);
+
+	if (rc != 0)
+		return -EIO;
+	return tunnel_flush(t);
+}
+
+/* ---- submitting ---- */
+
+/*
+ * HTTP/2 wants lowercase names; callers pass HTTP/1 names as they came.
+ * The names are lowered into one scratch buffer that nghttp2 copies from.
+ */
+static int tn_make_nva(const struct http_header *h, size_t n, nghttp2_nv *nva, char *scratch,
+		       size_t scratch_len)
+{
+	size_t i, j, used = 0;
+
+	for (i = 0; i < n; i++) {
+		if (h[i].name.len > scratch_len - used)
+			return -E2BIG;
+		for (j = 0; j < h[i].name.len; j++)
+			scratch[used + j] = (char)tolower((unsigned char)h[i].name.base[j]);
+		nva[i].name = (uint8_t *)scratch + used;
+		nva[i].namelen = h[i].name.len;
+		nva[i].value = (uint8_t *)h[i].value.base;
+		nva[i].valuelen = h[i].value.len;
+		nva[i].flags = NGHTTP2_NV_FLAG_NONE;
+		used += h[i].name.len;
+	}
+	return 0;
+}
+
+struct tunnel_stream *tunnel_request(struct tunnel *t, const struct http_header *nv, size_t n,
+				     int has_body, const struct tunnel_stream_callbacks *cbs,
+				     void *data)
+{
+	static _Thread_local char scratch[TUNNEL_MAX_HEADER_BYTES];
+	nghttp2_nv nva[TUNNEL_MAX_HEADERS + 8];
+	nghttp2_data_provider prd;
+	struct tunnel_stream *s;
+	int32_t id;
+
+	if (t->dead || n > TUNNEL_MAX_HEADERS + 8 ||
+	    tn_make_nva(nv, n, nva, scratch, sizeof(scratch)) < 0)
+		return NULL;
+	s = ts_new(t);
+	if (s == NULL)
+		return NULL;
+	s->cbs = cbs;
+	s->data = data;
+	prd.source.ptr = s;
+	prd.read_callback = ts_read;
+	id = nghttp2_submit_request(t->sess, NULL, nva, n, has_body ? &prd : NULL, s);
+	if (id < 0) {
+		LOG_INFO("cannot open a tunnel stream: %s", nghttp2_strerror(id));
+		ts_free(s);
+		return NULL;
+	}
+	s->id = id;
+	if (tunnel_flush(t) < 0)
+		return s; /* on_close will come through tunnel_free */
+	return s;
+}
+
+int tunnel_respond(struct tunnel_stream *s, const struct http_header *nv, size_t n, int has_body)
+{
+	static _Thread_local char scratch[TUNNEL_MAX_HEADER_BYTES];
+	nghttp2_nv nva[TUNNEL_MAX_HEADERS + 8];
+	nghttp2_data_provider prd;
+	int rc;
+
+	if (n > TUNNEL_MAX_HEADERS + 8 || tn_make_nva(nv, n, nva, scratch, sizeof(scratch)) < 0)
+		return -E2BIG;
+	prd.source.ptr = s;
+	prd.read_callback = ts_read;
+	rc = nghttp2_submit_response(s->t->sess, s->id, nva, n, has_body ? &prd : NULL);
+	if (rc != 0)
+		return -EIO;
+	return tunnel_flush(s->t);
+}
+
+int tunnel_stream_write(struct tunnel_stream *s, const void *data, size_t len)
+{
+	struct tunnel *t = s->t;
+
+	if (t->dead || s->out_end)
+		return -EPIPE;
+	if (len && oq_append(&s->out, data, len) < 0)
+		return -ENOMEM;
+	if (s->deferred) {
+		s->deferred = 0;
+		nghttp2_session_resume_data(t->sess, s->id);
+	}
+	tunnel_flush(t);
+	if (oq_size(&s->out) > t->cfg.stream_out_high) {
+		s->want_drain = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int tunnel_stream_end(struct tunnel_stream *s)
+{
+	struct tunnel *t = s->t;
+
+	if (t->dead)
+		return -EPIPE;
+	s->out_end = 1;
+	if (s->deferred) {
+		s->deferred = 0;
+		nghttp2_session_resume_data(t->sess, s->id);
+	}
+	return tunnel_flush(t);
+}
+
+void tunnel_stream_consume(struct tunnel_stream *s, size_t n)
+{
+	if (s->t->dead || n == 0)
+		return;
+	nghttp2_session_consume_stream(s->t->sess, s->id, n);
+	tunnel_flush(s->t);
+}
+
+void tunnel_stream_reset(struct tunnel_stream *s, uint32_t error_code)
+{
+	if (s->t->dead)
+		return;
+	nghttp2_submit_rst_stream(s->t->sess, NGHTTP2_FLAG_NONE, s->id, error_code);
+	tunnel_flush(s->t);
+}
