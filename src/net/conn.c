@@ -38,6 +38,7 @@ enum {
 	CONN_F_HAS_FP = 1 << 9,
 	CONN_F_UV_READING = 1 << 10,
 	CONN_F_RESOLVING = 1 << 11,
+	CONN_F_END_PENDING = 1 << 12, /* on_end is due on the next loop turn */
 };
 
 struct conn {
@@ -59,6 +60,7 @@ struct conn {
 	void *data;
 	unsigned flags;
 	int handles_open;
+	int end_err;
 	size_t pending;
 	size_t high_water;
 	char *early;	   /* plaintext written before the handshake finished */
@@ -222,12 +224,9 @@ static void conn_on_close_timer(uv_handle_t *h)
 	conn_on_handle_closed(h);
 }
 
-void conn_close(struct conn *c)
+/* Closes whatever handles exist; the conn is freed when the last is gone. */
+static void conn_close_handles(struct conn *c)
 {
-	if (c == NULL || (c->flags & CONN_F_CLOSING))
-		return;
-	c->flags |= CONN_F_CLOSING;
-	c->flags &= ~CONN_F_READING;
 	if (c->flags & CONN_F_IDLE) {
 		c->handles_open++;
 		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
@@ -237,16 +236,8 @@ void conn_close(struct conn *c)
 		uv_close(&c->h.handle, conn_on_handle_closed);
 	}
 	if (c->handles_open == 0) {
-		/*
-		 * Never connected (for example still resolving): free on a later
-		 * turn through a throwaway idle handle so we never call back from
-		 * inside conn_close. A pending getaddrinfo is cancelled; its
-		 * callback sees CONN_F_CLOSING and does nothing.
-		 */
-		if (c->flags & CONN_F_RESOLVING) {
-			uv_cancel((uv_req_t *)&c->gai);
-			return; /* conn_on_resolved finishes the close */
-		}
+		/* Never had a handle: free on a later turn through a throwaway
+		 * idle handle, so conn_close never calls back synchronously. */
 		uv_idle_init(c->loop, &c->idle);
 		c->idle.data = c;
 		c->handles_open++;
@@ -254,14 +245,51 @@ void conn_close(struct conn *c)
 	}
 }
 
-/* Delivers on_end once, after which the user is expected to close. */
+void conn_close(struct conn *c)
+{
+	if (c == NULL || (c->flags & CONN_F_CLOSING))
+		return;
+	c->flags |= CONN_F_CLOSING;
+	c->flags &= ~CONN_F_READING;
+	if (c->flags & CONN_F_RESOLVING) {
+		/* conn_on_resolved finishes the close, cancelled or not. */
+		uv_cancel((uv_req_t *)&c->gai);
+		return;
+	}
+	conn_close_handles(c);
+}
+
+static void conn_on_idle(uv_idle_t *idle);
+
+static void conn_idle_start(struct conn *c)
+{
+	if (!(c->flags & CONN_F_IDLE)) {
+		uv_idle_init(c->loop, &c->idle);
+		c->idle.data = c;
+		c->flags |= CONN_F_IDLE;
+	}
+	uv_idle_start(&c->idle, conn_on_idle);
+}
+
+/*
+ * Records the end of the connection (err 0: the peer closed cleanly) and
+ * delivers on_end on the next loop turn, never from inside a conn_* call
+ * such as conn_write, so callers up the stack stay valid.
+ */
 static void conn_end(struct conn *c, int err)
 {
 	if (c->flags & (CONN_F_ENDED | CONN_F_CLOSING))
 		return;
-	c->flags |= CONN_F_ENDED;
+	c->flags |= CONN_F_ENDED | CONN_F_END_PENDING;
+	c->end_err = err;
+	conn_idle_start(c);
+}
+
+static void conn_deliver_end(struct conn *c)
+{
+	c->flags &= ~CONN_F_END_PENDING;
 	if (c->cbs && c->cbs->on_end)
-		c->cbs->on_end(c, err);
+		c->cbs->on_end(c, c->end_err);
 	else
 		conn_close(c);
 }
@@ -420,7 +448,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
 
-	if (c->flags & CONN_F_CLOSING)
+	if (c->flags & (CONN_F_CLOSING | CONN_F_ENDED))
 		return;
 	if (nread < 0) {
 		uv_read_stop(s);
@@ -454,7 +482,13 @@ static void conn_on_idle(uv_idle_t *idle)
 	struct conn *c = idle->data;
 
 	uv_idle_stop(idle);
-	if ((c->flags & CONN_F_CLOSING) || !(c->flags & CONN_F_READING))
+	if (c->flags & CONN_F_CLOSING)
+		return;
+	if (c->flags & CONN_F_END_PENDING) {
+		conn_deliver_end(c);
+		return;
+	}
+	if (!(c->flags & CONN_F_READING) || (c->flags & CONN_F_ENDED))
 		return;
 	if (c->ssl && (c->flags & CONN_F_OPEN))
 		conn_tls_input(c);
@@ -483,12 +517,7 @@ void conn_read_start(struct conn *c)
 	conn_uv_read_start(c);
 	if (c->ssl && (c->flags & CONN_F_OPEN)) {
 		/* Plaintext may already sit inside OpenSSL: deliver it next turn. */
-		if (!(c->flags & CONN_F_IDLE)) {
-			uv_idle_init(c->loop, &c->idle);
-			c->idle.data = c;
-			c->flags |= CONN_F_IDLE;
-		}
-		uv_idle_start(&c->idle, conn_on_idle);
+		conn_idle_start(c);
 	}
 }
 
@@ -571,7 +600,7 @@ static void conn_tls_input(struct conn *c)
 		}
 		conn_opened(c);
 	}
-	while (!(c->flags & CONN_F_CLOSING) && (c->flags & CONN_F_READING)) {
+	while (!(c->flags & (CONN_F_CLOSING | CONN_F_ENDED)) && (c->flags & CONN_F_READING)) {
 		n = SSL_read(c->ssl, conn_plain_buf, sizeof(conn_plain_buf));
 		if (n > 0) {
 			if (c->cbs && c->cbs->on_data)
@@ -669,10 +698,7 @@ static void conn_on_retry_closed(uv_handle_t *h)
 
 	if (c->flags & CONN_F_CLOSING) {
 		/* conn_close ran meanwhile and counted nothing for h. */
-		uv_idle_init(c->loop, &c->idle);
-		c->idle.data = c;
-		c->handles_open++;
-		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
+		conn_close_handles(c);
 		return;
 	}
 	conn_try_next_addr(c);
@@ -727,10 +753,7 @@ static void conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo 
 	if (c->flags & CONN_F_CLOSING) {
 		if (res)
 			uv_freeaddrinfo(res);
-		uv_idle_init(c->loop, &c->idle);
-		c->idle.data = c;
-		c->handles_open++;
-		uv_close((uv_handle_t *)&c->idle, conn_on_close_timer);
+		conn_close_handles(c);
 		return;
 	}
 	if (status < 0 || res == NULL) {

@@ -61,6 +61,9 @@ enum sq_stmt_id {
 	SQ_API_TOKEN_CHECK,
 	SQ_API_TOKEN_COUNT,
 	SQ_API_TOKEN_HASHES,
+	SQ_TUNNEL_SET,
+	SQ_TUNNEL_CLEAR,
+	SQ_TUNNEL_CLEAR_REPLICA,
 	SQ_AUDIT_INSERT,
 	SQ_AUDIT_COUNT,
 	SQ__COUNT
@@ -111,6 +114,14 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_API_TOKEN_INSERT] = "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
     [SQ_API_TOKEN_CHECK] = "SELECT name FROM api_tokens WHERE hash = ?1",
     [SQ_API_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
+    [SQ_TUNNEL_SET] = "INSERT INTO tunnels (cluster_id, replica, epoch, protocol, connected_since)"
+		      " SELECT id, ?2, ?3, ?4, ?5 FROM clusters WHERE name = ?1"
+		      " ON CONFLICT (cluster_id) DO UPDATE SET replica = excluded.replica,"
+		      " epoch = excluded.epoch, protocol = excluded.protocol,"
+		      " connected_since = excluded.connected_since",
+    [SQ_TUNNEL_CLEAR] = "DELETE FROM tunnels WHERE cluster_id = (SELECT id FROM clusters WHERE name = ?1)"
+			" AND replica = ?2 AND epoch = ?3",
+    [SQ_TUNNEL_CLEAR_REPLICA] = "DELETE FROM tunnels WHERE replica = ?1",
     [SQ_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
     [SQ_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, cluster, method, path, status,"
 			" bytes_in, bytes_out, duration_ms)"
@@ -999,6 +1010,67 @@ out:
 	return rc;
 }
 
+static int sq_tunnel_set(struct store *s, const char *cluster, const char *replica, int64_t epoch,
+			 const char *protocol, int64_t since)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int rc, bind_rc, changes = 0;
+
+	sq_lock(q);
+	st = sq_stmt(q, SQ_TUNNEL_SET, __func__);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	bind_rc = sq_bind_text(st, 1, cluster);
+	bind_rc |= sq_bind_text(st, 2, replica);
+	bind_rc |= sqlite3_bind_int64(st, 3, epoch);
+	bind_rc |= sq_bind_text(st, 4, protocol);
+	bind_rc |= sqlite3_bind_int64(st, 5, since);
+	rc = sq_exec_stmt(q, st, bind_rc, &changes, __func__);
+	if (rc == 0 && changes == 0)
+		rc = -ENOENT;
+out:
+	sq_unlock(q);
+	return rc;
+}
+
+static int sq_tunnel_clear(struct store *s, const char *cluster, const char *replica,
+			   int64_t epoch)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int rc, bind_rc;
+
+	sq_lock(q);
+	st = sq_stmt(q, SQ_TUNNEL_CLEAR, __func__);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	bind_rc = sq_bind_text(st, 1, cluster);
+	bind_rc |= sq_bind_text(st, 2, replica);
+	bind_rc |= sqlite3_bind_int64(st, 3, epoch);
+	rc = sq_exec_stmt(q, st, bind_rc, NULL, __func__);
+out:
+	sq_unlock(q);
+	return rc;
+}
+
+static int sq_tunnel_clear_replica(struct store *s, const char *replica)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int rc;
+
+	sq_lock(q);
+	st = sq_stmt(q, SQ_TUNNEL_CLEAR_REPLICA, __func__);
+	rc = st ? sq_exec_stmt(q, st, sq_bind_text(st, 1, replica), NULL, __func__) : -EIO;
+	sq_unlock(q);
+	return rc;
+}
+
 static int sq_audit_append(struct store *s, const struct store_audit *a)
 {
 	struct sq_store *q = sq(s);
@@ -1123,6 +1195,9 @@ static const struct store_ops sq_ops = {
     .api_token_check = sq_api_token_check,
     .api_token_count = sq_api_token_count,
     .api_token_hashes = sq_api_token_hashes,
+    .tunnel_set = sq_tunnel_set,
+    .tunnel_clear = sq_tunnel_clear,
+    .tunnel_clear_replica = sq_tunnel_clear_replica,
     .audit_append = sq_audit_append,
     .audit_count = sq_audit_count,
 };

@@ -103,6 +103,19 @@ struct store_ops {
 	/* Copies up to max token hashes (64 hex chars + NUL each) into out. */
 	int (*api_token_hashes)(struct store *s, char (*out)[65], size_t max, size_t *n);
 
+	/*
+	 * Tunnel ownership: which replica holds the tunnel of a cluster, with
+	 * an epoch that grows with every new tunnel. tunnel_clear removes the
+	 * row only if it still names this replica and epoch (a newer tunnel,
+	 * maybe on another replica, must not be erased by an old one closing).
+	 */
+	int (*tunnel_set)(struct store *s, const char *cluster, const char *replica, int64_t epoch,
+			  const char *protocol, int64_t since);
+	int (*tunnel_clear)(struct store *s, const char *cluster, const char *replica,
+			    int64_t epoch);
+	/* Drops every tunnel row of a replica (at its start: it holds none). */
+	int (*tunnel_clear_replica)(struct store *s, const char *replica);
+
 	int (*audit_append)(struct store *s, const struct store_audit *a);
 	int (*audit_count)(struct store *s, int64_t *count);
 };
