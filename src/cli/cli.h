@@ -1,0 +1,121 @@
+/*
+ * cli.h - the lxcm command-line client: shared context, the command table
+ * entry every cmd_*.c exports, option parsing and the API request helper.
+ *
+ * One command is one file exporting one struct cli_command (tmux cmd-*.c).
+ * main.c lists the entries; a command's name is one or two words ("version",
+ * "token create"); the first word of a two-word name is a group ("token")
+ * that has its own help.
+ *
+ * Exit codes: 0 success, 1 failure (API or connection error, already printed
+ * on stderr), 2 usage error (usage printed on stderr).
+ */
+#ifndef LXCM_CLI_H
+#define LXCM_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_DEFAULT_SERVER "https://127.0.0.1:8443"
+
+/* Largest API response the CLI buffers (a list of many clusters). */
+#define CLI_MAX_RESPONSE (32 * 1024 * 1024)
+
+/*
+ * What the user asked for, from global options, per-command options and the
+ * environment, plus what client.c resolves from it on the first request.
+ * Strings point into argv or the environment unless noted.
+ */
+struct cli_ctx {
+	const char *prog;	 /* "lxcm" */
+	const char *server;	 /* --server, or NULL for LXCM_SERVER / default */
+	const char *token_file;	 /* --token-file, or NULL */
+	const char *fingerprint; /* --server-fingerprint, or NULL */
+	int json;		 /* --json */
+
+	/* Owned by client.c, released by client_ctx_free. */
+	struct client_state *client;
+};
+
+struct cli_command {
+	const char *name;    /* "token create" */
+	const char *args;    /* "NAME [--description D] [--expiry T]" */
+	const char *summary; /* one line, for command lists */
+	const char *help;    /* paragraphs and the command's own options */
+	/*
+	 * argv[0] is the full command name for messages ("lxcm token create"),
+	 * then the arguments after the command name. Returns an exit code.
+	 */
+	int (*fn)(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv);
+};
+
+/* The table, in main.c, terminated by an entry with a NULL name. */
+extern const struct cli_command *const cli_commands[];
+
+/* Help text. Usage errors go to stderr, --help to stdout. */
+void cli_usage(const struct cli_command *cmd, FILE *out);
+void cli_help(const struct cli_command *cmd);
+
+/*
+ * Option parsing for commands. own lists the command's own long options
+ * (terminated by a zero entry; their val must be >= CLI_OPT_OWN); the common
+ * ones (--help, --json, --server, --token-file, --server-fingerprint) are
+ * added and handled here, so they may also follow the command name. For
+ * each own option on_opt(state, val, optarg) runs and returns 0, or prints
+ * why the value is bad and returns CLI_EXIT_USAGE.
+ *
+ * Positional arguments must number min_args..max_args; *first is set to the
+ * index of the first one. Returns -1 when the command should go on, or the
+ * exit code to return right away (0 after --help, 2 after a usage error).
+ */
+#define CLI_OPT_OWN 1000
+int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+	      const struct option *own, int (*on_opt)(void *state, int val, const char *arg),
+	      void *state, int min_args, int max_args, int *first);
+
+/* Applies one global option (shared by main.c and cli_parse); 0 or -1 unknown. */
+int cli_global_option(struct cli_ctx *ctx, int val, const char *arg);
+#define CLI_OPT_SERVER 900
+#define CLI_OPT_TOKEN_FILE 901
+#define CLI_OPT_FINGERPRINT 902
+#define CLI_OPT_JSON 903
+/* clang-format off */
+#define CLI_GLOBAL_LONGOPTS                                                    \
+	{"server", required_argument, NULL, CLI_OPT_SERVER},                   \
+	{"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE},           \
+	{"server-fingerprint", required_argument, NULL, CLI_OPT_FINGERPRINT},  \
+	{"json", no_argument, NULL, CLI_OPT_JSON},                             \
+	{"help", no_argument, NULL, 'h'}
+/* clang-format on */
+
+/*
+ * client.c: one request to the management API.
+ *
+ * Resolves the server, the API token and the certificate pin on first use
+ * (trust on first use through known_servers, see client.c). body, if not
+ * NULL, is sent as JSON (the caller keeps its reference). On success returns
+ * 0 and, if metadata is not NULL, stores a new reference to the envelope's
+ * metadata (JSON null when absent). On failure prints one "Error: ..." line
+ * (or a short block) on stderr and returns the exit code: CLI_EXIT_USAGE for
+ * a malformed server URL or fingerprint, CLI_EXIT_FAIL for the rest.
+ */
+int client_request(struct cli_ctx *ctx, const char *method, const char *path, json_t *body,
+		   json_t **metadata);
+/* Wipes the token and frees what client.c holds. NULL-safe. */
+void client_ctx_free(struct cli_ctx *ctx);
+
+/*
+ * Builds "prefix/<NAME percent-encoded>" into out. On a name that cannot
+ * make a path segment (empty, "." or "..", too long) prints why and returns
+ * CLI_EXIT_USAGE; else 0.
+ */
+int client_path(char *out, size_t len, const char *prefix, const char *name);
+
+#endif

@@ -1,0 +1,115 @@
+/* clusterfmt.c - readable fields of a cluster object (clusterfmt.h). */
+#include "cli/clusterfmt.h"
+
+#include <stdio.h>
+
+#include "cli/util.h"
+#include "common/timefmt.h"
+
+/* Writes "-" (or "" into a one-byte buffer): the value is unknown. */
+static void clusterfmt_dash(char *out, size_t len)
+{
+	if (len == 0)
+		return;
+	out[0] = len > 1 ? '-' : '\0';
+	if (len > 1)
+		out[1] = '\0';
+}
+
+/* "a/b" from two parts; "-" if it does not fit (it always does in practice). */
+static void clusterfmt_pair(const char *a, const char *b, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/%s", a, b);
+
+	if (n < 0 || (size_t)n >= len)
+		clusterfmt_dash(out, len);
+}
+
+void clusterfmt_cpu(json_t *c, char *out, size_t len)
+{
+	const char *load = util_json_str(c, "cpu_load_1");
+	char count[24];
+
+	clusterfmt_count(c, "cpu_total_count", count, sizeof(count));
+	clusterfmt_pair(load && *load ? load : "-", count, out, len);
+}
+
+void clusterfmt_memory(json_t *c, char *out, size_t len)
+{
+	uint64_t used, total;
+	char a[16], b[16];
+
+	if (util_json_u64(c, "memory_usage", &used) != 0 ||
+	    util_json_u64(c, "memory_total_amount", &total) != 0 || total == 0) {
+		clusterfmt_dash(out, len);
+		return;
+	}
+	util_human_bytes(used, a, sizeof(a));
+	util_human_bytes(total, b, sizeof(b));
+	clusterfmt_pair(a, b, out, len);
+}
+
+void clusterfmt_storage(json_t *c, char *out, size_t len)
+{
+	json_t *pools = json_object_get(c, "storage_pool_usages"), *p;
+	uint64_t used = 0, total = 0, u, t;
+	char a[16], b[16];
+	size_t i;
+
+	if (!json_is_array(pools) || json_array_size(pools) == 0) {
+		clusterfmt_dash(out, len);
+		return;
+	}
+	json_array_foreach(pools, i, p)
+	{
+		if (util_json_u64(p, "usage", &u) == 0)
+			used += u;
+		if (util_json_u64(p, "total", &t) == 0)
+			total += t;
+	}
+	util_human_bytes(used, a, sizeof(a));
+	util_human_bytes(total, b, sizeof(b));
+	clusterfmt_pair(a, b, out, len);
+}
+
+void clusterfmt_count(json_t *c, const char *key, char *out, size_t len)
+{
+	uint64_t v;
+	int n;
+
+	if (util_json_u64(c, key, &v) != 0) {
+		clusterfmt_dash(out, len);
+		return;
+	}
+	n = snprintf(out, len, "%llu", (unsigned long long)v);
+	if (n < 0 || (size_t)n >= len)
+		clusterfmt_dash(out, len);
+}
+
+const char *clusterfmt_tunnel(json_t *c)
+{
+	return json_is_true(json_object_get(c, "tunnel_registered")) ? "yes" : "no";
+}
+
+void clusterfmt_heartbeat(json_t *c, int64_t now, char *out, size_t len)
+{
+	util_reltime(util_json_time(c, "last_status_update_at"), now, out, len);
+}
+
+void clusterfmt_when(json_t *c, const char *key, int64_t now, char *out, size_t len)
+{
+	int64_t t = util_json_time(c, key);
+	char abs[TIME_RFC3339_LEN], rel[32];
+	int n;
+
+	if (t <= 0 || time_format_rfc3339(t, abs, sizeof(abs)) != 0) {
+		n = snprintf(out, len, "never");
+		if (n < 0 || (size_t)n >= len)
+			clusterfmt_dash(out, len);
+		return;
+	}
+	util_reltime(t, now, rel, sizeof(rel));
+	n = snprintf(out, len, "%s (%s)", abs, rel);
+	if (n < 0 || (size_t)n >= len)
+		clusterfmt_dash(out, len);
+}

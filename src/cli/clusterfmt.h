@@ -1,0 +1,29 @@
+/*
+ * clusterfmt.h - the cluster object of the management API made readable,
+ * shared by `cluster list` and `cluster show`. Each writes a short string
+ * into out ("-" when the server sent nothing usable) and never fails.
+ */
+#ifndef LXCM_CLI_CLUSTERFMT_H
+#define LXCM_CLI_CLUSTERFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* "0.42/8": the 1-minute load over the CPU count. */
+void clusterfmt_cpu(json_t *c, char *out, size_t len);
+/* "1.2GiB/7.8GiB": memory used over total. */
+void clusterfmt_memory(json_t *c, char *out, size_t len);
+/* "12.0GiB/100.0GiB": the sums over storage_pool_usages. */
+void clusterfmt_storage(json_t *c, char *out, size_t len);
+/* The integer field key, or "-". */
+void clusterfmt_count(json_t *c, const char *key, char *out, size_t len);
+/* "yes" / "no" from tunnel_registered. */
+const char *clusterfmt_tunnel(json_t *c);
+/* "12s ago" / "never" from last_status_update_at. */
+void clusterfmt_heartbeat(json_t *c, int64_t now, char *out, size_t len);
+/* "2026-11-24T22:58:01Z (3d ago)", or "never", from an RFC 3339 field. */
+void clusterfmt_when(json_t *c, const char *key, int64_t now, char *out, size_t len);
+
+#endif
