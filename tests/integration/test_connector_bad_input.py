@@ -315,6 +315,41 @@ def test_headers_over_cap_431():
 
 
 @t.test
+def test_malformed_http_400_and_keepalive():
+    for port, name in ((S.mgmt_port, "management"), (S.conn_port, "connector")):
+        expect(L.raw_exchange(port, b"GARBAGE\r\n\r\n"), 400, name + ": garbage request line")
+        expect(L.raw_exchange(port, b"GET /1.0/status HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
+               400, name + ": bad Content-Length")
+    expect(S.mgmt("PUT", "/1.0/remote-cluster"), 405, "unsupported method")
+    # Keep-alive: several requests on one connection, and two pipelined.
+    conn = L.http.client.HTTPSConnection("127.0.0.1", S.mgmt_port, timeout=30,
+                                         context=L.tls_context())
+    try:
+        for i in range(3):
+            conn.request("GET", "/1.0/remote-cluster",
+                         headers={"Authorization": "Bearer " + S.token})
+            r = conn.getresponse()
+            r.read()
+            L.eq(r.status, 200, "keep-alive request %d" % i)
+    finally:
+        conn.close()
+    sock = L.tls_connect(S.conn_port)
+    try:
+        sock.sendall(b"GET /1.0/status HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        for i in range(2):
+            L.eq(L.read_http_response(sock).status, 200, "pipelined request %d" % i)
+    finally:
+        sock.close()
+    # A chunked JSON body within the cap is read whole.
+    body = b'{"cluster_name":"cchunked"}'
+    req = (_post_head(TOKEN_PATH, chunked=True, token=S.token) +
+           b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:]))
+    r = L.raw_exchange(S.mgmt_port, req)
+    L.eq(r.status, 200, "token create with a chunked body: %r" % r)
+    L.eq(L.decode_join_token(r.metadata["token"])["server_name"], "cchunked", "chunked name")
+
+
+@t.test
 def test_patch_thresholds():
     path = "/1.0/remote-cluster/c1"
     for field in ("disk_threshold", "memory_threshold"):
