@@ -1,0 +1,119 @@
+/*
+ * run.c - `lxcm-agent run --data-dir DIR`: the long-running agent.
+ *
+ * Loads DIR/agent.json, sets up struct agent and runs the loop until a
+ * signal (or, with --once, the first heartbeat) stops it. The loop is run
+ * once more after the stop so every handle is closed before exit.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "common/log.h"
+#include "common/slice.h"
+
+static void run_usage(FILE *out)
+{
+	fputs("usage: lxcm-agent run --data-dir DIR [options]\n"
+	      "\n"
+	      "Runs the agent of a joined cluster (see `lxcm-agent join`): sends a status\n"
+	      "heartbeat gathered from the local LXD to the manager at once, then at the\n"
+	      "interval the manager asks for (60 s when it does not say), retrying with\n"
+	      "backoff on failures. Stops on SIGINT or SIGTERM.\n"
+	      "\n"
+	      "options:\n"
+	      "  --data-dir DIR       the directory `join` filled (required)\n"
+	      "  --interval SECONDS   heartbeat interval, 1..86400 (overrides the manager)\n"
+	      "  --once               send one heartbeat and exit: 0 if it was accepted, else 1\n"
+	      "  --debug              log debug messages\n"
+	      "  -h, --help           this help\n",
+	      out);
+}
+
+static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, int *done)
+{
+	static const struct option longopts[] = {
+	    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
+	    {"once", no_argument, NULL, 'o'},		{"debug", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
+	};
+	long long v;
+	int ch;
+
+	*done = 0;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			*dir = optarg;
+			break;
+		case 'i':
+			if (slice_to_int64(slice_cstr(optarg), 1, 86400, &v) < 0)
+				return cmd_usage_error("run",
+						       "--interval takes 1 to 86400 seconds");
+			ag->interval_s = (unsigned)v;
+			break;
+		case 'o':
+			ag->once = 1;
+			break;
+		case 'D':
+			log_set_level(LOG_LEVEL_DEBUG);
+			break;
+		case 'h':
+			run_usage(stdout);
+			*done = 1;
+			return 0;
+		default:
+			return cmd_getopt_error("run", ch, argv);
+		}
+	}
+	if (optind != argc)
+		return cmd_usage_error("run", "unexpected argument");
+	if (*dir == NULL || (*dir)[0] == '\0')
+		return cmd_usage_error("run", "--data-dir is required");
+	return 0;
+}
+
+static int run_main(int argc, char **argv)
+{
+	struct agent ag;
+	const char *dir = NULL;
+	char err[512];
+	uv_loop_t loop;
+	int rc, done;
+
+	memset(&ag, 0, sizeof(ag));
+	rc = run_parse(argc, argv, &ag, &dir, &done);
+	if (rc != 0 || done)
+		return rc;
+	if (state_load(dir, &ag.cfg, err, sizeof(err)) < 0) {
+		LOG_ERROR("cannot load the agent state: %s (has this agent joined? see "
+			  "`lxcm-agent join --help`)",
+			  err);
+		return 1;
+	}
+	if (uv_loop_init(&loop) != 0) {
+		LOG_ERROR("cannot create the event loop");
+		state_clear(&ag.cfg);
+		return 1;
+	}
+	LOG_INFO("lxcm-agent %s: cluster \"%s\", manager %s (+%zu more), LXD at %s", AGENT_VERSION,
+		 ag.cfg.cluster_name, ag.cfg.addresses[0], ag.cfg.naddresses - 1, ag.cfg.up.url);
+	if (agent_init(&ag, &loop) < 0 || agent_start(&ag) < 0)
+		agent_stop(&ag, 1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	rc = ag.exit_code;
+	if (uv_loop_close(&loop) != 0)
+		LOG_WARN("handles left open at exit");
+	agent_free(&ag);
+	return rc;
+}
+
+const struct agent_cmd cmd_run = {
+    .name = "run",
+    .summary = "run the agent: status heartbeats to the manager",
+    .main = run_main,
+    .usage = run_usage,
+};
