@@ -36,6 +36,8 @@ TOKENS = {}
 @t.setup
 def setup():
     global LXD_SOCKET, S, CLI
+    for name in ("lxcm-server", "lxcm", "lxcm-agent"):
+        L.binary(name)
     LXD_SOCKET = L.lxd_start()
     L.lxd_get(LXD_SOCKET, "/1.0")
     S = L.Server("--heartbeat-interval", "5").start()
@@ -351,6 +353,55 @@ def test_rest_api_flow():
     cp = agent_once(d5, check_rc=None)
     L.check(cp.returncode != 0, "run --once after REST DELETE exited 0")
     L.check("403" in cp.stdout + cp.stderr, "no 403 reported:\n%s%s" % (cp.stdout, cp.stderr))
+
+
+@t.test
+def test_agent_pins_token_fingerprint():
+    # A token whose fingerprint is not the connector's: the agent must refuse
+    # to talk to that server, so the (valid) secret never reaches it.
+    d = L.decode_join_token(S.create_token("c6"))
+    bad = dict(d, fingerprint="00" * 32)
+    d6 = os.path.join(L.tmpdir("agent"), "c6")
+    cp = L.agent("join", L.encode_join_token(bad), "--data-dir", d6, "--upstream", upstream(),
+                 timeout=90)
+    L.check(cp.returncode != 0, "join with a wrong fingerprint in the token succeeded")
+    L.check("c6" not in list_json(), "c6 enrolled through an unpinned certificate")
+    L.check("c6" in token_list_json(), "the token was used despite the wrong fingerprint")
+    # The agent tries each address in turn: a dead one first is fine, and an
+    # upper-case fingerprint matches too.
+    dead = L.free_port()
+    good = dict(d, addresses=["127.0.0.1:%d" % dead] + d["addresses"],
+                fingerprint=d["fingerprint"].upper())
+    d6b = os.path.join(L.tmpdir("agent"), "c6b")
+    L.agent("join", L.encode_join_token(good), "--data-dir", d6b, "--upstream", upstream(),
+            check_rc=0, timeout=90)
+    L.check("c6" in list_json(), "c6 not enrolled through its second address")
+    agent_once(d6b)
+    CLI("cluster", "remove", "c6")
+
+
+@t.test
+def test_cli_pinning():
+    # The CLI remembered S's certificate on first use; a different server
+    # (new certificate) on the same port must be refused, unless its
+    # fingerprint is given explicitly.
+    port = S.mgmt_port
+    S.stop()
+    imp = L.Server()
+    imp.mgmt_port, imp.conn_port = port, L.free_port()
+    try:
+        imp.start()
+        fake = L.Cli(imp, config_home=CLI.config_home)
+        cp = fake("token", "list", check_rc=None)
+        L.check(cp.returncode != 0, "the CLI accepted a changed server certificate")
+        fp = L.server_fingerprint(imp.mgmt_port)
+        fake("--server-fingerprint", fp, "token", "list")
+        cp = fake("--server-fingerprint", "00" * 32, "token", "list", check_rc=None)
+        L.check(cp.returncode != 0, "the CLI accepted a wrong --server-fingerprint")
+    finally:
+        imp.stop()
+        S.start()
+    CLI("token", "list")
 
 
 @t.test
