@@ -112,6 +112,29 @@ int client_request(struct cli_ctx *ctx, const char *method, const char *path, js
 void client_ctx_free(struct cli_ctx *ctx);
 
 /*
+ * For commands that talk to the server on their own event loop (lxcm
+ * proxy). client_resolve does what client_request does first, once per
+ * process: server URL, API token, certificate pin with trust on first use
+ * (which may make the probe request). 0, or the exit code after printing
+ * why. The functions below need it to have succeeded.
+ */
+int client_resolve(struct cli_ctx *ctx);
+/* Options for a connection pinned to the server's certificate; -EINVAL before resolving. */
+struct http_client_opts;
+int client_conn_opts(const struct cli_ctx *ctx, struct http_client_opts *o);
+/* "https://host:port" for messages, and "host:port"; NULL before resolving. */
+const char *client_server_url(const struct cli_ctx *ctx);
+const char *client_server_key(const struct cli_ctx *ctx);
+/*
+ * "Bearer <token>" for an Authorization header, malloc'd: the caller wipes
+ * (secret_wipe) and frees it. *out is NULL when no token was given.
+ * 0 or -ENOMEM.
+ */
+int client_bearer(const struct cli_ctx *ctx, char **out);
+/* What a connection error code (conn/http_client) means, for people. */
+void client_conn_error_text(const char *url, int err, char *out, size_t len);
+
+/*
  * Builds "prefix/<NAME percent-encoded>" into out. On a name that cannot
  * make a path segment (empty, "." or "..", too long) prints why and returns
  * CLI_EXIT_USAGE; else 0.

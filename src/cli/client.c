@@ -144,20 +144,34 @@ static void client_fill_opts(const struct client_state *st, struct http_client_o
 	o->pin = pinned ? st->pin : NULL;
 }
 
+void client_conn_error_text(const char *url, int err, char *out, size_t len)
+{
+	int n;
+
+	if (err == CONN_ETLS)
+		n = snprintf(out, len,
+			     "TLS handshake with %s failed (is it an lxcm management listener?)",
+			     url);
+	else if (err == CONN_EPIN)
+		n = snprintf(out, len,
+			     "the certificate of %s does not match the pinned fingerprint", url);
+	else if (err == -ETIMEDOUT)
+		n = snprintf(out, len, "%s did not answer in time", url);
+	else if (err == -E2BIG)
+		n = snprintf(out, len, "the response from %s is larger than %d MiB", url,
+			     CLI_MAX_RESPONSE / (1024 * 1024));
+	else
+		n = snprintf(out, len, "cannot connect to %s: %s", url, uv_strerror(err));
+	if ((n < 0 || (size_t)n >= len) && len > 0)
+		out[len - 1] = '\0'; /* cut: the URL is at most 300 bytes, so still useful */
+}
+
 static void client_print_conn_error(const struct client_state *st, int err)
 {
-	if (err == CONN_ETLS)
-		fprintf(
-		    stderr,
-		    "Error: TLS handshake with %s failed (is it an lxcm management listener?)\n",
-		    st->url);
-	else if (err == -ETIMEDOUT)
-		fprintf(stderr, "Error: %s did not answer in time\n", st->url);
-	else if (err == -E2BIG)
-		fprintf(stderr, "Error: the response from %s is larger than %d MiB\n", st->url,
-			CLI_MAX_RESPONSE / (1024 * 1024));
-	else
-		fprintf(stderr, "Error: cannot connect to %s: %s\n", st->url, uv_strerror(err));
+	char msg[512];
+
+	client_conn_error_text(st->url, err, msg, sizeof(msg));
+	fprintf(stderr, "Error: %s\n", msg);
 }
 
 /*
@@ -365,27 +379,36 @@ static int client_handle_response(const struct client_state *st,
 	return 0;
 }
 
+/* "Bearer <token>", malloc'd; NULL when there is no token or no memory. */
+static char *client_bearer_of(const struct client_state *st)
+{
+	size_t alen;
+	char *auth;
+
+	if (st->token == NULL)
+		return NULL;
+	alen = strlen("Bearer ") + strlen(st->token);
+	auth = malloc(alen + 1);
+	if (auth != NULL) {
+		memcpy(auth, "Bearer ", 7);
+		memcpy(auth + 7, st->token, alen - 7 + 1);
+	}
+	return auth;
+}
+
 /* Builds the request headers; *auth (malloc'd, wiped by the caller) holds the bearer. */
 static size_t client_headers(const struct client_state *st, struct http_header *h, int has_body,
 			     char **auth)
 {
-	size_t n = 0, alen;
+	size_t n = 0;
 
 	h[n++] = (struct http_header){LIT("Accept"), LIT("application/json")};
 	h[n++] = (struct http_header){LIT("User-Agent"), LIT("lxcm")};
 	if (has_body)
 		h[n++] = (struct http_header){LIT("Content-Type"), LIT("application/json")};
-	*auth = NULL;
-	if (st->token != NULL) {
-		alen = strlen("Bearer ") + strlen(st->token);
-		*auth = malloc(alen + 1);
-		if (*auth != NULL) {
-			memcpy(*auth, "Bearer ", 7);
-			memcpy(*auth + 7, st->token, alen - 7 + 1);
-			h[n++] =
-			    (struct http_header){LIT("Authorization"), slice_make(*auth, alen)};
-		}
-	}
+	*auth = client_bearer_of(st);
+	if (*auth != NULL)
+		h[n++] = (struct http_header){LIT("Authorization"), slice_cstr(*auth)};
 	return n;
 }
 
@@ -402,11 +425,9 @@ int client_request(struct cli_ctx *ctx, const char *method, const char *path, js
 
 	if (metadata != NULL)
 		*metadata = NULL;
-	rc = client_prepare(ctx);
-	if (rc != 0) {
-		client_ctx_free(ctx); /* half-resolved: start over if called again */
+	rc = client_resolve(ctx);
+	if (rc != 0)
 		return rc;
-	}
 	st = ctx->client;
 	if (body != NULL && (payload = json_dumps(body, JSON_COMPACT)) == NULL) {
 		fputs("Error: cannot encode the request\n", stderr);
@@ -434,6 +455,42 @@ int client_request(struct cli_ctx *ctx, const char *method, const char *path, js
 		rc = client_handle_response(st, &res, metadata);
 	http_fetch_result_clear(&res);
 	return rc == 0 ? 0 : CLI_EXIT_FAIL;
+}
+
+int client_resolve(struct cli_ctx *ctx)
+{
+	int rc = client_prepare(ctx);
+
+	if (rc != 0)
+		client_ctx_free(ctx);
+	return rc;
+}
+
+int client_conn_opts(const struct cli_ctx *ctx, struct http_client_opts *o)
+{
+	if (ctx->client == NULL)
+		return -EINVAL;
+	client_fill_opts(ctx->client, o, 1);
+	return 0;
+}
+
+const char *client_server_url(const struct cli_ctx *ctx)
+{
+	return ctx->client ? ctx->client->url : NULL;
+}
+
+const char *client_server_key(const struct cli_ctx *ctx)
+{
+	return ctx->client ? ctx->client->srv.key : NULL;
+}
+
+int client_bearer(const struct cli_ctx *ctx, char **out)
+{
+	*out = NULL;
+	if (ctx->client == NULL || ctx->client->token == NULL)
+		return 0;
+	*out = client_bearer_of(ctx->client);
+	return *out ? 0 : -ENOMEM;
 }
 
 void client_ctx_free(struct cli_ctx *ctx)
