@@ -4,6 +4,7 @@
  * and stopped in one place.
  */
 #include "agent/agent.h"
+#include "agent/forward.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -103,9 +104,13 @@ int agent_init(struct agent *ag, uv_loop_t *loop)
 
 int agent_start(struct agent *ag)
 {
-	/* The tunnel module starts here too once it exists. */
 	if (heartbeat_start(ag) < 0) {
 		LOG_ERROR("cannot start the heartbeat: out of memory");
+		return -1;
+	}
+	/* --once is a single heartbeat: no tunnel. */
+	if (!ag->once && tunnel_client_start(ag) < 0) {
+		LOG_ERROR("cannot start the tunnel: out of memory");
 		return -1;
 	}
 	return 0;
@@ -118,6 +123,7 @@ void agent_stop(struct agent *ag, int exit_code)
 	ag->stopping = 1;
 	ag->exit_code = exit_code;
 	heartbeat_stop(ag);
+	tunnel_client_stop(ag);
 	if (ag->sig_ready) {
 		uv_close((uv_handle_t *)&ag->sig_int, NULL);
 		uv_close((uv_handle_t *)&ag->sig_term, NULL);

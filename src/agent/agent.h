@@ -62,6 +62,7 @@ struct agent_config {
 };
 
 struct heartbeat;
+struct tunnel_client;
 
 struct agent {
 	uv_loop_t *loop;
@@ -74,6 +75,7 @@ struct agent {
 	uv_signal_t sig_term;
 	int sig_ready; /* the two signal handles are initialised */
 	struct heartbeat *hb;
+	struct tunnel_client *tc; /* the reverse tunnel (tunnel_client.c) */
 	unsigned interval_s; /* --interval; 0: the manager decides */
 	int once;	     /* --once: one heartbeat, then exit */
 	int exit_code;

@@ -1,14 +1,11 @@
 /*
  * cmd_version.c - `lxcm version`.
- *
- * The version string lives in src/server/version.c, which the build puts in
- * lxcm_server_lib, a library the CLI does not link; compiling that one tiny
- * file in here keeps a single source of truth for every binary.
  */
 #include "cli/cli.h"
+#include "common/version.h"
 
 #include "cli/output.h"
-#include "server/version.c"
+
 
 static int version_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
 {

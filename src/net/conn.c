@@ -79,8 +79,9 @@ struct conn_write_req {
 	char data[];
 };
 
-static char conn_read_buf[CONN_READ_CHUNK];
-static char conn_plain_buf[CONN_READ_CHUNK];
+/* One pair per thread: a loop runs on one thread and consumes reads at once. */
+static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
+static _Thread_local char conn_plain_buf[CONN_READ_CHUNK];
 
 static void conn_flush_tls(struct conn *c);
 static void conn_tls_input(struct conn *c);

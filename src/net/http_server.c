@@ -64,6 +64,8 @@ struct http_server {
 	struct http_conn *conns;
 	size_t nconns;
 	int port;
+	int stopping;	     /* http_server_stop called */
+	int listener_closed; /* freed once this and nconns == 0 */
 };
 
 static llhttp_settings_t hc_settings;
@@ -194,6 +196,8 @@ static void hc_unlink(struct http_conn *hc)
 		hc->next->prev = hc->prev;
 	hc->prev = hc->next = NULL;
 	srv->nconns--;
+	if (srv->stopping && srv->listener_closed && srv->nconns == 0)
+		free(srv);
 }
 
 /* The conn is gone (its on_close): abort the request and free hc. */
@@ -610,9 +614,14 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
 	hc_timer(hc, TM_HEADER, srv->cfg.limits.header_timeout_ms);
 }
 
+/* The server struct goes once its listener and its last connection are gone. */
 static void http_server_on_listener_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct http_server *srv = h->data;
+
+	srv->listener_closed = 1;
+	if (!srv->stopping || srv->nconns == 0)
+		free(srv);
 }
 
 int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
@@ -671,6 +680,7 @@ void http_server_stop(struct http_server *s)
 
 	if (s == NULL)
 		return;
+	s->stopping = 1;
 	for (hc = s->conns; hc; hc = next) {
 		next = hc->next;
 		hc_close(hc);
@@ -927,6 +937,9 @@ struct conn *http_request_take_conn(struct http_request *req, char **extra, size
 	}
 	conn_set_data(c, NULL);
 	conn_set_callbacks(c, NULL);
+	/* Parsing stopped reading at the upgrade; the new owner reads. Nothing
+	 * is delivered before the caller has set its callbacks (next turn). */
+	conn_read_start(c);
 	hc_unlink(hc);
 	uv_close((uv_handle_t *)&hc->timer, hc_on_timer_closed);
 	hc_request_free(req);

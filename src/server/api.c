@@ -17,7 +17,7 @@
 #include "common/secret.h"
 #include "common/timefmt.h"
 #include "server/server.h"
-#include "server/version.h"
+#include "common/version.h"
 #include "store/store_async.h"
 
 struct api_job {
@@ -161,7 +161,7 @@ static void api_cluster_list_done(void *arg)
 	} else {
 		arr = json_array();
 		for (i = 0; i < j->n; i++)
-			json_array_append_new(arr, cluster_to_json(&j->clusters[i]));
+			json_array_append_new(arr, cluster_to_json_live(j->srv, &j->clusters[i]));
 		http_respond_json(j->req, 200, arr);
 	}
 	api_job_free(j);
@@ -189,7 +189,7 @@ static void api_cluster_get_done(void *arg)
 	if (j->rc < 0)
 		handler_store_error(j->req, j->rc, "cluster");
 	else
-		http_respond_json(j->req, 200, cluster_to_json(&j->cluster));
+		http_respond_json(j->req, 200, cluster_to_json_live(j->srv, &j->cluster));
 	api_job_free(j);
 }
 
@@ -473,5 +473,7 @@ const struct http_route api_routes[] = {
 	{"POST", "/1.0/remote-cluster-join-token", api_token_create, 0, 0},
 	{"GET", "/1.0/remote-cluster-join-token", api_token_list, 0, 0},
 	{"DELETE", "/1.0/remote-cluster-join-token/{name}", api_token_delete, 0, 0},
+	{NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", proxy_handle,
+	 HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPGRADE, 0},
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

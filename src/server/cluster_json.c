@@ -8,6 +8,7 @@
 
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/tunnels.h"
 
 /* Go's zero time, which MicroCloud clients expect for "never". */
 #define CLUSTER_TIME_NEVER "0001-01-01T00:00:00Z"
@@ -129,5 +130,15 @@ json_t *cluster_to_json(const struct store_cluster *c)
 	json_object_set_new(o, "created_at", cj_time(c->created_at));
 	json_object_set_new(o, "last_status_update_at", cj_time(c->last_status_update_at));
 	json_decref(st);
+	return o;
+}
+
+json_t *cluster_to_json_live(struct server *srv, const struct store_cluster *c)
+{
+	json_t *o = cluster_to_json(c);
+	json_t *t = srv->tunnels ? tunnels_describe(srv->tunnels, c->name) : NULL;
+
+	json_object_set_new(o, "tunnel_registered", json_boolean(t != NULL));
+	json_object_set_new(o, "tunnel", t ? t : json_null());
 	return o;
 }

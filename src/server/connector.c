@@ -22,6 +22,7 @@
 #include "common/secret.h"
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/tunnels.h"
 #include "store/store_async.h"
 
 struct conn_job {
@@ -349,7 +350,49 @@ static void connector_leave(struct http_request *req)
 		conn_submit(j, connector_leave_work, connector_leave_done);
 }
 
+/* ---- GET /1.0/remote-cluster/ws (the tunnel) ---- */
+
+const struct ws_callbacks *tunnels_v2_ws_callbacks(void);
+
+static void connector_ws_identified(void *arg)
+{
+	struct conn_job *j = arg;
+	struct http_request *req = j->req;
+	const char *why = NULL;
+	struct ws *ws;
+
+	if (connector_identified(j) != 0) {
+		conn_job_free(j);
+		return;
+	}
+	if (ws_check_upgrade_request(req, &why) != 0) {
+		http_respond_error(req, 400, "not a WebSocket upgrade: %s", why ? why : "invalid");
+		conn_job_free(j);
+		return;
+	}
+	if (!ws_request_offers_protocol(req, TUNNEL_PROTOCOL_V2)) {
+		http_respond_error(req, 501, "tunnel protocol v1 is not supported by this manager yet; "
+					     "use lxcm-agent (Sec-WebSocket-Protocol: " TUNNEL_PROTOCOL_V2 ")");
+		conn_job_free(j);
+		return;
+	}
+	ws = ws_server_accept(req, TUNNEL_PROTOCOL_V2, TUNNELS_WS_MAX_MESSAGE,
+			      tunnels_v2_ws_callbacks(), NULL);
+	if (ws != NULL)
+		tunnels_attach_v2(j->srv->tunnels, j->cluster.name, ws);
+	conn_job_free(j);
+}
+
+static void connector_ws(struct http_request *req)
+{
+	struct conn_job *j = conn_job_new(req);
+
+	if (j)
+		conn_submit(j, connector_identify_work, connector_ws_identified);
+}
+
 const struct http_route connector_routes[] = {
+	{"GET", "/1.0/remote-cluster/ws", connector_ws, HTTP_ROUTE_UPGRADE, 0},
 	{"GET", "/1.0/status", connector_status_ping, 0, 0},
 	{"POST", "/1.0/remote-cluster", connector_join, 0, 0},
 	{"DELETE", "/1.0/remote-cluster", connector_leave, 0, 0},

@@ -15,7 +15,9 @@
 #include "common/log.h"
 #include "net/tls.h"
 #include "server/server.h"
-#include "server/version.h"
+#include "server/tunnels.h"
+#include <unistd.h>
+#include "common/version.h"
 
 static void usage(FILE *f)
 {
@@ -39,6 +41,9 @@ static void usage(FILE *f)
 	      "  --max-json-body N               buffered JSON body cap (default 1048576)\n"
 	      "  --header-timeout MS             time to send a request head (default 10000)\n"
 	      "  --idle-timeout MS               keep-alive idle time (default 60000)\n"
+	      "  --replica-name NAME             this replica's name (default: host name)\n"
+	      "  --proxy-header-timeout MS       504 when a cluster sends no response headers\n"
+	      "                                  in time (default 60000)\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -109,6 +114,8 @@ enum {
 	OPT_HEADER_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
 	OPT_LOG_LEVEL,
+	OPT_REPLICA,
+	OPT_PROXY_HEADER_TIMEOUT,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -130,6 +137,8 @@ static const struct option long_opts[] = {
 	{"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"replica-name", required_argument, NULL, OPT_REPLICA},
+	{"proxy-header-timeout", required_argument, NULL, OPT_PROXY_HEADER_TIMEOUT},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -167,6 +176,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	int opt, rc = 0;
 
 	cfg->heartbeat_interval_s = SERVER_DEFAULT_HEARTBEAT_S;
+	cfg->proxy_header_timeout_ms = 60000;
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
@@ -202,6 +212,11 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			cfg->limits.idle_timeout_ms = (uint64_t)n;
 			break;
 		case OPT_LOG_LEVEL: rc = parse_log_level(optarg); break;
+		case OPT_REPLICA: rc = copy_opt(cfg->replica, sizeof(cfg->replica), optarg); break;
+		case OPT_PROXY_HEADER_TIMEOUT:
+			rc = parse_num(optarg, 100, 3600000, &n);
+			cfg->proxy_header_timeout_ms = (uint64_t)n;
+			break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;
@@ -368,6 +383,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	http_server_stop(srv->management);
 	http_server_stop(srv->connector);
 	srv->management = srv->connector = NULL;
+	tunnels_close_all(srv->tunnels);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_term, NULL);
 	uv_timer_init(srv->loop, &stop_timer);
@@ -405,7 +421,15 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));
 		return 1;
 	}
-	if (server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+	if (gethostname(srv.replica, sizeof(srv.replica) - 1) != 0)
+		snprintf(srv.replica, sizeof(srv.replica), "lxcm");
+	if (srv.cfg.replica[0])
+		snprintf(srv.replica, sizeof(srv.replica), "%s", srv.cfg.replica);
+	/* This replica holds no tunnel yet, whatever a crash left in the store. */
+	srv.store->ops->tunnel_clear_replica(srv.store, srv.replica);
+	tunnel_config_defaults(&srv.tunnel_cfg);
+	srv.tunnels = tunnels_new(&srv);
+	if (srv.tunnels == NULL || server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
 		return 1;
 	uv_signal_init(srv.loop, &sig_int);
 	uv_signal_init(srv.loop, &sig_term);
@@ -423,6 +447,8 @@ int main(int argc, char **argv)
 	uv_run(srv.loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");
+	tunnels_free(srv.tunnels);
+	uv_run(srv.loop, UV_RUN_NOWAIT);
 	store_close(srv.store);
 	ratelimit_free(srv.join_limit);
 	SSL_CTX_free(srv.mgmt_tls);

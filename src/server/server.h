@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "net/http.h"
+#include "net/tunnel_h2.h"
 #include "server/ratelimit.h"
 #include "store/store.h"
 
@@ -34,6 +35,8 @@ struct server_config {
 	int connector_port;
 	char connector_public[300];  /* host:port that goes into join tokens */
 	char management_public[300]; /* https://host:port told to clusters */
+	char replica[128];	     /* this replica's name (default: the host name) */
+	uint64_t proxy_header_timeout_ms; /* 504 when the upstream sends no headers */
 	char db_url[4096];
 	char tls_cert[4096];
 	char tls_key[4096];
@@ -53,6 +56,9 @@ struct server {
 	struct http_server *management;
 	struct http_server *connector;
 	struct ratelimit *join_limit;
+	struct tunnels *tunnels;
+	struct tunnel_config tunnel_cfg;
+	char replica[128];
 	/* SHA-256 (hex) of every API token, checked in constant time. */
 	char api_token_hashes[SERVER_MAX_API_TOKENS][65];
 	size_t napi_tokens;
@@ -74,8 +80,12 @@ int auth_request_trusted(struct server *srv, const struct http_request *req);
 /* Connector pre_route: a client certificate is required except for join and status. */
 int connector_pre_route(struct http_request *req);
 
-/* Cluster object rendering (cluster_json.c). */
+/* Cluster object rendering (cluster_json.c); adds the live tunnel if any. */
 json_t *cluster_to_json(const struct store_cluster *c);
+json_t *cluster_to_json_live(struct server *srv, const struct store_cluster *c);
+
+/* The tunnel proxy route handler (proxy.c). */
+void proxy_handle(struct http_request *req);
 
 /* Common handler helpers (handlers.c). */
 /* Parses the buffered body as a JSON object, answering 400 itself on failure. */

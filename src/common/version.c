@@ -1,5 +1,5 @@
 /* version.c - the version string every binary prints. */
-#include "server/version.h"
+#include "common/version.h"
 
 const char *lxcm_version(void)
 {

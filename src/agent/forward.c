@@ -1,0 +1,501 @@
+/*
+ * forward.c - serves tunnel streams by forwarding them to the local LXD.
+ *
+ * The agent forwards only to its configured upstream, never to an address a
+ * request names, and only paths under the allow-list (/1.0 and /ui by
+ * default); anything else gets 403 from the agent itself. Each stream is one
+ * upstream HTTP/1.1 request; bodies stream both ways with backpressure:
+ *   stream DATA -> http_client_write; 0 -> the bytes are credited to the
+ *                  stream window only on the client's on_drain
+ *   upstream body -> tunnel_stream_write; 0 -> http_client_pause until the
+ *                  stream's on_drain
+ * Extended CONNECT streams (RFC 8441, :protocol websocket) become an
+ * HTTP/1.1 WebSocket upgrade against LXD; after its 101 we answer 200 and
+ * pipe raw bytes between the stream and LXD's socket.
+ *
+ * The upstream request starts at the stream's first DATA or its end, so we
+ * know whether there is a body (HTTP/2 says so only with END_STREAM).
+ *
+ * Lifetime: struct fwd lives until its stream is closed and the upstream
+ * side (client or raw conn) is done.
+ */
+#include "agent/forward.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "common/envelope.h"
+#include "common/log.h"
+#include "net/ws.h"
+
+#define FWD_MAX_PATH 8192
+
+struct fwd {
+	struct agent *ag;
+	struct tunnel_stream *s; /* NULL once closed */
+	struct http_client *cl;	 /* NULL when not started or done */
+	struct conn *up;	 /* LXD's socket after a WebSocket upgrade */
+	char method[16];
+	char path[FWD_MAX_PATH];
+	char ws_key[25];
+	struct buf head; /* copied request headers: name\0value\0 pairs */
+	size_t nhdr;
+	int64_t content_length; /* -1 unknown */
+	int websocket;
+	int started;
+	int responded;
+	int body_ended; /* the stream's request body is complete */
+	size_t unconsumed;
+};
+
+static const char *const fwd_hop_by_hop[] = {
+	"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+	"upgrade", "host", "content-length", "http2-settings", "sec-websocket-key",
+	"sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept",
+};
+
+static int fwd_skip(struct slice name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(fwd_hop_by_hop) / sizeof(fwd_hop_by_hop[0]); i++)
+		if (slice_eq_nocase(name, slice_cstr(fwd_hop_by_hop[i])))
+			return 1;
+	return name.len > 0 && name.base[0] == ':';
+}
+
+/* Whether path is under one allowed prefix (at a segment boundary) and clean. */
+int forward_path_allowed(struct slice path)
+{
+	static const char *const prefixes[] = {"/1.0", "/ui"};
+	size_t i, plen = path.len;
+	const char *q = memchr(path.base, '?', path.len);
+
+	if (q)
+		plen = (size_t)(q - path.base);
+	for (i = 0; i + 2 < plen; i++) {
+		/* No dot segments or encoded dots: LXD would clean them. */
+		if (path.base[i] == '/' && path.base[i + 1] == '.' &&
+		    (i + 2 == plen || path.base[i + 2] == '/' || path.base[i + 2] == '.'))
+			return 0;
+		if (path.base[i] == '%' && (path.base[i + 1] == '2') &&
+		    (path.base[i + 2] == 'e' || path.base[i + 2] == 'E' || path.base[i + 2] == 'f' ||
+		     path.base[i + 2] == 'F'))
+			return 0;
+	}
+	if (plen >= 2 && path.base[plen - 1] == '.' && path.base[plen - 2] == '/')
+		return 0;
+	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t n = strlen(prefixes[i]);
+
+		if (plen >= n && memcmp(path.base, prefixes[i], n) == 0 &&
+		    (plen == n || path.base[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+static void fwd_maybe_free(struct fwd *f)
+{
+	if (f->s || f->cl || f->up)
+		return;
+	buf_free(&f->head);
+	free(f);
+}
+
+/* Answers the stream with an LXD-style error, from the agent itself. */
+static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
+{
+	char msg[512], st[8];
+	struct http_header h[2];
+	size_t len = 0;
+	char *body;
+	va_list ap;
+
+	if (f->s == NULL)
+		return;
+	if (f->responded) {
+		tunnel_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	snprintf(st, sizeof(st), "%d", status);
+	h[0] = (struct http_header){LIT(":status"), slice_cstr(st)};
+	h[1] = (struct http_header){LIT("content-type"), LIT("application/json")};
+	body = envelope_error(status, msg, &len);
+	f->responded = 1;
+	if (tunnel_respond(f->s, h, 2, 1) == 0 && body)
+		tunnel_stream_write(f->s, body, len);
+	free(body);
+	if (f->s)
+		tunnel_stream_end(f->s);
+}
+
+/* ---- upstream response -> stream ---- */
+
+static void fwd_on_head(struct http_client *cl, const struct http_response_head *h)
+{
+	struct fwd *f = http_client_data(cl);
+	struct http_header out[TUNNEL_MAX_HEADERS];
+	char st[8], clen[24];
+	size_t i, n = 0;
+	int has_body;
+
+	if (f->s == NULL)
+		return;
+	snprintf(st, sizeof(st), "%d", h->status);
+	out[n++] = (struct http_header){LIT(":status"), slice_cstr(st)};
+	for (i = 0; i < h->nheaders && n < TUNNEL_MAX_HEADERS - 1; i++)
+		if (!fwd_skip(h->headers[i].name))
+			out[n++] = h->headers[i];
+	if (h->content_length >= 0 && n < TUNNEL_MAX_HEADERS) {
+		snprintf(clen, sizeof(clen), "%lld", (long long)h->content_length);
+		out[n++] = (struct http_header){LIT("content-length"), slice_cstr(clen)};
+	}
+	has_body = strcmp(f->method, "HEAD") != 0 && h->status != 204 && h->status != 304 &&
+		   h->content_length != 0;
+	f->responded = 1;
+	if (tunnel_respond(f->s, out, n, has_body) < 0) {
+		http_client_cancel(cl);
+		f->cl = NULL;
+		tunnel_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
+	}
+}
+
+static void fwd_on_body(struct http_client *cl, const char *data, size_t len)
+{
+	struct fwd *f = http_client_data(cl);
+	int rc;
+
+	if (f->s == NULL)
+		return;
+	rc = tunnel_stream_write(f->s, data, len);
+	if (rc == 0)
+		http_client_pause(cl);
+}
+
+static void fwd_on_done(struct http_client *cl, int err)
+{
+	struct fwd *f = http_client_data(cl);
+
+	f->cl = NULL;
+	if (err == 0) {
+		if (f->s)
+			tunnel_stream_end(f->s);
+	} else if (f->s) {
+		LOG_WARN("upstream %s %s failed: %s", f->method, f->path, strerror(-err));
+		fwd_error(f, 502, "the agent cannot reach LXD at %s", f->ag->cfg.up.url);
+	}
+	fwd_maybe_free(f);
+}
+
+static void fwd_on_client_drain(struct http_client *cl)
+{
+	struct fwd *f = http_client_data(cl);
+
+	if (f->s && f->unconsumed) {
+		tunnel_stream_consume(f->s, f->unconsumed);
+		f->unconsumed = 0;
+	}
+}
+
+/* ---- WebSocket pass-through ---- */
+
+static void fwd_up_on_data(struct conn *c, const char *data, size_t len)
+{
+	struct fwd *f = conn_data(c);
+
+	if (f->s == NULL)
+		return;
+	if (tunnel_stream_write(f->s, data, len) == 0)
+		conn_read_stop(c);
+}
+
+static void fwd_up_on_end(struct conn *c, int err)
+{
+	struct fwd *f = conn_data(c);
+
+	if (f->s) {
+		if (err == 0)
+			tunnel_stream_end(f->s);
+		else
+			tunnel_stream_reset(f->s, NGHTTP2_CANCEL);
+	}
+	conn_close(c);
+}
+
+static void fwd_up_on_drain(struct conn *c)
+{
+	struct fwd *f = conn_data(c);
+
+	if (f->s && f->unconsumed) {
+		tunnel_stream_consume(f->s, f->unconsumed);
+		f->unconsumed = 0;
+	}
+}
+
+static void fwd_up_on_close(struct conn *c)
+{
+	struct fwd *f = conn_data(c);
+
+	f->up = NULL;
+	if (f->s)
+		tunnel_stream_reset(f->s, NGHTTP2_CANCEL);
+	fwd_maybe_free(f);
+}
+
+static const struct conn_callbacks fwd_up_cbs = {
+	.on_data = fwd_up_on_data,
+	.on_end = fwd_up_on_end,
+	.on_drain = fwd_up_on_drain,
+	.on_close = fwd_up_on_close,
+};
+
+static void fwd_on_upgrade(struct http_client *cl, const struct http_response_head *h,
+			   struct conn *c, const char *extra, size_t extra_len)
+{
+	struct fwd *f = http_client_data(cl);
+	struct http_header out[2];
+	char accept[32];
+	size_t i, n = 0;
+	struct slice got = SLICE_NULL;
+
+	f->cl = NULL;
+	for (i = 0; i < h->nheaders; i++) {
+		if (slice_eq_nocase(h->headers[i].name, LIT("Sec-WebSocket-Accept")))
+			got = h->headers[i].value;
+		if (slice_eq_nocase(h->headers[i].name, LIT("Sec-WebSocket-Protocol")) && n == 1)
+			out[n++] = (struct http_header){LIT("sec-websocket-protocol"),
+							h->headers[i].value};
+		if (n == 0)
+			out[n++] = (struct http_header){LIT(":status"), LIT("200")};
+	}
+	if (n == 0)
+		out[n++] = (struct http_header){LIT(":status"), LIT("200")};
+	if (ws_accept_key(f->ws_key, strlen(f->ws_key), accept) != 0 ||
+	    !slice_eq(got, slice_cstr(accept)) || f->s == NULL) {
+		conn_close(c);
+		fwd_error(f, 502, "LXD answered the WebSocket upgrade wrongly");
+		fwd_maybe_free(f);
+		return;
+	}
+	f->up = c;
+	conn_set_callbacks(c, &fwd_up_cbs);
+	conn_set_data(c, f);
+	f->responded = 1;
+	tunnel_respond(f->s, out, n, 1);
+	conn_read_start(c);
+	if (extra_len && f->s)
+		tunnel_stream_write(f->s, extra, extra_len);
+}
+
+static const struct http_client_callbacks fwd_client_cbs = {
+	.on_head = fwd_on_head,
+	.on_body = fwd_on_body,
+	.on_done = fwd_on_done,
+	.on_drain = fwd_on_client_drain,
+	.on_upgrade = fwd_on_upgrade,
+};
+
+/* ---- starting the upstream request ---- */
+
+static void fwd_start(struct fwd *f, int64_t body_len)
+{
+	struct http_header h[TUNNEL_MAX_HEADERS + 6];
+	struct http_client_opts opts;
+	const char *p = f->head.data;
+	size_t i, n = 0;
+
+	f->started = 1;
+	for (i = 0; i < f->nhdr && n < TUNNEL_MAX_HEADERS; i++) {
+		size_t nl = strlen(p), vl = strlen(p + nl + 1);
+
+		h[n].name = slice_make(p, nl);
+		h[n].value = slice_make(p + nl + 1, vl);
+		n++;
+		p += nl + vl + 2;
+	}
+	if (f->websocket) {
+		if (ws_client_key(f->ws_key) != 0) {
+			fwd_error(f, 500, "cannot make a WebSocket key");
+			return;
+		}
+		h[n++] = (struct http_header){LIT("Upgrade"), LIT("websocket")};
+		h[n++] = (struct http_header){LIT("Connection"), LIT("Upgrade")};
+		h[n++] = (struct http_header){LIT("Sec-WebSocket-Version"), LIT("13")};
+		h[n++] = (struct http_header){LIT("Sec-WebSocket-Key"), slice_cstr(f->ws_key)};
+	}
+	upstream_opts(&f->ag->cfg.up, f->ag->lxd_tls, &opts);
+	f->cl = http_client_request(f->ag->loop, &opts, f->websocket ? "GET" : f->method, f->path,
+				    h, n, body_len, &fwd_client_cbs, f);
+	if (f->cl == NULL)
+		fwd_error(f, 502, "the agent cannot reach LXD at %s", f->ag->cfg.up.url);
+	else if (body_len == 0)
+		http_client_end(f->cl);
+}
+
+/* ---- stream callbacks ---- */
+
+static void fwd_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+{
+	struct fwd *f = tunnel_stream_data(s);
+	int rc;
+
+	if (f->up) {
+		rc = conn_write(f->up, data, len);
+		if (rc == 1)
+			tunnel_stream_consume(s, len);
+		else if (rc == 0)
+			f->unconsumed += len;
+		else
+			tunnel_stream_reset(s, NGHTTP2_CANCEL);
+		return;
+	}
+	if (!f->started)
+		fwd_start(f, f->content_length >= 0 ? f->content_length : -1);
+	if (f->cl == NULL) {
+		tunnel_stream_consume(s, len);
+		return;
+	}
+	rc = http_client_write(f->cl, data, len);
+	if (rc == 1)
+		tunnel_stream_consume(s, len);
+	else if (rc == 0)
+		f->unconsumed += len;
+	else
+		tunnel_stream_consume(s, len);
+}
+
+static void fwd_s_on_end(struct tunnel_stream *s)
+{
+	struct fwd *f = tunnel_stream_data(s);
+
+	f->body_ended = 1;
+	if (f->up) {
+		conn_shutdown(f->up);
+		return;
+	}
+	if (!f->started) {
+		fwd_start(f, 0);
+		return;
+	}
+	if (f->cl)
+		http_client_end(f->cl);
+}
+
+static void fwd_s_on_drain(struct tunnel_stream *s)
+{
+	struct fwd *f = tunnel_stream_data(s);
+
+	if (f->up)
+		conn_read_start(f->up);
+	else if (f->cl)
+		http_client_resume(f->cl);
+}
+
+static void fwd_s_on_close(struct tunnel_stream *s, uint32_t code)
+{
+	struct fwd *f = tunnel_stream_data(s);
+
+	(void)code;
+	f->s = NULL;
+	if (f->cl) {
+		http_client_cancel(f->cl); /* the manager gave up: abort upstream */
+		f->cl = NULL;
+	}
+	if (f->up)
+		conn_close(f->up);
+	fwd_maybe_free(f);
+}
+
+static const struct tunnel_stream_callbacks fwd_stream_cbs = {
+	.on_data = fwd_s_on_data,
+	.on_end = fwd_s_on_end,
+	.on_drain = fwd_s_on_drain,
+	.on_close = fwd_s_on_close,
+};
+
+/* Copies the headers LXD should see into f->head as name\0value\0 pairs. */
+static int fwd_copy_headers(struct fwd *f, const struct tunnel_headers *h)
+{
+	size_t i;
+	long long v;
+
+	for (i = 0; i < h->n; i++) {
+		struct slice name = h->h[i].name;
+
+		if (slice_eq(name, LIT("content-length"))) {
+			if (slice_to_int64(h->h[i].value, 0, INT64_MAX, &v) != 0)
+				return -EINVAL;
+			f->content_length = v;
+			continue;
+		}
+		if (fwd_skip(name))
+			continue;
+		if (memchr(h->h[i].value.base, '\0', h->h[i].value.len) ||
+		    memchr(name.base, '\0', name.len))
+			return -EINVAL;
+		if (buf_append(&f->head, name.base, name.len) < 0 ||
+		    buf_append(&f->head, "", 1) < 0 ||
+		    buf_append(&f->head, h->h[i].value.base, h->h[i].value.len) < 0 ||
+		    buf_append(&f->head, "", 1) < 0)
+			return -E2BIG;
+		f->nhdr++;
+	}
+	return 0;
+}
+
+void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tunnel_headers *h)
+{
+	struct slice method = tunnel_header(h, LIT(":method"));
+	struct slice path = tunnel_header(h, LIT(":path"));
+	struct slice proto = tunnel_header(h, LIT(":protocol"));
+	struct fwd *f = calloc(1, sizeof(*f));
+
+	if (f == NULL) {
+		tunnel_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	f->ag = ag;
+	f->s = s;
+	f->content_length = -1;
+	buf_init(&f->head, TUNNEL_MAX_HEADER_BYTES);
+	tunnel_stream_set_callbacks(s, &fwd_stream_cbs, f);
+	if (method.len == 0 || method.len >= sizeof(f->method) || path.len == 0 ||
+	    path.len >= sizeof(f->path) || memchr(path.base, '\0', path.len)) {
+		fwd_error(f, 400, "invalid request");
+		return;
+	}
+	memcpy(f->method, method.base, method.len);
+	memcpy(f->path, path.base, path.len);
+	LOG_DEBUG("stream %d: %s %s", tunnel_stream_id(s), f->method, f->path);
+	if (slice_eq(method, LIT("CONNECT"))) {
+		if (!slice_eq(proto, LIT("websocket"))) {
+			fwd_error(f, 501, "only WebSocket CONNECT streams are supported");
+			return;
+		}
+		f->websocket = 1;
+	}
+	if (!forward_path_allowed(path)) {
+		LOG_INFO("refused %s %s: not under an allowed path", f->method, f->path);
+		fwd_error(f, 403, "path not allowed by this agent");
+		return;
+	}
+	if (fwd_copy_headers(f, h) < 0) {
+		fwd_error(f, 400, "invalid request headers");
+		return;
+	}
+	if (f->websocket)
+		fwd_start(f, 0);
+}

@@ -1,0 +1,27 @@
+/*
+ * forward.h - serving tunnel streams from the local LXD (forward.c) and
+ * holding the tunnel to the manager open (tunnel_client.c).
+ */
+#ifndef LXCM_AGENT_FORWARD_H
+#define LXCM_AGENT_FORWARD_H
+
+#include "agent/agent.h"
+#include "common/slice.h"
+#include "net/tunnel_h2.h"
+
+/* Serves one request stream (called from the tunnel's on_request). */
+void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tunnel_headers *h);
+/* 1 when path (with its query) is under /1.0 or /ui and has no dot segments. */
+int forward_path_allowed(struct slice path);
+
+#define TUNNEL_CLIENT_BACKOFF_BASE_MS 500
+#define TUNNEL_CLIENT_BACKOFF_CAP_MS 30000
+#define TUNNEL_CLIENT_HEALTHY_MS 60000 /* connected this long: backoff starts over */
+#define TUNNEL_CLIENT_DEAD_AFTER_MS 45000
+#define TUNNEL_CLIENT_TICK_MS 5000
+
+/* Keeps the reverse tunnel up, reconnecting with full-jitter backoff. */
+int tunnel_client_start(struct agent *ag);
+void tunnel_client_stop(struct agent *ag);
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * tunnels.c - registry of live tunnels, v2 session wiring, liveness.
+ *
+ * Entries live in one list (live and draining) and, while live, in a hash
+ * table keyed by cluster name. All on the loop thread. Ownership rows in the
+ * store are written and cleared through store_run, fire and forget: the
+ * in-memory registry is the truth for this replica, the store tells other
+ * replicas (and operators) who holds what.
+ */
+#include "server/tunnels.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timefmt.h"
+#include "server/server.h"
+#include "store/store_async.h"
+
+#define TUNNELS_BUCKETS 4096
+
+struct tunnels {
+	struct server *srv;
+	uv_timer_t tick;
+	struct tunnel_entry *all;
+	struct tunnel_entry *buckets[TUNNELS_BUCKETS];
+	size_t count; /* live, in the hash */
+	int64_t last_epoch;
+};
+
+static uint32_t tn_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h % TUNNELS_BUCKETS;
+}
+
+static void tn_hash_remove(struct tunnels *reg, struct tunnel_entry *e)
+{
+	struct tunnel_entry **pp = &reg->buckets[tn_hash(e->cluster)];
+
+	if (!e->hashed)
+		return;
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == e) {
+			*pp = e->hnext;
+			break;
+		}
+	}
+	e->hashed = 0;
+	reg->count--;
+}
+
+static void tn_hash_add(struct tunnels *reg, struct tunnel_entry *e)
+{
+	uint32_t b = tn_hash(e->cluster);
+
+	e->hnext = reg->buckets[b];
+	reg->buckets[b] = e;
+	e->hashed = 1;
+	reg->count++;
+}
+
+struct tunnel_entry *tunnels_get(struct tunnels *reg, const char *cluster)
+{
+	struct tunnel_entry *e;
+
+	for (e = reg->buckets[tn_hash(cluster)]; e; e = e->hnext)
+		if (strcmp(e->cluster, cluster) == 0 && !e->draining && !e->closing)
+			return e;
+	return NULL;
+}
+
+size_t tunnels_count(const struct tunnels *reg)
+{
+	return reg->count;
+}
+
+json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
+{
+	struct tunnel_entry *e = tunnels_get(reg, cluster);
+	char since[64];
+
+	if (e == NULL)
+		return NULL;
+	if (time_format_rfc3339(e->connected_since, since, sizeof(since)) != 0)
+		since[0] = '\0';
+	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->protocol == 2 ? "v2" : "v1",
+			 "connected_since", since, "replica", reg->srv->replica,
+			 "rtt_ms", (json_int_t)(e->t ? tunnel_rtt_ms(e->t) : -1), "active_streams",
+			 (json_int_t)(e->t ? tunnel_active_streams(e->t) : 0));
+}
+
+/* ---- store bookkeeping (fire and forget) ---- */
+
+struct tn_job {
+	char cluster[64];
+	char replica[128];
+	char protocol[8];
+	int64_t epoch;
+	int64_t since;
+	int set;
+	int rc;
+};
+
+static void tn_job_work(struct store *s, void *arg)
+{
+	struct tn_job *j = arg;
+
+	if (j->set)
+		j->rc = s->ops->tunnel_set(s, j->cluster, j->replica, j->epoch, j->protocol, j->since);
+	else
+		j->rc = s->ops->tunnel_clear(s, j->cluster, j->replica, j->epoch);
+}
+
+static void tn_job_done(void *arg)
+{
+	struct tn_job *j = arg;
+
+	if (j->rc < 0 && j->rc != -ENOENT)
+		LOG_WARN("could not record the tunnel of %s in the store (%d)", j->cluster, j->rc);
+	free(j);
+}
+
+static void tn_record(struct tunnels *reg, struct tunnel_entry *e, int set)
+{
+	struct tn_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return;
+	snprintf(j->cluster, sizeof(j->cluster), "%s", e->cluster);
+	snprintf(j->replica, sizeof(j->replica), "%s", reg->srv->replica);
+	snprintf(j->protocol, sizeof(j->protocol), "%s", e->protocol == 2 ? "v2" : "v1");
+	j->epoch = e->epoch;
+	j->since = e->connected_since;
+	j->set = set;
+	if (store_run(reg->srv->loop, reg->srv->store, tn_job_work, tn_job_done, j) < 0)
+		free(j);
+}
+
+/* ---- entries ---- */
+
+static struct tunnel_entry *tn_entry_new(struct tunnels *reg, const char *cluster, int protocol)
+{
+	struct tunnel_entry *e = calloc(1, sizeof(*e));
+	int64_t epoch;
+
+	if (e == NULL)
+		return NULL;
+	e->reg = reg;
+	snprintf(e->cluster, sizeof(e->cluster), "%s", cluster);
+	e->protocol = protocol;
+	e->connected_since = time_now();
+	/* Epochs grow across restarts: microseconds, bumped past the last one. */
+	epoch = (int64_t)uv_hrtime() / 1000 + e->connected_since * 1000000;
+	if (epoch <= reg->last_epoch)
+		epoch = reg->last_epoch + 1;
+	reg->last_epoch = epoch;
+	e->epoch = epoch;
+	e->last_ping_ms = uv_now(reg->srv->loop);
+	return e;
+}
+
+/* Starts draining an entry that a newer tunnel replaced. */
+static void tn_drain(struct tunnel_entry *e)
+{
+	e->draining = 1;
+	tn_hash_remove(e->reg, e);
+	LOG_INFO("tunnel of %s replaced by a new one; draining the old one", e->cluster);
+	if (e->t && tunnel_active_streams(e->t) > 0) {
+		tunnel_goaway(e->t);
+		return;
+	}
+	if (e->ws)
+		ws_close(e->ws, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
+}
+
+int tunnels_register(struct tunnels *reg, struct tunnel_entry *e)
+{
+	struct tunnel_entry *old = tunnels_get(reg, e->cluster);
+
+	if (old)
+		tn_drain(old);
+	e->next = reg->all;
+	if (reg->all)
+		reg->all->prev = e;
+	reg->all = e;
+	tn_hash_add(reg, e);
+	tn_record(reg, e, 1);
+	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->protocol == 2 ? "v2" : "v1",
+		 e->cluster, (long long)e->epoch);
+	return 0;
+}
+
+/* The transport is gone: forget the entry, tell the store, free it. */
+void tunnels_unregister(struct tunnel_entry *e)
+{
+	struct tunnels *reg = e->reg;
+
+	if (e->prev)
+		e->prev->next = e->next;
+	else if (reg->all == e)
+		reg->all = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	if (e->hashed) {
+		tn_hash_remove(reg, e);
+		LOG_INFO("tunnel of cluster %s is down", e->cluster);
+	}
+	tn_record(reg, e, 0);
+	if (e->t)
+		tunnel_free(e->t); /* streams in flight get on_close(CANCEL) */
+	free(e);
+}
+
+/* ---- v2 wiring: WebSocket binary messages <-> HTTP/2 session ---- */
+
+static int tn_v2_send(void *io, const uint8_t *data, size_t len)
+{
+	struct tunnel_entry *e = io;
+
+	if (e->ws == NULL)
+		return -EPIPE;
+	LOG_DEBUG("tunnel of %s: sending %zu bytes", e->cluster, len);
+	return ws_send(e->ws, WS_BINARY, data, len);
+}
+
+static void tn_v2_on_message(struct ws *w, int opcode, const char *data, size_t len)
+{
+	struct tunnel_entry *e = ws_data(w);
+
+	if (opcode != WS_BINARY) {
+		LOG_WARN("tunnel of %s sent a text message on a v2 tunnel; closing", e->cluster);
+		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "v2 tunnels carry binary messages only");
+		return;
+	}
+	LOG_DEBUG("tunnel of %s: %zu bytes from the agent", e->cluster, len);
+	tunnel_touch(e->t, uv_now(e->reg->srv->loop));
+	if (tunnel_feed(e->t, (const uint8_t *)data, len) < 0) {
+		LOG_WARN("tunnel of %s: protocol error; closing", e->cluster);
+		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
+		return;
+	}
+	/* A draining tunnel closes once its last stream is done. */
+	if (e->draining && tunnel_active_streams(e->t) == 0)
+		ws_close(w, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
+}
+
+static void tn_v2_on_drain(struct ws *w)
+{
+	struct tunnel_entry *e = ws_data(w);
+
+	tunnel_flush(e->t);
+}
+
+static void tn_v2_on_close(struct ws *w, int code)
+{
+	struct tunnel_entry *e = ws_data(w);
+
+	(void)code;
+	e->ws = NULL;
+	e->closing = 1;
+	tunnels_unregister(e);
+}
+
+static const struct ws_callbacks tn_v2_ws_cbs = {
+	.on_message = tn_v2_on_message,
+	.on_drain = tn_v2_on_drain,
+	.on_close = tn_v2_on_close,
+};
+
+static void tn_v2_on_goaway(struct tunnel *t, uint32_t code)
+{
+	struct tunnel_entry *e = tunnel_data(t);
+
+	LOG_INFO("agent of %s is going away (code %u)", e->cluster, code);
+}
+
+static const struct tunnel_callbacks tn_v2_cbs = {
+	.on_goaway = tn_v2_on_goaway,
+};
+
+int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
+{
+	struct tunnel_entry *e = tn_entry_new(reg, cluster, 2);
+	struct tunnel_io io;
+
+	if (e == NULL) {
+		ws_abort(ws);
+		return -ENOMEM;
+	}
+	io.send = tn_v2_send;
+	io.io = e;
+	e->ws = ws;
+	e->t = tunnel_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
+	if (e->t == NULL) {
+		free(e);
+		ws_abort(ws);
+		return -ENOMEM;
+	}
+	ws_set_data(ws, e);
+	/* ws_server_accept gave us callbacks of our own choosing already. */
+	tunnels_register(reg, e);
+	tunnel_flush(e->t); /* our SETTINGS */
+	return 0;
+}
+
+const struct ws_callbacks *tunnels_v2_ws_callbacks(void);
+const struct ws_callbacks *tunnels_v2_ws_callbacks(void)
+{
+	return &tn_v2_ws_cbs;
+}
+
+/* ---- liveness ---- */
+
+static void tn_tick(uv_timer_t *timer)
+{
+	struct tunnels *reg = timer->data;
+	uint64_t now = uv_now(reg->srv->loop);
+	struct tunnel_entry *e, *next;
+
+	for (e = reg->all; e; e = next) {
+		next = e->next;
+		if (e->t == NULL || e->ws == NULL || e->closing)
+			continue;
+		tunnel_touch(e->t, now);
+		if (tunnel_last_recv_ms(e->t) && now - tunnel_last_recv_ms(e->t) > TUNNELS_DEAD_AFTER_MS &&
+		    now - e->last_ping_ms < TUNNELS_DEAD_AFTER_MS) {
+			LOG_WARN("tunnel of %s silent for %d s; closing it", e->cluster,
+				 TUNNELS_DEAD_AFTER_MS / 1000);
+			e->closing = 1;
+			ws_abort(e->ws);
+			continue;
+		}
+		if (now - e->last_ping_ms >= TUNNELS_PING_INTERVAL_MS) {
+			e->last_ping_ms = now;
+			if (tunnel_last_recv_ms(e->t) == 0)
+				tunnel_touch(e->t, now);
+			tunnel_ping(e->t, now);
+		}
+	}
+}
+
+struct tunnels *tunnels_new(struct server *srv)
+{
+	struct tunnels *reg = calloc(1, sizeof(*reg));
+
+	if (reg == NULL)
+		return NULL;
+	reg->srv = srv;
+	uv_timer_init(srv->loop, &reg->tick);
+	reg->tick.data = reg;
+	uv_timer_start(&reg->tick, tn_tick, TUNNELS_TICK_MS, TUNNELS_TICK_MS);
+	uv_unref((uv_handle_t *)&reg->tick);
+	return reg;
+}
+
+void tunnels_close_all(struct tunnels *reg)
+{
+	struct tunnel_entry *e;
+
+	uv_timer_stop(&reg->tick);
+	for (e = reg->all; e; e = e->next) {
+		if (e->ws && !e->closing) {
+			e->closing = 1;
+			if (e->t)
+				tunnel_goaway(e->t);
+			ws_close(e->ws, WS_CLOSE_GOING_AWAY, "the manager is shutting down");
+		}
+	}
+}
+
+static void tn_on_tick_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void tunnels_free(struct tunnels *reg)
+{
+	if (reg == NULL)
+		return;
+	uv_close((uv_handle_t *)&reg->tick, tn_on_tick_closed);
+}

@@ -1,0 +1,70 @@
+/*
+ * tunnels.h - the registry of live cluster tunnels held by this replica.
+ *
+ * One live tunnel per cluster: a new tunnel from the same cluster replaces
+ * the old one, which is drained (GOAWAY; streams in flight finish) and then
+ * closed. The store records which replica holds each cluster's tunnel and
+ * since when, with an epoch; on disconnect the row is cleared only if it
+ * still names this replica and this tunnel's epoch.
+ *
+ * Liveness: every TUNNELS_PING_INTERVAL_MS the manager PINGs each tunnel
+ * and records the RTT; a tunnel silent for TUNNELS_DEAD_AFTER_MS is closed.
+ */
+#ifndef LXCM_TUNNELS_H
+#define LXCM_TUNNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "net/tunnel_h2.h"
+#include "net/ws.h"
+
+#define TUNNELS_PING_INTERVAL_MS 15000
+#define TUNNELS_DEAD_AFTER_MS 45000
+#define TUNNELS_TICK_MS 5000
+#define TUNNELS_WS_MAX_MESSAGE (1 << 20)
+#define TUNNEL_PROTOCOL_V2 "lxcm-tunnel.v2"
+
+struct server;
+struct tunnels;
+
+/* One live (or draining) tunnel of one cluster. */
+struct tunnel_entry {
+	struct tunnels *reg;
+	char cluster[64];
+	int protocol; /* 1 or 2 */
+	struct ws *ws;
+	struct tunnel *t;  /* v2 session, NULL for v1 */
+	void *v1;	   /* v1 state (tunnel_v1.c), NULL for v2 */
+	int64_t connected_since;
+	int64_t epoch;
+	uint64_t last_ping_ms;
+	int draining;
+	int closing;
+	struct tunnel_entry *next, *prev; /* every entry of the registry */
+	struct tunnel_entry *hnext;	  /* hash chain, while live */
+	int hashed;
+};
+
+struct tunnels *tunnels_new(struct server *srv);
+void tunnels_free(struct tunnels *reg);
+/* Closes every tunnel (shutdown): agents see the connection end and come back. */
+void tunnels_close_all(struct tunnels *reg);
+
+/* The live tunnel of a cluster, or NULL. */
+struct tunnel_entry *tunnels_get(struct tunnels *reg, const char *cluster);
+size_t tunnels_count(const struct tunnels *reg);
+/* The cluster object's "tunnel" field, or NULL when there is none. */
+json_t *tunnels_describe(struct tunnels *reg, const char *cluster);
+
+/* Starts a v2 tunnel on an accepted WebSocket for an enrolled cluster. */
+int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws);
+/* For other protocol modules: registers an entry they built. */
+int tunnels_register(struct tunnels *reg, struct tunnel_entry *e);
+/* Protocol modules call this when their transport is gone. */
+void tunnels_unregister(struct tunnel_entry *e);
+
+#endif
