@@ -163,9 +163,9 @@ static int proxy_serve(struct portfwd_config *cfg, const char *name)
 	uv_signal_start(&pl.sigterm, proxy_on_signal, SIGTERM);
 	proxy_print_start(cfg, portfwd_port(pl.pf), name);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	if (portfwd_free(pl.pf) != 0)
-		return CLI_EXIT_OK; /* connections would not close: the exit closes them */
-	uv_loop_close(&loop);
+	portfwd_free(pl.pf);
+	if (uv_loop_close(&loop) != 0)
+		fputs("lxcm proxy: warning: handles left open at exit\n", stderr);
 	return CLI_EXIT_OK;
 }
 

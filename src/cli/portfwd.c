@@ -58,11 +58,8 @@ struct portfwd {
 	struct portfwd_config cfg;
 	struct http_server *srv;
 	struct portfwd_x *xs; /* every live exchange */
-	uv_timer_t stop_timer;
-	uint64_t stop_ms;
 	int port;
 	int stopping;
-	int unclean; /* the grace time ran out: handles are left open */
 	int pin_warned;
 };
 
@@ -588,7 +585,6 @@ int portfwd_start(uv_loop_t *loop, const struct portfwd_config *cfg, struct port
 	scfg.nroutes = sizeof(portfwd_routes) / sizeof(portfwd_routes[0]);
 	scfg.data = pf;
 	scfg.name = "proxy";
-	scfg.limits.idle_timeout_ms = PORTFWD_KEEPALIVE_MS;
 	rc = http_server_start(loop, &scfg, &pf->srv);
 	if (rc < 0) {
 		free(pf);
@@ -602,27 +598,6 @@ int portfwd_start(uv_loop_t *loop, const struct portfwd_config *cfg, struct port
 int portfwd_port(const struct portfwd *pf)
 {
 	return pf->port;
-}
-
-/*
- * http_server_stop closes the listener and the connections in one loop
- * turn, and libuv runs close callbacks last-in first-out, so the server is
- * freed before its connections unlink from it (a use after free in
- * http_server.c). Until that is fixed, the server is stopped only once it
- * has no connection left: idle ones end after PORTFWD_KEEPALIVE_MS.
- */
-static void portfwd_on_stop_tick(uv_timer_t *t)
-{
-	struct portfwd *pf = t->data;
-
-	if (http_server_connection_count(pf->srv) == 0) {
-		http_server_stop(pf->srv);
-		pf->srv = NULL;
-		uv_close((uv_handle_t *)&pf->stop_timer, NULL);
-	} else if (uv_now(pf->loop) - pf->stop_ms >= PORTFWD_STOP_GRACE_MS) {
-		pf->unclean = 1;
-		uv_stop(pf->loop);
-	}
 }
 
 void portfwd_stop(struct portfwd *pf)
@@ -639,18 +614,11 @@ void portfwd_stop(struct portfwd *pf)
 		else
 			portfwd_x_abort(x, "proxy stopped");
 	}
-	pf->stop_ms = uv_now(pf->loop);
-	uv_timer_init(pf->loop, &pf->stop_timer);
-	pf->stop_timer.data = pf;
-	uv_timer_start(&pf->stop_timer, portfwd_on_stop_tick, 0, 20);
+	http_server_stop(pf->srv);
+	pf->srv = NULL;
 }
 
-int portfwd_free(struct portfwd *pf)
+void portfwd_free(struct portfwd *pf)
 {
-	if (pf == NULL)
-		return 0;
-	if (pf->unclean)
-		return -EBUSY; /* callbacks may still name pf: keep it */
 	free(pf);
-	return 0;
 }

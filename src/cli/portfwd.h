@@ -41,10 +41,6 @@
 #define PORTFWD_RESPONSE_TIMEOUT_MS (60ull * 60 * 1000)
 /* Manager silent while the response body flows (and we are not the ones pausing). */
 #define PORTFWD_IDLE_TIMEOUT_MS (10ull * 60 * 1000)
-/* Local keep-alive connections idle this long are closed (cheap to reopen on loopback). */
-#define PORTFWD_KEEPALIVE_MS 2000
-/* How long portfwd_stop waits for local connections to go before giving up. */
-#define PORTFWD_STOP_GRACE_MS 3000
 /* Request target as shown in the log line, cut beyond this. */
 #define PORTFWD_LOG_TARGET 160
 
@@ -69,17 +65,9 @@ struct portfwd_config {
 int portfwd_start(uv_loop_t *loop, const struct portfwd_config *cfg, struct portfwd **out);
 /* The bound port. */
 int portfwd_port(const struct portfwd *pf);
-/*
- * Cancels requests in flight, closes every pipe and stops listening once
- * the local connections are gone (at most PORTFWD_STOP_GRACE_MS; then it
- * stops the loop instead, see portfwd_free).
- */
+/* Stops listening, cancels requests in flight and closes every pipe. */
 void portfwd_stop(struct portfwd *pf);
-/*
- * After portfwd_stop and the end of uv_run. Returns 0 when everything was
- * closed, so the loop can be closed too; -EBUSY when the grace time ran
- * out and handles are left (the process should just exit). NULL-safe.
- */
-int portfwd_free(struct portfwd *pf);
+/* After portfwd_stop and the end of uv_run. NULL-safe. */
+void portfwd_free(struct portfwd *pf);
 
 #endif
