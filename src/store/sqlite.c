@@ -95,7 +95,9 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_CLUSTER_DELETE] = "DELETE FROM clusters WHERE name = ?1",
     [SQ_CLUSTER_TAKEN] = "SELECT 1 FROM clusters WHERE name = ?1 OR fingerprint = ?2 LIMIT 1",
     [SQ_CLUSTER_INSERT] = "INSERT INTO clusters (name, description, certificate, fingerprint,"
-			  " status, joined_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+			  " status, joined_at, created_at) VALUES (?1,"
+			  " COALESCE(NULLIF(?2, ''), (SELECT description FROM join_tokens"
+			  " WHERE cluster_name = ?1), ''), ?3, ?4, ?5, ?6, ?6)",
     [SQ_CONFIG_SET] = "INSERT INTO cluster_config (cluster_id, key, value) VALUES (?1, ?2, ?3)"
 		      " ON CONFLICT (cluster_id, key) DO UPDATE SET value = excluded.value",
     /* The WHERE keeps SQLite's parser from reading ON CONFLICT as a join. */

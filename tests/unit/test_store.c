@@ -30,6 +30,7 @@
 #define HASH_C "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
 #define FP_1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define FP_2 "2222222222222222222222222222222222222222222222222222222222222222"
+#define FP_3 "3333333333333333333333333333333333333333333333333333333333333333"
 #define CERT "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 struct fixture {
@@ -269,6 +270,22 @@ static void test_join(void **state)
 
 	assert_int_equal(join(f, "two", FP_2, HASH_B, NOW), 0);
 	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM cluster_config"), 4);
+
+	/* A join without a description takes the token's (the operator's words). */
+	make_token(f, "three", HASH_A, NOW + 60, 0);
+	{
+		struct store_cluster j = {
+		    .name = (char *)"three",
+		    .description = (char *)"",
+		    .certificate = (char *)CERT,
+		    .fingerprint = (char *)FP_3,
+		};
+
+		assert_int_equal(f->s->ops->cluster_join(f->s, &j, HASH_A, NOW), 0);
+	}
+	assert_int_equal(f->s->ops->cluster_get(f->s, "three", &c), 0);
+	assert_string_equal(c.description, "test token");
+	store_cluster_clear(&c);
 }
 
 static void test_clusters(void **state)
