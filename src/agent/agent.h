@@ -34,6 +34,9 @@
 /* Longest "host" of a "host:port" (a DNS name is at most 253). */
 #define AGENT_HOST_MAX 256
 
+/* Most --allow-path prefixes. */
+#define AGENT_MAX_ALLOW 16
+
 /* Default LXD unix sockets: the snap's first, then Debian's. */
 #define UPSTREAM_SNAP_SOCKET "/var/snap/lxd/common/lxd/unix.socket"
 #define UPSTREAM_DEB_SOCKET "/var/lib/lxd/unix.socket"
@@ -76,6 +79,9 @@ struct agent {
 	int sig_ready; /* the two signal handles are initialised */
 	struct heartbeat *hb;
 	struct tunnel_client *tc; /* the reverse tunnel (tunnel_client.c) */
+	/* Path prefixes tunnelled requests may use (forward.c); none: the defaults. */
+	const char *allow[AGENT_MAX_ALLOW];
+	size_t nallow;
 	unsigned interval_s; /* --interval; 0: the manager decides */
 	int once;	     /* --once: one heartbeat, then exit */
 	int exit_code;

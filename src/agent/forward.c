@@ -56,7 +56,7 @@ struct fwd {
 static const char *const fwd_hop_by_hop[] = {
 	"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
 	"upgrade", "host", "content-length", "http2-settings", "sec-websocket-key",
-	"sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept",
+	"sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "expect",
 };
 
 static int fwd_skip(struct slice name)
@@ -69,10 +69,24 @@ static int fwd_skip(struct slice name)
 	return name.len > 0 && name.base[0] == ':';
 }
 
-/* Whether path is under one allowed prefix (at a segment boundary) and clean. */
-int forward_path_allowed(struct slice path)
+static const char *const fwd_default_allow[] = {"/1.0", "/ui"};
+
+int forward_allow_add(struct agent *ag, const char *prefix)
 {
-	static const char *const prefixes[] = {"/1.0", "/ui"};
+	size_t n = strlen(prefix);
+
+	if (ag->nallow >= AGENT_MAX_ALLOW)
+		return -E2BIG;
+	if (n == 0 || prefix[0] != '/' || strstr(prefix, "/.") || strchr(prefix, '%') ||
+	    strchr(prefix, '?'))
+		return -EINVAL;
+	/* "/" alone would allow everything: say it explicitly with "/". */
+	ag->allow[ag->nallow++] = prefix;
+	return 0;
+}
+
+int forward_path_allowed(struct slice path, const char *const *prefixes, size_t nprefixes)
+{
 	size_t i, plen = path.len;
 	const char *q = memchr(path.base, '?', path.len);
 
@@ -90,9 +104,17 @@ int forward_path_allowed(struct slice path)
 	}
 	if (plen >= 2 && path.base[plen - 1] == '.' && path.base[plen - 2] == '/')
 		return 0;
-	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+	if (plen == 0 || path.base[0] != '/')
+		return 0;
+	if (nprefixes == 0) {
+		prefixes = fwd_default_allow;
+		nprefixes = sizeof(fwd_default_allow) / sizeof(fwd_default_allow[0]);
+	}
+	for (i = 0; i < nprefixes; i++) {
 		size_t n = strlen(prefixes[i]);
 
+		if (n > 0 && prefixes[i][n - 1] == '/')
+			n--; /* "/" or "/x/" match at the boundary before the slash */
 		if (plen >= n && memcmp(path.base, prefixes[i], n) == 0 &&
 		    (plen == n || path.base[n] == '/'))
 			return 1;
@@ -487,7 +509,7 @@ void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tun
 		}
 		f->websocket = 1;
 	}
-	if (!forward_path_allowed(path)) {
+	if (!forward_path_allowed(path, ag->allow, ag->nallow)) {
 		LOG_INFO("refused %s %s: not under an allowed path", f->method, f->path);
 		fwd_error(f, 403, "path not allowed by this agent");
 		return;

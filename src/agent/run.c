@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/forward.h"
 #include "common/log.h"
 #include "common/slice.h"
 
@@ -26,6 +27,8 @@ static void run_usage(FILE *out)
 	      "  --data-dir DIR       the directory `join` filled (required)\n"
 	      "  --interval SECONDS   heartbeat interval, 1..86400 (overrides the manager)\n"
 	      "  --once               send one heartbeat and exit: 0 if it was accepted, else 1\n"
+	      "  --allow-path PREFIX  forward tunnelled requests under PREFIX (repeatable; the\n"
+	      "                       default list is /1.0 and /ui; giving one replaces it)\n"
 	      "  --debug              log debug messages\n"
 	      "  -h, --help           this help\n",
 	      out);
@@ -36,7 +39,8 @@ static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, 
 	static const struct option longopts[] = {
 	    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
 	    {"once", no_argument, NULL, 'o'},		{"debug", no_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
+	    {"help", no_argument, NULL, 'h'},		{"allow-path", required_argument, NULL, 'a'},
+	    {NULL, 0, NULL, 0},
 	};
 	long long v;
 	int ch;
@@ -57,6 +61,12 @@ static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, 
 			break;
 		case 'o':
 			ag->once = 1;
+			break;
+		case 'a':
+			if (forward_allow_add(ag, optarg) < 0)
+				return cmd_usage_error("run", "--allow-path takes an absolute path "
+							      "prefix without '.' segments, at most %d",
+						       AGENT_MAX_ALLOW);
 			break;
 		case 'D':
 			log_set_level(LOG_LEVEL_DEBUG);

@@ -393,6 +393,11 @@ int conn_write(struct conn *c, const void *data, size_t len)
 		memcpy(p + c->early_len, data, len);
 		c->early = p;
 		c->early_len += len;
+		if (c->early_len > c->high_water) {
+			/* Drains once connected and written out. */
+			c->flags |= CONN_F_WANT_DRAIN;
+			return 0;
+		}
 		return 1;
 	}
 	if (c->ssl) {

@@ -36,6 +36,7 @@ struct http_client {
 	int in_value;
 	int finished; /* on_done delivered or cancelled: no more callbacks */
 	int upgraded;
+	int informational; /* parsing a 1xx other than 101: skipped */
 	struct buf head;
 	struct hc_off hoff[HTTP_MAX_HEADERS];
 	size_t nh;
@@ -133,6 +134,14 @@ static int cl_on_headers_complete(llhttp_t *p)
 	struct http_client *cl = p->data;
 	size_t i;
 
+	if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101) {
+		/* 100 Continue and friends: not the response; wait for it. */
+		cl->informational = 1;
+		cl->nh = 0;
+		cl->in_value = 0;
+		buf_reset(&cl->head);
+		return 0;
+	}
 	cl->resp.status = p->status_code;
 	cl->resp.nheaders = cl->nh;
 	for (i = 0; i < cl->nh; i++) {
@@ -168,6 +177,10 @@ static int cl_on_message_complete(llhttp_t *p)
 {
 	struct http_client *cl = p->data;
 
+	if (cl->informational) {
+		cl->informational = 0;
+		return 0;
+	}
 	if (cl->resp.status == 101)
 		return 0;
 	cl_done(cl, 0);

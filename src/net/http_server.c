@@ -407,6 +407,20 @@ static int hc_fail_early(struct http_conn *hc, int status, const char *msg)
 	return HPE_PAUSED;
 }
 
+/*
+ * A client that sent "Expect: 100-continue" waits for a go-ahead before the
+ * body (curl does for uploads over 1 MiB). We give it once the request is
+ * accepted (route, auth and size checks passed).
+ */
+static void hc_expect_continue(struct http_conn *hc, struct http_request *req)
+{
+	struct slice e = http_request_header(req, LIT("Expect"));
+
+	if (e.base && slice_eq_nocase(e, LIT("100-continue")) && !req->upgrade &&
+	    (req->content_length > 0 || req->chunked) && hc->conn)
+		conn_write(hc->conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
 static int hc_on_headers_complete(llhttp_t *p)
 {
 	struct http_conn *hc = p->data;
@@ -432,6 +446,7 @@ static int hc_on_headers_complete(llhttp_t *p)
 	if (req->route->flags & HTTP_ROUTE_STREAM_BODY) {
 		if (req->content_length != 0 || req->chunked)
 			hc_timer(hc, TM_BODY, lim->body_timeout_ms);
+		hc_expect_continue(hc, req);
 		hc_call_handler(req);
 		if (hc->req != req) /* finished right away */
 			return HPE_PAUSED;
@@ -443,6 +458,7 @@ static int hc_on_headers_complete(llhttp_t *p)
 		return hc_fail_early(hc, 413, "request body too large");
 	if (req->content_length > 0 || req->chunked)
 		hc_timer(hc, TM_BODY, lim->body_timeout_ms);
+	hc_expect_continue(hc, req);
 	return 0;
 }
 

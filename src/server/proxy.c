@@ -61,7 +61,7 @@ static const char *const proxy_hop_by_hop[] = {
 	"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
 	"http2-settings", "forwarded", "x-forwarded-for", "x-forwarded-proto",
 	"x-forwarded-host", "sec-websocket-key", "sec-websocket-version",
-	"sec-websocket-extensions", "sec-websocket-accept", "authorization",
+	"sec-websocket-extensions", "sec-websocket-accept", "authorization", "expect",
 };
 
 static int proxy_skip_header(struct slice name)

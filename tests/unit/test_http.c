@@ -273,6 +273,12 @@ static void test_limits(void **state)
 	    75, out, sizeof(out), 5);
 	assert_int_equal(status_of(out), 200);
 	assert_non_null(strstr(out, "\r\n\r\nhello"));
+	/* Expect: 100-continue gets the go-ahead, then the answer. */
+	raw(f->port,
+	    "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
+	    "Connection: close\r\n\r\nhello",
+	    97, out, sizeof(out), 5);
+	assert_true(strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ", 38) == 0);
 	/* Half a request line: closed after the header timeout, nothing sent. */
 	n = raw(f->port, "GET /hel", 8, out, sizeof(out), 5);
 	assert_int_equal(n, 0);
