@@ -20,7 +20,8 @@
 
 #include "net/http_client.h"
 
-#define AGENT_VERSION "0.1.0"
+#include "common/version.h"
+#define AGENT_VERSION LXCM_VERSION
 
 /* File names inside the data directory. */
 #define AGENT_STATE_FILE "agent.json"

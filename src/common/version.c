@@ -3,5 +3,5 @@
 
 const char *lxcm_version(void)
 {
-	return "0.1.0";
+	return LXCM_VERSION;
 }
