@@ -31,6 +31,7 @@
 
 #include "common/envelope.h"
 #include "common/log.h"
+#include "net/stream_pipe.h"
 #include "net/ws.h"
 
 #define FWD_MAX_PATH 8192
@@ -39,7 +40,7 @@ struct fwd {
 	struct agent *ag;
 	struct tunnel_stream *s; /* NULL once closed */
 	struct http_client *cl;	 /* NULL when not started or done */
-	struct conn *up;	 /* LXD's socket after a WebSocket upgrade */
+	int piping;		 /* a stream_pipe carries the upgraded WebSocket */
 	char method[16];
 	char path[FWD_MAX_PATH];
 	char ws_key[25];
@@ -124,7 +125,7 @@ int forward_path_allowed(struct slice path, const char *const *prefixes, size_t 
 
 static void fwd_maybe_free(struct fwd *f)
 {
-	if (f->s || f->cl || f->up)
+	if (f->s || f->cl || f->piping)
 		return;
 	buf_free(&f->head);
 	free(f);
@@ -234,77 +235,35 @@ static void fwd_on_client_drain(struct http_client *cl)
 
 /* ---- WebSocket pass-through ---- */
 
-static void fwd_up_on_data(struct conn *c, const char *data, size_t len)
+static void fwd_pipe_done(void *arg, uint64_t to_stream, uint64_t to_conn)
 {
-	struct fwd *f = conn_data(c);
+	struct fwd *f = arg;
 
-	if (f->s == NULL)
-		return;
-	if (tunnel_stream_write(f->s, data, len) == 0)
-		conn_read_stop(c);
-}
-
-static void fwd_up_on_end(struct conn *c, int err)
-{
-	struct fwd *f = conn_data(c);
-
-	if (f->s) {
-		if (err == 0)
-			tunnel_stream_end(f->s);
-		else
-			tunnel_stream_reset(f->s, NGHTTP2_CANCEL);
-	}
-	conn_close(c);
-}
-
-static void fwd_up_on_drain(struct conn *c)
-{
-	struct fwd *f = conn_data(c);
-
-	if (f->s && f->unconsumed) {
-		tunnel_stream_consume(f->s, f->unconsumed);
-		f->unconsumed = 0;
-	}
-}
-
-static void fwd_up_on_close(struct conn *c)
-{
-	struct fwd *f = conn_data(c);
-
-	f->up = NULL;
-	if (f->s)
-		tunnel_stream_reset(f->s, NGHTTP2_CANCEL);
+	(void)to_stream;
+	(void)to_conn;
+	f->piping = 0;
 	fwd_maybe_free(f);
 }
-
-static const struct conn_callbacks fwd_up_cbs = {
-	.on_data = fwd_up_on_data,
-	.on_end = fwd_up_on_end,
-	.on_drain = fwd_up_on_drain,
-	.on_close = fwd_up_on_close,
-};
 
 static void fwd_on_upgrade(struct http_client *cl, const struct http_response_head *h,
 			   struct conn *c, const char *extra, size_t extra_len)
 {
 	struct fwd *f = http_client_data(cl);
+	struct tunnel_stream *s;
 	struct http_header out[2];
 	char accept[32];
 	size_t i, n = 0;
 	struct slice got = SLICE_NULL;
 
 	f->cl = NULL;
+	out[n++] = (struct http_header){LIT(":status"), LIT("200")};
 	for (i = 0; i < h->nheaders; i++) {
 		if (slice_eq_nocase(h->headers[i].name, LIT("Sec-WebSocket-Accept")))
 			got = h->headers[i].value;
-		if (slice_eq_nocase(h->headers[i].name, LIT("Sec-WebSocket-Protocol")) && n == 1)
+		else if (slice_eq_nocase(h->headers[i].name, LIT("Sec-WebSocket-Protocol")) && n < 2)
 			out[n++] = (struct http_header){LIT("sec-websocket-protocol"),
 							h->headers[i].value};
-		if (n == 0)
-			out[n++] = (struct http_header){LIT(":status"), LIT("200")};
 	}
-	if (n == 0)
-		out[n++] = (struct http_header){LIT(":status"), LIT("200")};
 	if (ws_accept_key(f->ws_key, strlen(f->ws_key), accept) != 0 ||
 	    !slice_eq(got, slice_cstr(accept)) || f->s == NULL) {
 		conn_close(c);
@@ -312,14 +271,20 @@ static void fwd_on_upgrade(struct http_client *cl, const struct http_response_he
 		fwd_maybe_free(f);
 		return;
 	}
-	f->up = c;
-	conn_set_callbacks(c, &fwd_up_cbs);
-	conn_set_data(c, f);
 	f->responded = 1;
-	tunnel_respond(f->s, out, n, 1);
-	conn_read_start(c);
-	if (extra_len && f->s)
-		tunnel_stream_write(f->s, extra, extra_len);
+	if (tunnel_respond(f->s, out, n, 1) < 0) {
+		conn_close(c);
+		tunnel_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
+		return;
+	}
+	/* From here the pipe owns LXD's socket and the stream. */
+	s = f->s;
+	f->s = NULL;
+	f->piping = 1;
+	if (stream_pipe_start(c, s, extra, extra_len, fwd_pipe_done, f) == NULL) {
+		f->piping = 0;
+		fwd_maybe_free(f);
+	}
 }
 
 static const struct http_client_callbacks fwd_client_cbs = {
@@ -374,16 +339,6 @@ static void fwd_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t l
 	struct fwd *f = tunnel_stream_data(s);
 	int rc;
 
-	if (f->up) {
-		rc = conn_write(f->up, data, len);
-		if (rc == 1)
-			tunnel_stream_consume(s, len);
-		else if (rc == 0)
-			f->unconsumed += len;
-		else
-			tunnel_stream_reset(s, NGHTTP2_CANCEL);
-		return;
-	}
 	if (!f->started)
 		fwd_start(f, f->content_length >= 0 ? f->content_length : -1);
 	if (f->cl == NULL) {
@@ -404,10 +359,6 @@ static void fwd_s_on_end(struct tunnel_stream *s)
 	struct fwd *f = tunnel_stream_data(s);
 
 	f->body_ended = 1;
-	if (f->up) {
-		conn_shutdown(f->up);
-		return;
-	}
 	if (!f->started) {
 		fwd_start(f, 0);
 		return;
@@ -420,9 +371,7 @@ static void fwd_s_on_drain(struct tunnel_stream *s)
 {
 	struct fwd *f = tunnel_stream_data(s);
 
-	if (f->up)
-		conn_read_start(f->up);
-	else if (f->cl)
+	if (f->cl)
 		http_client_resume(f->cl);
 }
 
@@ -436,8 +385,6 @@ static void fwd_s_on_close(struct tunnel_stream *s, uint32_t code)
 		http_client_cancel(f->cl); /* the manager gave up: abort upstream */
 		f->cl = NULL;
 	}
-	if (f->up)
-		conn_close(f->up);
 	fwd_maybe_free(f);
 }
 

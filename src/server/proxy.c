@@ -26,6 +26,7 @@
 
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "net/stream_pipe.h"
 #include "net/ws.h"
 #include "server/server.h"
 #include "server/tunnels.h"
@@ -37,7 +38,7 @@ struct proxy {
 	struct server *srv;
 	struct http_request *req;   /* NULL once finished */
 	struct tunnel_stream *stream; /* NULL once closed */
-	struct conn *ws_conn;	    /* the user's socket after a WebSocket upgrade */
+	int piping;		    /* a stream_pipe carries the upgraded WebSocket */
 	uv_timer_t timer;	    /* response header timeout */
 	int timer_open;
 	char cluster[64];
@@ -133,7 +134,7 @@ static void proxy_on_timer_closed(uv_handle_t *h)
 
 static void proxy_maybe_free(struct proxy *p)
 {
-	if (p->req || p->stream || p->ws_conn)
+	if (p->req || p->stream || p->piping)
 		return;
 	if (p->timer_open) {
 		if (!uv_is_closing((uv_handle_t *)&p->timer))
@@ -211,16 +212,6 @@ static void proxy_on_data(struct tunnel_stream *s, const uint8_t *data, size_t l
 	int rc;
 
 	p->bytes_out += len;
-	if (p->ws_conn) {
-		rc = conn_write(p->ws_conn, data, len);
-		if (rc == 1)
-			tunnel_stream_consume(s, len);
-		else if (rc == 0)
-			p->unconsumed += len;
-		else
-			proxy_reset_stream(p, NGHTTP2_CANCEL);
-		return;
-	}
 	if (p->req == NULL) {
 		tunnel_stream_consume(s, len);
 		return;
@@ -242,10 +233,6 @@ static void proxy_on_end(struct tunnel_stream *s)
 	struct http_request *req = p->req;
 
 	p->stream_ended = 1;
-	if (p->ws_conn) {
-		conn_shutdown(p->ws_conn);
-		return;
-	}
 	if (req == NULL || !p->responded)
 		return; /* on_close reports a stream that ended without headers */
 	p->req = NULL;
@@ -259,9 +246,7 @@ static void proxy_on_drain_stream(struct tunnel_stream *s)
 {
 	struct proxy *p = tunnel_stream_data(s);
 
-	if (p->ws_conn)
-		conn_read_start(p->ws_conn);
-	else if (p->req)
+	if (p->req)
 		http_request_resume(p->req);
 }
 
@@ -270,12 +255,7 @@ static void proxy_on_close(struct tunnel_stream *s, uint32_t code)
 	struct proxy *p = tunnel_stream_data(s);
 
 	p->stream = NULL;
-	if (p->ws_conn) {
-		if (code != 0)
-			conn_close(p->ws_conn);
-		else
-			conn_shutdown(p->ws_conn);
-	} else if (p->req) {
+	if (p->req) {
 		if (code == NGHTTP2_REFUSED_STREAM)
 			proxy_fail(p, 503, "the cluster's agent refused the request (too busy)");
 		else if (code == NGHTTP2_CANCEL && !p->responded)
@@ -356,61 +336,15 @@ static void proxy_on_header_timeout(uv_timer_t *t)
 
 /* ---- WebSocket pass-through ---- */
 
-static void proxy_ws_on_data(struct conn *c, const char *data, size_t len)
+static void proxy_ws_done(void *arg, uint64_t to_stream, uint64_t to_conn)
 {
-	struct proxy *p = conn_data(c);
-	int rc;
+	struct proxy *p = arg;
 
-	p->bytes_in += len;
-	if (p->stream == NULL)
-		return;
-	rc = tunnel_stream_write(p->stream, data, len);
-	if (rc == 0)
-		conn_read_stop(c);
-	else if (rc < 0)
-		conn_close(c);
-}
-
-static void proxy_ws_on_end(struct conn *c, int err)
-{
-	struct proxy *p = conn_data(c);
-
-	(void)err;
-	if (p->stream) {
-		if (err == 0)
-			tunnel_stream_end(p->stream);
-		else
-			proxy_reset_stream(p, NGHTTP2_CANCEL);
-	}
-	conn_close(c);
-}
-
-static void proxy_ws_on_drain(struct conn *c)
-{
-	struct proxy *p = conn_data(c);
-
-	if (p->stream && p->unconsumed) {
-		tunnel_stream_consume(p->stream, p->unconsumed);
-		p->unconsumed = 0;
-	}
-}
-
-static void proxy_ws_on_close(struct conn *c)
-{
-	struct proxy *p = conn_data(c);
-
-	p->ws_conn = NULL;
-	if (p->stream)
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
+	p->bytes_in += to_stream;
+	p->bytes_out += to_conn;
+	p->piping = 0;
 	proxy_maybe_free(p);
 }
-
-static const struct conn_callbacks proxy_ws_conn_cbs = {
-	.on_data = proxy_ws_on_data,
-	.on_end = proxy_ws_on_end,
-	.on_drain = proxy_ws_on_drain,
-	.on_close = proxy_ws_on_close,
-};
 
 /* The agent accepted the extended CONNECT: answer 101 and start piping. */
 static void proxy_ws_on_response(struct tunnel_stream *s, const struct tunnel_headers *h)
@@ -451,12 +385,13 @@ static void proxy_ws_on_response(struct tunnel_stream *s, const struct tunnel_he
 		proxy_reset_stream(p, NGHTTP2_CANCEL);
 		return;
 	}
-	p->ws_conn = c;
-	conn_set_callbacks(c, &proxy_ws_conn_cbs);
-	conn_set_data(c, p);
-	conn_read_start(c);
-	if (extra_len)
-		proxy_ws_on_data(c, extra, extra_len);
+	/* From here the pipe owns the socket and the stream. */
+	p->stream = NULL;
+	p->piping = 1;
+	if (stream_pipe_start(c, s, extra, extra_len, proxy_ws_done, p) == NULL) {
+		p->piping = 0;
+		proxy_maybe_free(p);
+	}
 	free(extra);
 }
 

@@ -1,0 +1,162 @@
+/* stream_pipe.c - socket <-> tunnel stream pass-through (see stream_pipe.h). */
+#include "net/stream_pipe.h"
+
+#include <stdlib.h>
+
+#include <nghttp2/nghttp2.h>
+
+struct stream_pipe {
+	struct conn *c;		 /* NULL once closed */
+	struct tunnel_stream *s; /* NULL once closed */
+	size_t unconsumed;	 /* stream bytes written to c, not yet credited */
+	uint64_t to_stream, to_conn;
+	stream_pipe_done_cb done;
+	void *arg;
+};
+
+static void sp_maybe_free(struct stream_pipe *p)
+{
+	if (p->c || p->s)
+		return;
+	if (p->done)
+		p->done(p->arg, p->to_stream, p->to_conn);
+	free(p);
+}
+
+/* ---- socket side ---- */
+
+static void sp_c_on_data(struct conn *c, const char *data, size_t len)
+{
+	struct stream_pipe *p = conn_data(c);
+	int rc;
+
+	if (p->s == NULL)
+		return;
+	p->to_stream += len;
+	rc = tunnel_stream_write(p->s, data, len);
+	if (rc == 0)
+		conn_read_stop(c);
+	else if (rc < 0)
+		conn_close(c);
+}
+
+static void sp_c_on_end(struct conn *c, int err)
+{
+	struct stream_pipe *p = conn_data(c);
+
+	if (p->s) {
+		if (err == 0)
+			tunnel_stream_end(p->s);
+		else
+			tunnel_stream_reset(p->s, NGHTTP2_CANCEL);
+	}
+	conn_close(c);
+}
+
+static void sp_c_on_drain(struct conn *c)
+{
+	struct stream_pipe *p = conn_data(c);
+
+	if (p->s && p->unconsumed) {
+		tunnel_stream_consume(p->s, p->unconsumed);
+		p->unconsumed = 0;
+	}
+}
+
+static void sp_c_on_close(struct conn *c)
+{
+	struct stream_pipe *p = conn_data(c);
+
+	p->c = NULL;
+	if (p->s)
+		tunnel_stream_reset(p->s, NGHTTP2_CANCEL);
+	sp_maybe_free(p);
+}
+
+static const struct conn_callbacks sp_conn_cbs = {
+	.on_data = sp_c_on_data,
+	.on_end = sp_c_on_end,
+	.on_drain = sp_c_on_drain,
+	.on_close = sp_c_on_close,
+};
+
+/* ---- stream side ---- */
+
+static void sp_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+{
+	struct stream_pipe *p = tunnel_stream_data(s);
+	int rc;
+
+	if (p->c == NULL) {
+		tunnel_stream_consume(s, len);
+		return;
+	}
+	p->to_conn += len;
+	rc = conn_write(p->c, data, len);
+	if (rc == 1)
+		tunnel_stream_consume(s, len);
+	else if (rc == 0)
+		p->unconsumed += len;
+	else
+		tunnel_stream_reset(s, NGHTTP2_CANCEL);
+}
+
+static void sp_s_on_end(struct tunnel_stream *s)
+{
+	struct stream_pipe *p = tunnel_stream_data(s);
+
+	if (p->c)
+		conn_shutdown(p->c);
+}
+
+static void sp_s_on_drain(struct tunnel_stream *s)
+{
+	struct stream_pipe *p = tunnel_stream_data(s);
+
+	if (p->c)
+		conn_read_start(p->c);
+}
+
+static void sp_s_on_close(struct tunnel_stream *s, uint32_t code)
+{
+	struct stream_pipe *p = tunnel_stream_data(s);
+
+	p->s = NULL;
+	if (p->c) {
+		if (code != 0)
+			conn_close(p->c);
+		else
+			conn_shutdown(p->c);
+	}
+	sp_maybe_free(p);
+}
+
+static const struct tunnel_stream_callbacks sp_stream_cbs = {
+	.on_data = sp_s_on_data,
+	.on_end = sp_s_on_end,
+	.on_drain = sp_s_on_drain,
+	.on_close = sp_s_on_close,
+};
+
+struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_stream *s, const char *extra,
+				      size_t extra_len, stream_pipe_done_cb done, void *arg)
+{
+	struct stream_pipe *p = calloc(1, sizeof(*p));
+
+	if (p == NULL) {
+		conn_close(c);
+		tunnel_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+		return NULL;
+	}
+	p->c = c;
+	p->s = s;
+	p->done = done;
+	p->arg = arg;
+	conn_set_callbacks(c, &sp_conn_cbs);
+	conn_set_data(c, p);
+	tunnel_stream_set_callbacks(s, &sp_stream_cbs, p);
+	conn_read_start(c);
+	if (extra_len)
+		sp_c_on_data(c, extra, extra_len);
+	return p;
+}
