@@ -442,13 +442,12 @@ int main(int argc, char **argv)
 		 srv.cfg.connector_host, http_server_port(srv.connector), srv.cfg.connector_public,
 		 srv.connector_fp);
 	uv_run(srv.loop, UV_RUN_DEFAULT);
-	if (!uv_is_closing((uv_handle_t *)&stop_timer))
+	if (stop_timer.loop && !uv_is_closing((uv_handle_t *)&stop_timer))
 		uv_close((uv_handle_t *)&stop_timer, NULL);
+	tunnels_free(srv.tunnels);
 	uv_run(srv.loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");
-	tunnels_free(srv.tunnels);
-	uv_run(srv.loop, UV_RUN_NOWAIT);
 	store_close(srv.store);
 	ratelimit_free(srv.join_limit);
 	SSL_CTX_free(srv.mgmt_tls);
