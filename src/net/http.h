@@ -45,6 +45,7 @@ struct http_limits {
 	uint64_t idle_timeout_ms;    /* keep-alive idle, default 60 s */
 	uint64_t body_timeout_ms;    /* no body bytes for this long, default 60 s */
 	size_t max_connections;	     /* default 10000; past it new sockets are closed */
+	size_t max_handshakes_per_ip; /* TLS handshakes in progress per source address, default 64 */
 };
 
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (64 * 1024)
@@ -54,6 +55,7 @@ struct http_limits {
 #define HTTP_DEFAULT_IDLE_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_BODY_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_MAX_CONNECTIONS 10000
+#define HTTP_DEFAULT_MAX_HANDSHAKES_PER_IP 64
 
 struct http_request;
 struct http_server;

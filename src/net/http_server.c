@@ -54,7 +54,17 @@ struct http_conn {
 	int in_execute;
 	int taken;
 	int error_status; /* set by a parser callback to answer with this status */
+	int handshaking;  /* counted in srv->handshakes until TLS is up */
 	struct http_conn *prev, *next;
+};
+
+#define HTTP_IP_BUCKETS 256
+
+/* Connections of one source address still in their TLS handshake. */
+struct ip_count {
+	struct ip_count *next;
+	size_t n;
+	char ip[64];
 };
 
 struct http_server {
@@ -66,6 +76,7 @@ struct http_server {
 	int port;
 	int stopping;	     /* http_server_stop called */
 	int listener_closed; /* freed once this and nconns == 0 */
+	struct ip_count *handshakes[HTTP_IP_BUCKETS];
 };
 
 static llhttp_settings_t hc_settings;
@@ -93,11 +104,63 @@ void http_limits_fill_defaults(struct http_limits *l)
 		l->body_timeout_ms = HTTP_DEFAULT_BODY_TIMEOUT_MS;
 	if (!l->max_connections)
 		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+	if (!l->max_handshakes_per_ip)
+		l->max_handshakes_per_ip = HTTP_DEFAULT_MAX_HANDSHAKES_PER_IP;
 }
 
 const char *http_status_text(int status)
 {
 	return envelope_status_text(status);
+}
+
+/* ---- handshakes per source address ---- */
+
+static struct ip_count **ipc_find(struct http_server *srv, const char *ip)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	struct ip_count **pp;
+
+	for (p = ip; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	for (pp = &srv->handshakes[h % HTTP_IP_BUCKETS]; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->ip, ip) == 0)
+			return pp;
+	return pp;
+}
+
+/* Counts one more handshake from ip; returns the count, or 0 on ENOMEM. */
+static size_t ipc_inc(struct http_server *srv, const char *ip)
+{
+	struct ip_count **pp = ipc_find(srv, ip);
+
+	if (*pp == NULL) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp == NULL)
+			return 0;
+		snprintf((*pp)->ip, sizeof((*pp)->ip), "%s", ip);
+	}
+	return ++(*pp)->n;
+}
+
+static void ipc_dec(struct http_server *srv, const char *ip)
+{
+	struct ip_count **pp = ipc_find(srv, ip), *e = *pp;
+
+	if (e == NULL)
+		return;
+	if (--e->n == 0) {
+		*pp = e->next;
+		free(e);
+	}
+}
+
+static void hc_handshake_done(struct http_conn *hc)
+{
+	if (!hc->handshaking)
+		return;
+	hc->handshaking = 0;
+	ipc_dec(hc->srv, conn_peer_addr(hc->conn));
 }
 
 /* ---- timers ---- */
@@ -207,6 +270,7 @@ static void hc_on_conn_close(struct conn *c)
 
 	if (hc == NULL)
 		return;
+	hc_handshake_done(hc);
 	hc->conn = NULL;
 	hc_abort_request(hc);
 	hc_unlink(hc);
@@ -253,7 +317,13 @@ static void hc_on_drain(struct conn *c)
 		hc->req->on_drain(hc->req);
 }
 
+static void hc_on_open(struct conn *c)
+{
+	hc_handshake_done(conn_data(c));
+}
+
 static const struct conn_callbacks hc_conn_cbs = {
+	.on_open = hc_on_open,
 	.on_data = hc_on_data,
 	.on_end = hc_on_end,
 	.on_drain = hc_on_drain,
@@ -626,7 +696,20 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
 		conn_close(c);
 		return;
 	}
-	/* A new connection must send a whole request head in time. */
+	if (srv->cfg.tls) {
+		/* A flood of unfinished handshakes from one address is cut here. */
+		size_t n = ipc_inc(srv, conn_peer_addr(c));
+
+		hc->handshaking = n > 0;
+		if (n == 0 || n > srv->cfg.limits.max_handshakes_per_ip) {
+			if (n == srv->cfg.limits.max_handshakes_per_ip + 1)
+				LOG_WARN("%s: %s has %zu TLS handshakes in progress; refusing more",
+					 srv->cfg.name, conn_peer_addr(c), n - 1);
+			conn_close(c);
+			return;
+		}
+	}
+	/* A new connection must finish TLS and send a whole request head in time. */
 	hc_timer(hc, TM_HEADER, srv->cfg.limits.header_timeout_ms);
 }
 

@@ -42,6 +42,8 @@ static void usage(FILE *f)
 	      "  --header-timeout MS             time to send a request head (default 10000)\n"
 	      "  --idle-timeout MS               keep-alive idle time (default 60000)\n"
 	      "  --replica-name NAME             this replica's name (default: host name)\n"
+	      "  --max-handshakes-per-ip N       TLS handshakes in progress per source address\n"
+	      "                                  (default 64; more are closed at once)\n"
 	      "  --proxy-header-timeout MS       504 when a cluster sends no response headers\n"
 	      "                                  in time (default 60000)\n"
 	      "  --log-level debug|info|warn|error\n"
@@ -115,6 +117,7 @@ enum {
 	OPT_IDLE_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_REPLICA,
+	OPT_MAX_HANDSHAKES,
 	OPT_PROXY_HEADER_TIMEOUT,
 	OPT_VERSION,
 	OPT_HELP,
@@ -138,6 +141,7 @@ static const struct option long_opts[] = {
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"replica-name", required_argument, NULL, OPT_REPLICA},
+	{"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES},
 	{"proxy-header-timeout", required_argument, NULL, OPT_PROXY_HEADER_TIMEOUT},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -213,6 +217,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			break;
 		case OPT_LOG_LEVEL: rc = parse_log_level(optarg); break;
 		case OPT_REPLICA: rc = copy_opt(cfg->replica, sizeof(cfg->replica), optarg); break;
+		case OPT_MAX_HANDSHAKES:
+			rc = parse_num(optarg, 1, 100000, &n);
+			cfg->limits.max_handshakes_per_ip = (size_t)n;
+			break;
 		case OPT_PROXY_HEADER_TIMEOUT:
 			rc = parse_num(optarg, 100, 3600000, &n);
 			cfg->proxy_header_timeout_ms = (uint64_t)n;

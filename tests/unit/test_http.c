@@ -369,6 +369,52 @@ static void test_tls_client(void **state)
 	stop(f);
 }
 
+/* Half-open TLS connections from one address are capped; others are not hurt. */
+static void test_handshakes_per_ip(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	struct sockaddr_in a;
+	struct timeval tv = {3, 0};
+	int s[3], i;
+	char c;
+
+	(void)state;
+	lim.max_handshakes_per_ip = 2;
+	f = start(1, &lim);
+	uv_ip4_addr("127.0.0.1", f->port, &a);
+	for (i = 0; i < 3; i++) {
+		s[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(s[i], (struct sockaddr *)&a, sizeof(a)), 0);
+		setsockopt(s[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		usleep(100000);
+	}
+	/* The third, beyond the cap, is closed at once: EOF, not a timeout. */
+	assert_int_equal(read(s[2], &c, 1), 0);
+	close(s[2]);
+	close(s[0]);
+	close(s[1]);
+	usleep(200000);
+	{
+		struct http_client_opts o = {0};
+		struct http_fetch_result res;
+		struct tls_client_opts to = {0};
+		char err[128];
+		SSL_CTX *ctx = tls_client_ctx_new(&to, err, sizeof(err));
+
+		o.host = "127.0.0.1";
+		o.port = f->port;
+		o.tls = ctx;
+		o.pin = f->fp;
+		assert_int_equal(http_fetch_sync(&o, "GET", "/hello", NULL, 0, NULL, 0, 4096, &res),
+				 0);
+		assert_int_equal(res.status, 200);
+		http_fetch_result_clear(&res);
+		SSL_CTX_free(ctx);
+	}
+	stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_stream_body),
 		cmocka_unit_test(test_tls_client),
+		cmocka_unit_test(test_handshakes_per_ip),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
