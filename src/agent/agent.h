@@ -5,7 +5,7 @@
  * `join` (agent.json), the TLS context for the manager's connector (our
  * client certificate, the manager judged by the pinned fingerprint) and the
  * settings for reaching the local LXD (the upstream). Modules hang off it:
- * today the heartbeat; the reverse tunnel is the next one. Each module has
+ * the heartbeat (heartbeat.c) and the reverse tunnel (tunnel_client.c). Each module has
  * start/stop functions that agent_run and agent_stop call in turn.
  */
 #ifndef LXCM_AGENT_H

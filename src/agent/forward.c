@@ -35,6 +35,8 @@
 #include "net/ws.h"
 
 #define FWD_MAX_PATH 8192
+#define FWD_RESPONSE_TIMEOUT_MS (3600 * 1000) /* the manager's timeout is the real one */
+#define FWD_IDLE_TIMEOUT_MS (300 * 1000)	     /* upstream silent mid-body */
 
 struct fwd {
 	struct agent *ag;
@@ -324,6 +326,13 @@ static void fwd_start(struct fwd *f, int64_t body_len)
 		h[n++] = (struct http_header){LIT("Sec-WebSocket-Key"), slice_cstr(f->ws_key)};
 	}
 	upstream_opts(&f->ag->cfg.up, f->ag->lxd_tls, &opts);
+	/*
+	 * The manager decides how long a request may wait for its answer (its
+	 * --proxy-header-timeout) and cancels the stream; here only a dead
+	 * upstream is cut: long operation waits and slow uploads are fine.
+	 */
+	opts.response_timeout_ms = FWD_RESPONSE_TIMEOUT_MS;
+	opts.idle_timeout_ms = FWD_IDLE_TIMEOUT_MS;
 	f->cl = http_client_request(f->ag->loop, &opts, f->websocket ? "GET" : f->method, f->path,
 				    h, n, body_len, &fwd_client_cbs, f);
 	if (f->cl == NULL)

@@ -21,7 +21,9 @@ static void run_usage(FILE *out)
 	      "Runs the agent of a joined cluster (see `lxcm-agent join`): sends a status\n"
 	      "heartbeat gathered from the local LXD to the manager at once, then at the\n"
 	      "interval the manager asks for (60 s when it does not say), retrying with\n"
-	      "backoff on failures. Stops on SIGINT or SIGTERM.\n"
+	      "backoff on failures; and keeps the reverse tunnel to the manager open,\n"
+	      "serving the requests it carries from the local LXD. Stops on SIGINT or\n"
+	      "SIGTERM.\n"
 	      "\n"
 	      "options:\n"
 	      "  --data-dir DIR       the directory `join` filled (required)\n"
@@ -123,7 +125,7 @@ static int run_main(int argc, char **argv)
 
 const struct agent_cmd cmd_run = {
     .name = "run",
-    .summary = "run the agent: status heartbeats to the manager",
+    .summary = "run the agent: heartbeats and the reverse tunnel to the manager",
     .main = run_main,
     .usage = run_usage,
 };

@@ -37,6 +37,8 @@ struct http_client {
 	int finished; /* on_done delivered or cancelled: no more callbacks */
 	int upgraded;
 	int informational; /* parsing a 1xx other than 101: skipped */
+	int body_done;	   /* the request body is complete (or there is none) */
+	int64_t body_left; /* bytes still to come of a Content-Length body */
 	struct buf head;
 	struct hc_off hoff[HTTP_MAX_HEADERS];
 	size_t nh;
@@ -207,7 +209,16 @@ static void cl_on_open(struct conn *c)
 	struct http_client *cl = conn_data(c);
 
 	cl->state = CL_WAITING;
-	cl_arm(cl, cl->opts.response_timeout_ms);
+	/* While the body uploads, silence is what counts; then the answer's wait. */
+	cl_arm(cl, cl->body_done ? cl->opts.response_timeout_ms : cl->opts.idle_timeout_ms);
+}
+
+/* The request is fully sent: from now the response timeout runs. */
+static void cl_body_complete(struct http_client *cl)
+{
+	cl->body_done = 1;
+	if (cl->state == CL_WAITING)
+		cl_arm(cl, cl->opts.response_timeout_ms);
 }
 
 static void cl_hand_over(struct http_client *cl, const char *extra, size_t extra_len)
@@ -344,6 +355,8 @@ struct http_client *http_client_request(uv_loop_t *loop, const struct http_clien
 	cl->cbs = cbs;
 	cl->data = data;
 	cl->chunked_body = body_len < 0;
+	cl->body_done = body_len == 0;
+	cl->body_left = body_len > 0 ? body_len : 0;
 	cl->head_request = strcmp(method, "HEAD") == 0;
 	buf_init(&cl->head, HTTP_CLIENT_MAX_HEADER_BYTES);
 	llhttp_init(&cl->parser, HTTP_RESPONSE, &cl_settings);
@@ -383,8 +396,14 @@ int http_client_write(struct http_client *cl, const void *data, size_t len)
 		return -EPIPE;
 	if (len == 0)
 		return 1;
-	if (!cl->chunked_body)
+	if (cl->state == CL_WAITING && !cl->body_done)
+		cl_arm(cl, cl->opts.idle_timeout_ms);
+	if (!cl->chunked_body) {
+		cl->body_left -= (int64_t)len;
+		if (cl->body_left <= 0 && !cl->body_done)
+			cl_body_complete(cl);
 		return conn_write(cl->conn, data, len);
+	}
 	n = snprintf(head, sizeof(head), "%zx\r\n", len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -EINVAL;
@@ -400,6 +419,8 @@ int http_client_end(struct http_client *cl)
 {
 	if (cl->finished || cl->conn == NULL)
 		return -EPIPE;
+	if (!cl->body_done)
+		cl_body_complete(cl);
 	if (cl->chunked_body)
 		return conn_write(cl->conn, "0\r\n\r\n", 5) < 0 ? -EPIPE : 0;
 	return 0;

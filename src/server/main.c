@@ -256,10 +256,11 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		fprintf(stderr, "lxcm-server: invalid --connector-addr %s\n", conn);
 		return -1;
 	}
-	if (cfg->tls_cert[0] != '\0' && cfg->tls_key[0] == '\0') {
-		fputs("lxcm-server: --tls-cert needs --tls-key\n", stderr);
+	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
+		fputs("lxcm-server: --tls-cert and --tls-key go together\n", stderr);
 		return -1;
 	}
+	cfg->tls_given = cfg->tls_cert[0] != '\0';
 	return 0;
 }
 
@@ -314,7 +315,16 @@ static int server_setup_tls(struct server *srv)
 	char err[512];
 	int rc;
 
-	rc = cert_ensure_files(srv->cfg.tls_cert, srv->cfg.tls_key, "lxcm-server");
+	if (srv->cfg.tls_given) {
+		if (access(srv->cfg.tls_cert, R_OK) != 0 || access(srv->cfg.tls_key, R_OK) != 0) {
+			LOG_ERROR("cannot read --tls-cert %s or --tls-key %s", srv->cfg.tls_cert,
+				  srv->cfg.tls_key);
+			return -ENOENT;
+		}
+		rc = 0;
+	} else {
+		rc = cert_ensure_files(srv->cfg.tls_cert, srv->cfg.tls_key, "lxcm-server");
+	}
 	if (rc < 0) {
 		LOG_ERROR("cannot create the TLS certificate %s: %s", srv->cfg.tls_cert,
 			  strerror(-rc));

@@ -40,6 +40,7 @@ struct server_config {
 	char db_url[4096];
 	char tls_cert[4096];
 	char tls_key[4096];
+	int tls_given; /* --tls-cert/--tls-key: use them, never generate */
 	int heartbeat_interval_s;
 	double join_rate;  /* join attempts per second per source address */
 	double join_burst;

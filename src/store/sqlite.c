@@ -57,6 +57,7 @@ enum sq_stmt_id {
 	SQ_TOKEN_INSERT,
 	SQ_TOKEN_LIST,
 	SQ_TOKEN_DELETE,
+	SQ_TOKEN_DELETE_EXPIRED,
 	SQ_API_TOKEN_INSERT,
 	SQ_API_TOKEN_CHECK,
 	SQ_API_TOKEN_COUNT,
@@ -113,6 +114,7 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_TOKEN_LIST] = "SELECT cluster_name, description, secret_hash, expires_at, created_at"
 		      " FROM join_tokens ORDER BY cluster_name",
     [SQ_TOKEN_DELETE] = "DELETE FROM join_tokens WHERE cluster_name = ?1",
+    [SQ_TOKEN_DELETE_EXPIRED] = "DELETE FROM join_tokens WHERE cluster_name = ?1 AND expires_at <= ?2",
     [SQ_API_TOKEN_INSERT] = "INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
     [SQ_API_TOKEN_CHECK] = "SELECT name FROM api_tokens WHERE hash = ?1",
     [SQ_API_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
@@ -844,6 +846,17 @@ static int sq_token_create(struct store *s, const struct store_join_token *t)
 	rc = sq_begin(q, __func__);
 	if (rc != 0)
 		goto out;
+	/* An expired token of that name no longer holds the name. */
+	st = sq_stmt(q, SQ_TOKEN_DELETE_EXPIRED, __func__);
+	if (st == NULL) {
+		rc = -EIO;
+		goto end;
+	}
+	bind_rc = sq_bind_text(st, 1, t->cluster_name);
+	bind_rc |= sqlite3_bind_int64(st, 2, t->created_at);
+	rc = sq_exec_stmt(q, st, bind_rc, NULL, __func__);
+	if (rc != 0)
+		goto end;
 	rc = sq_token_name_free(q, t->cluster_name, __func__);
 	if (rc != 0)
 		goto end;

@@ -271,6 +271,11 @@ static void test_join(void **state)
 	assert_int_equal(join(f, "two", FP_2, HASH_B, NOW), 0);
 	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM cluster_config"), 4);
 
+	/* An expired token does not hold its name: a new one replaces it. */
+	make_token(f, "four", HASH_A, NOW - 1, 0);
+	make_token(f, "four", HASH_B, NOW + 60, 0); /* made at NOW, after the first expired */
+	make_token(f, "four", HASH_C, NOW + 60, -EEXIST); /* a live one does hold it */
+
 	/* A join without a description takes the token's (the operator's words). */
 	make_token(f, "three", HASH_A, NOW + 60, 0);
 	{
