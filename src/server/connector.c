@@ -22,6 +22,7 @@
 #include "common/secret.h"
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/tunnel_v1.h"
 #include "server/tunnels.h"
 #include "store/store_async.h"
 
@@ -371,8 +372,8 @@ static void connector_ws_identified(void *arg)
 		return;
 	}
 	if (!ws_request_offers_protocol(req, TUNNEL_PROTOCOL_V2)) {
-		http_respond_error(req, 501, "tunnel protocol v1 is not supported by this manager yet; "
-					     "use lxcm-agent (Sec-WebSocket-Protocol: " TUNNEL_PROTOCOL_V2 ")");
+		/* No lxcm subprotocol: MicroCloud's JSON frames (tunnel_v1.c). */
+		tunnel_v1_accept(j->srv, j->cluster.name, req);
 		conn_job_free(j);
 		return;
 	}

@@ -29,6 +29,7 @@
 #include "net/stream_pipe.h"
 #include "net/ws.h"
 #include "server/server.h"
+#include "server/tunnel_v1.h"
 #include "server/tunnels.h"
 #include "store/store_async.h"
 
@@ -554,6 +555,10 @@ void proxy_handle(struct http_request *req)
 	e = tunnels_get(srv->tunnels, name);
 	if (e == NULL) {
 		proxy_no_tunnel(req, name);
+		return;
+	}
+	if (e->protocol == 1) {
+		tunnel_v1_proxy(e, req); /* MicroCloud's JSON frames (tunnel_v1.c) */
 		return;
 	}
 	if (e->t == NULL) {

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/tunnel_v1.h"
 #include "store/store_async.h"
 
 #define TUNNELS_BUCKETS 4096
@@ -92,7 +93,7 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
 	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->protocol == 2 ? "v2" : "v1",
 			 "connected_since", since, "replica", reg->srv->replica,
 			 "rtt_ms", (json_int_t)(e->t ? tunnel_rtt_ms(e->t) : -1), "active_streams",
-			 (json_int_t)(e->t ? tunnel_active_streams(e->t) : 0));
+			 (json_int_t)(e->t ? tunnel_active_streams(e->t) : tunnel_v1_active(e)));
 }
 
 /* ---- store bookkeeping (fire and forget) ---- */
@@ -163,6 +164,11 @@ static struct tunnel_entry *tn_entry_new(struct tunnels *reg, const char *cluste
 	e->epoch = epoch;
 	e->last_ping_ms = uv_now(reg->srv->loop);
 	return e;
+}
+
+struct tunnel_entry *tunnels_entry_new(struct tunnels *reg, const char *cluster, int protocol)
+{
+	return tn_entry_new(reg, cluster, protocol);
 }
 
 /* Starts draining an entry that a newer tunnel replaced. */

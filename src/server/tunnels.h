@@ -62,6 +62,11 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster);
 
 /* Starts a v2 tunnel on an accepted WebSocket for an enrolled cluster. */
 int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws);
+/*
+ * For other protocol modules (tunnel_v1.c): a new entry with its epoch, not
+ * yet registered; free it with free() if it never gets registered.
+ */
+struct tunnel_entry *tunnels_entry_new(struct tunnels *reg, const char *cluster, int protocol);
 /* For other protocol modules: registers an entry they built. */
 int tunnels_register(struct tunnels *reg, struct tunnel_entry *e);
 /* Protocol modules call this when their transport is gone. */

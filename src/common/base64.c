@@ -1,0 +1,89 @@
+/* base64.c - standard padded base64, table driven. */
+#include "common/base64.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t base64_encoded_len(size_t n)
+{
+	if (n > (SIZE_MAX / 4) * 3 - 2)
+		return SIZE_MAX;
+	return (n + 2) / 3 * 4;
+}
+
+size_t base64_decoded_max(size_t len)
+{
+	return len / 4 * 3;
+}
+
+void base64_encode(const void *in, size_t len, char *out)
+{
+	const unsigned char *p = in;
+	size_t i, o = 0;
+	uint32_t v;
+
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		out[o++] = b64_chars[v >> 18];
+		out[o++] = b64_chars[(v >> 12) & 63];
+		out[o++] = b64_chars[(v >> 6) & 63];
+		out[o++] = b64_chars[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+		out[o++] = b64_chars[v >> 18];
+		out[o++] = b64_chars[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64_chars[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+}
+
+/* The value of one alphabet character, or -1. */
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int base64_decode(const char *in, size_t len, void *out, size_t *outlen)
+{
+	unsigned char *o = out;
+	size_t i, n = 0, pad = 0;
+	uint32_t v;
+	int k, d;
+
+	*outlen = 0;
+	if (len % 4 != 0)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	if (in[len - 1] == '=')
+		pad = in[len - 2] == '=' ? 2 : 1;
+	for (i = 0; i < len; i += 4) {
+		v = 0;
+		for (k = 0; k < 4; k++) {
+			size_t at = i + (size_t)k;
+
+			d = at >= len - pad ? 0 : b64_value((unsigned char)in[at]);
+			if (d < 0)
+				return -EINVAL;
+			v = v << 6 | (uint32_t)d;
+		}
+		o[n++] = (unsigned char)(v >> 16);
+		o[n++] = (unsigned char)(v >> 8);
+		o[n++] = (unsigned char)v;
+	}
+	*outlen = n - pad;
+	return 0;
+}
