@@ -17,6 +17,7 @@
 #include "common/secret.h"
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/tunnels.h"
 #include "common/version.h"
 #include "store/store_async.h"
 
@@ -269,8 +270,18 @@ static void api_cluster_delete_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 
 	j->rc = s->ops->cluster_delete(s, j->name);
-	if (j->rc == 0)
+}
+
+static void api_cluster_delete_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc == 0) {
 		LOG_INFO("cluster %s removed by an operator", j->name);
+		/* Its certificate is no longer trusted: nor is the tunnel it opened. */
+		tunnels_drop(j->srv->tunnels, j->name);
+	}
+	api_empty_done(j);
 }
 
 static void api_cluster_delete(struct http_request *req)
@@ -278,7 +289,7 @@ static void api_cluster_delete(struct http_request *req)
 	struct api_job *j = api_job_with_name(req, "cluster");
 
 	if (j)
-		api_submit(j, api_cluster_delete_work, api_empty_done);
+		api_submit(j, api_cluster_delete_work, api_cluster_delete_done);
 }
 
 /* ---- join tokens ---- */

@@ -338,6 +338,7 @@ static void connector_leave_done(void *arg)
 
 	if (connector_identified(j) == 0) {
 		LOG_INFO("cluster %s removed itself", j->cluster.name);
+		tunnels_drop(j->srv->tunnels, j->cluster.name);
 		http_respond_json(j->req, 200, json_object());
 	}
 	conn_job_free(j);

@@ -28,6 +28,7 @@
 #include "common/timefmt.h"
 #include "net/stream_pipe.h"
 #include "net/ws.h"
+#include "server/audit.h"
 #include "server/server.h"
 #include "server/tunnel_v1.h"
 #include "server/tunnels.h"
@@ -54,6 +55,7 @@ struct proxy {
 	uint64_t start_ms;
 	int status;
 	char peer[64];
+	char actor[AUDIT_ACTOR_MAX];
 };
 
 static void proxy_maybe_free(struct proxy *p);
@@ -78,49 +80,20 @@ static int proxy_skip_header(struct slice name)
 
 /* ---- audit ---- */
 
-struct audit_job {
-	struct store_audit a;
-	char actor[32], cluster[64], method[16], path[512];
-	int rc;
-};
-
-static void audit_work(struct store *s, void *arg)
-{
-	struct audit_job *j = arg;
-
-	j->rc = s->ops->audit_append(s, &j->a);
-}
-
-static void audit_done(void *arg)
-{
-	struct audit_job *j = arg;
-
-	if (j->rc < 0)
-		LOG_WARN("audit row for %s %s lost (%d)", j->method, j->path, j->rc);
-	free(j);
-}
-
 static void proxy_audit(struct proxy *p)
 {
-	struct audit_job *j = calloc(1, sizeof(*j));
+	struct audit_entry e;
 
-	if (j == NULL)
-		return;
-	snprintf(j->actor, sizeof(j->actor), "api-token");
-	snprintf(j->cluster, sizeof(j->cluster), "%s", p->cluster);
-	snprintf(j->method, sizeof(j->method), "%s", p->method);
-	snprintf(j->path, sizeof(j->path), "%s", p->path);
-	j->a.at = time_now();
-	j->a.actor = j->actor;
-	j->a.cluster = j->cluster;
-	j->a.method = j->method;
-	j->a.path = j->path;
-	j->a.status = p->status;
-	j->a.bytes_in = (int64_t)p->bytes_in;
-	j->a.bytes_out = (int64_t)p->bytes_out;
-	j->a.duration_ms = (int64_t)(uv_now(p->srv->loop) - p->start_ms);
-	if (store_run(p->srv->loop, p->srv->store, audit_work, audit_done, j) < 0)
-		free(j);
+	memset(&e, 0, sizeof(e));
+	memcpy(e.actor, p->actor, sizeof(e.actor));
+	e.cluster = p->cluster;
+	e.method = p->method;
+	e.path = p->path;
+	e.status = p->status;
+	e.bytes_in = p->bytes_in;
+	e.bytes_out = p->bytes_out;
+	e.start_ms = p->start_ms;
+	audit_record(p->srv, &e);
 }
 
 /* ---- finishing ---- */
@@ -406,13 +379,25 @@ static const struct tunnel_stream_callbacks proxy_ws_stream_cbs = {
 
 /* ---- building the stream's request ---- */
 
+#define PROXY_MAX_COOKIE 16384 /* the user's cookies, lxcm_* ones removed */
+
 struct proxy_head {
 	struct http_header h[TUNNEL_MAX_HEADERS];
 	size_t n;
 	char path[PROXY_MAX_PATH];
 	char fwd[512];
 	char xff[512];
+	char clen[24];
+	struct buf cookies;
 };
+
+static void proxy_head_free(struct proxy_head *ph)
+{
+	if (ph == NULL)
+		return;
+	buf_free(&ph->cookies);
+	free(ph);
+}
 
 static int proxy_add(struct proxy_head *ph, struct slice name, struct slice value)
 {
@@ -424,10 +409,66 @@ static int proxy_add(struct proxy_head *ph, struct slice name, struct slice valu
 	return 0;
 }
 
-/* Cookies of the manager itself (lxcm_*) are dropped; the rest go on. */
-static int proxy_is_manager_cookie(struct slice v)
+/* Whether a header is named by a token of the request's Connection headers. */
+static int proxy_named_by_connection(const struct http_request *req, struct slice name)
 {
-	return slice_starts_with(v, LIT("lxcm_"));
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++) {
+		struct slice v = req->headers[i].value;
+		size_t a = 0, b;
+
+		if (!slice_eq_nocase(req->headers[i].name, LIT("Connection")))
+			continue;
+		while (a < v.len) {
+			while (a < v.len && (v.base[a] == ' ' || v.base[a] == ',' || v.base[a] == '\t'))
+				a++;
+			b = a;
+			while (b < v.len && v.base[b] != ',' && v.base[b] != ' ' && v.base[b] != '\t')
+				b++;
+			if (b > a && slice_eq_nocase(slice_make(v.base + a, b - a), name))
+				return 1;
+			a = b;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Appends the cookies of one Cookie header to ph->cookies, leaving out the
+ * manager's own (named lxcm_*): they are credentials for this manager, not
+ * for LXD. -E2BIG past PROXY_MAX_COOKIE.
+ */
+static int proxy_add_cookies(struct proxy_head *ph, struct slice v)
+{
+	size_t a = 0, b;
+
+	while (a < v.len) {
+		while (a < v.len && (v.base[a] == ' ' || v.base[a] == ';'))
+			a++;
+		b = a;
+		while (b < v.len && v.base[b] != ';')
+			b++;
+		if (b > a && !slice_starts_with(slice_make(v.base + a, b - a), LIT("lxcm_"))) {
+			if ((ph->cookies.len && buf_append(&ph->cookies, "; ", 2) < 0) ||
+			    buf_append(&ph->cookies, v.base + a, b - a) < 0)
+				return -E2BIG;
+		}
+		a = b;
+	}
+	return 0;
+}
+
+/* A value fit for a quoted-string parameter of Forwarded (RFC 7239). */
+static int proxy_quotable(struct slice v)
+{
+	size_t i;
+
+	for (i = 0; i < v.len; i++)
+		if (v.base[i] == '"' || v.base[i] == '\\' || (unsigned char)v.base[i] < 0x20 ||
+		    v.base[i] == 0x7f)
+			return 0;
+	return v.len <= 200;
 }
 
 static int proxy_build_head(struct proxy *p, struct http_request *req, struct proxy_head *ph)
@@ -456,21 +497,28 @@ static int proxy_build_head(struct proxy *p, struct http_request *req, struct pr
 	for (i = 0; i < req->nheaders; i++) {
 		struct slice name = req->headers[i].name;
 
-		if (proxy_skip_header(name) || slice_eq_nocase(name, LIT("Content-Length")))
+		if (proxy_skip_header(name) || slice_eq_nocase(name, LIT("Content-Length")) ||
+		    proxy_named_by_connection(req, name))
 			continue;
-		if (slice_eq_nocase(name, LIT("Cookie")) &&
-		    proxy_is_manager_cookie(req->headers[i].value))
+		if (slice_eq_nocase(name, LIT("Cookie"))) {
+			if (proxy_add_cookies(ph, req->headers[i].value) < 0)
+				return -E2BIG;
 			continue;
+		}
 		rc |= proxy_add(ph, name, req->headers[i].value);
 	}
+	if (ph->cookies.len)
+		rc |= proxy_add(ph, LIT("cookie"), slice_make(ph->cookies.data, ph->cookies.len));
 	if (req->content_length >= 0 && !p->websocket) {
-		static _Thread_local char clen[24];
-
-		snprintf(clen, sizeof(clen), "%lld", (long long)req->content_length);
-		rc |= proxy_add(ph, LIT("content-length"), slice_cstr(clen));
+		snprintf(ph->clen, sizeof(ph->clen), "%lld", (long long)req->content_length);
+		rc |= proxy_add(ph, LIT("content-length"), slice_cstr(ph->clen));
 	}
-	n = snprintf(ph->fwd, sizeof(ph->fwd), "for=\"%s\";proto=https;host=\"%.*s\"", req->peer_addr,
-		     (int)(host.len > 200 ? 200 : host.len), host.base ? host.base : "");
+	n = snprintf(ph->fwd, sizeof(ph->fwd), "for=\"%s%s%s\";proto=https%s%.*s%s",
+		     strchr(req->peer_addr, ':') ? "[" : "", req->peer_addr,
+		     strchr(req->peer_addr, ':') ? "]" : "",
+		     host.base && proxy_quotable(host) ? ";host=\"" : "",
+		     host.base && proxy_quotable(host) ? (int)host.len : 0,
+		     host.base ? host.base : "", host.base && proxy_quotable(host) ? "\"" : "");
 	if (n > 0 && (size_t)n < sizeof(ph->fwd))
 		rc |= proxy_add(ph, LIT("forwarded"), slice_cstr(ph->fwd));
 	snprintf(ph->xff, sizeof(ph->xff), "%s", req->peer_addr);
@@ -567,15 +615,18 @@ void proxy_handle(struct http_request *req)
 	}
 	p = calloc(1, sizeof(*p));
 	ph = calloc(1, sizeof(*ph));
+	if (ph)
+		buf_init(&ph->cookies, PROXY_MAX_COOKIE);
 	if (p == NULL || ph == NULL) {
 		free(p);
-		free(ph);
+		proxy_head_free(ph);
 		http_respond_error(req, 500, "out of memory");
 		return;
 	}
 	p->srv = srv;
 	p->req = req;
 	p->start_ms = uv_now(srv->loop);
+	audit_actor(req, p->actor);
 	snprintf(p->cluster, sizeof(p->cluster), "%s", name);
 	snprintf(p->method, sizeof(p->method), "%.*s", (int)req->method.len, req->method.base);
 	p->websocket = proxy_is_websocket(req);
@@ -585,21 +636,21 @@ void proxy_handle(struct http_request *req)
 
 		if (ws_check_upgrade_request(req, &why) != 0 ||
 		    ws_accept_key(key.base, key.len, p->accept) != 0) {
-			free(ph);
+			proxy_head_free(ph);
 			free(p);
 			http_respond_error(req, 400, "invalid WebSocket upgrade: %s",
 					   why ? why : "bad key");
 			return;
 		}
 		if (!tunnel_connect_protocol_enabled(e->t)) {
-			free(ph);
+			proxy_head_free(ph);
 			free(p);
 			http_respond_error(req, 501, "the cluster's agent cannot carry WebSockets");
 			return;
 		}
 	}
 	if (proxy_build_head(p, req, ph) < 0) {
-		free(ph);
+		proxy_head_free(ph);
 		free(p);
 		http_respond_error(req, 431, "request path or headers too large for the tunnel");
 		return;
@@ -616,7 +667,7 @@ void proxy_handle(struct http_request *req)
 	uv_timer_start(&p->timer, proxy_on_header_timeout, srv->cfg.proxy_header_timeout_ms, 0);
 	p->stream = tunnel_request(e->t, ph->h, ph->n, has_body,
 				   p->websocket ? &proxy_ws_stream_cbs : &proxy_stream_cbs, p);
-	free(ph);
+	proxy_head_free(ph);
 	if (p->stream == NULL) {
 		proxy_fail(p, 503, "the tunnel to the cluster cannot take more requests");
 		proxy_maybe_free(p);

@@ -44,6 +44,7 @@
 #include "common/secret.h"
 #include "common/timefmt.h"
 #include "net/ws.h"
+#include "server/audit.h"
 #include "server/server.h"
 #include "server/session_cookies.h"
 #include "server/tunnels.h"
@@ -92,6 +93,7 @@ struct v1_req {
 	char uuid[V1_UUID_LEN + 1];
 	char method[16];
 	char path[512]; /* for the audit log and log lines, truncated */
+	char actor[AUDIT_ACTOR_MAX];
 };
 
 /* ---- small helpers ---- */
@@ -199,52 +201,22 @@ static struct slice v1_user_secret(const struct http_request *req)
 	return slice_make(h.base + 7, h.len - 7);
 }
 
-/* ---- audit (the same rows as the v2 proxy writes) ---- */
-
-struct v1_audit_job {
-	struct store_audit a;
-	char actor[32], cluster[64], method[16], path[512];
-	int rc;
-};
-
-static void v1_audit_work(struct store *s, void *arg)
-{
-	struct v1_audit_job *j = arg;
-
-	j->rc = s->ops->audit_append(s, &j->a);
-}
-
-static void v1_audit_done(void *arg)
-{
-	struct v1_audit_job *j = arg;
-
-	if (j->rc < 0)
-		LOG_WARN("audit row for %s %s lost (%d)", j->method, j->path, j->rc);
-	free(j);
-}
+/* ---- audit (the same rows as the v2 proxy writes, audit.c) ---- */
 
 static void v1_audit(struct v1_req *r)
 {
-	struct server *srv = r->tv->srv;
-	struct v1_audit_job *j = calloc(1, sizeof(*j));
+	struct audit_entry e;
 
-	if (j == NULL)
-		return;
-	snprintf(j->actor, sizeof(j->actor), "api-token");
-	snprintf(j->cluster, sizeof(j->cluster), "%s", r->tv->cluster);
-	snprintf(j->method, sizeof(j->method), "%s", r->method);
-	snprintf(j->path, sizeof(j->path), "%s", r->path);
-	j->a.at = time_now();
-	j->a.actor = j->actor;
-	j->a.cluster = j->cluster;
-	j->a.method = j->method;
-	j->a.path = j->path;
-	j->a.status = r->status;
-	j->a.bytes_in = (int64_t)r->bytes_in;
-	j->a.bytes_out = (int64_t)r->bytes_out;
-	j->a.duration_ms = (int64_t)(uv_now(srv->loop) - r->start_ms);
-	if (store_run(srv->loop, srv->store, v1_audit_work, v1_audit_done, j) < 0)
-		free(j);
+	memset(&e, 0, sizeof(e));
+	memcpy(e.actor, r->actor, sizeof(e.actor));
+	e.cluster = r->tv->cluster;
+	e.method = r->method;
+	e.path = r->path;
+	e.status = r->status;
+	e.bytes_in = r->bytes_in;
+	e.bytes_out = r->bytes_out;
+	e.start_ms = r->start_ms;
+	audit_record(r->tv->srv, &e);
 }
 
 /* ---- finishing requests ---- */
@@ -756,6 +728,7 @@ void tunnel_v1_proxy(struct tunnel_entry *e, struct http_request *req)
 	r->tv = tv;
 	r->req = req;
 	r->start_ms = uv_now(tv->srv->loop);
+	audit_actor(req, r->actor);
 	buf_init(&r->body, TUNNEL_V1_MAX_BODY);
 	snprintf(r->method, sizeof(r->method), "%.*s", (int)req->method.len, req->method.base);
 	snprintf(r->path, sizeof(r->path), "/%.*s", (int)req->params[1].len, req->params[1].base);

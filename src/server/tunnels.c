@@ -163,6 +163,7 @@ static struct tunnel_entry *tn_entry_new(struct tunnels *reg, const char *cluste
 	reg->last_epoch = epoch;
 	e->epoch = epoch;
 	e->last_ping_ms = uv_now(reg->srv->loop);
+	e->attached_ms = e->last_ping_ms;
 	return e;
 }
 
@@ -328,14 +329,17 @@ static void tn_tick(uv_timer_t *timer)
 	struct tunnels *reg = timer->data;
 	uint64_t now = uv_now(reg->srv->loop);
 	struct tunnel_entry *e, *next;
+	uint64_t heard;
 
 	for (e = reg->all; e; e = next) {
 		next = e->next;
 		if (e->t == NULL || e->ws == NULL || e->closing)
 			continue;
+		heard = tunnel_last_recv_ms(e->t);
+		if (heard < e->attached_ms)
+			heard = e->attached_ms; /* a peer that never spoke counts from the upgrade */
 		tunnel_touch(e->t, now);
-		if (tunnel_last_recv_ms(e->t) && now - tunnel_last_recv_ms(e->t) > TUNNELS_DEAD_AFTER_MS &&
-		    now - e->last_ping_ms < TUNNELS_DEAD_AFTER_MS) {
+		if (now - heard > TUNNELS_DEAD_AFTER_MS) {
 			LOG_WARN("tunnel of %s silent for %d s; closing it", e->cluster,
 				 TUNNELS_DEAD_AFTER_MS / 1000);
 			e->closing = 1;
@@ -344,8 +348,6 @@ static void tn_tick(uv_timer_t *timer)
 		}
 		if (now - e->last_ping_ms >= TUNNELS_PING_INTERVAL_MS) {
 			e->last_ping_ms = now;
-			if (tunnel_last_recv_ms(e->t) == 0)
-				tunnel_touch(e->t, now);
 			tunnel_ping(e->t, now);
 		}
 	}
@@ -363,6 +365,21 @@ struct tunnels *tunnels_new(struct server *srv)
 	uv_timer_start(&reg->tick, tn_tick, TUNNELS_TICK_MS, TUNNELS_TICK_MS);
 	uv_unref((uv_handle_t *)&reg->tick);
 	return reg;
+}
+
+void tunnels_drop(struct tunnels *reg, const char *cluster)
+{
+	struct tunnel_entry *e;
+
+	for (e = reg->all; e; e = e->next) {
+		if (strcmp(e->cluster, cluster) != 0 || e->ws == NULL || e->closing)
+			continue;
+		LOG_INFO("closing the tunnel of removed cluster %s", cluster);
+		e->closing = 1;
+		if (e->hashed)
+			tn_hash_remove(reg, e);
+		ws_close(e->ws, WS_CLOSE_POLICY, "cluster removed from the manager");
+	}
 }
 
 void tunnels_close_all(struct tunnels *reg)

@@ -42,6 +42,7 @@ struct tunnel_entry {
 	int64_t connected_since;
 	int64_t epoch;
 	uint64_t last_ping_ms;
+	uint64_t attached_ms; /* uv_now() when the tunnel came up */
 	int draining;
 	int closing;
 	struct tunnel_entry *next, *prev; /* every entry of the registry */
@@ -53,6 +54,9 @@ struct tunnels *tunnels_new(struct server *srv);
 void tunnels_free(struct tunnels *reg);
 /* Closes every tunnel (shutdown): agents see the connection end and come back. */
 void tunnels_close_all(struct tunnels *reg);
+
+/* Closes every tunnel of a cluster that was removed: its agent is no longer trusted. */
+void tunnels_drop(struct tunnels *reg, const char *cluster);
 
 /* The live tunnel of a cluster, or NULL. */
 struct tunnel_entry *tunnels_get(struct tunnels *reg, const char *cluster);
