@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config clang
 libuv1-dev libssl-dev node-llhttp libwslay-dev libnghttp2-dev libjansson-dev
 libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
-lxd lxd-client curl jq python3 procps iproute2 openssl"
+lxd lxd-client curl jq python3 procps iproute2 openssl
+nginx openssh-server openssh-client wrk"
 
 missing=""
 for p in $PKGS; do
