@@ -269,7 +269,9 @@ static void proxy_req_on_body_end(struct http_request *req)
 {
 	struct proxy *p = req->data;
 
-	if (p->stream)
+	/* An upgrade's request has no body, but its stream carries the
+	 * WebSocket afterwards: it must stay open for writing. */
+	if (p->stream && !p->websocket)
 		tunnel_stream_end(p->stream);
 }
 
