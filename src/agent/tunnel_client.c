@@ -27,6 +27,7 @@
 struct tunnel_client {
 	struct agent *ag;
 	uv_timer_t timer; /* reconnect delay, then the liveness tick */
+	uv_idle_t flusher; /* flushes the session on the next loop turn */
 	struct ws *ws;
 	struct tunnel *t;
 	unsigned attempt;
@@ -35,7 +36,8 @@ struct tunnel_client {
 	int connecting;
 	int goaway;
 	int stopping;
-	int timer_closed;
+	int timer_closed; /* both handles closed */
+	int handles_closed;
 	char hostbuf[AGENT_HOST_MAX];
 };
 
@@ -96,6 +98,24 @@ static void tc_on_goaway(struct tunnel *t, uint32_t code)
 
 	LOG_INFO("the manager is closing the tunnel (GOAWAY, code %u); will reconnect", code);
 	tc->goaway = 1;
+}
+
+static void tc_on_flush(uv_idle_t *h)
+{
+	struct tunnel_client *tc = h->data;
+
+	uv_idle_stop(h);
+	if (tc->t && tc->ws)
+		tunnel_flush(tc->t);
+}
+
+/* See struct tunnel_io: stream calls never flush (nor call back) themselves. */
+static void tc_kick(void *io)
+{
+	struct tunnel_client *tc = io;
+
+	if (!tc->stopping)
+		uv_idle_start(&tc->flusher, tc_on_flush);
 }
 
 static const struct tunnel_callbacks tc_tunnel_cbs = {
@@ -159,7 +179,7 @@ static const struct ws_callbacks tc_ws_cbs = {
 static void tc_on_connected(struct ws *w, int status, void *arg)
 {
 	struct tunnel_client *tc = arg;
-	struct tunnel_io io = {tc_send, tc};
+	struct tunnel_io io = {tc_send, tc_kick, tc};
 
 	tc->connecting = 0;
 	if (w == NULL) {
@@ -247,6 +267,8 @@ int tunnel_client_start(struct agent *ag)
 	ag->tc = tc;
 	uv_timer_init(ag->loop, &tc->timer);
 	tc->timer.data = tc;
+	uv_idle_init(ag->loop, &tc->flusher);
+	tc->flusher.data = tc;
 	tc_connect(tc);
 	return 0;
 }
@@ -255,6 +277,8 @@ static void tc_on_timer_closed(uv_handle_t *h)
 {
 	struct tunnel_client *tc = h->data;
 
+	if (++tc->handles_closed < 2)
+		return;
 	tc->timer_closed = 1;
 	if (tc->ws == NULL && !tc->connecting)
 		free(tc);
@@ -273,4 +297,5 @@ void tunnel_client_stop(struct agent *ag)
 	if (tc->ws)
 		ws_close(tc->ws, WS_CLOSE_GOING_AWAY, "agent stopping");
 	uv_close((uv_handle_t *)&tc->timer, tc_on_timer_closed);
+	uv_close((uv_handle_t *)&tc->flusher, tc_on_timer_closed);
 }

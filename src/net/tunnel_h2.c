@@ -60,6 +60,7 @@ struct tunnel {
 	int in_recv;
 	int flushing;
 	int flush_again;
+	int kicked; /* io.kick called, flush not yet run */
 	int dead;
 	uint64_t ping_sent_ms;
 	int64_t rtt_ms;
@@ -71,6 +72,8 @@ struct tunnel {
 };
 
 static _Thread_local uint8_t tunnel_sendbuf[TUNNEL_SEND_CHUNK];
+
+static int tn_kick(struct tunnel *t);
 
 void tunnel_config_defaults(struct tunnel_config *c)
 {
@@ -563,6 +566,7 @@ int tunnel_flush(struct tunnel *t)
 		t->flush_again = 1;
 		return 0;
 	}
+	t->kicked = 0;
 	t->flushing = 1;
 	do {
 		t->flush_again = 0;
@@ -647,7 +651,7 @@ int tunnel_ping(struct tunnel *t, uint64_t now_ms)
 		t->ping_sent_ms = now_ms ? now_ms : 1;
 	if (nghttp2_submit_ping(t->sess, NGHTTP2_FLAG_NONE, NULL) != 0)
 		return -EIO;
-	return tunnel_flush(t);
+	return tn_kick(t);
 }
 
 int tunnel_goaway(struct tunnel *t)
@@ -658,7 +662,21 @@ int tunnel_goaway(struct tunnel *t)
 
 	if (rc != 0)
 		return -EIO;
-	return tunnel_flush(t);
+	return tn_kick(t);
+}
+
+/* Output is pending: flush now, or have the owner flush on its next turn. */
+static int tn_kick(struct tunnel *t)
+{
+	if (t->dead)
+		return -EPIPE;
+	if (t->io.kick == NULL)
+		return tunnel_flush(t);
+	if (!t->kicked) {
+		t->kicked = 1;
+		t->io.kick(t->io.io);
+	}
+	return 0;
 }
 
 /* ---- submitting ---- */
@@ -714,8 +732,7 @@ struct tunnel_stream *tunnel_request(struct tunnel *t, const struct http_header 
 		return NULL;
 	}
 	s->id = id;
-	if (tunnel_flush(t) < 0)
-		return s; /* on_close will come through tunnel_free */
+	tn_kick(t); /* if the tunnel is dead, on_close comes through tunnel_free */
 	return s;
 }
 
@@ -733,7 +750,7 @@ int tunnel_respond(struct tunnel_stream *s, const struct http_header *nv, size_t
 	rc = nghttp2_submit_response(s->t->sess, s->id, nva, n, has_body ? &prd : NULL);
 	if (rc != 0)
 		return -EIO;
-	return tunnel_flush(s->t);
+	return tn_kick(s->t);
 }
 
 int tunnel_stream_write(struct tunnel_stream *s, const void *data, size_t len)
@@ -748,7 +765,7 @@ int tunnel_stream_write(struct tunnel_stream *s, const void *data, size_t len)
 		s->deferred = 0;
 		nghttp2_session_resume_data(t->sess, s->id);
 	}
-	tunnel_flush(t);
+	tn_kick(t);
 	if (oq_size(&s->out) > t->cfg.stream_out_high) {
 		s->want_drain = 1;
 		return 0;
@@ -767,7 +784,7 @@ int tunnel_stream_end(struct tunnel_stream *s)
 		s->deferred = 0;
 		nghttp2_session_resume_data(t->sess, s->id);
 	}
-	return tunnel_flush(t);
+	return tn_kick(t);
 }
 
 void tunnel_stream_consume(struct tunnel_stream *s, size_t n)
@@ -775,7 +792,7 @@ void tunnel_stream_consume(struct tunnel_stream *s, size_t n)
 	if (s->t->dead || n == 0)
 		return;
 	nghttp2_session_consume_stream(s->t->sess, s->id, n);
-	tunnel_flush(s->t);
+	tn_kick(s->t);
 }
 
 void tunnel_stream_reset(struct tunnel_stream *s, uint32_t error_code)
@@ -783,5 +800,5 @@ void tunnel_stream_reset(struct tunnel_stream *s, uint32_t error_code)
 	if (s->t->dead)
 		return;
 	nghttp2_submit_rst_stream(s->t->sess, NGHTTP2_FLAG_NONE, s->id, error_code);
-	tunnel_flush(s->t);
+	tn_kick(s->t);
 }

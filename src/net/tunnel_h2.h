@@ -47,6 +47,15 @@ struct tunnel_io {
 	/* Sends bytes to the peer: 1 ok, 0 ok but stop for now (call
 	 * tunnel_flush when the transport drains), < 0 the transport is dead. */
 	int (*send)(void *io, const uint8_t *data, size_t len);
+	/*
+	 * Optional: asks the owner to call tunnel_flush soon, on a later turn
+	 * of its loop (once per request until that flush). With it, the
+	 * stream and tunnel calls below never flush themselves, so no tunnel
+	 * callback (on_close above all) runs inside them, and output made by
+	 * many calls in one loop turn leaves in one transport message. Without
+	 * it (tests) every call flushes at once.
+	 */
+	void (*kick)(void *io);
 	void *io;
 };
 

@@ -25,6 +25,9 @@
 struct tunnels {
 	struct server *srv;
 	uv_timer_t tick;
+	uv_idle_t flusher; /* flushes kicked tunnels on the next loop turn */
+	struct tunnel_entry *dirty;
+	int closed; /* handles closed, at free */
 	struct tunnel_entry *all;
 	struct tunnel_entry *buckets[TUNNELS_BUCKETS];
 	size_t count; /* live, in the hash */
@@ -218,6 +221,16 @@ void tunnels_unregister(struct tunnel_entry *e)
 		tn_hash_remove(reg, e);
 		LOG_INFO("tunnel of cluster %s is down", e->cluster);
 	}
+	if (e->dirty) {
+		struct tunnel_entry **pp;
+
+		for (pp = &reg->dirty; *pp; pp = &(*pp)->dnext) {
+			if (*pp == e) {
+				*pp = e->dnext;
+				break;
+			}
+		}
+	}
 	tn_record(reg, e, 0);
 	if (e->t)
 		tunnel_free(e->t); /* streams in flight get on_close(CANCEL) */
@@ -225,6 +238,21 @@ void tunnels_unregister(struct tunnel_entry *e)
 }
 
 /* ---- v2 wiring: WebSocket binary messages <-> HTTP/2 session ---- */
+
+static void tn_flush_dirty(uv_idle_t *h)
+{
+	struct tunnels *reg = h->data;
+	struct tunnel_entry *e;
+
+	/* Flushing can kick again (drain callbacks write more): loop until quiet. */
+	while ((e = reg->dirty) != NULL) {
+		reg->dirty = e->dnext;
+		e->dirty = 0;
+		if (e->t && e->ws)
+			tunnel_flush(e->t);
+	}
+	uv_idle_stop(h);
+}
 
 static int tn_v2_send(void *io, const uint8_t *data, size_t len)
 {
@@ -234,6 +262,26 @@ static int tn_v2_send(void *io, const uint8_t *data, size_t len)
 		return -EPIPE;
 	LOG_DEBUG("tunnel of %s: sending %zu bytes", e->cluster, len);
 	return ws_send(e->ws, WS_BINARY, data, len);
+}
+
+/*
+ * The session has output: flush it once this loop turn's callbacks are
+ * done (uv_idle, which also keeps the next poll from blocking), so stream
+ * calls never run tunnel callbacks themselves
+ * and many writes leave in one message.
+ */
+static void tn_v2_kick(void *io)
+{
+	struct tunnel_entry *e = io;
+	struct tunnels *reg = e->reg;
+
+	if (e->dirty)
+		return;
+	e->dirty = 1;
+	e->dnext = reg->dirty;
+	reg->dirty = e;
+	if (!uv_is_active((uv_handle_t *)&reg->flusher))
+		uv_idle_start(&reg->flusher, tn_flush_dirty);
 }
 
 static void tn_v2_on_message(struct ws *w, int opcode, const char *data, size_t len)
@@ -301,6 +349,7 @@ int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 		return -ENOMEM;
 	}
 	io.send = tn_v2_send;
+	io.kick = tn_v2_kick;
 	io.io = e;
 	e->ws = ws;
 	e->t = tunnel_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
@@ -364,6 +413,8 @@ struct tunnels *tunnels_new(struct server *srv)
 	reg->tick.data = reg;
 	uv_timer_start(&reg->tick, tn_tick, TUNNELS_TICK_MS, TUNNELS_TICK_MS);
 	uv_unref((uv_handle_t *)&reg->tick);
+	uv_idle_init(srv->loop, &reg->flusher);
+	reg->flusher.data = reg;
 	return reg;
 }
 
@@ -397,14 +448,18 @@ void tunnels_close_all(struct tunnels *reg)
 	}
 }
 
-static void tn_on_tick_closed(uv_handle_t *h)
+static void tn_on_handle_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct tunnels *reg = h->data;
+
+	if (++reg->closed == 2)
+		free(reg);
 }
 
 void tunnels_free(struct tunnels *reg)
 {
 	if (reg == NULL)
 		return;
-	uv_close((uv_handle_t *)&reg->tick, tn_on_tick_closed);
+	uv_close((uv_handle_t *)&reg->tick, tn_on_handle_closed);
+	uv_close((uv_handle_t *)&reg->flusher, tn_on_handle_closed);
 }

@@ -47,6 +47,8 @@ struct tunnel_entry {
 	int closing;
 	struct tunnel_entry *next, *prev; /* every entry of the registry */
 	struct tunnel_entry *hnext;	  /* hash chain, while live */
+	struct tunnel_entry *dnext;	  /* wants a flush on the next loop turn */
+	int dirty;
 	int hashed;
 };
 

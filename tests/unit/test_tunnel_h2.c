@@ -19,7 +19,18 @@
 struct wire {
 	struct buf to_client, to_server;
 	struct tunnel *client, *server;
+	int kicked_client, kicked_server; /* flush owed, as an event loop would */
 };
+
+static void kick_client(void *io)
+{
+	((struct wire *)io)->kicked_client = 1;
+}
+
+static void kick_server(void *io)
+{
+	((struct wire *)io)->kicked_server = 1;
+}
 
 static int send_to_server(void *io, const uint8_t *d, size_t n)
 {
@@ -42,6 +53,17 @@ static void pump(struct wire *w)
 
 	while (moved) {
 		moved = 0;
+		/* What the owners' loops do on their next turn. */
+		if (w->kicked_client) {
+			w->kicked_client = 0;
+			tunnel_flush(w->client);
+			moved = 1;
+		}
+		if (w->kicked_server) {
+			w->kicked_server = 0;
+			tunnel_flush(w->server);
+			moved = 1;
+		}
 		if (w->to_server.len) {
 			struct buf b = w->to_server;
 
@@ -173,8 +195,10 @@ static const struct tunnel_stream_callbacks cli_stream_cbs = {
 
 static void wire_init(struct wire *w)
 {
-	struct tunnel_io cio = {send_to_server, w}, sio = {send_to_client, w};
+	struct tunnel_io cio = {.send = send_to_server, .kick = kick_client, .io = w};
+	struct tunnel_io sio = {.send = send_to_client, .kick = kick_server, .io = w};
 
+	memset(w, 0, sizeof(*w));
 	buf_init(&w->to_client, 1 << 30);
 	buf_init(&w->to_server, 1 << 30);
 	w->client = tunnel_new(1, NULL, &cio, &cli_cbs, NULL);
