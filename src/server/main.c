@@ -14,6 +14,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "net/tls.h"
+#include "server/audit.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include <unistd.h>
@@ -447,7 +448,8 @@ int main(int argc, char **argv)
 	srv.store->ops->tunnel_clear_replica(srv.store, srv.replica);
 	tunnel_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
-	if (srv.tunnels == NULL || server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+	srv.audit = audit_log_new(&srv);
+	if (srv.tunnels == NULL || srv.audit == NULL || server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
 		return 1;
 	uv_signal_init(srv.loop, &sig_int);
 	uv_signal_init(srv.loop, &sig_term);
@@ -463,6 +465,8 @@ int main(int argc, char **argv)
 	if (stop_timer.loop && !uv_is_closing((uv_handle_t *)&stop_timer))
 		uv_close((uv_handle_t *)&stop_timer, NULL);
 	tunnels_free(srv.tunnels);
+	audit_flush_sync(srv.audit);
+	audit_log_free(srv.audit);
 	uv_run(srv.loop, UV_RUN_NOWAIT);
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");

@@ -58,6 +58,7 @@ struct server {
 	struct http_server *connector;
 	struct ratelimit *join_limit;
 	struct tunnels *tunnels;
+	struct audit_log *audit;
 	struct tunnel_config tunnel_cfg;
 	char replica[128];
 	/* SHA-256 (hex) of every API token, checked in constant time. */

@@ -1086,18 +1086,15 @@ static int sq_tunnel_clear_replica(struct store *s, const char *replica)
 	return rc;
 }
 
-static int sq_audit_append(struct store *s, const struct store_audit *a)
+/* Binds and runs the audit insert for one row; the caller holds the lock. */
+static int sq_audit_insert_locked(struct sq_store *q, const struct store_audit *a,
+				  const char *func)
 {
-	struct sq_store *q = sq(s);
-	sqlite3_stmt *st;
-	int rc, bind_rc;
+	sqlite3_stmt *st = sq_stmt(q, SQ_AUDIT_INSERT, func);
+	int bind_rc;
 
-	sq_lock(q);
-	st = sq_stmt(q, SQ_AUDIT_INSERT, __func__);
-	if (st == NULL) {
-		rc = -EIO;
-		goto out;
-	}
+	if (st == NULL)
+		return -EIO;
 	bind_rc = sqlite3_bind_int64(st, 1, a->at);
 	bind_rc |= sq_bind_text(st, 2, a->actor);
 	bind_rc |= sq_bind_text(st, 3, a->cluster);
@@ -1107,8 +1104,33 @@ static int sq_audit_append(struct store *s, const struct store_audit *a)
 	bind_rc |= sqlite3_bind_int64(st, 7, a->bytes_in);
 	bind_rc |= sqlite3_bind_int64(st, 8, a->bytes_out);
 	bind_rc |= sqlite3_bind_int64(st, 9, a->duration_ms);
-	rc = sq_exec_stmt(q, st, bind_rc, NULL, __func__);
-out:
+	return sq_exec_stmt(q, st, bind_rc, NULL, func);
+}
+
+static int sq_audit_append(struct store *s, const struct store_audit *a)
+{
+	struct sq_store *q = sq(s);
+	int rc;
+
+	sq_lock(q);
+	rc = sq_audit_insert_locked(q, a, __func__);
+	sq_unlock(q);
+	return rc;
+}
+
+static int sq_audit_append_many(struct store *s, const struct store_audit *a, size_t n)
+{
+	struct sq_store *q = sq(s);
+	size_t i;
+	int rc;
+
+	sq_lock(q);
+	rc = sq_begin(q, __func__);
+	if (rc == 0) {
+		for (i = 0; rc == 0 && i < n; i++)
+			rc = sq_audit_insert_locked(q, &a[i], __func__);
+		rc = sq_end(q, rc, __func__);
+	}
 	sq_unlock(q);
 	return rc;
 }
@@ -1214,6 +1236,7 @@ static const struct store_ops sq_ops = {
     .tunnel_clear = sq_tunnel_clear,
     .tunnel_clear_replica = sq_tunnel_clear_replica,
     .audit_append = sq_audit_append,
+    .audit_append_many = sq_audit_append_many,
     .audit_count = sq_audit_count,
 };
 

@@ -117,6 +117,8 @@ struct store_ops {
 	int (*tunnel_clear_replica)(struct store *s, const char *replica);
 
 	int (*audit_append)(struct store *s, const struct store_audit *a);
+	/* Appends n rows in one transaction: all or none. */
+	int (*audit_append_many)(struct store *s, const struct store_audit *a, size_t n);
 	int (*audit_count)(struct store *s, int64_t *count);
 };
 

@@ -407,6 +407,22 @@ static void test_audit(void **state)
 	assert_int_equal(f->s->ops->audit_count(f->s, &count), 0);
 	assert_int_equal(count, 2);
 	assert_int_equal(raw_int(f, "SELECT SUM(bytes_out) FROM audit_log"), 2468);
+
+	/* A batch lands whole, in one transaction. */
+	{
+		struct store_audit many[300];
+		size_t i;
+
+		for (i = 0; i < 300; i++) {
+			many[i] = a;
+			many[i].bytes_out = 1;
+		}
+		assert_int_equal(f->s->ops->audit_append_many(f->s, many, 300), 0);
+		assert_int_equal(f->s->ops->audit_append_many(f->s, many, 0), 0);
+	}
+	assert_int_equal(f->s->ops->audit_count(f->s, &count), 0);
+	assert_int_equal(count, 302);
+	assert_int_equal(raw_int(f, "SELECT SUM(bytes_out) FROM audit_log"), 2768);
 }
 
 static void test_cluster_list_many(void **state)
