@@ -688,3 +688,212 @@ class Tests:
         log("%d passed, %d failed" % (passed, failed))
         sys.stdout.flush()
         sys.exit(1 if failed else 0)
+
+
+# ---------------------------------------------------------------------------
+# Helpers added for the tunnel tests (test_tunnel_*.py)
+# ---------------------------------------------------------------------------
+
+def cert_from_files(cert_path, key_path):
+    """A Cert for an existing certificate and key (e.g. an agent's)."""
+    c = Cert.__new__(Cert)
+    c.cert_path, c.key_path = cert_path, key_path
+    with open(cert_path) as f:
+        c.pem = f.read()
+    c.fingerprint = sha256_hex(ssl.PEM_cert_to_DER_cert(c.pem))
+    return c
+
+
+def agent_cert(data_dir):
+    """The client certificate `lxcm-agent join` saved in data_dir."""
+    return cert_from_files(os.path.join(data_dir, "agent.crt"),
+                           os.path.join(data_dir, "agent.key"))
+
+
+def proc_status_kb(pid, field):
+    """A 'kB' field of /proc/PID/status (VmRSS, VmHWM...), as an int."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k == field:
+                return int(v.split()[0])
+    raise TestFailure("no %s in /proc/%d/status" % (field, pid))
+
+
+def reset_peak_rss(pid):
+    """Resets VmHWM to the current VmRSS (Linux clear_refs 5); False if not possible."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def lxd_request(sock_path, method, path, body=None, timeout=60):
+    """Any request on LXD's unix socket; returns Response (JSON parsed)."""
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    body = body or b""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        s.sendall(("%s %s HTTP/1.0\r\nHost: lxd\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n" % (method, path, len(body))).encode() + body)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, raw = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return Response(int(lines[0].split()[1]), headers, raw)
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WebSocket:
+    """A minimal RFC 6455 client over a connected socket (TLS or plain).
+
+    ws_upgrade() makes one. recv_message() skips pings (LXD sends
+    "keepalive" ones), answering them only with answer_pings=True, and
+    returns (opcode, payload) of the next text/binary/close message.
+    """
+
+    def __init__(self, sock, pending=b""):
+        self.sock = sock
+        self.buf = pending
+
+    def _fill(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("WebSocket read timed out")
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("WebSocket peer closed the connection")
+            self.buf += chunk
+
+    def _take(self, n, deadline):
+        self._fill(n, deadline)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv_frame(self, timeout=30):
+        """(fin, opcode, payload) of the next frame."""
+        deadline = time.monotonic() + timeout
+        b0, b1 = self._take(2, deadline)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._take(2, deadline), "big")
+        elif n == 127:
+            n = int.from_bytes(self._take(8, deadline), "big")
+        mask = self._take(4, deadline) if b1 & 0x80 else None
+        payload = self._take(n, deadline)
+        if mask:
+            payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def send(self, opcode, payload=b""):
+        """Sends one masked frame (clients must mask)."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        head = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            head += bytes([0x80 | n])
+        elif n < 65536:
+            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        self.sock.sendall(head + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(payload)))
+
+    def recv_message(self, timeout=30, answer_pings=False):
+        """(opcode, payload) of the next data or close message; pings are skipped
+        (and answered with a pong if answer_pings)."""
+        deadline = time.monotonic() + timeout
+        parts, first_op = [], None
+        while True:
+            fin, op, payload = self.recv_frame(max(0.01, deadline - time.monotonic()))
+            if op == 0x9:
+                if answer_pings:
+                    self.send(0xA, payload)
+                continue
+            if op == 0xA:
+                continue
+            if op == 0x8:
+                return op, payload
+            if op != 0:
+                first_op = op
+            parts.append(payload)
+            if fin:
+                return first_op, b"".join(parts)
+
+    def close(self):
+        try:
+            self.send(0x8, (1000).to_bytes(2, "big"))
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def ws_upgrade(sock, path, host="127.0.0.1", headers=None, timeout=15):
+    """Sends a WebSocket upgrade for path on sock and reads the answer head.
+
+    Returns (Response, WebSocket or None): the WebSocket when the answer is
+    101 with the right Sec-WebSocket-Accept (anything else is a
+    TestFailure); for other statuses the Response holds the body.
+    """
+    key = base64.b64encode(os.urandom(16)).decode()
+    h = {"Host": host, "Upgrade": "websocket", "Connection": "Upgrade",
+         "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"}
+    h.update(headers or {})
+    req = "GET %s HTTP/1.1\r\n" % path + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+    sock.settimeout(timeout)
+    sock.sendall(req.encode())
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in data:
+        if time.monotonic() > deadline:
+            raise TestFailure("no answer head to the WebSocket upgrade of %s" % path)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    if not lines or not lines[0].startswith("HTTP/1."):
+        raise TestFailure("no HTTP answer to the WebSocket upgrade of %s: %r" % (path, data[:200]))
+    status = int(lines[0].split()[1])
+    rh = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        rh[k.strip().lower()] = v.strip()
+    if status != 101:
+        n = int(rh.get("content-length", "0") or 0)
+        while len(rest) < n and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return Response(status, rh, rest[:n] if n else rest), None
+    want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    eq(rh.get("sec-websocket-accept"), want, "Sec-WebSocket-Accept of %s" % path)
+    eq(rh.get("upgrade", "").lower(), "websocket", "Upgrade header of the 101")
+    return Response(status, rh, b""), WebSocket(sock, rest)
