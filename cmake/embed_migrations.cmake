@@ -1,5 +1,6 @@
 # Turns the numbered files in src/store/migrations/ into a C array of
 # { version, sql } so the binaries carry their own schema.
+string(REPLACE "|" ";" FILES "${FILES}")
 set(out "/* Generated from src/store/migrations by embed_migrations.cmake. */\n")
 string(APPEND out "#include \"store/migrations.h\"\n\nconst struct store_migration store_migrations[] = {\n")
 set(count 0)

@@ -11,17 +11,20 @@
 #include "common/log.h"
 
 extern const struct cli_command cmd_token_create, cmd_token_list, cmd_token_revoke,
-    cmd_cluster_list, cmd_cluster_show, cmd_cluster_set, cmd_cluster_remove, cmd_proxy, cmd_version;
+    cmd_cluster_list, cmd_cluster_show, cmd_cluster_set, cmd_cluster_remove, cmd_proxy, cmd_version,
+    cmd_apitoken_create, cmd_apitoken_list, cmd_apitoken_revoke;
 
 /* In the order `lxcm --help` lists them. */
 const struct cli_command *const cli_commands[] = {
     &cmd_cluster_list, &cmd_cluster_show, &cmd_cluster_set, &cmd_cluster_remove, &cmd_token_create,
-    &cmd_token_list,   &cmd_token_revoke, &cmd_proxy,	    &cmd_version,	 NULL,
+    &cmd_token_list,   &cmd_token_revoke, &cmd_apitoken_create, &cmd_apitoken_list,
+    &cmd_apitoken_revoke, &cmd_proxy, &cmd_version, NULL,
 };
 
 static const char *const cli_group_summary[][2] = {
     {"cluster", "Enrolled LXD clusters: list, inspect, configure, remove"},
     {"token", "Join tokens that let a new cluster enroll"},
+    {"api-token", "API tokens of operators and tools: create, list, revoke"},
 };
 
 static const char cli_global_usage[] =

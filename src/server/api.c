@@ -30,6 +30,9 @@ struct api_job {
 	struct store_cluster *clusters;
 	struct store_join_token token;
 	struct store_join_token *tokens;
+	struct store_api_token *api_tokens;
+	char (*hashes)[65]; /* API token hashes reloaded after a change */
+	size_t nhashes;
 	size_t n;
 	struct store_cluster_update upd;
 	char *description;
@@ -59,6 +62,12 @@ static void api_job_free(struct api_job *j)
 	store_join_token_clear(&j->token);
 	if (j->tokens)
 		store_join_token_list_free(j->tokens, j->n);
+	if (j->api_tokens)
+		store_api_token_list_free(j->api_tokens, j->n);
+	if (j->hashes) {
+		secret_wipe(j->hashes, SERVER_MAX_API_TOKENS * sizeof(*j->hashes));
+		free(j->hashes);
+	}
 	free(j->description);
 	if (j->token_text) {
 		secret_wipe(j->token_text, strlen(j->token_text));
@@ -474,7 +483,176 @@ static void api_token_delete(struct http_request *req)
 		api_submit(j, api_token_delete_work, api_token_delete_done);
 }
 
+/* ---- API tokens (operators) ---- */
+
+/* Reloads the token hashes after a change, on the thread pool. */
+static void api_reload_hashes(struct store *s, struct api_job *j)
+{
+	j->hashes = calloc(SERVER_MAX_API_TOKENS, sizeof(*j->hashes));
+	if (j->hashes == NULL ||
+	    s->ops->api_token_hashes(s, j->hashes, SERVER_MAX_API_TOKENS, &j->nhashes) != 0) {
+		free(j->hashes);
+		j->hashes = NULL;
+	}
+}
+
+/* On the loop: the new set of hashes takes effect for the next request. */
+static void api_install_hashes(struct api_job *j)
+{
+	struct server *srv = j->srv;
+
+	if (j->hashes == NULL) {
+		LOG_ERROR("could not reload the API tokens; restart the server to apply the change");
+		return;
+	}
+	memcpy(srv->api_token_hashes, j->hashes, j->nhashes * sizeof(*j->hashes));
+	secret_wipe(srv->api_token_hashes[j->nhashes],
+		    (SERVER_MAX_API_TOKENS - j->nhashes) * sizeof(*j->hashes));
+	srv->napi_tokens = j->nhashes;
+}
+
+static void api_apitoken_list_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->api_token_list(s, &j->api_tokens, &j->n);
+}
+
+static void api_apitoken_list_done(void *arg)
+{
+	struct api_job *j = arg;
+	json_t *arr;
+	size_t i;
+
+	if (j->rc < 0) {
+		handler_store_error(j->req, j->rc, "API tokens");
+	} else {
+		arr = json_array();
+		for (i = 0; i < j->n; i++)
+			json_array_append_new(arr, json_pack("{s:s,s:o}", "name", j->api_tokens[i].name,
+							     "created_at",
+							     api_time(j->api_tokens[i].created_at)));
+		http_respond_json(j->req, 200, arr);
+	}
+	api_job_free(j);
+}
+
+static void api_apitoken_list(struct http_request *req)
+{
+	struct api_job *j = api_job_new(req);
+
+	if (j)
+		api_submit(j, api_apitoken_list_work, api_apitoken_list_done);
+}
+
+static void api_apitoken_create_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+	int64_t count = 0;
+
+	j->rc = s->ops->api_token_count(s, &count);
+	if (j->rc == 0 && count >= SERVER_MAX_API_TOKENS)
+		j->rc = -ENOSPC;
+	if (j->rc == 0)
+		j->rc = s->ops->api_token_create(s, j->name, j->token.secret_hash, time_now());
+	if (j->rc == 0)
+		api_reload_hashes(s, j);
+}
+
+static void api_apitoken_create_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc == -EEXIST) {
+		http_respond_error(j->req, 409, "an API token named %s already exists", j->name);
+	} else if (j->rc == -ENOSPC) {
+		http_respond_error(j->req, 409, "at most %d API tokens", SERVER_MAX_API_TOKENS);
+	} else if (j->rc < 0) {
+		handler_store_error(j->req, j->rc, "API token");
+	} else {
+		api_install_hashes(j);
+		LOG_INFO("API token %s created", j->name);
+		/* The only time the secret is shown. */
+		http_respond_json(j->req, 200,
+				  json_pack("{s:s,s:s}", "name", j->name, "token", j->token_text));
+	}
+	api_job_free(j);
+}
+
+static void api_apitoken_create(struct http_request *req)
+{
+	struct api_job *j = api_job_new(req);
+	char secret[65], hash[65];
+	json_t *body, *name;
+
+	if (j == NULL)
+		return;
+	body = handler_parse_body(req);
+	if (body == NULL) {
+		api_job_free(j);
+		return;
+	}
+	name = json_object_get(body, "name");
+	if (!json_is_string(name) || json_string_length(name) >= sizeof(j->name) ||
+	    !handler_valid_name(json_string_value(name))) {
+		json_decref(body);
+		http_respond_error(req, 400, "name must be 1 to 63 letters, digits, '.', '_' or '-'");
+		api_job_free(j);
+		return;
+	}
+	memcpy(j->name, json_string_value(name), json_string_length(name) + 1);
+	json_decref(body);
+	j->token_text = malloc(80);
+	if (j->token_text == NULL || secret_random_hex(32, secret, sizeof(secret)) != 0 ||
+	    snprintf(j->token_text, 80, "lxcm_%s", secret) >= 80) {
+		http_respond_error(req, 500, "could not make a token");
+		api_job_free(j);
+		return;
+	}
+	secret_wipe(secret, sizeof(secret));
+	secret_sha256_hex(j->token_text, strlen(j->token_text), hash);
+	j->token.secret_hash = strdup(hash);
+	api_submit(j, api_apitoken_create_work, api_apitoken_create_done);
+}
+
+static void api_apitoken_delete_work(struct store *s, void *arg)
+{
+	struct api_job *j = arg;
+
+	j->rc = s->ops->api_token_delete(s, j->name);
+	if (j->rc == 0)
+		api_reload_hashes(s, j);
+}
+
+static void api_apitoken_delete_done(void *arg)
+{
+	struct api_job *j = arg;
+
+	if (j->rc == -EBUSY) {
+		http_respond_error(j->req, 409, "%s is the last API token; create another first",
+				   j->name);
+	} else if (j->rc < 0) {
+		handler_store_error(j->req, j->rc, "API token");
+	} else {
+		api_install_hashes(j);
+		LOG_INFO("API token %s revoked", j->name);
+		http_respond_json(j->req, 200, json_object());
+	}
+	api_job_free(j);
+}
+
+static void api_apitoken_delete(struct http_request *req)
+{
+	struct api_job *j = api_job_with_name(req, "API token");
+
+	if (j)
+		api_submit(j, api_apitoken_delete_work, api_apitoken_delete_done);
+}
+
 const struct http_route api_routes[] = {
+	{"GET", "/1.0/auth/tokens", api_apitoken_list, 0, 0},
+	{"POST", "/1.0/auth/tokens", api_apitoken_create, 0, 0},
+	{"DELETE", "/1.0/auth/tokens/{name}", api_apitoken_delete, 0, 0},
 	{"GET", "/1.0", api_get_root, 0, 0},
 	{"GET", "/1.0/status", api_get_status, 0, 0},
 	{"GET", "/1.0/remote-cluster", api_cluster_list, 0, 0},

@@ -62,6 +62,8 @@ enum sq_stmt_id {
 	SQ_API_TOKEN_CHECK,
 	SQ_API_TOKEN_COUNT,
 	SQ_API_TOKEN_HASHES,
+	SQ_API_TOKEN_LIST,
+	SQ_API_TOKEN_DELETE,
 	SQ_TUNNEL_SET,
 	SQ_TUNNEL_CLEAR,
 	SQ_TUNNEL_CLEAR_REPLICA,
@@ -127,6 +129,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 			" AND replica = ?2 AND epoch = ?3",
     [SQ_TUNNEL_CLEAR_REPLICA] = "DELETE FROM tunnels WHERE replica = ?1",
     [SQ_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
+    [SQ_API_TOKEN_LIST] = "SELECT name, created_at FROM api_tokens ORDER BY name",
+    [SQ_API_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE name = ?1",
     [SQ_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, cluster, method, path, status,"
 			" bytes_in, bytes_out, duration_ms)"
 			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -262,18 +266,17 @@ static int sq_end(struct sq_store *q, int rc, const char *func)
 }
 
 /* Runs a single-row "SELECT COUNT(*)" style statement. */
-static int sq_count(struct sq_store *q, enum sq_stmt_id id, int64_t *count, const char *func)
+/* Runs a COUNT(*) statement; the caller holds the lock. */
+static int sq_count_locked(struct sq_store *q, enum sq_stmt_id id, int64_t *count,
+			   const char *func)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	*count = 0;
-	sq_lock(q);
 	st = sq_stmt(q, id, func);
-	if (st == NULL) {
-		rc = -EIO;
-		goto out;
-	}
+	if (st == NULL)
+		return -EIO;
 	rc = sq_step(q, st, func);
 	if (rc == SQLITE_ROW) {
 		*count = sqlite3_column_int64(st, 0);
@@ -281,8 +284,16 @@ static int sq_count(struct sq_store *q, enum sq_stmt_id id, int64_t *count, cons
 	} else if (rc == SQLITE_DONE) {
 		rc = sq_err(q, func, "count returned no row");
 	}
-out:
 	sq_release(st);
+	return rc;
+}
+
+static int sq_count(struct sq_store *q, enum sq_stmt_id id, int64_t *count, const char *func)
+{
+	int rc;
+
+	sq_lock(q);
+	rc = sq_count_locked(q, id, count, func);
 	sq_unlock(q);
 	return rc;
 }
@@ -997,6 +1008,79 @@ static int sq_api_token_count(struct store *s, int64_t *count)
 	return sq_count(sq(s), SQ_API_TOKEN_COUNT, count, __func__);
 }
 
+static int sq_api_token_list(struct store *s, struct store_api_token **out, size_t *n)
+{
+	struct sq_store *q = sq(s);
+	struct store_api_token *list = NULL, *grown;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	sq_lock(q);
+	st = sq_stmt(q, SQ_API_TOKEN_LIST, __func__);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	while ((rc = sq_step(q, st, __func__)) == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(st, 0);
+
+		grown = sq_grow(list, &cap, len, sizeof(*list));
+		if (grown == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		list = grown;
+		list[len].name = strdup(name ? (const char *)name : "");
+		list[len].created_at = sqlite3_column_int64(st, 1);
+		if (list[len].name == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		len++;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+out:
+	sq_release(st);
+	sq_unlock(q);
+	if (rc != 0) {
+		store_api_token_list_free(list, len);
+		return rc < 0 ? rc : -EIO;
+	}
+	*out = list;
+	*n = len;
+	return 0;
+}
+
+static int sq_api_token_delete(struct store *s, const char *name)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int64_t count = 0;
+	int rc, changes = 0;
+
+	sq_lock(q);
+	rc = sq_begin(q, __func__);
+	if (rc != 0)
+		goto out;
+	rc = sq_count_locked(q, SQ_API_TOKEN_COUNT, &count, __func__);
+	if (rc == 0 && count <= 1)
+		rc = -EBUSY;
+	if (rc == 0) {
+		st = sq_stmt(q, SQ_API_TOKEN_DELETE, __func__);
+		rc = st ? sq_exec_stmt(q, st, sq_bind_text(st, 1, name), &changes, __func__) : -EIO;
+		if (rc == 0 && changes == 0)
+			rc = -ENOENT;
+	}
+	rc = sq_end(q, rc, __func__);
+out:
+	sq_unlock(q);
+	return rc;
+}
+
 static int sq_api_token_hashes(struct store *s, char (*out)[65], size_t max, size_t *n)
 {
 	struct sq_store *q = sq(s);
@@ -1232,6 +1316,8 @@ static const struct store_ops sq_ops = {
     .api_token_check = sq_api_token_check,
     .api_token_count = sq_api_token_count,
     .api_token_hashes = sq_api_token_hashes,
+    .api_token_list = sq_api_token_list,
+    .api_token_delete = sq_api_token_delete,
     .tunnel_set = sq_tunnel_set,
     .tunnel_clear = sq_tunnel_clear,
     .tunnel_clear_replica = sq_tunnel_clear_replica,

@@ -99,3 +99,14 @@ void store_join_token_list_free(struct store_join_token *list, size_t n)
 		store_join_token_clear(&list[i]);
 	free(list);
 }
+
+void store_api_token_list_free(struct store_api_token *list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(list[i].name);
+	free(list);
+}

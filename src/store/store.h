@@ -48,6 +48,11 @@ struct store_join_token {
 	int64_t created_at;
 };
 
+struct store_api_token {
+	char *name;
+	int64_t created_at;
+};
+
 struct store_audit {
 	int64_t at;
 	const char *actor;
@@ -100,6 +105,9 @@ struct store_ops {
 	/* 0 when a token with that hash exists (name copied to *name_out if non-NULL). */
 	int (*api_token_check)(struct store *s, const char *hash, char **name_out);
 	int (*api_token_count)(struct store *s, int64_t *count);
+	int (*api_token_list)(struct store *s, struct store_api_token **out, size_t *n);
+	/* -ENOENT unknown name; -EBUSY when it is the last token (nobody could log in). */
+	int (*api_token_delete)(struct store *s, const char *name);
 	/* Copies up to max token hashes (64 hex chars + NUL each) into out. */
 	int (*api_token_hashes)(struct store *s, char (*out)[65], size_t max, size_t *n);
 
@@ -138,6 +146,7 @@ void store_cluster_clear(struct store_cluster *c);
 void store_cluster_list_free(struct store_cluster *list, size_t n);
 void store_join_token_clear(struct store_join_token *t);
 void store_join_token_list_free(struct store_join_token *list, size_t n);
+void store_api_token_list_free(struct store_api_token *list, size_t n);
 
 /* Backend constructors (one file each). */
 int store_sqlite_open(const char *path, struct store **out);
