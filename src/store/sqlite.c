@@ -1066,15 +1066,15 @@ static int sq_api_token_delete(struct store *s, const char *name)
 	rc = sq_begin(q, __func__);
 	if (rc != 0)
 		goto out;
-	rc = sq_count_locked(q, SQ_API_TOKEN_COUNT, &count, __func__);
-	if (rc == 0 && count <= 1)
+	st = sq_stmt(q, SQ_API_TOKEN_DELETE, __func__);
+	rc = st ? sq_exec_stmt(q, st, sq_bind_text(st, 1, name), &changes, __func__) : -EIO;
+	if (rc == 0 && changes == 0)
+		rc = -ENOENT;
+	/* Deleting the last token is rolled back. */
+	if (rc == 0)
+		rc = sq_count_locked(q, SQ_API_TOKEN_COUNT, &count, __func__);
+	if (rc == 0 && count == 0)
 		rc = -EBUSY;
-	if (rc == 0) {
-		st = sq_stmt(q, SQ_API_TOKEN_DELETE, __func__);
-		rc = st ? sq_exec_stmt(q, st, sq_bind_text(st, 1, name), &changes, __func__) : -EIO;
-		if (rc == 0 && changes == 0)
-			rc = -ENOENT;
-	}
 	rc = sq_end(q, rc, __func__);
 out:
 	sq_unlock(q);
