@@ -109,6 +109,13 @@ static void tc_on_flush(uv_idle_t *h)
 		tunnel_flush(tc->t);
 }
 
+static int tc_writable(void *io)
+{
+	struct tunnel_client *tc = io;
+
+	return tc->ws != NULL && ws_pending(tc->ws) < WS_HIGH_WATER;
+}
+
 /* See struct tunnel_io: stream calls never flush (nor call back) themselves. */
 static void tc_kick(void *io)
 {
@@ -133,7 +140,7 @@ static void tc_on_message(struct ws *w, int opcode, const char *data, size_t len
 	}
 	LOG_DEBUG("tunnel: %zu bytes from the manager", len);
 	tunnel_touch(tc->t, uv_now(tc->ag->loop));
-	if (tunnel_feed(tc->t, (const uint8_t *)data, len) < 0) {
+	if (tunnel_feed(tc->t, (const uint8_t *)data, len) < 0 || !tunnel_alive(tc->t)) {
 		LOG_WARN("tunnel protocol error from the manager; reconnecting");
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
 	}
@@ -179,7 +186,7 @@ static const struct ws_callbacks tc_ws_cbs = {
 static void tc_on_connected(struct ws *w, int status, void *arg)
 {
 	struct tunnel_client *tc = arg;
-	struct tunnel_io io = {tc_send, tc_kick, tc};
+	struct tunnel_io io = {tc_send, tc_kick, tc_writable, tc};
 
 	tc->connecting = 0;
 	if (w == NULL) {

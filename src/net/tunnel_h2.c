@@ -71,7 +71,8 @@ struct tunnel {
 	struct tunnel_stream *drain_list;
 };
 
-static _Thread_local uint8_t tunnel_sendbuf[TUNNEL_SEND_CHUNK];
+/* Output is gathered here before it goes to the transport; one per thread. */
+static _Thread_local uint8_t *tunnel_sendbuf_storage;
 
 static int tn_kick(struct tunnel *t);
 
@@ -557,11 +558,16 @@ static void tunnel_deliver_drains(struct tunnel *t)
 
 int tunnel_flush(struct tunnel *t)
 {
+	uint8_t *tunnel_sendbuf;
 	size_t used;
-	int rc = 0;
+	int rc = 0, blocked = 0;
 
 	if (t->dead)
 		return -EPIPE;
+	if (tunnel_sendbuf_storage == NULL &&
+	    (tunnel_sendbuf_storage = malloc(TUNNEL_SEND_CHUNK)) == NULL)
+		return 0; /* try again on the next flush */
+	tunnel_sendbuf = tunnel_sendbuf_storage;
 	if (t->in_recv || t->flushing) {
 		t->flush_again = 1;
 		return 0;
@@ -575,6 +581,9 @@ int tunnel_flush(struct tunnel *t)
 			ssize_t n;
 
 			used = 0;
+			blocked = 0;
+			if (t->io.writable && !t->io.writable(t->io.io))
+				break; /* the transport is full: its drain flushes again */
 			/* Gather frames into one transport message. */
 			while (used < TUNNEL_SEND_CHUNK) {
 				n = nghttp2_session_mem_send(t->sess, &p);
@@ -587,29 +596,40 @@ int tunnel_flush(struct tunnel *t)
 				if (n == 0)
 					break;
 				if (used + (size_t)n > TUNNEL_SEND_CHUNK) {
-					/* Send what we have, then this frame on its own. */
+					/* Send what we have; this output starts the next message. */
 					if (used) {
 						rc = t->io.send(t->io.io, tunnel_sendbuf, used);
 						used = 0;
 						if (rc < 0)
 							goto dead;
+						blocked = rc == 0;
 					}
-					rc = t->io.send(t->io.io, p, (size_t)n);
-					if (rc < 0)
-						goto dead;
-					continue;
+					if ((size_t)n > TUNNEL_SEND_CHUNK) {
+						rc = t->io.send(t->io.io, p, (size_t)n);
+						if (rc < 0)
+							goto dead;
+						if (rc == 0 || blocked)
+							goto full;
+						continue;
+					}
 				}
+				if ((size_t)n > TUNNEL_SEND_CHUNK - used)
+					goto dead; /* cannot happen: the branch above made room */
 				memcpy(tunnel_sendbuf + used, p, (size_t)n);
 				used += (size_t)n;
+				/* These bytes left the session already: send them, then stop. */
+				if (blocked)
+					break;
 			}
 			if (used == 0)
 				break;
 			rc = t->io.send(t->io.io, tunnel_sendbuf, used);
 			if (rc < 0)
 				goto dead;
-			if (rc == 0)
+			if (rc == 0 || blocked)
 				break; /* the transport is full: wait for its drain */
 		}
+	full:
 		t->flushing = 0;
 		tunnel_deliver_drains(t);
 		t->flushing = 1;

@@ -56,6 +56,13 @@ struct tunnel_io {
 	 * it (tests) every call flushes at once.
 	 */
 	void (*kick)(void *io);
+	/*
+	 * Optional: 1 while the transport takes more (below its high-water
+	 * mark). While it returns 0 nothing more is pulled out of the session,
+	 * so a peer that stops reading holds up only what is already queued:
+	 * flow control then stalls the streams.
+	 */
+	int (*writable)(void *io);
 	void *io;
 };
 

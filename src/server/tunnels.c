@@ -239,6 +239,28 @@ void tunnels_unregister(struct tunnel_entry *e)
 
 /* ---- v2 wiring: WebSocket binary messages <-> HTTP/2 session ---- */
 
+static int tn_v2_writable(void *io)
+{
+	struct tunnel_entry *e = io;
+
+	return e->ws != NULL && ws_pending(e->ws) < WS_HIGH_WATER;
+}
+
+/*
+ * A peer that breaks the protocol is cut off at once: it leaves the
+ * registry (new requests get 503) and its socket is closed without waiting
+ * for a close handshake it may never answer.
+ */
+static void tn_fail(struct tunnel_entry *e, const char *why)
+{
+	LOG_WARN("tunnel of %s: %s; closing it", e->cluster, why);
+	e->closing = 1;
+	if (e->hashed)
+		tn_hash_remove(e->reg, e);
+	if (e->ws)
+		ws_abort(e->ws);
+}
+
 static void tn_flush_dirty(uv_idle_t *h)
 {
 	struct tunnels *reg = h->data;
@@ -288,16 +310,21 @@ static void tn_v2_on_message(struct ws *w, int opcode, const char *data, size_t 
 {
 	struct tunnel_entry *e = ws_data(w);
 
+	if (e->closing)
+		return;
 	if (opcode != WS_BINARY) {
 		LOG_WARN("tunnel of %s sent a text message on a v2 tunnel; closing", e->cluster);
+		e->closing = 1;
+		if (e->hashed)
+			tn_hash_remove(e->reg, e);
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "v2 tunnels carry binary messages only");
 		return;
 	}
 	LOG_DEBUG("tunnel of %s: %zu bytes from the agent", e->cluster, len);
 	tunnel_touch(e->t, uv_now(e->reg->srv->loop));
-	if (tunnel_feed(e->t, (const uint8_t *)data, len) < 0) {
-		LOG_WARN("tunnel of %s: protocol error; closing", e->cluster);
-		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
+	/* nghttp2 answers most junk with GOAWAY and no error: check both. */
+	if (tunnel_feed(e->t, (const uint8_t *)data, len) < 0 || !tunnel_alive(e->t)) {
+		tn_fail(e, "HTTP/2 protocol error");
 		return;
 	}
 	/* A draining tunnel closes once its last stream is done. */
@@ -350,6 +377,7 @@ int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 	}
 	io.send = tn_v2_send;
 	io.kick = tn_v2_kick;
+	io.writable = tn_v2_writable;
 	io.io = e;
 	e->ws = ws;
 	e->t = tunnel_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
