@@ -21,7 +21,7 @@ const struct cli_command cmd_cluster_remove = {
     .args = "NAME",
     .summary = "Remove the cluster NAME from the manager",
     .help = "Deletes the cluster and its status from the manager; its certificate is\n"
-	    "no longer accepted. Nothing is changed on the cluster itself: to enroll it\n"
-	    "again, create a new token.\n",
+	    "no longer accepted and its live tunnel, if any, is closed at once. Nothing\n"
+	    "is changed on the cluster itself: to enroll it again, create a new token.\n",
     .fn = cluster_remove_run,
 };

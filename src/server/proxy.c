@@ -59,6 +59,7 @@ struct proxy {
 };
 
 static void proxy_maybe_free(struct proxy *p);
+static void proxy_on_header_timeout(uv_timer_t *t);
 
 static const char *const proxy_hop_by_hop[] = {
 	"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -258,6 +259,9 @@ static void proxy_req_on_body(struct http_request *req, const char *data, size_t
 	p->bytes_in += len;
 	if (p->stream == NULL)
 		return;
+	if (!p->responded)
+		uv_timer_start(&p->timer, proxy_on_header_timeout,
+			       p->srv->cfg.proxy_header_timeout_ms, 0);
 	rc = tunnel_stream_write(p->stream, data, len);
 	if (rc == 0)
 		http_request_pause(req);
@@ -271,8 +275,12 @@ static void proxy_req_on_body_end(struct http_request *req)
 
 	/* An upgrade's request has no body, but its stream carries the
 	 * WebSocket afterwards: it must stay open for writing. */
-	if (p->stream && !p->websocket)
+	if (p->stream && !p->websocket) {
 		tunnel_stream_end(p->stream);
+		if (!p->responded)
+			uv_timer_start(&p->timer, proxy_on_header_timeout,
+				       p->srv->cfg.proxy_header_timeout_ms, 0);
+	}
 }
 
 static void proxy_req_on_drain(struct http_request *req)
@@ -666,6 +674,11 @@ void proxy_handle(struct http_request *req)
 	uv_timer_init(srv->loop, &p->timer);
 	p->timer.data = p;
 	p->timer_open = 1;
+	/*
+	 * No answer within the timeout is a 504. While the request body
+	 * uploads, the timer restarts with every chunk: a long upload that
+	 * moves is fine, one that stalls (client or cluster) is not.
+	 */
 	uv_timer_start(&p->timer, proxy_on_header_timeout, srv->cfg.proxy_header_timeout_ms, 0);
 	p->stream = tunnel_request(e->t, ph->h, ph->n, has_body,
 				   p->websocket ? &proxy_ws_stream_cbs : &proxy_stream_cbs, p);

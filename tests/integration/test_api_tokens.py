@@ -1,6 +1,6 @@
 """API tokens managed at run time: create (shown once, stored hashed), list,
-revoke (effective on the next request), the last token kept, through the
-REST API and the CLI; and the audit actor names the token without its secret."""
+revoke (effective on the next request and after a restart), the last token
+kept, through the REST API and the CLI."""
 import os
 import sqlite3
 import sys

@@ -683,6 +683,24 @@ def test_response_header_timeout():
     finally:
         s.close()
     L.eq(got, n, "a body read at 1 MiB/s, longer than the header timeout")
+    # An upload that keeps moving for longer than the timeout is not cut:
+    # the wait for the answer restarts with every chunk.
+    n = 3 * MiB
+    s = L.tls_connect(s2.mgmt_port, timeout=30)
+    try:
+        s.sendall(("PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Length: %d\r\n\r\n" % (tpath("c", "/1.0/upload"), s2.token, n)
+                   ).encode())
+        t0 = time.monotonic()
+        chunk = b"u" * (256 * 1024)
+        for _ in range(n // len(chunk)):
+            s.sendall(chunk)
+            time.sleep(0.3)   # ~0.85 MiB/s: about 3.6 s in all
+        L.check(time.monotonic() - t0 > 2.5, "the slow upload was too fast to matter")
+        resp = L.read_http_response(s, timeout=30)
+    finally:
+        s.close()
+    L.eq(resp.status, 200, "a slow upload longer than the header timeout: %r" % (resp,))
     CL["c"]["proc"].terminate()
     s2.stop()
 
