@@ -3,8 +3,16 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+# The sanitizer build (ASan + UBSan + LSan) and the libFuzzer build (clang).
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# Seconds per fuzz target: `make fuzz` (FUZZ_TARGETS="http api" for some),
+# and the short run that is part of `make check` (0 leaves it out).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?=
+CHECK_FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build check unit integration demo clean format lint
+.PHONY: all deps build check unit integration demo clean format lint asan fuzz
 
 all: build
 
@@ -17,10 +25,20 @@ $(BUILD)/Makefile: CMakeLists.txt
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Unit tests on the normal build; every test (unit and integration, which
+# starts LXD) on the sanitizer build; then each fuzz target briefly.
 check: deps
 	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory asan
 	@sh scripts/check-banned.sh
-	@sh scripts/run-tests.sh $(BUILD)
+	@sh scripts/run-tests.sh --asan $(ASAN_BUILD) --fuzz $(FUZZ_BUILD) $(CHECK_FUZZ_SECONDS) $(BUILD)
+
+asan:
+	@cmake -S . -B $(ASAN_BUILD) -DLXCM_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+fuzz: deps
+	@sh scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_TARGETS)
 
 unit: build
 	cd $(BUILD) && ctest -L unit --output-on-failure

@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora in fuzz/corpus/<target>/ (committed).
+
+The seeds are small valid and invalid inputs for each target, built here
+from the protocols' rules (HTTP/1.1, RFC 6455 frames, HTTP/2 frames with
+HPACK literals, join tokens) so that they can be read and regenerated.
+Run from anywhere: python3 fuzz/make_corpus.py. It rewrites every seed it
+knows and leaves other files (inputs added by hand) alone.
+"""
+
+import base64
+import json
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEP = b"\n----\n"  # fuzz_next_part() in fuzz.h
+
+# A self-signed P-256 certificate (CN=fuzz); fuzz_api enrolls its fingerprint.
+PEM = """-----BEGIN CERTIFICATE-----
+MIIBdTCCARugAwIBAgIUUOYi9dR1MaSsCrj8vJm1dooT0sowCgYIKoZIzj0EAwIw
+DzENMAsGA1UEAwwEZnV6ejAgFw0yNjExMjQyMzQ4MDBaGA8yMTI2MTAzMTIzNDgw
+MFowDzENMAsGA1UEAwwEZnV6ejBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABGvT
+I/2eTVyIIsXyE4iyCggbVR01C0kFLUwkRTknD0QDMeEdz79IO6WpvheYLHxGqqZH
+WzsdgS7azUfB8NrhimyjUzBRMB0GA1UdDgQWBBTJyneQDbLsWC0v4jjDf1gkOer+
+AjAfBgNVHSMEGDAWgBTJyneQDbLsWC0v4jjDf1gkOer+AjAPBgNVHRMBAf8EBTAD
+AQH/MAoGCCqGSM49BAMCA0gAMEUCIQCUPfobgCKPeoejXteTtB60JUyMPWAGgpiq
+wQ4elhURvAIgNwtoosDDKiLnd1VoDTBlOL7ezE0PB7FdmYnlvbzBzsI=
+-----END CERTIFICATE-----
+"""
+FP = "b6ff19aabfc89b8364d5f5bd736d58f4ed1077f0bfbed6da6597e58daf28ecfe"
+JOIN_SECRET = "fuzzsecret0123456789abcdef0123456789abcdef0123456789abcdef012345"
+API_TOKEN = "lxcm_fuzz"
+
+
+def write(target, name, data, where="corpus"):
+    d = os.path.join(HERE, where, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def token_json(**over):
+    t = {"server_name": "joinme", "fingerprint": FP, "addresses": ["127.0.0.1:9443"],
+         "secret": JOIN_SECRET, "expires_at": "2099-01-01T00:00:00Z"}
+    t.update(over)
+    return json.dumps(t, separators=(",", ":"))
+
+
+def token(**over):
+    return base64.b64encode(token_json(**over).encode()).decode()
+
+
+def der():
+    body = "".join(l for l in PEM.splitlines() if not l.startswith("-----"))
+    return base64.b64decode(body)
+
+
+# ---------------------------------------------------------------- jointoken
+def jointoken():
+    write("jointoken", "valid", "T" + token())
+    write("jointoken", "valid_spaces", "T \n" + token() + "\r\n ")
+    write("jointoken", "json_valid", "J" + token_json())
+    write("jointoken", "json_upper_fp", "J" + token_json(fingerprint=FP.upper()))
+    write("jointoken", "json_two_addresses",
+          "J" + token_json(addresses=["10.0.0.1:9443", "[::1]:9443"]))
+    write("jointoken", "json_offset_fraction",
+          "J" + token_json(expires_at="2030-06-01T12:00:00.123456789+02:00"))
+    write("jointoken", "json_missing_secret", "J" + json.dumps({"server_name": "x"}))
+    write("jointoken", "json_no_addresses", "J" + token_json(addresses=[]))
+    write("jointoken", "json_wrong_types", "J" + token_json(addresses="1.2.3.4:1", secret=5))
+    write("jointoken", "json_nul", "J" + token_json(server_name="a\u0000b"))
+    write("jointoken", "bad_padding", "T" + token().rstrip("=") + "=")
+    write("jointoken", "not_base64", "T!!!!")
+    write("jointoken", "array", "J[1,2,3]")
+
+
+# ---------------------------------------------------------------- cert_pem
+def cert_pem():
+    write("cert_pem", "valid", "P" + PEM)
+    write("cert_pem", "valid_with_text", "Psubject=CN=fuzz\n" + PEM + "trailing text\n")
+    write("cert_pem", "two_blocks", "P" + PEM + PEM)
+    write("cert_pem", "wrong_type", "P" + PEM.replace("CERTIFICATE", "PRIVATE KEY"))
+    write("cert_pem", "truncated", "P" + PEM[:200])
+    write("cert_pem", "der_valid", b"D" + der())
+    write("cert_pem", "der_trailing", b"D" + der() + b"\x00\x00")
+    write("cert_pem", "der_short", b"D" + der()[:40])
+    write("cert_pem", "empty_block", "P-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+
+
+# ---------------------------------------------------------------- rfc3339
+def rfc3339():
+    for i, s in enumerate(["2026-11-24T22:58:01Z", "1970-01-01T00:00:00Z",
+                           "9999-12-31T23:59:59Z", "0000-01-01T00:00:00Z",
+                           "2030-06-01T12:00:00.123456789+02:00", "2024-02-29T00:00:00-23:59",
+                           "2023-02-29T00:00:00Z", "2026-11-24T24:00:00Z",
+                           "2026-11-24t22:58:01z", "2026-11-24T22:58:60Z",
+                           "2026-11-24T22:58:01.Z", "2026-11-24 22:58:01Z"]):
+        write("rfc3339", "t%02d" % i, s)
+
+
+# ---------------------------------------------------------------- router
+def router():
+    paths = [(0, "/1.0"), (0, "/1.0/remote-cluster"), (0, "/1.0/remote-cluster/c1"),
+             (3, "/1.0/remote-cluster/c1"), (4, "/1.0/remote-cluster-join-token/c1"),
+             (0, "/1.0/remote-cluster/c1/tunnel/1.0/instances?recursion=1"),
+             (1, "/1.0/remote-cluster/c1/tunnel"), (0, "/1.0/remote-cluster/ws"),
+             (1, "/1.0/remote-cluster/status"), (0, "//1.0"), (0, "/1.0/"),
+             (0, "/1.0/remote-cluster//tunnel/"), (0, "/a/b/c/d/e/f/g/h/i/j"), (0, "")]
+    for i, (m, p) in enumerate(paths):
+        write("router", "p%02d" % i, bytes([m]) + p.encode())
+
+
+# ---------------------------------------------------------------- json bodies
+JOIN_BODY = {"cluster_name": "joinme", "cluster_certificate": PEM, "token": token()}
+STATUS_BODY = {
+    "instance_statuses": [{"status": "Running", "count": 2}, {"status": "Stopped", "count": 1}],
+    "member_statuses": [{"status": "Online", "count": 3}],
+    "ceph_statuses": [],
+    "cpu_total_count": 24, "cpu_load_1": "0.52", "cpu_load_5": 0.4, "cpu_load_15": "0.30",
+    "memory_total_amount": 68719476736, "memory_usage": 1073741824,
+    "storage_pool_usages": [{"name": "default", "member": "m1", "total": 100, "usage": 5},
+                            {"name": "remote", "member": "", "total": 1000, "usage": 10}],
+    "ui_url": "https://10.0.0.1:8443",
+    "server_metrics": [{"member": "m1", "service": "LXD", "metrics": "# HELP x\nx 1\n"}],
+}
+
+
+def bodies():
+    return {
+        "join": json.dumps(JOIN_BODY),
+        "join_bad_name": json.dumps(dict(JOIN_BODY, cluster_name="-bad")),
+        "join_bad_cert": json.dumps(dict(JOIN_BODY, cluster_certificate="nope")),
+        "join_other_name": json.dumps(dict(JOIN_BODY, cluster_name="other")),
+        "token_create": json.dumps({"cluster_name": "c1", "description": "x",
+                                    "expiry": "2099-01-01T00:00:00Z"}),
+        "token_create_past": json.dumps({"cluster_name": "c2", "expiry": "2001-01-01T00:00:00Z"}),
+        "token_create_null": json.dumps({"cluster_name": "c3", "description": None,
+                                         "expiry": None}),
+        "patch": json.dumps({"description": "d", "disk_threshold": 90, "memory_threshold": 0}),
+        "patch_bad": json.dumps({"description": 5, "disk_threshold": 101}),
+        "status": json.dumps(STATUS_BODY),
+        "status_bad_type": json.dumps({"cpu_total_count": "many"}),
+        "dup_keys": '{"a":1,"a":2}',
+        "not_object": "[1,2]",
+        "deep": "[" * 3000,
+        "truncated": '{"cluster_name": "c1", ',
+        "unicode": '{"description":"\\u00e9\\ud83d\\ude00","x":"\\u0000"}',
+    }
+
+
+def json_target():
+    for name, b in bodies().items():
+        write("json", name, b)
+
+
+# ---------------------------------------------------------------- cluster_json
+def cluster_json():
+    write("cluster_json", "status", json.dumps(STATUS_BODY))
+    write("cluster_json", "empty", "")
+    write("cluster_json", "not_object", "[]")
+    write("cluster_json", "odd_types", json.dumps({
+        "instance_statuses": [{"status": 1, "count": "2"}, {"status": "A", "count": -1}, 5],
+        "member_statuses": {"x": 1}, "cpu_load_1": 1e300, "cpu_load_5": -3.5,
+        "cpu_load_15": None, "memory_usage": 1.5, "storage_pool_usages": [{"name": 3}],
+        "ui_url": 7}))
+
+
+# ---------------------------------------------------------------- agent_status
+def agent_status():
+    instances = [{"name": "c1", "status": "Running"}, {"name": "c2", "status": "Stopped"},
+                 {"name": "c3"}, 5]
+    resources = {"cpu": {"total": 8}, "memory": {"total": 1 << 34, "used": 1 << 30}}
+    members = [{"server_name": "m1", "status": "Online"}, {"server_name": "m2",
+                                                           "status": "Offline"}]
+    pools = [{"name": "default", "driver": "zfs"}, {"name": "remote", "driver": "ceph"},
+             {"name": 7}]
+    pool_res = {"default": {"space": {"total": 100, "used": 5}},
+                "remote": {"space": {"total": 1000, "used": 10}}}
+    member_res = {"m1": resources, "m2": {"cpu": {"total": -1}}}
+    member_pool_res = {"m1": pool_res, "m2": {"default": {"space": {"total": 0}}}}
+    loads = struct.pack("<3d", 0.5, float("nan"), 1e308)
+    parts = [json.dumps(x).encode() for x in (instances, resources, members, pools, pool_res,
+                                              member_res, member_pool_res)]
+    full = SEP.join(parts + [b"m1", b"https://10.0.0.1:8443", loads,
+                             b"# HELP lxd_cpu\nlxd_cpu_seconds_total 5\n"])
+    write("agent_status", "full", full)
+    write("agent_status", "standalone", SEP.join(
+        [json.dumps(instances).encode(), json.dumps(resources).encode(), b"null", b"[]",
+         json.dumps(pool_res).encode(), b"{}", b"{}", b"host", b"", struct.pack("<3d", 1, 2, 3)]))
+    write("agent_status", "empty", b"")
+    write("agent_status", "bad_utf8_metrics", SEP.join([b"[]"] * 7 + [b"m\xff", b"", b"",
+                                                                      b"\xff\xfe metrics"]))
+
+
+# ---------------------------------------------------------------- HTTP/1.1
+def http_target():
+    w = lambda n, d: write("http", n, d)
+    w("get_root", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    w("echo_post", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    w("echo_chunked", "PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+    w("echo_too_big", "POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + "a" * 100)
+    w("delete_204", "DELETE /echo HTTP/1.1\r\n\r\n")
+    w("items", "GET /items/abc HTTP/1.1\r\nX-Fuzz: v\r\n\r\nGET /items/0123456789abcdefXYZ "
+      "HTTP/1.1\r\n\r\nGET /items/a/b/c?q=1 HTTP/1.1\r\n\r\n")
+    w("json", 'POST /json HTTP/1.1\r\nContent-Length: 15\r\n\r\n{"a":[1,2,{}]}\n')
+    w("json_bad", "POST /json HTTP/1.1\r\nContent-Length: 7\r\n\r\n{\"a\":}x")
+    w("pipelined_later", "GET /later HTTP/1.1\r\n\r\nGET /later HTTP/1.1\r\n\r\n"
+      "GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    w("stream", "POST /stream/x HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789")
+    w("stream_pause_chunked", "POST /stream/pause HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    w("stream_empty", "GET /stream/ HTTP/1.1\r\n\r\n")
+    w("deny", "GET / HTTP/1.1\r\nX-Deny: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    w("not_found_405", "GET /nope HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\n\r\n")
+    w("head", "HEAD / HTTP/1.1\r\n\r\n")
+    w("http10", "GET / HTTP/1.0\r\n\r\n")
+    w("malformed", "GET / HTTP/1.1\r\nBad Header\r\n\r\n")
+    w("bad_version", "GET / HTTP/7.1\r\n\r\n")
+    w("too_many_headers", "GET / HTTP/1.1\r\n" + "".join("H%d: v\r\n" % i for i in range(20))
+      + "\r\n")
+    w("header_too_big", "GET / HTTP/1.1\r\nX: " + "a" * 3000 + "\r\n\r\n")
+    w("cl_and_te", "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n"
+      "\r\n0\r\n\r\n")
+    w("two_cl", "POST /echo HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
+    w("expect", "POST /echo HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    up = ("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n" % key).encode()
+    w("ws_upgrade_frames", up + ws_frame(1, b"hello", mask=True) + ws_frame(2, b"\x00\x01",
+                                                                            mask=True)
+      + ws_frame(8, struct.pack(">H", 1000), mask=True))
+    w("ws_upgrade_close_msg", up + ws_frame(1, b"close", mask=True))
+    w("ws_upgrade_bad", up.replace(b"13", b"8"))
+    w("upgrade_elsewhere", "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+      "GET / HTTP/1.1\r\n\r\n")
+    w("connect", "CONNECT x:443 HTTP/1.1\r\n\r\n")
+
+
+# ---------------------------------------------------------------- WebSocket
+def ws_frame(opcode, payload, fin=True, mask=False, rsv=0):
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([b0, mbit | n])
+    elif n < 65536:
+        head = bytes([b0, mbit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
+    if mask:
+        key = b"\x11\x22\x33\x44"
+        payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+        head += key
+    return head + payload
+
+
+def ws_target():
+    # flags: 1 client role, 2 echo, 4 pause, 8 close on first, 16 ws_feed
+    for role, mask in ((0, True), (1, False)):
+        f = lambda *a, **k: ws_frame(*a, mask=mask, **k)
+        tag = "server" if role == 0 else "client"
+        close = f(8, struct.pack(">H", 1000) + b"bye")
+        write("ws", tag + "_echo", bytes([role | 2]) + f(1, b"hello") + f(2, b"\x00\xff")
+              + close)
+        write("ws", tag + "_fragments", bytes([role | 2]) + f(1, b"hel", fin=False)
+              + f(9, b"ping") + f(0, b"lo") + close)
+        write("ws", tag + "_pause", bytes([role | 2 | 4]) + f(2, b"a") + f(2, b"b") + f(2, b"c"))
+        write("ws", tag + "_we_close", bytes([role | 8]) + f(1, b"x") + f(1, b"y") + close)
+        write("ws", tag + "_feed", bytes([role | 2 | 16 | (3 << 5)]) + f(1, b"fed") + close)
+        write("ws", tag + "_too_big", bytes([role]) + f(2, b"z" * 5000))
+        write("ws", tag + "_bad_utf8", bytes([role]) + f(1, b"\xc3\x28"))
+        write("ws", tag + "_bad_opcode", bytes([role]) + f(3, b"") + f(1, b"after"))
+        write("ws", tag + "_rsv", bytes([role]) + f(1, b"x", rsv=4))
+        write("ws", tag + "_close_bad_code", bytes([role]) + f(8, struct.pack(">H", 1005)))
+        write("ws", tag + "_long_ping", bytes([role]) + f(9, b"p" * 200))
+    write("ws", "server_unmasked", bytes([2]) + ws_frame(1, b"hi"))
+    write("ws", "client_masked", bytes([3]) + ws_frame(1, b"hi", mask=True))
+
+
+def ws_client():
+    ok = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Sec-WebSocket-Accept: @ACCEPT@\r\nSec-WebSocket-Protocol: lxcm-tunnel.v2\r\n\r\n").encode()
+    write("ws_client", "ok_frames", ok + ws_frame(2, b"\x00\x00\x00\x04\x01") + ws_frame(
+        1, b"text") + ws_frame(8, struct.pack(">H", 1001)))
+    write("ws_client", "ok_then_nothing", ok)
+    write("ws_client", "no_protocol", ok.replace(b"Sec-WebSocket-Protocol: lxcm-tunnel.v2\r\n", b""))
+    write("ws_client", "wrong_accept", ok.replace(b"@ACCEPT@", b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="))
+    write("ws_client", "extension", ok.replace(b"\r\n\r\n",
+                                               b"\r\nSec-WebSocket-Extensions: x\r\n\r\n"))
+    write("ws_client", "refused_403", "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\n"
+          "Content-Length: 24\r\n\r\n{\"type\":\"error\",\"x\":1}  ")
+    write("ws_client", "refused_chunked", "HTTP/1.1 501 Not Implemented\r\nTransfer-Encoding: "
+          "chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n")
+    write("ws_client", "ok_200", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    write("ws_client", "garbage", "SSH-2.0-OpenSSH\r\n")
+    write("ws_client", "masked_from_server", ok + ws_frame(2, b"abc", mask=True))
+
+
+# ---------------------------------------------------------------- HTTP/2
+def h2_int(n, prefix_bits):
+    limit = (1 << prefix_bits) - 1
+    if n < limit:
+        return bytes([n])
+    out = [limit]
+    n -= limit
+    while n >= 128:
+        out.append((n % 128) + 128)
+        n //= 128
+    out.append(n)
+    return bytes(out)
+
+
+def hpack(headers):
+    out = b""
+    for name, value in headers:
+        name, value = name.encode(), value.encode()
+        out += b"\x00" + h2_int(len(name), 7) + name + h2_int(len(value), 7) + value
+    return out
+
+
+def h2(ftype, flags, sid, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(
+        ">I", sid) + payload
+
+
+DATA, HEADERS, PRIORITY, RST, SETTINGS, PUSH, PING, GOAWAY, WINUP, CONT = range(10)
+END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 1, 1, 4, 8, 0x20
+
+
+def settings(*pairs):
+    return h2(SETTINGS, 0, 0, b"".join(struct.pack(">HI", k, v) for k, v in pairs))
+
+
+def req(sid, method, path, end=True, extra=()):
+    hs = [(":method", method), (":scheme", "https"), (":authority", "lxd"), (":path", path)]
+    return h2(HEADERS, END_HEADERS | (END_STREAM if end else 0), sid, hpack(hs + list(extra)))
+
+
+def tunnel_agent():
+    s0 = settings((4, 65535), (8, 1)) + h2(SETTINGS, ACK, 0)
+    write("tunnel_agent", "get", s0 + req(1, "GET", "/1.0"))
+    write("tunnel_agent", "post_body", s0 + req(1, "POST", "/1.0/instances", end=False)
+          + h2(DATA, 0, 1, b'{"name":') + SEP + h2(DATA, END_STREAM, 1, b'"c1"}'))
+    write("tunnel_agent", "many", s0 + req(1, "GET", "/reset") + req(3, "POST", "/hold", False)
+          + h2(DATA, 0, 3, b"x" * 1000) + req(5, "POST", "/early", False) + h2(DATA, 0, 5, b"e")
+          + SEP + h2(DATA, END_STREAM, 3, b"y") + h2(DATA, END_STREAM, 5, b"f")
+          + h2(PING, 0, 0, b"12345678") + h2(WINUP, 0, 0, struct.pack(">I", 100000))
+          + h2(RST, 0, 1, struct.pack(">I", 8)))
+    write("tunnel_agent", "connect", settings((8, 1)) + h2(
+        HEADERS, END_HEADERS, 1, hpack([(":method", "CONNECT"), (":protocol", "websocket"),
+                                        (":scheme", "https"), (":authority", "lxd"),
+                                        (":path", "/early/1.0/events")]))
+          + h2(DATA, 0, 1, b"ws bytes") + SEP + h2(RST, 0, 1, struct.pack(">I", 0)))
+    block = hpack([(":method", "GET"), (":scheme", "https"), (":authority", "lxd"),
+                   (":path", "/1.0/instances"), ("x-long", "v" * 300)])
+    write("tunnel_agent", "continuation", s0 + h2(HEADERS, END_STREAM, 1, block[:40])
+          + h2(CONT, 0, 1, block[40:100]) + h2(CONT, END_HEADERS, 1, block[100:]))
+    write("tunnel_agent", "padded_priority", s0 + h2(
+        HEADERS, END_HEADERS | END_STREAM | PADDED | PRIO, 1,
+        b"\x03" + struct.pack(">IB", 0, 15) + hpack([(":method", "GET"), (":scheme", "https"),
+                                                     (":path", "/")]) + b"\x00\x00\x00")
+          + h2(PRIORITY, 0, 3, struct.pack(">IB", 1, 10)))
+    write("tunnel_agent", "goaway", s0 + req(1, "GET", "/1.0", end=False)
+          + h2(GOAWAY, 0, 0, struct.pack(">II", 1, 0) + b"bye"))
+    write("tunnel_agent", "flood_streams", s0 + b"".join(
+        req(i, "GET", "/hold", end=False) for i in range(1, 80, 2)))
+    write("tunnel_agent", "data_unknown_stream", s0 + h2(DATA, 0, 9, b"zz"))
+    write("tunnel_agent", "window_overflow", s0 + req(1, "POST", "/x", end=False)
+          + h2(WINUP, 0, 1, struct.pack(">I", 0x7fffffff)) + h2(WINUP, 0, 1,
+                                                                struct.pack(">I", 0x7fffffff)))
+    write("tunnel_agent", "trailers", s0 + req(1, "POST", "/t", end=False) + h2(DATA, 0, 1, b"b")
+          + h2(HEADERS, END_HEADERS | END_STREAM, 1, hpack([("x-trailer", "1")])))
+    write("tunnel_agent", "junk", b"\x00\x00\x04\x99\xff\x00\x00\x00\x01abcd")
+
+
+def tunnel_manager():
+    s0 = settings((3, 100), (4, 1 << 20), (8, 1)) + h2(SETTINGS, ACK, 0)
+    resp = lambda sid, status, end=False, extra=(): h2(
+        HEADERS, END_HEADERS | (END_STREAM if end else 0), sid,
+        hpack([(":status", status)] + list(extra)))
+    write("tunnel_manager", "all_streams", s0 + resp(1, "200", extra=[("content-type", "x")])
+          + h2(DATA, END_STREAM, 1, b"hello") + SEP + resp(3, "201", end=True)
+          + resp(5, "200") + h2(DATA, 0, 5, b"e" * 2000) + SEP + resp(7, "404")
+          + h2(DATA, END_STREAM, 7, b"nf"))
+    write("tunnel_manager", "informational", s0 + resp(1, "103", extra=[("link", "x")])
+          + resp(1, "200", end=True))
+    write("tunnel_manager", "trailers", s0 + resp(1, "200") + h2(DATA, 0, 1, b"x")
+          + h2(HEADERS, END_HEADERS | END_STREAM, 1, hpack([("grpc-status", "0")])))
+    write("tunnel_manager", "rst_goaway", s0 + h2(RST, 0, 3, struct.pack(">I", 2))
+          + h2(GOAWAY, 0, 0, struct.pack(">II", 5, 0)) + resp(1, "200", end=True))
+    write("tunnel_manager", "ping_winup", s0 + h2(PING, 0, 0, b"abcdefgh")
+          + h2(PING, ACK, 0, b"\x00" * 8) + h2(WINUP, 0, 0, struct.pack(">I", 1000))
+          + h2(WINUP, 0, 7, struct.pack(">I", 1000)))
+    write("tunnel_manager", "push_refused", s0 + h2(PUSH, END_HEADERS, 1, struct.pack(">I", 2)
+                                                    + hpack([(":method", "GET")])))
+    write("tunnel_manager", "bad_status", s0 + resp(1, "2x0", end=True) + resp(3, "200"))
+    write("tunnel_manager", "over_window", s0 + resp(5, "200") + h2(DATA, 0, 5, b"w" * 16000)
+          + h2(DATA, 0, 5, b"w" * 16000) + h2(DATA, 0, 5, b"w" * 16000)
+          + h2(DATA, 0, 5, b"w" * 16000) + h2(DATA, 0, 5, b"w" * 16000))
+    write("tunnel_manager", "no_settings", resp(1, "200", end=True))
+    write("tunnel_manager", "empty", b"")
+
+
+# ---------------------------------------------------------------- fuzz_api
+def api():
+    auth = "Authorization: Bearer %s\r\n" % API_TOKEN
+    m = lambda name, text: write("api", name, b"\x00" + text.encode())
+    c = lambda name, data: write("api", name, b"\x01" + (data if isinstance(data, bytes)
+                                                          else data.encode()))
+    m("root", "GET /1.0 HTTP/1.1\r\n\r\nGET /1.0 HTTP/1.1\r\n" + auth + "\r\n")
+    m("list", "GET /1.0/remote-cluster HTTP/1.1\r\n" + auth + "\r\n"
+      "GET /1.0/remote-cluster/enrolled HTTP/1.1\r\n" + auth + "\r\n"
+      "GET /1.0/remote-cluster-join-token HTTP/1.1\r\n" + auth + "\r\n")
+    m("no_auth", "GET /1.0/remote-cluster HTTP/1.1\r\n\r\n")
+    m("bad_auth", "GET /1.0/remote-cluster HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n")
+    m("token_create_delete", "POST /1.0/remote-cluster-join-token HTTP/1.1\r\n" + auth +
+      "Content-Length: 22\r\n\r\n{\"cluster_name\":\"tmp\"}"
+      "DELETE /1.0/remote-cluster-join-token/tmp HTTP/1.1\r\n" + auth + "\r\n")
+    m("proxy_no_tunnel", "GET /1.0/remote-cluster/enrolled/tunnel/1.0 HTTP/1.1\r\n" + auth
+      + "\r\n")
+    m("proxy_unknown", "POST /1.0/remote-cluster/nope/tunnel/1.0/instances HTTP/1.1\r\n" + auth
+      + "Content-Length: 2\r\n\r\n{}")
+    m("bad_name", "GET /1.0/remote-cluster/%2e%2e HTTP/1.1\r\n" + auth + "\r\n")
+    m("delete_unknown", "DELETE /1.0/remote-cluster/nope HTTP/1.1\r\n" + auth + "\r\n")
+    c("status_ping", "GET /1.0/status HTTP/1.1\r\n\r\n")
+    c("no_cert", "POST /1.0/remote-cluster/status HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    c("leave_unknown_route", "DELETE /1.0/remote-cluster/x HTTP/1.1\r\nX-Fuzz-Cert: 1\r\n\r\n")
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    up = ("GET /1.0/remote-cluster/ws HTTP/1.1\r\nHost: lxcm\r\nX-Fuzz-Cert: 1\r\n"
+          "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+          "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: lxcm-tunnel.v2\r\n\r\n" % key).encode()
+    agent_settings = settings((3, 256), (4, 1 << 20), (8, 1)) + h2(SETTINGS, ACK, 0)
+    c("tunnel_v2", up + ws_frame(2, agent_settings, mask=True)
+      + ws_frame(2, h2(PING, 0, 0, b"pingpong"), mask=True))
+    c("tunnel_v2_junk", up + ws_frame(2, b"\x00\x00\x01\x07\x00\x00\x00\x00\x00z", mask=True))
+    c("tunnel_v1_refused", up.replace(b"lxcm-tunnel.v2", b"lxcm-tunnel.v1"))
+    c("tunnel_no_upgrade", "GET /1.0/remote-cluster/ws HTTP/1.1\r\nX-Fuzz-Cert: 1\r\n\r\n")
+    b = bodies()
+    write("api", "join", b"\x02" + b["join"].encode())
+    write("api", "join_bad", b"\x02" + b["join_other_name"].encode())
+    write("api", "status", b"\x03" + b["status"].encode())
+    write("api", "status_bad", b"\x03" + b["status_bad_type"].encode())
+    write("api", "patch", b"\x04" + b["patch"].encode())
+    write("api", "patch_bad", b"\x04" + b["patch_bad"].encode())
+    write("api", "token_create", b"\x05" + b["token_create"].encode())
+    write("api", "token_create_past", b"\x05" + b["token_create_past"].encode())
+    write("api", "api_token_create", b"\x07" + json.dumps({"name": "ops"}).encode())
+    write("api", "api_token_bad", b"\x07" + json.dumps({"name": "-x"}).encode())
+    m("api_tokens", "GET /1.0/auth/tokens HTTP/1.1\r\n" + auth + "\r\n"
+      "DELETE /1.0/auth/tokens/ops HTTP/1.1\r\n" + auth + "\r\n"
+      "DELETE /1.0/auth/tokens/nope HTTP/1.1\r\n" + auth + "\r\n")
+
+
+# ---------------------------------------------------------------- tunnel v1
+def tunnel_v1():
+    def resp(uuid, status=200, headers=None, body=b"", cookies=None, key="uuid"):
+        o = {key: uuid, "status": status,
+             "headers": headers if headers is not None else {"Content-Type": ["application/json"]},
+             "body": base64.b64encode(body).decode() if body is not None else None}
+        if cookies is not None:
+            o["cookies"] = cookies
+        return json.dumps(o).encode()
+    flags = b"\x00"
+    write("tunnel_v1", "both", flags + resp("@UUID1@", body=b'{"type":"sync"}') + SEP
+          + resp("@UUID2@", 201, body=b"{}"))
+    write("tunnel_v1", "reversed_early_id", flags + resp("@UUID2@", 202, body=None, key="id")
+          + SEP + resp("@UUID1@", 404, {"X-Single": "v", "Set-Cookie": ["a=b; Path=/"]}))
+    write("tunnel_v1", "cookies", flags + resp("@UUID1@", cookies=[
+        {"Name": "session", "Value": "s3cr3t", "Path": "/", "MaxAge": 3600, "HttpOnly": True,
+         "Secure": True, "SameSite": 3},
+        {"Name": "other", "Value": "a b", "Domain": ".example.com",
+         "Expires": "2030-01-01T00:00:00Z", "SameSite": "lax", "Partitioned": True,
+         "Quoted": True},
+        {"Name": "bad name", "Value": "x"},
+        {"Name": "gone", "Value": "", "MaxAge": -1, "Expires": "0001-01-01T00:00:00Z"}]))
+    write("tunnel_v1", "binary_frames", b"\x01" + resp("@UUID1@") + SEP + resp("@UUID2@"))
+    write("tunnel_v1", "invalid_answers", flags + resp("@UUID1@", 700) + SEP
+          + resp("@UUID2@", 200, {"Bad Name": ["x"], "X": ["a\r\nInjected: 1"]}))
+    write("tunnel_v1", "bad_body_and_cookies", flags + resp("@UUID1@", body=None).replace(
+        b'"body": null', b'"body": "!!"') + SEP + resp("@UUID2@", cookies={"Name": "x"}))
+    write("tunnel_v1", "junk", flags + b"not json" + SEP + b"[1,2]" + SEP + b'{"uuid":5}' + SEP
+          + b'{"uuid":"nobody"}' + SEP + b'{"uuid":"@UUID1@","status":200,"status":201}')
+    write("tunnel_v1", "many_headers", flags + resp("@UUID1@", {"H%d" % i: ["v"]
+                                                               for i in range(120)}))
+    write("tunnel_v1", "nothing", flags)
+
+
+# ---------------------------------------------------------------- known bugs
+# Inputs that crash a target because of an open bug in src/. They stay out of
+# the committed corpus (so `make check` stays green) and are written to
+# fuzz/out/known/<target>/ with --known-bugs; once the bug is fixed, move
+# them into fuzz/corpus/<target>/ as regression seeds.
+def known_bugs():
+    # cluster_json.c cj_status_list: the sum of counts overflows int64 (UBSan).
+    write("cluster_json", "sum_overflow", json.dumps({
+        "instance_statuses": [{"status": "A", "count": 9223372036854775807},
+                              {"status": "B", "count": 9223372036854775807}]}),
+          where=os.path.join("out", "known"))
+    # http_server.c hc_next_request: a pipelined request whose head is not
+    # complete when the previous (asynchronous) answer finishes is never read
+    # further: the connection stalls until the header timeout. Needs
+    # FUZZ_STRICT=1 to fail.
+    write("http", "stall_pipelined_partial_head", "GET /later HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHo",
+          where=os.path.join("out", "known"))
+    # http_server.c hc_parse: after a request with Upgrade headers to a route
+    # that does not upgrade, llhttp stops at HPE_PAUSED_UPGRADE and the rest
+    # of the connection is never parsed (stall until the idle timeout). Needs
+    # FUZZ_STRICT=1 to fail.
+    # tunnel_v1.c v1_is_field_value: control characters (here DEL) in a
+    # response header value reach the operator; strict parsers refuse the
+    # answer. Needs FUZZ_STRICT=1 to fail.
+    write("tunnel_v1", "ctl_in_header_value", b"\x00" + json.dumps(
+        {"uuid": "@UUID1@", "status": 200, "headers": {"X-A": ["a\x7fb"]}, "body": None}).encode(),
+          where=os.path.join("out", "known"))
+    write("http", "stall_ignored_upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\n"
+          "Upgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n", where=os.path.join("out", "known"))
+
+
+if __name__ == "__main__":
+    if "--known-bugs" in sys.argv[1:]:
+        known_bugs()
+        sys.exit(0)
+    jointoken()
+    cert_pem()
+    rfc3339()
+    router()
+    json_target()
+    cluster_json()
+    agent_status()
+    http_target()
+    ws_target()
+    ws_client()
+    tunnel_agent()
+    tunnel_manager()
+    tunnel_v1()
+    api()
