@@ -186,7 +186,10 @@ static void hc_next_request(struct http_conn *hc)
 	if (in.len)
 		hc_parse(hc, in.data, in.len);
 	buf_free(&in);
-	if (hc->conn && !hc->taken && hc->req == NULL && !conn_is_closing(hc->conn))
+	/* Read on unless a whole request is already waiting for its answer
+	 * (a pipelined head may have arrived only in part). */
+	if (hc->conn && !hc->taken && (hc->req == NULL || !(hc->req->st & RQ_MSG_DONE)) &&
+	    !conn_is_closing(hc->conn))
 		conn_read_start(hc->conn);
 }
 

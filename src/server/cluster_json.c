@@ -4,6 +4,7 @@
  * object fields"). The heartbeat is peer data: every field is type-checked
  * and anything odd is replaced by a neutral value.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "common/timefmt.h"
@@ -36,7 +37,11 @@ static json_t *cj_status_list(json_t *src, json_int_t *sum)
 
 		if (!json_is_string(st) || !json_is_integer(cnt) || json_integer_value(cnt) < 0)
 			continue;
-		*sum += json_integer_value(cnt);
+		/* Saturate: a hostile heartbeat must not overflow the sum. */
+		if (json_integer_value(cnt) > LLONG_MAX - *sum)
+			*sum = LLONG_MAX;
+		else
+			*sum += json_integer_value(cnt);
 		json_array_append_new(out, json_pack("{s:O,s:O}", "status", st, "count", cnt));
 	}
 	return out;

@@ -154,9 +154,13 @@ static int v1_is_field_value(const char *s, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < len; i++)
-		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+	/* RFC 9110 field-value: HTAB, SP, visible ASCII and obs-text only. */
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c != '\t' && (c < 0x20 || c == 0x7f))
 			return 0;
+	}
 	return 1;
 }
 

@@ -369,6 +369,35 @@ static void test_tls_client(void **state)
 	stop(f);
 }
 
+/* A pipelined request whose head arrives in two parts is still answered. */
+static void test_pipelined_partial_head(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	struct sockaddr_in a;
+	struct timeval tv = {5, 0};
+	const char *p1 = "GET /hello/one HTTP/1.1\r\nHost: a\r\n\r\nGET /hello/two HTTP/1.1\r\nHo";
+	const char *p2 = "st: a\r\nConnection: close\r\n\r\n";
+	char out[8192];
+	size_t got = 0;
+	ssize_t n;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	uv_ip4_addr("127.0.0.1", f->port, &a);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(write(s, p1, strlen(p1)), (ssize_t)strlen(p1));
+	usleep(300000);
+	assert_int_equal(write(s, p2, strlen(p2)), (ssize_t)strlen(p2));
+	while (got + 1 < sizeof(out) && (n = read(s, out + got, sizeof(out) - got - 1)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(s);
+	assert_non_null(strstr(out, "\"name\":\"one\""));
+	assert_non_null(strstr(out, "\"name\":\"two\""));
+	stop(f);
+}
+
 /* Half-open TLS connections from one address are capped; others are not hurt. */
 static void test_handshakes_per_ip(void **state)
 {
@@ -424,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_stream_body),
 		cmocka_unit_test(test_tls_client),
 		cmocka_unit_test(test_handshakes_per_ip),
+		cmocka_unit_test(test_pipelined_partial_head),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
