@@ -55,6 +55,7 @@ struct http_conn {
 	int taken;
 	int error_status; /* set by a parser callback to answer with this status */
 	int handshaking;  /* counted in srv->handshakes until TLS is up */
+	int upgrade_ok;	  /* the current request is an upgrade its route takes */
 	struct http_conn *prev, *next;
 };
 
@@ -371,6 +372,7 @@ static int hc_on_message_begin(llhttp_t *p)
 		return -1;
 	hc->url_off = hc->url_len = 0;
 	hc->nheaders_seen = 0;
+	hc->upgrade_ok = 0;
 	if (hc->tmode != TM_HEADER)
 		hc_timer(hc, TM_HEADER, hc->srv->cfg.limits.header_timeout_ms);
 	return 0;
@@ -511,6 +513,7 @@ static int hc_on_headers_complete(llhttp_t *p)
 		return hc_fail_early(hc, 405, "method not allowed");
 	if (req->upgrade && !(req->route->flags & HTTP_ROUTE_UPGRADE))
 		req->upgrade = 0;
+	hc->upgrade_ok = req->upgrade;
 	if (hc->srv->cfg.pre_route && hc->srv->cfg.pre_route(req) != 0) {
 		/* pre_route answered; it counted as the handler. */
 		hc->close_after = 1;
@@ -640,6 +643,13 @@ static void hc_parse(struct http_conn *hc, const char *data, size_t len)
 		used = (size_t)(llhttp_get_error_pos(&hc->parser) - data);
 		data += used;
 		len -= used;
+		if (err == HPE_PAUSED_UPGRADE && !hc->upgrade_ok) {
+			/* Upgrade headers on a route that does not upgrade: an
+			 * ordinary request; parse on once it is answered. */
+			llhttp_resume_after_upgrade(&hc->parser);
+			llhttp_pause(&hc->parser);
+			err = HPE_PAUSED;
+		}
 		if (err == HPE_PAUSED_UPGRADE || hc->close_after) {
 			/* Nothing after this request is ours to parse. */
 			conn_read_stop(hc->conn);

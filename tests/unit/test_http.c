@@ -398,6 +398,23 @@ static void test_pipelined_partial_head(void **state)
 	stop(f);
 }
 
+/* Upgrade headers on a route that does not upgrade: answered, and the next
+ * pipelined request too (found by fuzz_http). */
+static void test_upgrade_headers_on_plain_route(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	const char *r = "GET /hello/one HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+			"Upgrade: websocket\r\n\r\n"
+			"GET /hello/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	char out[8192];
+
+	(void)state;
+	raw(f->port, r, strlen(r), out, sizeof(out), 5);
+	assert_non_null(strstr(out, "\"name\":\"one\""));
+	assert_non_null(strstr(out, "\"name\":\"two\""));
+	stop(f);
+}
+
 /* Half-open TLS connections from one address are capped; others are not hurt. */
 static void test_handshakes_per_ip(void **state)
 {
@@ -454,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_tls_client),
 		cmocka_unit_test(test_handshakes_per_ip),
 		cmocka_unit_test(test_pipelined_partial_head),
+		cmocka_unit_test(test_upgrade_headers_on_plain_route),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
