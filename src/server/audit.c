@@ -15,6 +15,7 @@
 
 /* One row with its strings inline. */
 struct audit_row {
+	char request_id[AUDIT_REQUEST_ID_LEN + 1];
 	char actor[AUDIT_ACTOR_MAX], cluster[64], method[16], path[512];
 	int status;
 	int64_t at, bytes_in, bytes_out, duration_ms;
@@ -65,8 +66,16 @@ static int audit_batch_prepare(struct audit_batch *b)
 	for (i = 0; i < b->n; i++) {
 		struct audit_row *r = &b->rows[i];
 
-		b->a[i] = (struct store_audit){r->at, r->actor, r->cluster, r->method, r->path,
-					       r->status, r->bytes_in, r->bytes_out, r->duration_ms};
+		b->a[i] = (struct store_audit){.request_id = r->request_id,
+					       .at = r->at,
+					       .actor = r->actor,
+					       .cluster = r->cluster,
+					       .method = r->method,
+					       .path = r->path,
+					       .status = r->status,
+					       .bytes_in = r->bytes_in,
+					       .bytes_out = r->bytes_out,
+					       .duration_ms = r->duration_ms};
 	}
 	return 0;
 }

@@ -20,6 +20,7 @@ struct server;
 struct http_request;
 
 #define AUDIT_ACTOR_MAX 32
+#define AUDIT_REQUEST_ID_LEN 32 /* hex digits */
 #define AUDIT_FLUSH_MS 20
 #define AUDIT_BATCH_ROWS 256
 #define AUDIT_MAX_PENDING 16384

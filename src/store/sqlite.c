@@ -131,9 +131,9 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
     [SQ_API_TOKEN_LIST] = "SELECT name, created_at FROM api_tokens ORDER BY name",
     [SQ_API_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE name = ?1",
-    [SQ_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, cluster, method, path, status,"
-			" bytes_in, bytes_out, duration_ms)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [SQ_AUDIT_INSERT] = "INSERT OR IGNORE INTO audit_log (at, actor, cluster, method, path,"
+			" status, bytes_in, bytes_out, duration_ms, request_id)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [SQ_AUDIT_COUNT] = "SELECT COUNT(*) FROM audit_log",
 };
 
@@ -1188,6 +1188,7 @@ static int sq_audit_insert_locked(struct sq_store *q, const struct store_audit *
 	bind_rc |= sqlite3_bind_int64(st, 7, a->bytes_in);
 	bind_rc |= sqlite3_bind_int64(st, 8, a->bytes_out);
 	bind_rc |= sqlite3_bind_int64(st, 9, a->duration_ms);
+	bind_rc |= sq_bind_text(st, 10, a->request_id);
 	return sq_exec_stmt(q, st, bind_rc, NULL, func);
 }
 

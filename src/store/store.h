@@ -54,6 +54,7 @@ struct store_api_token {
 };
 
 struct store_audit {
+	const char *request_id; /* unique; a row with a known id is ignored */
 	int64_t at;
 	const char *actor;
 	const char *cluster;

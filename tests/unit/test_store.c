@@ -423,6 +423,20 @@ static void test_audit(void **state)
 	assert_int_equal(f->s->ops->audit_count(f->s, &count), 0);
 	assert_int_equal(count, 302);
 	assert_int_equal(raw_int(f, "SELECT SUM(bytes_out) FROM audit_log"), 2768);
+
+	/* A row replayed from the journal with a known request id is written once. */
+	{
+		struct store_audit r[3] = {a, a, a};
+
+		r[0].request_id = "id-1";
+		r[1].request_id = "id-2";
+		r[2].request_id = "id-1";
+		assert_int_equal(f->s->ops->audit_append_many(f->s, r, 3), 0);
+		assert_int_equal(f->s->ops->audit_append_many(f->s, r, 2), 0);
+		assert_int_equal(f->s->ops->audit_append(f->s, &r[1]), 0);
+	}
+	assert_int_equal(f->s->ops->audit_count(f->s, &count), 0);
+	assert_int_equal(count, 304);
 }
 
 static void test_cluster_list_many(void **state)
