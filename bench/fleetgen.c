@@ -376,7 +376,7 @@ static const struct ws_callbacks fg_ws_cbs = {
 static void fg_on_connected(struct ws *w, int status, void *arg)
 {
 	struct fg_cluster *c = arg;
-	struct tunnel_io io = {fg_send, c};
+	struct tunnel_io io = {.send = fg_send, .io = c}; /* no kick: every call flushes */
 
 	c->connecting = 0;
 	G.inflight--;
