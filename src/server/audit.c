@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/audit_journal.h"
 #include "server/server.h"
 #include "store/store_async.h"
 
@@ -18,6 +19,7 @@ struct audit_row {
 	char request_id[AUDIT_REQUEST_ID_LEN + 1];
 	char actor[AUDIT_ACTOR_MAX], cluster[64], method[16], path[512];
 	int status;
+	int journal; /* the journal file that holds the row, or -1 */
 	int64_t at, bytes_in, bytes_out, duration_ms;
 };
 
@@ -34,7 +36,14 @@ struct audit_log {
 	uv_timer_t timer;
 	struct audit_batch *pending; /* rows waiting */
 	int writing;		     /* a batch is on the thread pool */
-	uint64_t dropped;
+	uint64_t dropped, journal_failed, seq;
+	char id_prefix[17]; /* random per process: request ids never repeat */
+	struct audit_journal *journal;
+	/* Per journal file: rows not yet in the database; kept is set when a
+	 * row of the file will never be (dropped from memory, or a failed
+	 * replay): such a file is emptied only by the next start's replay. */
+	uint64_t waiting[AUDIT_JOURNAL_FILES];
+	int kept[AUDIT_JOURNAL_FILES];
 };
 
 static struct audit_batch *audit_batch_new(struct audit_log *log)
@@ -83,6 +92,77 @@ static int audit_batch_prepare(struct audit_batch *b)
 static void audit_start_write(struct audit_log *log);
 static void audit_on_timer(uv_timer_t *t);
 
+/* Rows of b are in the database: empty the journal files nothing else needs. */
+static void audit_journal_committed(struct audit_log *log, const struct audit_batch *b,
+				    int also_current)
+{
+	size_t i;
+	int f;
+
+	if (log->journal == NULL)
+		return;
+	for (i = 0; i < b->n; i++)
+		if (b->rows[i].journal >= 0 && log->waiting[b->rows[i].journal])
+			log->waiting[b->rows[i].journal]--;
+	for (f = 0; f < AUDIT_JOURNAL_FILES; f++)
+		if ((also_current || f != audit_journal_current(log->journal)) &&
+		    log->waiting[f] == 0 && !log->kept[f])
+			audit_journal_truncate(log->journal, f);
+}
+
+/* A batch is leaving for the database: new rows go to an empty file if there is one. */
+static void audit_journal_rotate(struct audit_log *log)
+{
+	int cur, next;
+
+	if (log->journal == NULL)
+		return;
+	cur = audit_journal_current(log->journal);
+	next = (cur + 1) % AUDIT_JOURNAL_FILES;
+	if (log->waiting[next] == 0 && !log->kept[next])
+		audit_journal_use(log->journal, next);
+}
+
+/* The database refused b: its rows go back in front of the waiting ones. */
+static void audit_requeue(struct audit_log *log, struct audit_batch *b)
+{
+	struct audit_batch *p = log->pending;
+	size_t i, keep;
+
+	if (p == NULL) {
+		log->pending = b;
+		free(b->a);
+		b->a = NULL;
+		return;
+	}
+	keep = b->n + p->n > AUDIT_MAX_PENDING ? AUDIT_MAX_PENDING - p->n : b->n;
+	for (i = keep; i < b->n; i++) {
+		if (b->rows[i].journal >= 0)
+			log->kept[b->rows[i].journal] = 1;
+		log->dropped++;
+	}
+	if (b->cap < keep + p->n) {
+		struct audit_row *rows = realloc(b->rows, (keep + p->n) * sizeof(*rows));
+
+		if (rows == NULL) {
+			for (i = 0; i < b->n; i++)
+				if (b->rows[i].journal >= 0)
+					log->kept[b->rows[i].journal] = 1;
+			log->dropped += keep;
+			audit_batch_free(b);
+			return;
+		}
+		b->rows = rows;
+		b->cap = keep + p->n;
+	}
+	memcpy(b->rows + keep, p->rows, p->n * sizeof(*p->rows));
+	b->n = keep + p->n;
+	free(b->a);
+	b->a = NULL;
+	audit_batch_free(p);
+	log->pending = b;
+}
+
 static void audit_work(struct store *s, void *arg)
 {
 	struct audit_batch *b = arg;
@@ -95,10 +175,19 @@ static void audit_done(void *arg)
 	struct audit_batch *b = arg;
 	struct audit_log *log = b->log;
 
-	if (b->rc < 0)
-		LOG_WARN("%zu audit rows lost: the database refused them (%d)", b->n, b->rc);
-	audit_batch_free(b);
 	log->writing = 0;
+	if (b->rc < 0) {
+		/* Kept in memory (and in the journal) and tried again a little later. */
+		LOG_WARN("%zu audit rows not written yet: the database refused them (%s); "
+			 "retrying",
+			 b->n, strerror(-b->rc));
+		audit_requeue(log, b);
+		if (log->pending && !uv_is_active((uv_handle_t *)&log->timer))
+			uv_timer_start(&log->timer, audit_on_timer, AUDIT_RETRY_MS, 0);
+		return;
+	}
+	audit_journal_committed(log, b, 0);
+	audit_batch_free(b);
 	if (log->pending && log->pending->n >= AUDIT_BATCH_ROWS)
 		audit_start_write(log);
 	else if (log->pending && log->pending->n && !uv_is_active((uv_handle_t *)&log->timer))
@@ -115,10 +204,13 @@ static void audit_start_write(struct audit_log *log)
 	uv_timer_stop(&log->timer);
 	if (audit_batch_prepare(b) < 0 ||
 	    store_run(log->srv->loop, log->srv->store, audit_work, audit_done, b) < 0) {
-		LOG_WARN("%zu audit rows lost: cannot queue the write", b->n);
-		audit_batch_free(b);
+		LOG_WARN("%zu audit rows not written yet: cannot queue the write", b->n);
+		audit_requeue(log, b);
+		if (log->pending && !uv_is_active((uv_handle_t *)&log->timer))
+			uv_timer_start(&log->timer, audit_on_timer, AUDIT_RETRY_MS, 0);
 		return;
 	}
+	audit_journal_rotate(log);
 	log->writing = 1;
 }
 
@@ -130,10 +222,32 @@ static void audit_on_timer(uv_timer_t *t)
 struct audit_log *audit_log_new(struct server *srv)
 {
 	struct audit_log *log = calloc(1, sizeof(*log));
+	int64_t n;
 
 	if (log == NULL)
 		return NULL;
 	log->srv = srv;
+	if (secret_random_hex(8, log->id_prefix, sizeof(log->id_prefix)) < 0) {
+		free(log);
+		return NULL;
+	}
+	if (srv->cfg.data_dir) {
+		log->journal = audit_journal_open(srv->cfg.data_dir);
+		if (log->journal == NULL) {
+			free(log);
+			return NULL;
+		}
+		n = audit_journal_replay(log->journal, srv->store);
+		if (n < 0) {
+			/* Kept for the next start; rows keep going to the journal meanwhile. */
+			LOG_WARN("cannot write the audit journal's rows to the database (%s); "
+				 "they are kept in %s",
+				 strerror((int)-n), srv->cfg.data_dir);
+			log->kept[0] = log->kept[1] = 1;
+		} else if (n > 0) {
+			LOG_INFO("%lld audit rows recovered from the journal", (long long)n);
+		}
+	}
 	uv_timer_init(srv->loop, &log->timer);
 	log->timer.data = log;
 	uv_unref((uv_handle_t *)&log->timer);
@@ -144,13 +258,24 @@ void audit_flush_sync(struct audit_log *log)
 {
 	struct audit_batch *b;
 
-	if (log == NULL || (b = log->pending) == NULL || b->n == 0)
+	if (log == NULL)
 		return;
+	if ((b = log->pending) == NULL || b->n == 0) {
+		struct audit_batch none = {0};
+
+		audit_journal_committed(log, &none, 1);
+		return;
+	}
 	log->pending = NULL;
 	if (audit_batch_prepare(b) == 0)
 		b->rc = log->srv->store->ops->audit_append_many(log->srv->store, b->a, b->n);
-	if (b->rc < 0 || b->a == NULL)
-		LOG_WARN("%zu audit rows lost at shutdown", b->n);
+	if (b->rc < 0 || b->a == NULL) {
+		LOG_WARN("%zu audit rows not written at shutdown; the journal keeps them for the "
+			 "next start",
+			 b->n);
+	} else {
+		audit_journal_committed(log, b, 1);
+	}
 	audit_batch_free(b);
 }
 
@@ -159,6 +284,7 @@ static void audit_on_closed(uv_handle_t *h)
 	struct audit_log *log = h->data;
 
 	audit_batch_free(log->pending);
+	audit_journal_close(log->journal);
 	free(log);
 }
 
@@ -180,6 +306,30 @@ void audit_actor(const struct http_request *req, char out[AUDIT_ACTOR_MAX])
 	}
 	secret_sha256_hex(h.base + 7, h.len - 7, hash);
 	snprintf(out, AUDIT_ACTOR_MAX, "token:%.12s", hash);
+}
+
+/* Makes r survive a crash before its batch is written: see audit_journal.h. */
+static void audit_row_journal(struct audit_log *log, struct audit_row *r)
+{
+	struct store_audit a = {.request_id = r->request_id,
+				.at = r->at,
+				.actor = r->actor,
+				.cluster = r->cluster,
+				.method = r->method,
+				.path = r->path,
+				.status = r->status,
+				.bytes_in = r->bytes_in,
+				.bytes_out = r->bytes_out,
+				.duration_ms = r->duration_ms};
+
+	r->journal = log->journal ? audit_journal_append(log->journal, &a) : -1;
+	if (r->journal >= 0) {
+		log->waiting[r->journal]++;
+	} else if (log->journal && log->journal_failed++ % 1000 == 0) {
+		LOG_WARN("cannot append to the audit journal (%s): %llu rows so far are only in "
+			 "memory until written",
+			 strerror(-r->journal), (unsigned long long)log->journal_failed);
+	}
 }
 
 /* Appends one row to the waiting batch; schedules or starts its write. */
@@ -206,6 +356,8 @@ void audit_record(struct server *srv, const struct audit_entry *e)
 		b->cap = cap;
 	}
 	r = &b->rows[b->n++];
+	snprintf(r->request_id, sizeof(r->request_id), "%s%016llx", log->id_prefix,
+		 (unsigned long long)++log->seq);
 	snprintf(r->actor, sizeof(r->actor), "%s", e->actor);
 	snprintf(r->cluster, sizeof(r->cluster), "%s", e->cluster ? e->cluster : "");
 	snprintf(r->method, sizeof(r->method), "%s", e->method ? e->method : "");
@@ -215,6 +367,7 @@ void audit_record(struct server *srv, const struct audit_entry *e)
 	r->bytes_in = (int64_t)e->bytes_in;
 	r->bytes_out = (int64_t)e->bytes_out;
 	r->duration_ms = (int64_t)(uv_now(srv->loop) - e->start_ms);
+	audit_row_journal(log, r);
 	if (b->n >= AUDIT_BATCH_ROWS)
 		audit_start_write(log);
 	else if (!uv_is_active((uv_handle_t *)&log->timer))

@@ -9,6 +9,11 @@
  * throughput). At most AUDIT_MAX_PENDING rows wait; past that a row is
  * dropped and counted in the log, never a failed request. audit_flush_sync
  * writes what waits at shutdown.
+ *
+ * No row is lost to a crash: each is appended to a journal file in the
+ * data directory before it waits (audit_journal.h), and the journal is
+ * written to the database at the next start. A batch the database refuses
+ * stays in memory and is tried again every AUDIT_RETRY_MS.
  */
 #ifndef LXCM_AUDIT_H
 #define LXCM_AUDIT_H
@@ -24,6 +29,7 @@ struct http_request;
 #define AUDIT_FLUSH_MS 20
 #define AUDIT_BATCH_ROWS 256
 #define AUDIT_MAX_PENDING 16384
+#define AUDIT_RETRY_MS 1000 /* after the database refused a batch */
 
 struct audit_log;
 

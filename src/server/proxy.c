@@ -49,6 +49,7 @@ struct proxy {
 	char accept[32];
 	int websocket;
 	int responded;	   /* response head sent */
+	int audited;	   /* the audit row is recorded */
 	int stream_ended;  /* agent finished the response body */
 	size_t unconsumed; /* response bytes written but not yet credited back */
 	uint64_t bytes_in, bytes_out;
@@ -81,10 +82,18 @@ static int proxy_skip_header(struct slice name)
 
 /* ---- audit ---- */
 
+/*
+ * Records the request's audit row, once: before the end of its response
+ * goes out (so a client that saw the end can count on the row), or when
+ * the proxy is freed for requests that ended otherwise.
+ */
 static void proxy_audit(struct proxy *p)
 {
 	struct audit_entry e;
 
+	if (p->audited)
+		return;
+	p->audited = 1;
 	memset(&e, 0, sizeof(e));
 	memcpy(e.actor, p->actor, sizeof(e.actor));
 	e.cluster = p->cluster;
@@ -131,6 +140,7 @@ static void proxy_fail(struct proxy *p, int status, const char *msg)
 	uv_timer_stop(&p->timer);
 	if (!p->responded) {
 		p->status = status;
+		proxy_audit(p);
 		http_respond_error(req, status, "%s", msg);
 	} else {
 		http_response_abort(req);
@@ -211,6 +221,7 @@ static void proxy_on_end(struct tunnel_stream *s)
 	if (req == NULL || !p->responded)
 		return; /* on_close reports a stream that ended without headers */
 	p->req = NULL;
+	proxy_audit(p);
 	http_response_end(req);
 	/* If the user is still sending a body nobody wants, stop the stream. */
 	if (p->stream)
@@ -351,6 +362,7 @@ static void proxy_ws_on_response(struct tunnel_stream *s, const struct tunnel_he
 		return;
 	}
 	p->status = 101;
+	proxy_audit(p); /* a console may last for hours: the row is written at the upgrade */
 	out[n++] = (struct http_header){LIT("Upgrade"), LIT("websocket")};
 	out[n++] = (struct http_header){LIT("Connection"), LIT("Upgrade")};
 	out[n++] = (struct http_header){LIT("Sec-WebSocket-Accept"), slice_cstr(p->accept)};

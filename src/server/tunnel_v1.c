@@ -90,6 +90,7 @@ struct v1_req {
 	uint64_t start_ms;
 	uint64_t bytes_in, bytes_out;
 	int status;
+	int audited;
 	char uuid[V1_UUID_LEN + 1];
 	char method[16];
 	char path[512]; /* for the audit log and log lines, truncated */
@@ -207,10 +208,14 @@ static struct slice v1_user_secret(const struct http_request *req)
 
 /* ---- audit (the same rows as the v2 proxy writes, audit.c) ---- */
 
+/* Once per request, before its answer goes out (or when it is freed). */
 static void v1_audit(struct v1_req *r)
 {
 	struct audit_entry e;
 
+	if (r->audited)
+		return;
+	r->audited = 1;
 	memset(&e, 0, sizeof(e));
 	memcpy(e.actor, r->actor, sizeof(e.actor));
 	e.cluster = r->tv->cluster;
@@ -255,8 +260,10 @@ static void v1_fail(struct v1_req *r, int status, const char *fmt, ...)
 		msg[0] = '\0';
 	r->req = NULL;
 	r->status = status;
-	if (req)
+	if (req) {
+		v1_audit(r);
 		http_respond_error(req, status, "%s", msg);
+	}
 	v1_req_free(r);
 }
 
@@ -1170,6 +1177,7 @@ static const char *v1_answer(struct v1_req *r, json_t *root)
 		r->req = NULL;
 		r->status = (int)json_integer_value(st);
 		r->bytes_out = rawlen;
+		v1_audit(r);
 		http_respond(req, r->status, rs.h, rs.n, raw, rawlen);
 		v1_req_free(r);
 	}
