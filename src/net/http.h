@@ -26,6 +26,7 @@
 
 #include "common/buf.h"
 #include "common/slice.h"
+#include "net/netaddr.h"
 #include "net/conn.h"
 
 #define HTTP_MAX_HEADERS 128
@@ -99,7 +100,14 @@ struct http_request {
 	int keep_alive;
 
 	const char *peer_fp;   /* client certificate fingerprint or NULL */
-	const char *peer_addr; /* socket address of the client */
+	/*
+	 * The client's address: the socket's, or, when the socket's is a
+	 * trusted proxy (http_server_config.trusted_proxies), the right-most
+	 * X-Forwarded-For entry that is not a trusted proxy.
+	 */
+	const char *peer_addr;
+	const char *socket_addr; /* always the socket's address */
+	char forwarded_addr[NET_ADDR_TEXT_MAX];
 	uint64_t start_ms;
 
 	struct buf body; /* the buffered body (non-streaming routes) */
@@ -127,6 +135,9 @@ struct http_server_config {
 	const struct http_route *routes;
 	size_t nroutes;
 	struct http_limits limits;
+	/* Sources whose X-Forwarded-For is believed (none: it never is). */
+	const struct net_cidr *trusted_proxies;
+	size_t ntrusted_proxies;
 	void *data;
 	const char *name; /* for logs: "management", "connector" */
 	/*

@@ -347,7 +347,7 @@ static struct http_request *hc_request_new(struct http_conn *hc)
 	req->server_data = hc->srv->cfg.data;
 	req->content_length = -1;
 	req->peer_fp = conn_peer_fingerprint(hc->conn);
-	req->peer_addr = conn_peer_addr(hc->conn);
+	req->peer_addr = req->socket_addr = conn_peer_addr(hc->conn);
 	req->start_ms = uv_now(hc->srv->loop);
 	buf_init(&req->head, hc->srv->cfg.limits.max_header_bytes);
 	buf_init(&req->body, hc->srv->cfg.limits.max_json_body);
@@ -496,6 +496,48 @@ static void hc_expect_continue(struct http_conn *hc, struct http_request *req)
 		conn_write(hc->conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 }
 
+/*
+ * Behind a trusted proxy, the client is the right-most X-Forwarded-For entry
+ * that is not itself a trusted proxy (entries left of it could be forged by
+ * the client). Any entry that is not an address stops the walk.
+ */
+static void hc_resolve_client(struct http_server *srv, struct http_request *req)
+{
+	const struct net_cidr *tp = srv->cfg.trusted_proxies;
+	size_t ntp = srv->cfg.ntrusted_proxies, i;
+	struct net_addr a, found;
+	int have = 0;
+
+	if (ntp == 0 || net_addr_parse(req->socket_addr, strlen(req->socket_addr), &a) != 0 ||
+	    !net_cidr_list_contains(tp, ntp, &a))
+		return;
+	for (i = req->nheaders; i-- > 0;) {
+		struct slice v = req->headers[i].value;
+		size_t end = v.len;
+
+		if (!slice_eq_nocase(req->headers[i].name, LIT("X-Forwarded-For")))
+			continue;
+		while (end > 0) {
+			size_t start = end;
+
+			while (start > 0 && v.base[start - 1] != ',')
+				start--;
+			if (net_addr_parse(v.base + start, end - start, &a) != 0)
+				goto done;
+			found = a;
+			have = 1;
+			if (!net_cidr_list_contains(tp, ntp, &a))
+				goto done;
+			end = start ? start - 1 : 0;
+		}
+	}
+done:
+	if (have) {
+		net_addr_format(&found, req->forwarded_addr);
+		req->peer_addr = req->forwarded_addr;
+	}
+}
+
 static int hc_on_headers_complete(llhttp_t *p)
 {
 	struct http_conn *hc = p->data;
@@ -505,6 +547,7 @@ static int hc_on_headers_complete(llhttp_t *p)
 
 	req->st |= RQ_HEADERS_DONE;
 	hc_fill_request(hc, req);
+	hc_resolve_client(hc->srv, req);
 	hc_timer(hc, TM_NONE, 0);
 	rc = router_match(hc->srv->cfg.routes, hc->srv->cfg.nroutes, req);
 	if (rc == -ENOENT)

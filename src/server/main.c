@@ -47,6 +47,8 @@ static void usage(FILE *f)
 	      "                                  (default 64; more are closed at once)\n"
 	      "  --proxy-header-timeout MS       504 when a cluster sends no response headers\n"
 	      "                                  in time (default 60000)\n"
+	      "  --trusted-proxy CIDR[,CIDR...]  believe X-Forwarded-For from these sources\n"
+	      "                                  (repeatable; default: none, never believed)\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -95,6 +97,28 @@ static int parse_num(const char *s, long long min, long long max, long long *out
 	return (errno || *end || end == s || *out < min || *out > max) ? -EINVAL : 0;
 }
 
+/* Adds each range of a comma-separated list to cfg->trusted_proxies. */
+static int parse_trusted_proxies(const char *s, struct server_config *cfg)
+{
+	char item[128];
+
+	while (*s) {
+		size_t n = strcspn(s, ",");
+
+		if (n == 0 || n >= sizeof(item) || cfg->ntrusted_proxies >= SERVER_MAX_TRUSTED_PROXIES)
+			return -EINVAL;
+		memcpy(item, s, n);
+		item[n] = '\0';
+		if (net_cidr_parse(item, &cfg->trusted_proxies[cfg->ntrusted_proxies]) != 0)
+			return -EINVAL;
+		cfg->ntrusted_proxies++;
+		s += n;
+		if (*s == ',' && *++s == '\0')
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int copy_opt(char *dst, size_t len, const char *src)
 {
 	return snprintf(dst, len, "%s", src) >= (int)len ? -ENAMETOOLONG : 0;
@@ -120,6 +144,7 @@ enum {
 	OPT_REPLICA,
 	OPT_MAX_HANDSHAKES,
 	OPT_PROXY_HEADER_TIMEOUT,
+	OPT_TRUSTED_PROXY,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -144,6 +169,7 @@ static const struct option long_opts[] = {
 	{"replica-name", required_argument, NULL, OPT_REPLICA},
 	{"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES},
 	{"proxy-header-timeout", required_argument, NULL, OPT_PROXY_HEADER_TIMEOUT},
+	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -226,6 +252,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			rc = parse_num(optarg, 100, 3600000, &n);
 			cfg->proxy_header_timeout_ms = (uint64_t)n;
 			break;
+		case OPT_TRUSTED_PROXY: rc = optarg[0] ? parse_trusted_proxies(optarg, cfg) : -EINVAL; break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;
@@ -356,6 +383,8 @@ static int server_listen(struct server *srv)
 	m.routes = api_routes;
 	m.nroutes = api_nroutes;
 	m.limits = srv->cfg.limits;
+	m.trusted_proxies = srv->cfg.trusted_proxies;
+	m.ntrusted_proxies = srv->cfg.ntrusted_proxies;
 	m.data = srv;
 	m.name = "management";
 	m.pre_route = auth_management_pre_route;

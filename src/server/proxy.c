@@ -500,7 +500,7 @@ static int proxy_build_head(struct proxy *p, struct http_request *req, struct pr
 	size_t i;
 	int n, rc = 0;
 
-	(void)xff_in; /* X-Forwarded-* from clients are not trusted: replaced below */
+	(void)xff_in; /* replaced below by the client address (believed only from --trusted-proxy) */
 	n = snprintf(ph->path, sizeof(ph->path), "/%.*s%s%.*s", (int)rest.len, rest.base,
 		     req->query.base ? "?" : "", (int)req->query.len,
 		     req->query.base ? req->query.base : "");

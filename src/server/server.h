@@ -26,6 +26,7 @@
 #define SERVER_DEFAULT_TOKEN_TTL_S (24 * 3600)
 #define SERVER_STATUS_BODY_MAX (8 * 1024 * 1024) /* heartbeats carry metrics */
 #define SERVER_MAX_API_TOKENS 64
+#define SERVER_MAX_TRUSTED_PROXIES 64
 
 struct server_config {
 	const char *data_dir;
@@ -45,6 +46,8 @@ struct server_config {
 	double join_rate;  /* join attempts per second per source address */
 	double join_burst;
 	struct http_limits limits;
+	struct net_cidr trusted_proxies[SERVER_MAX_TRUSTED_PROXIES]; /* --trusted-proxy */
+	size_t ntrusted_proxies;
 };
 
 struct server {
