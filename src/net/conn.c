@@ -1,11 +1,14 @@
 /*
  * conn.c - plain or TLS byte streams over libuv.
  *
- * TLS runs through two memory BIOs: ciphertext read from the socket is
- * written into rbio and SSL_read gives plaintext; SSL_write puts ciphertext
- * into wbio, which we drain into uv_write requests. All reads share one
- * loop-wide buffer because libuv delivers them synchronously and we consume
- * them before returning, so an idle connection costs no read buffer.
+ * TLS runs through two BIOs: ciphertext read from the socket is written
+ * into rbio (a memory BIO) and SSL_read gives plaintext; SSL_write puts
+ * ciphertext into wbio, a BIO of our own (conn_bio_*) that appends straight
+ * into the uv_write request being filled (c->wq), which conn_flush_tls then
+ * hands to the socket: no copy out of a memory BIO, and an idle connection
+ * holds no output buffer. All reads share one loop-wide buffer because
+ * libuv delivers them synchronously and we consume them before returning,
+ * so an idle connection costs no read buffer either.
  *
  * Re-entrancy: user callbacks may call conn_close; every loop that calls
  * back checks CONN_F_CLOSING afterwards and stops.
@@ -24,6 +27,10 @@
 #include "common/log.h"
 
 #define CONN_READ_CHUNK (64 * 1024)
+/* The largest TLS record's plaintext; SSL_write cuts its input into these. */
+#define CONN_TLS_RECORD 16384
+/* Room reserved per record for its header, tag and padding. */
+#define CONN_TLS_RECORD_SLACK 128
 
 enum {
 	CONN_F_HANDLE = 1 << 0,	   /* h is initialised and must be closed */
@@ -65,6 +72,8 @@ struct conn {
 	size_t high_water;
 	char *early;	   /* plaintext written before the handshake finished */
 	size_t early_len;
+	struct conn_write_req *wq; /* TLS output being gathered by wbio, not yet written */
+	size_t wq_hint;		   /* ciphertext expected from the SSL_write under way */
 	char *host;
 	int port;
 	char pin[65];
@@ -76,12 +85,15 @@ struct conn_write_req {
 	uv_write_t req;
 	struct conn *c;
 	size_t len;
+	size_t cap;
 	char data[];
 };
 
 /* One pair per thread: a loop runs on one thread and consumes reads at once. */
 static _Thread_local char conn_read_buf[CONN_READ_CHUNK];
 static _Thread_local char conn_plain_buf[CONN_READ_CHUNK];
+/* Small slices of conn_writev are gathered here into whole TLS records. */
+static _Thread_local char conn_stage_buf[CONN_TLS_RECORD];
 
 static void conn_flush_tls(struct conn *c);
 static void conn_tls_input(struct conn *c);
@@ -207,6 +219,7 @@ static void conn_free(struct conn *c)
 		uv_freeaddrinfo(c->ai_list);
 	SSL_free(c->ssl); /* frees the BIOs too */
 	SSL_CTX_free(c->ctx);
+	free(c->wq);
 	free(c->early);
 	free(c->host);
 	free(c);
@@ -321,110 +334,175 @@ static void conn_on_write(uv_write_t *req, int status)
 	}
 }
 
-/* Hands bytes to the socket. They are copied into the write request. */
-static int conn_raw_write(struct conn *c, const void *data, size_t len)
-{
-	struct conn_write_req *w;
-	uv_buf_t b;
-	int rc;
-
-	if (len == 0)
-		return 0;
-	w = malloc(sizeof(*w) + len);
-	if (w == NULL)
-		return -ENOMEM;
-	w->c = c;
-	w->len = len;
-	memcpy(w->data, data, len);
-	b = uv_buf_init(w->data, (unsigned)len);
-	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
-	if (rc < 0) {
-		free(w);
-		return rc;
-	}
-	c->pending += len;
-	return 0;
-}
-
-/* Moves whatever ciphertext OpenSSL produced into one socket write. */
+/* Hands the ciphertext gathered in c->wq to the socket (no copy). */
 static void conn_flush_tls(struct conn *c)
 {
-	size_t n = (size_t)BIO_ctrl_pending(c->wbio);
-	struct conn_write_req *w;
+	struct conn_write_req *w = c->wq;
 	uv_buf_t b;
 	int rc;
 
-	if (n == 0)
+	if (w == NULL || w->len == 0)
 		return;
-	w = malloc(sizeof(*w) + n);
-	if (w == NULL) {
-		conn_end(c, -ENOMEM);
-		return;
-	}
-	w->c = c;
-	w->len = n;
-	if (BIO_read(c->wbio, w->data, (int)n) != (int)n) {
-		free(w);
-		conn_end(c, CONN_ETLS);
-		return;
-	}
-	b = uv_buf_init(w->data, (unsigned)n);
+	c->wq = NULL;
+	b = uv_buf_init(w->data, (unsigned)w->len);
 	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
 	if (rc < 0) {
 		free(w);
 		conn_end(c, rc);
 		return;
 	}
-	c->pending += n;
+	c->pending += w->len;
 }
 
-int conn_write(struct conn *c, const void *data, size_t len)
+/* Before the handshake: keep the bytes until on_open. */
+static int conn_write_early(struct conn *c, const struct slice *v, size_t n, size_t total)
 {
+	char *p;
+	size_t i;
+
+	if (total == 0)
+		return 1;
+	p = realloc(c->early, c->early_len + total);
+	if (p == NULL)
+		return -ENOMEM;
+	c->early = p;
+	for (i = 0; i < n; i++) {
+		if (v[i].len)
+			memcpy(p + c->early_len, v[i].base, v[i].len);
+		c->early_len += v[i].len;
+	}
+	if (c->early_len > c->high_water) {
+		/* Drains once connected and written out. */
+		c->flags |= CONN_F_WANT_DRAIN;
+		return 0;
+	}
+	return 1;
+}
+
+/* Plain: the slices are copied into one write request. */
+static int conn_raw_writev(struct conn *c, const struct slice *v, size_t n, size_t total)
+{
+	struct conn_write_req *w;
+	uv_buf_t b;
+	size_t i, off = 0;
+	int rc;
+
+	if (total == 0)
+		return 0;
+	w = malloc(sizeof(*w) + total);
+	if (w == NULL)
+		return -ENOMEM;
+	w->c = c;
+	w->len = w->cap = total;
+	for (i = 0; i < n; i++) {
+		if (v[i].len)
+			memcpy(w->data + off, v[i].base, v[i].len);
+		off += v[i].len;
+	}
+	b = uv_buf_init(w->data, (unsigned)total);
+	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	c->pending += total;
+	return 0;
+}
+
+/* Encrypts len bytes into c->wq (sized for them up front). */
+static int conn_ssl_write(struct conn *c, const char *p, size_t len)
+{
+	c->wq_hint = len + (len / CONN_TLS_RECORD + 1) * CONN_TLS_RECORD_SLACK;
+	while (len > 0) {
+		int chunk = len > 65536 ? 65536 : (int)len;
+		int n = SSL_write(c->ssl, p, chunk);
+
+		if (n <= 0) {
+			ERR_clear_error();
+			c->wq_hint = 0;
+			return CONN_ETLS;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	c->wq_hint = 0;
+	return 0;
+}
+
+/*
+ * TLS: slices go to SSL_write in whole records where they can. Small ones
+ * (a WebSocket frame header) are gathered in a record-sized staging buffer
+ * and topped up from the slice behind them; whole records of big slices are
+ * encrypted straight from the caller's memory.
+ */
+static int conn_tls_writev(struct conn *c, const struct slice *v, size_t n)
+{
+	size_t staged = 0, i, len, take;
+	const char *p;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		p = v[i].base;
+		len = v[i].len;
+		if (staged) {
+			take = len < CONN_TLS_RECORD - staged ? len : CONN_TLS_RECORD - staged;
+			memcpy(conn_stage_buf + staged, p, take);
+			staged += take;
+			p += take;
+			len -= take;
+			if (staged < CONN_TLS_RECORD)
+				continue;
+			rc = conn_ssl_write(c, conn_stage_buf, staged);
+			if (rc < 0)
+				return rc;
+			staged = 0;
+		}
+		/* The last slice goes whole; others keep their tail for the next. */
+		take = i + 1 < n ? len - len % CONN_TLS_RECORD : len;
+		if (take) {
+			rc = conn_ssl_write(c, p, take);
+			if (rc < 0)
+				return rc;
+		}
+		if (len > take) {
+			memcpy(conn_stage_buf, p + take, len - take);
+			staged = len - take;
+		}
+	}
+	return staged ? conn_ssl_write(c, conn_stage_buf, staged) : 0;
+}
+
+int conn_writev(struct conn *c, const struct slice *v, size_t n)
+{
+	size_t total = 0, i;
 	int rc;
 
 	if (c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN | CONN_F_ENDED))
 		return -EPIPE;
-	if (!(c->flags & CONN_F_OPEN)) {
-		/* Before the handshake: keep it until on_open. */
-		char *p = realloc(c->early, c->early_len + len);
-
-		if (p == NULL)
-			return -ENOMEM;
-		memcpy(p + c->early_len, data, len);
-		c->early = p;
-		c->early_len += len;
-		if (c->early_len > c->high_water) {
-			/* Drains once connected and written out. */
-			c->flags |= CONN_F_WANT_DRAIN;
-			return 0;
-		}
-		return 1;
-	}
+	for (i = 0; i < n; i++)
+		total += v[i].len;
+	if (!(c->flags & CONN_F_OPEN))
+		return conn_write_early(c, v, n, total);
 	if (c->ssl) {
-		const char *p = data;
-
-		while (len > 0) {
-			int chunk = len > 65536 ? 65536 : (int)len;
-			int n = SSL_write(c->ssl, p, chunk);
-
-			if (n <= 0) {
-				ERR_clear_error();
-				return CONN_ETLS;
-			}
-			p += n;
-			len -= (size_t)n;
-		}
+		rc = conn_tls_writev(c, v, n);
 		conn_flush_tls(c);
 	} else {
-		rc = conn_raw_write(c, data, len);
-		if (rc < 0)
-			return rc;
+		rc = conn_raw_writev(c, v, n, total);
 	}
+	if (rc < 0)
+		return rc;
 	if (c->pending > c->high_water) {
 		c->flags |= CONN_F_WANT_DRAIN;
 		return 0;
 	}
 	return 1;
+}
+
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+	struct slice v = slice_make(data, len);
+
+	return conn_writev(c, &v, 1);
 }
 
 void conn_shutdown(struct conn *c)
@@ -626,11 +704,104 @@ static void conn_tls_input(struct conn *c)
 
 /* ---- setting up ---- */
 
+/*
+ * wbio: OpenSSL's output is appended to c->wq, a write request that is not
+ * yet handed to libuv (so it may still grow), sized up front from
+ * c->wq_hint. Writes never block; flushes are no-ops (conn_flush_tls is
+ * ours to call).
+ */
+static int conn_wq_reserve(struct conn *c, size_t len)
+{
+	struct conn_write_req *w = c->wq;
+	size_t used = w ? w->len : 0, cap;
+
+	if (w && w->cap - w->len >= len)
+		return 0;
+	cap = used + len;
+	if (cap < c->wq_hint)
+		cap = c->wq_hint;
+	if (w && cap < 2 * w->cap)
+		cap = 2 * w->cap;
+	if (cap < 4096)
+		cap = 4096;
+	w = realloc(w, sizeof(*w) + cap);
+	if (w == NULL)
+		return -ENOMEM;
+	if (c->wq == NULL) {
+		w->c = c;
+		w->len = 0;
+	}
+	w->cap = cap;
+	c->wq = w;
+	return 0;
+}
+
+static int conn_bio_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+	struct conn *c = BIO_get_data(b);
+
+	*written = 0;
+	if (c == NULL || conn_wq_reserve(c, len) < 0)
+		return 0;
+	memcpy(c->wq->data + c->wq->len, data, len);
+	c->wq->len += len;
+	*written = len;
+	return 1;
+}
+
+static long conn_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct conn *c = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_WPENDING:
+		return c && c->wq ? (long)c->wq->len : 0;
+	default:
+		return 0;
+	}
+}
+
+static int conn_bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *conn_bio_method;
+
+static void conn_bio_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lxcm conn");
+
+	if (m == NULL || BIO_meth_set_write_ex(m, conn_bio_write) != 1 ||
+	    BIO_meth_set_ctrl(m, conn_bio_ctrl) != 1 || BIO_meth_set_create(m, conn_bio_create) != 1) {
+		BIO_meth_free(m);
+		return;
+	}
+	conn_bio_method = m;
+}
+
+static BIO *conn_bio_new(struct conn *c)
+{
+	static uv_once_t once = UV_ONCE_INIT;
+	BIO *b;
+
+	uv_once(&once, conn_bio_method_init);
+	if (conn_bio_method == NULL || (b = BIO_new(conn_bio_method)) == NULL)
+		return NULL;
+	BIO_set_data(b, c);
+	return b;
+}
+
 static int conn_setup_tls(struct conn *c, int client)
 {
 	c->ssl = SSL_new(c->ctx);
 	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = BIO_new(BIO_s_mem());
+	c->wbio = conn_bio_new(c);
 	if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
 		BIO_free(c->rbio);
 		BIO_free(c->wbio);

@@ -11,7 +11,10 @@
  * Callbacks (all on the loop thread, never from inside a conn_* call):
  *   on_open   the connection is usable (connected, TLS handshake done,
  *             pin checked).
- *   on_data   plaintext arrived; the callee may conn_read_stop().
+ *   on_data   plaintext arrived; the callee may conn_read_stop(). The bytes
+ *             lie in a buffer of the conn that is valid during the call
+ *             only; the callee may modify them in place (ws.c unmasks
+ *             there), which is why nothing else reads them afterwards.
  *   on_end    the peer closed (err == 0) or something failed (err < 0,
  *             a uv error code, or CONN_EPIN / CONN_ETLS). Called at most
  *             once; no on_data follows. The user normally calls conn_close.
@@ -26,6 +29,8 @@
 
 #include <openssl/ssl.h>
 #include <uv.h>
+
+#include "common/slice.h"
 
 #define CONN_EPIN (-10001) /* peer certificate does not match the pinned fingerprint */
 #define CONN_ETLS (-10002) /* TLS handshake or record failure */
@@ -60,6 +65,12 @@ void conn_set_high_water(struct conn *c, size_t bytes);
  * conn is closing or failed.
  */
 int conn_write(struct conn *c, const void *data, size_t len);
+/*
+ * conn_write of the n slices one after the other, as if they were one
+ * buffer: with TLS, small slices share a record with the bytes behind them
+ * (a frame header does not cost a record of its own).
+ */
+int conn_writev(struct conn *c, const struct slice *v, size_t n);
 size_t conn_write_pending(const struct conn *c);
 void conn_read_stop(struct conn *c);
 void conn_read_start(struct conn *c);
