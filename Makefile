@@ -10,7 +10,7 @@ FUZZ_BUILD ?= build-fuzz
 # and the short run that is part of `make check` (0 leaves it out).
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS ?=
-CHECK_FUZZ_SECONDS ?= 20
+CHECK_FUZZ_SECONDS ?= 30
 
 .PHONY: all deps build check unit integration demo clean format lint asan fuzz
 
