@@ -17,7 +17,7 @@
  *   connect           opens every tunnel (at most --concurrency dialling)
  *   wait T            waits until every tunnel is up (or T seconds)
  *   mark              starts a clock (before the driver restarts the server)
- *   status            one heartbeat POST per cluster, --concurrency at a time
+ *   status [C]        one heartbeat POST per cluster, C (else --concurrency) at a time
  *   quit
  */
 #include <errno.h>
@@ -65,6 +65,8 @@ static struct {
 	const char *fp;
 	int n;
 	int concurrency;
+	int status_concurrency; /* heartbeats in flight (the status command) */
+	unsigned long resumed0;	/* TLS resumptions before this status round */
 	struct fg_cluster *cl;
 	SSL_CTX *anon; /* no client certificate: management API and joins */
 	/* the current command */
@@ -167,6 +169,9 @@ static void on_join(struct http_fetch_result *res, void *arg)
 	c->ctx = tls_client_ctx_new(&to, err, sizeof(err));
 	if (c->ctx == NULL)
 		fprintf(stderr, "tls ctx %s: %s\n", c->name, err);
+	/* As the agent does (agent_init): tunnel and heartbeats resume sessions. */
+	if (c->ctx && tls_client_enable_resumption(c->ctx) != 0)
+		fprintf(stderr, "tls resumption %s: out of memory\n", c->name);
 	free(c->token);
 	c->token = NULL;
 	enroll_finish_one(c, c->ctx != NULL);
@@ -465,6 +470,7 @@ static void cmd_connect(double secs)
 /* ---------------------------------------------------------------- status */
 
 static void status_next(void);
+static unsigned long total_resumed(void);
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -506,20 +512,33 @@ static void on_status(struct http_fetch_result *res, void *arg)
 		double secs = since_s(G.t0);
 
 		qsort(G.lat, G.nlat, sizeof(double), cmp_double);
-		emit(json_pack("{s:s,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:i}", "event", "status", "posts",
-			       G.n, "failed", G.failed, "seconds", secs, "posts_per_s",
+		emit(json_pack("{s:s,s:i,s:i,s:f,s:f,s:f,s:f,s:f,s:i,s:I}", "event", "status",
+			       "posts", G.n, "failed", G.failed, "seconds", secs, "posts_per_s",
 			       (double)G.nlat / secs, "p50_ms", pct(50), "p99_ms", pct(99), "max_ms",
-			       pct(100), "concurrency", G.concurrency));
+			       pct(100), "concurrency", G.status_concurrency, "tls_resumed",
+			       (json_int_t)(total_resumed() - G.resumed0)));
 		return;
 	}
 	status_next();
+}
+
+/* TLS handshakes of every cluster's context that resumed a session. */
+static unsigned long total_resumed(void)
+{
+	unsigned long n = 0;
+	int i;
+
+	for (i = 0; i < G.n; i++)
+		if (G.cl[i].ctx)
+			n += tls_client_resumed(G.cl[i].ctx);
+	return n;
 }
 
 static void status_next(void)
 {
 	static const struct http_header h[1] = {{LIT("Content-Type"), LIT("application/json")}};
 
-	while (G.inflight < G.concurrency && G.next < G.n) {
+	while (G.inflight < G.status_concurrency && G.next < G.n) {
 		struct fg_cluster *c = &G.cl[G.next++];
 		struct status_req *r = calloc(1, sizeof(*r));
 		struct http_client_opts o;
@@ -563,8 +582,11 @@ static void make_status_body(void)
 	json_decref(o);
 }
 
-static void cmd_status(void)
+/* One round of heartbeats; concurrency > 0 replaces --concurrency for it. */
+static void cmd_status(int concurrency)
 {
+	G.status_concurrency = concurrency > 0 ? concurrency : G.concurrency;
+	G.resumed0 = total_resumed();
 	G.next = G.inflight = G.done = G.failed = 0;
 	G.nlat = 0;
 	G.t0 = now_ms();
@@ -610,7 +632,7 @@ static void run_command(char *cmd)
 		G.reconnects = G.connect_failures = 0;
 		emit(json_pack("{s:s,s:i}", "event", "marked", "up", G.nup));
 	} else if (strcmp(cmd, "status") == 0) {
-		cmd_status();
+		cmd_status(arg ? (int)secs : 0);
 	} else if (strcmp(cmd, "count") == 0) {
 		emit(json_pack("{s:s,s:i}", "event", "count", "up", G.nup));
 	} else if (strcmp(cmd, "quit") == 0) {

@@ -94,6 +94,14 @@ int agent_init(struct agent *ag, uv_loop_t *loop)
 		LOG_ERROR("the agent's certificate: %s", err);
 		return -1;
 	}
+	/*
+	 * Heartbeats open a connection a minute: resuming the session the
+	 * tunnel or the last heartbeat got spares the manager the signature
+	 * and the check of our certificate in every handshake. It still knows
+	 * our certificate (from the session), and the pin is still checked.
+	 */
+	if (tls_client_enable_resumption(ag->mgr_tls) != 0)
+		LOG_WARN("TLS session resumption is off: out of memory");
 	ag->lxd_tls = upstream_tls_new(&ag->cfg.up, &ok, err, sizeof(err));
 	if (!ok) {
 		LOG_ERROR("upstream %s: %s", ag->cfg.up.url, err);

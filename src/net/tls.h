@@ -23,10 +23,37 @@ struct tls_client_opts {
 	const char *key_pem;
 };
 
-/* Returns a new context or NULL with a reason in err. */
+/* Bounds of a server context's session store (contexts that request client certificates). */
+#define TLS_SESSIONS_MAX 65536
+#define TLS_SESSION_BUCKETS 16384
+#define TLS_SESSION_TIMEOUT_S 7200
+
+/*
+ * Returns a new context or NULL with a reason in err. With
+ * request_client_cert the context also keeps sessions in memory for
+ * resumption (see tls.c): a resumed connection's peer certificate is the
+ * one the client proved in its full handshake.
+ */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, int request_client_cert,
 			    char *err, size_t errlen);
 SSL_CTX *tls_client_ctx_new(const struct tls_client_opts *opts, char *err, size_t errlen);
+/*
+ * Client-side TLS session resumption for ctx: the newest session a server
+ * gave (a TLS 1.3 ticket or a 1.2 session) is offered by the next
+ * connection made with ctx to the same SNI and verified host name. The
+ * server then skips its certificate signature and the verification of our
+ * client certificate; it still knows that certificate, from the session.
+ * For contexts that talk to one service (the agent's manager connector).
+ * 0 or -1.
+ */
+int tls_client_enable_resumption(SSL_CTX *ctx);
+/* How many handshakes of ctx resumed a session (0 without resumption). */
+unsigned long tls_client_resumed(SSL_CTX *ctx);
+#define TLS_RESUME_KEY_MAX 528 /* "SNI|host": two DNS names and a separator */
+
+/* Sessions held by a server context's store, and resumptions it served. */
+void tls_server_session_stats(SSL_CTX *ctx, size_t *stored, unsigned long *hits);
+
 /* Installs an ALPN list on a client context ("\x08http/1.1" style). */
 int tls_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned len);
 
