@@ -40,4 +40,10 @@ void fzserver_rearm_auth(void);
 /* Gives "joinme" a fresh join token (and no cluster): before a join input. */
 void fzserver_rearm_join(void);
 
+/*
+ * Enrolls a cluster name whose TLS client certificate has this SHA-256
+ * fingerprint (once; the server starts with "enrolled" so enrolled).
+ */
+void fzserver_enroll(const char *name, const char *fingerprint);
+
 #endif
