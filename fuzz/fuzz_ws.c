@@ -1,5 +1,5 @@
 /*
- * fuzz_ws.c - WebSocket framing from a hostile peer (src/net/ws.c on wslay,
+ * fuzz_ws.c - WebSocket framing from a hostile peer (src/net/ws.c, our codec,
  * over conn.c) on a loopback TCP connection inside the fuzzer process.
  *
  * Byte 0 of the input is a set of flags, the rest is the peer's byte

@@ -1,26 +1,46 @@
 /*
- * ws.c - WebSocket over a conn with wslay's event API.
+ * ws.c - WebSocket (RFC 6455) over a conn, both roles, with our own frame
+ * codec.
  *
- * Input: the conn hands us plaintext in on_data; we point w->in at it and run
- * wslay_event_recv, whose recv callback copies from our backlog first (bytes
- * kept while reading was stopped, or that came with the upgrade) and then
- * from w->in, and says WOULDBLOCK when both are empty or reading is stopped.
- * wslay reads ahead up to 4 KiB, so a few messages may still complete after
- * ws_read_stop: those are held (copied) and delivered after ws_read_start,
- * which keeps the promise that no on_message runs while stopped.
+ * Why not wslay (DESIGN.md named it): wslay unmasks and masks one byte at a
+ * time and pulls its input through a 4 KiB buffer, then reassembles and
+ * flattens every message; on a bulk download through the tunnel that was a
+ * quarter of all CPU (docs/performance.md). The codec here is small: a 2 to
+ * 14 byte header, a mask applied a 64-bit word at a time, and the rules of
+ * RFC 6455 section 5 that wslay enforced.
  *
- * Output: the send callback never blocks. It coalesces wslay's small writes
- * (frame headers, 4 KiB masked chunks) into w->obuf and gives big payloads
- * straight to conn_write, which copies; so every wslay_event_send empties
- * wslay's queue, and the only real output queue is the conn's. Backpressure
- * is ws_pending() against WS_HIGH_WATER; the conn's high-water mark is set to
- * half of it, so whenever we report "full" the conn has flagged a drain too.
+ * Input: the conn hands us plaintext in on_data and frames are parsed in
+ * place from that buffer (conn.h lets us modify it). A header is read
+ * straight from it, or gathered in w->hbuf when it straddles two reads. A
+ * data frame that is a whole message and lies whole in the buffer is
+ * unmasked in place and handed to on_message without a copy; any other
+ * message is unmasked into w->m_data while it is copied (one pass) and
+ * delivered after its last frame. The mask's phase is carried across reads.
+ *
+ * The parser stops right after a message when on_message calls
+ * ws_read_stop; what is left of the buffer goes to w->backlog (bounded: the
+ * conn delivers no more once stopped) and is parsed after ws_read_start, on
+ * a later loop turn. So no on_message runs while reading is stopped, and no
+ * decoded message ever has to be held.
+ *
+ * Output: ws_send writes the frame at once. The server hands header and
+ * payload to conn_writev (no copy here); the client masks the payload into
+ * a per-thread buffer, a word at a time, and writes that. The only output
+ * queue is the conn's: backpressure is ws_pending() against WS_HIGH_WATER,
+ * and the conn's high-water mark is half of it, so whenever we report
+ * "full" the conn has flagged a drain too.
+ *
+ * Peer errors ("fail the WebSocket connection", RFC 6455 section 7.1.7):
+ * we send a close frame with 1002, 1007 or 1009, stop parsing, and wait (at
+ * most WS_CLOSE_TIMEOUT_MS) for the peer to close its end, so that closing
+ * ours does not reset the connection under our close frame.
  *
  * Closing: w->flags & WS_F_CLOSING means the conn is being closed (or
  * flushed, then closed). The ws lives on until the conn's on_close, where the
  * user's on_close runs once; then our two handles are closed and the last
- * close callback frees the ws. Nothing here frees the ws from inside a wslay
- * or conn call, so callers up the stack may look at w->flags afterwards.
+ * close callback frees the ws. Nothing here frees the ws from inside a conn
+ * call or a user callback, so callers up the stack may look at w->flags
+ * afterwards.
  */
 #include "net/ws.h"
 
@@ -30,75 +50,82 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <wslay/wslay.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/slice.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-/* Smaller writes are gathered into one conn_write up to this size. */
-#define WS_OBUF_FLUSH (64 * 1024)
 /*
  * Cap on bytes kept unparsed while reading is stopped: one conn read (64 KiB)
  * plus what came with the upgrade (at most the HTTP header cap).
  */
 #define WS_MAX_BACKLOG (256 * 1024)
-/*
- * Cap on held messages beyond max_message: after ws_read_stop only what
- * wslay had already buffered (4 KiB) can still complete.
- */
-#define WS_HELD_SLACK (64 * 1024)
 /* Control frames carry up to 125 bytes; a smaller cap would break pings. */
 #define WS_MIN_MAX_MESSAGE 125
+#define WS_MAX_CONTROL 125
 #define WS_MAX_REASON 123
+#define WS_MAX_HEADER 14
+/* A client's output is masked into a per-thread buffer of this size. */
+#define WS_MASK_CHUNK (64 * 1024)
+/* Masking keys come from RAND_bytes this many bytes at a time. */
+#define WS_KEY_POOL 4096
+
+#define WS_FIN 0x80
+#define WS_MASK_BIT 0x80
+#define WS_OP_CONT 0x0
+#define WS_OP_CLOSE 0x8
+#define WS_OP_PING 0x9
+#define WS_OP_PONG 0xa
+#define WS_OP_CONTROL 0x8 /* the bit that makes an opcode a control opcode */
 
 enum {
 	WS_F_CLIENT = 1 << 0,
 	WS_F_PAUSED = 1 << 1,	   /* ws_read_stop */
-	WS_F_IN_RECV = 1 << 2,	   /* inside wslay_event_recv */
+	WS_F_READ_DONE = 1 << 2,   /* parse nothing more: a close frame came, or we failed the peer */
 	WS_F_CLOSING = 1 << 3,	   /* finished: the conn is closing */
 	WS_F_USER_CLOSED = 1 << 4, /* ws_close called: no more messages */
 	WS_F_WANT_DRAIN = 1 << 5,  /* ws_send returned 0 */
 	WS_F_PEER_EOF = 1 << 6,	   /* the conn ended while bytes were still kept */
 	WS_F_LINGER = 1 << 7,	   /* we failed the peer: wait for its EOF */
-	WS_F_PEER_ERROR = 1 << 8,  /* wslay's frame parser rejected the input */
-};
-
-struct ws_held {
-	struct ws_held *next;
-	int opcode;
-	size_t len;
-	char data[];
+	WS_F_CLOSE_SENT = 1 << 8,
+	WS_F_CLOSE_RCVD = 1 << 9,
 };
 
 struct ws {
 	struct conn *conn;
-	wslay_event_context_ptr ctx;
 	const struct ws_callbacks *cbs;
 	void *data;
 	size_t max_message;
 	unsigned flags;
 	int close_code;
 	uv_timer_t timer; /* closing handshake, linger and flush timeouts */
-	uv_idle_t idle;	  /* delivers kept input on a later loop turn */
+	uv_idle_t idle;	  /* parses kept input on a later loop turn */
 	int handles;
-	/* Input. */
-	const char *in;
-	size_t in_len;
+	/* Input kept for later: bytes of the upgrade, or left while stopped. */
 	struct buf backlog; /* capped at WS_MAX_BACKLOG */
 	size_t backlog_off;
-	struct ws_held *held, *held_tail;
-	size_t held_bytes; /* capped at max_message + WS_HELD_SLACK */
-	/* Output. */
-	struct buf obuf;
-	int write_err;
+	/* The frame being parsed. */
+	uint8_t hbuf[WS_MAX_HEADER]; /* a header that straddles two reads */
+	size_t hlen;
+	int in_frame; /* the header is done, f_left payload bytes are due */
+	uint8_t f_op, f_fin, f_masked;
+	uint8_t f_key[4];
+	unsigned f_phase; /* payload bytes unmasked so far, mod 4 */
+	uint64_t f_left;
+	/* The data message being received: its opcode (0 between messages). */
+	int m_op;
+	uint8_t *m_data; /* NULL while nothing had to be copied */
+	size_t m_len, m_cap; /* m_len <= max_message */
+	struct ws__utf8 m_utf8;
+	/* The control frame being received. */
+	uint8_t ctl[WS_MAX_CONTROL];
+	size_t ctl_len;
 };
 
 static const struct conn_callbacks ws_conn_cbs;
 
-static void ws_flush(struct ws *w);
-static void ws_pump(struct ws *w);
+static void ws_on_timer(uv_timer_t *t);
 
 /* ---- accessors ---- */
 
@@ -119,31 +146,119 @@ struct conn *ws_conn(const struct ws *w)
 
 size_t ws_pending(const struct ws *w)
 {
-	size_t n = wslay_event_get_queued_msg_length(w->ctx) + w->obuf.len;
+	return w->conn ? conn_write_pending(w->conn) : 0;
+}
 
-	return w->conn ? n + conn_write_pending(w->conn) : n;
+/* ---- masking and UTF-8 ---- */
+
+/*
+ * The key widened to 64 bits and rotated to the phase, so that byte i of the
+ * span is XORed with k[i & 7]. memcpy loads and stores compile to plain
+ * (unaligned) word moves, and the loop over 32 bytes vectorises.
+ */
+unsigned ws__mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], unsigned phase)
+{
+	uint8_t k[8];
+	uint64_t m, a, b, c, d;
+	size_t i = 0, j;
+
+	for (j = 0; j < 8; j++)
+		k[j] = key[(phase + j) & 3];
+	memcpy(&m, k, 8);
+	for (; i + 32 <= n; i += 32) {
+		memcpy(&a, src + i, 8);
+		memcpy(&b, src + i + 8, 8);
+		memcpy(&c, src + i + 16, 8);
+		memcpy(&d, src + i + 24, 8);
+		a ^= m;
+		b ^= m;
+		c ^= m;
+		d ^= m;
+		memcpy(dst + i, &a, 8);
+		memcpy(dst + i + 8, &b, 8);
+		memcpy(dst + i + 16, &c, 8);
+		memcpy(dst + i + 24, &d, 8);
+	}
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&a, src + i, 8);
+		a ^= m;
+		memcpy(dst + i, &a, 8);
+	}
+	for (; i < n; i++)
+		dst[i] = src[i] ^ k[i & 7];
+	return (unsigned)((phase + n) & 3);
+}
+
+/*
+ * RFC 3629: after a lead byte, u->need continuation bytes are due, the next
+ * one in [lo, hi] (narrower after E0, ED, F0 and F4: no overlong forms, no
+ * surrogates, nothing above U+10FFFF). ASCII is skipped 8 bytes at a time.
+ */
+int ws__utf8(struct ws__utf8 *u, const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	uint64_t v;
+	uint8_t ch;
+
+	while (i < n) {
+		if (u->need) {
+			ch = p[i++];
+			if (ch < u->lo || ch > u->hi)
+				return -1;
+			u->need--;
+			u->lo = 0x80;
+			u->hi = 0xbf;
+			continue;
+		}
+		while (i + 8 <= n) {
+			memcpy(&v, p + i, 8);
+			if (v & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i == n)
+			break;
+		ch = p[i++];
+		if (ch < 0x80)
+			continue;
+		u->lo = 0x80;
+		u->hi = 0xbf;
+		if (ch < 0xc2 || ch > 0xf4)
+			return -1;
+		if (ch < 0xe0) {
+			u->need = 1;
+		} else if (ch < 0xf0) {
+			u->need = 2;
+			if (ch == 0xe0)
+				u->lo = 0xa0;
+			else if (ch == 0xed)
+				u->hi = 0x9f;
+		} else {
+			u->need = 3;
+			if (ch == 0xf0)
+				u->lo = 0x90;
+			else if (ch == 0xf4)
+				u->hi = 0x8f;
+		}
+	}
+	return 0;
 }
 
 /* ---- lifetime ---- */
 
-static void ws_held_free(struct ws *w)
+static void ws_msg_reset(struct ws *w)
 {
-	struct ws_held *m;
-
-	while ((m = w->held) != NULL) {
-		w->held = m->next;
-		free(m);
-	}
-	w->held_tail = NULL;
-	w->held_bytes = 0;
+	free(w->m_data);
+	w->m_data = NULL;
+	w->m_len = w->m_cap = 0;
+	w->m_op = 0;
+	memset(&w->m_utf8, 0, sizeof(w->m_utf8));
 }
 
 static void ws_free(struct ws *w)
 {
-	wslay_event_context_free(w->ctx);
 	buf_free(&w->backlog);
-	buf_free(&w->obuf);
-	ws_held_free(w);
+	ws_msg_reset(w);
 	free(w);
 }
 
@@ -173,8 +288,6 @@ static void ws_on_conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&w->timer, ws_on_handle_closed);
 	uv_close((uv_handle_t *)&w->idle, ws_on_handle_closed);
 }
-
-static void ws_on_timer(uv_timer_t *t);
 
 /*
  * Ends the WebSocket with code. graceful: flush queued output first (bounded
@@ -209,95 +322,113 @@ static void ws_on_timer(uv_timer_t *t)
 	ws_finish(w, (w->flags & WS_F_LINGER) ? w->close_code : WS_CLOSE_ABNORMAL, 0);
 }
 
-/*
- * Looks at wslay's closing state after input was parsed or output sent, and
- * decides whether the connection is done.
- */
+/* Both close frames went: the closing handshake is complete. */
 static void ws_check_done(struct ws *w)
 {
-	wslay_event_context_ptr ctx = w->ctx;
-
-	if ((w->flags & WS_F_CLOSING) || wslay_event_want_write(ctx))
-		return;
-	if (!wslay_event_get_close_sent(ctx)) {
-		if (!wslay_event_want_read(ctx) || !wslay_event_get_write_enabled(ctx))
-			ws_finish(w, -EPROTO, 0);
-		return;
-	}
-	if (wslay_event_get_close_received(ctx)) {
-		/* Both close frames went: the handshake is complete. */
-		ws_finish(w, wslay_event_get_status_code_received(ctx), 1);
-		return;
-	}
-	if (wslay_event_want_read(ctx) || (w->flags & WS_F_LINGER))
-		return; /* ws_close: waiting for the peer's close frame */
-	/*
-	 * We failed the peer (bad frame, message too big, bad UTF-8). Discard
-	 * its input until it closes, so that closing our end does not reset the
-	 * connection under our close frame.
-	 */
-	w->flags |= WS_F_LINGER;
-	w->close_code = (w->flags & WS_F_PEER_ERROR) ? WS_CLOSE_PROTOCOL_ERROR
-						     : wslay_event_get_status_code_sent(ctx);
-	if (w->close_code == WS_CLOSE_TOO_BIG)
-		LOG_INFO("closing %s: a message exceeded %zu bytes", conn_peer_addr(w->conn),
-			 w->max_message);
-	else
-		LOG_DEBUG("closing %s: protocol error (%d)", conn_peer_addr(w->conn),
-			  w->close_code);
-	uv_timer_start(&w->timer, ws_on_timer, WS_CLOSE_TIMEOUT_MS, 0);
+	if ((w->flags & (WS_F_CLOSING | WS_F_CLOSE_SENT | WS_F_CLOSE_RCVD)) ==
+	    (WS_F_CLOSE_SENT | WS_F_CLOSE_RCVD))
+		ws_finish(w, w->close_code, 1);
 }
 
 /* ---- output ---- */
 
-static int ws_obuf_flush(struct ws *w)
+static _Thread_local uint8_t ws_key_pool[WS_KEY_POOL];
+static _Thread_local size_t ws_key_off = WS_KEY_POOL;
+static _Thread_local uint8_t ws_mask_buf[WS_MAX_HEADER + WS_MASK_CHUNK];
+
+/* A fresh masking key: one RAND_bytes call per 1024 frames, not per frame. */
+static int ws_mask_key(uint8_t key[4])
 {
+	if (ws_key_off + 4 > WS_KEY_POOL) {
+		if (RAND_bytes(ws_key_pool, WS_KEY_POOL) != 1)
+			return -EIO;
+		ws_key_off = 0;
+	}
+	memcpy(key, ws_key_pool + ws_key_off, 4);
+	ws_key_off += 4;
+	return 0;
+}
+
+/* Client role: header h (key last) and the masked payload, in 64 KiB writes. */
+static int ws_write_masked(struct ws *w, const uint8_t *h, size_t hlen, const uint8_t *data,
+			   size_t len)
+{
+	const uint8_t *key = h + hlen - 4;
+	size_t used = hlen, take;
+	unsigned phase = 0;
 	int rc;
 
-	if (w->obuf.len == 0)
-		return 0;
-	rc = conn_write(w->conn, w->obuf.data, w->obuf.len);
-	buf_reset(&w->obuf);
+	memcpy(ws_mask_buf, h, hlen);
+	for (;;) {
+		take = len < sizeof(ws_mask_buf) - used ? len : sizeof(ws_mask_buf) - used;
+		phase = ws__mask(ws_mask_buf + used, data, take, key, phase);
+		rc = conn_write(w->conn, ws_mask_buf, used + take);
+		if (rc < 0)
+			return rc;
+		data += take;
+		len -= take;
+		if (len == 0)
+			return 0;
+		used = 0;
+	}
+}
+
+/*
+ * Writes one frame (b0 = FIN | opcode) to the conn. A write error finishes
+ * the WebSocket (on_close follows later) and is returned.
+ */
+static int ws_write_frame(struct ws *w, uint8_t b0, const void *data, size_t len)
+{
+	uint8_t h[WS_MAX_HEADER];
+	size_t hlen = 2, i;
+	int rc;
+
+	h[0] = b0;
+	if (len < 126) {
+		h[1] = (uint8_t)len;
+	} else if (len <= 0xffff) {
+		h[1] = 126;
+		h[2] = (uint8_t)(len >> 8);
+		h[3] = (uint8_t)len;
+		hlen = 4;
+	} else {
+		h[1] = 127;
+		for (i = 0; i < 8; i++)
+			h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+		hlen = 10;
+	}
+	if (w->flags & WS_F_CLIENT) {
+		h[1] |= WS_MASK_BIT;
+		rc = ws_mask_key(h + hlen);
+		if (rc == 0)
+			rc = ws_write_masked(w, h, hlen + 4, data, len);
+	} else {
+		struct slice v[2] = {slice_make((const char *)h, hlen), slice_make(data, len)};
+
+		rc = conn_writev(w->conn, v, len ? 2 : 1);
+	}
+	if (rc < 0)
+		ws_finish(w, rc, 0);
 	return rc < 0 ? rc : 0;
 }
 
-static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-			  void *user)
+/* Our close frame: code 0 sends none (and no reason). */
+static int ws_send_close(struct ws *w, uint16_t code, const uint8_t *reason, size_t rlen)
 {
-	struct ws *w = user;
-	int rc = 0;
+	uint8_t p[2 + WS_MAX_REASON];
+	size_t n = 0;
 
-	(void)flags;
-	if (w->flags & WS_F_CLOSING) {
-		rc = -EPIPE;
-	} else if (len >= WS_OBUF_FLUSH) {
-		rc = ws_obuf_flush(w);
-		if (rc == 0) {
-			rc = conn_write(w->conn, data, len);
-			rc = rc < 0 ? rc : 0;
-		}
-	} else {
-		if (w->obuf.len + len > WS_OBUF_FLUSH)
-			rc = ws_obuf_flush(w);
-		if (rc == 0)
-			rc = buf_append(&w->obuf, data, len);
+	w->flags |= WS_F_CLOSE_SENT;
+	if (code) {
+		if (rlen > WS_MAX_REASON)
+			rlen = WS_MAX_REASON;
+		p[0] = (uint8_t)(code >> 8);
+		p[1] = (uint8_t)code;
+		if (rlen)
+			memcpy(p + 2, reason, rlen);
+		n = 2 + rlen;
 	}
-	if (rc < 0 || (w->flags & WS_F_CLOSING)) {
-		w->write_err = rc < 0 ? rc : -EPIPE;
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return (ssize_t)len;
-}
-
-static int ws_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
-{
-	(void)user;
-	if (RAND_bytes(buf, (int)len) != 1) {
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-		return -1;
-	}
-	return 0;
+	return ws_write_frame(w, WS_FIN | WS_OP_CLOSE, p, n);
 }
 
 /* Calls the user's on_drain once the output fell to half the high-water mark. */
@@ -311,30 +442,303 @@ static void ws_maybe_drain(struct ws *w)
 		w->cbs->on_drain(w);
 }
 
-/* Sends whatever wslay queued (never blocks, see above), then checks for the end. */
-static void ws_flush(struct ws *w)
-{
-	int rv;
+/* ---- input: frames ---- */
 
-	if (w->flags & (WS_F_CLOSING | WS_F_IN_RECV))
-		return; /* inside recv, ws_pump flushes afterwards */
-	if (wslay_event_want_write(w->ctx)) {
-		w->write_err = 0;
-		rv = wslay_event_send(w->ctx);
-		if (rv == 0 && !(w->flags & WS_F_CLOSING))
-			rv = ws_obuf_flush(w);
-		if (w->flags & WS_F_CLOSING)
+/*
+ * Fails the peer with code (1002, 1007, 1009): our close frame, then no more
+ * parsing while we wait for its EOF. Returns -1 for the parser's callers.
+ */
+static int ws_fail(struct ws *w, int code, const char *why)
+{
+	if (w->flags & (WS_F_CLOSING | WS_F_READ_DONE))
+		return -1;
+	w->flags |= WS_F_READ_DONE | WS_F_LINGER;
+	w->close_code = code;
+	ws_msg_reset(w);
+	if (code == WS_CLOSE_TOO_BIG)
+		LOG_INFO("closing %s: a message exceeded %zu bytes", conn_peer_addr(w->conn),
+			 w->max_message);
+	else
+		LOG_DEBUG("closing %s: %s (%d)", conn_peer_addr(w->conn), why, code);
+	if (!(w->flags & WS_F_CLOSE_SENT) && ws_send_close(w, (uint16_t)code, NULL, 0) < 0)
+		return -1;
+	uv_timer_start(&w->timer, ws_on_timer, WS_CLOSE_TIMEOUT_MS, 0);
+	return -1;
+}
+
+static size_t ws_header_size(const uint8_t *h)
+{
+	size_t n = (h[1] & WS_MASK_BIT) ? 6 : 2;
+
+	if ((h[1] & 0x7f) == 126)
+		n += 2;
+	else if ((h[1] & 0x7f) == 127)
+		n += 8;
+	return n;
+}
+
+/*
+ * The payload length after the 7-bit one. Like wslay we take only the
+ * shortest encoding (RFC 6455 section 5.2 says "the minimal number of
+ * bytes MUST be used") and no 64-bit length with the top bit set.
+ */
+static int ws_frame_length(struct ws *w, const uint8_t *h, uint64_t *len, size_t *off)
+{
+	unsigned len7 = h[1] & 0x7f;
+	size_t i;
+
+	*len = len7;
+	*off = 2;
+	if (len7 == 126) {
+		*len = (uint64_t)h[2] << 8 | h[3];
+		*off = 4;
+		if (*len < 126)
+			return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "16-bit length below 126");
+	} else if (len7 == 127) {
+		*len = 0;
+		for (i = 0; i < 8; i++)
+			*len = *len << 8 | h[2 + i];
+		*off = 10;
+		if (*len < 65536 || (*len >> 63))
+			return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "bad 64-bit length");
+	}
+	return 0;
+}
+
+/* Checks a whole header (RFC 6455 sections 5.2 to 5.5) and starts its frame. */
+static int ws_begin_frame(struct ws *w, const uint8_t *h)
+{
+	unsigned op = h[0] & 0x0f, fin = (h[0] & WS_FIN) != 0, masked = (h[1] & WS_MASK_BIT) != 0;
+	uint64_t len;
+	size_t off;
+
+	if (h[0] & 0x70)
+		return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "reserved bits set");
+	if (op > WS_BINARY && op != WS_OP_CLOSE && op != WS_OP_PING && op != WS_OP_PONG)
+		return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "reserved opcode");
+	if ((op & WS_OP_CONTROL) && (!fin || (h[1] & 0x7f) > WS_MAX_CONTROL))
+		return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "fragmented or long control frame");
+	if (masked != !(w->flags & WS_F_CLIENT))
+		return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR,
+			       masked ? "masked frame from the server" : "unmasked client frame");
+	if (ws_frame_length(w, h, &len, &off) < 0)
+		return -1;
+	if (op & WS_OP_CONTROL) {
+		w->ctl_len = 0;
+	} else {
+		if ((op == WS_OP_CONT) != (w->m_op != 0))
+			return ws_fail(w, WS_CLOSE_PROTOCOL_ERROR,
+				       op == WS_OP_CONT ? "continuation without a message"
+							: "new message inside a fragmented one");
+		if (len > w->max_message - w->m_len)
+			return ws_fail(w, WS_CLOSE_TOO_BIG, "message too big");
+		if (op != WS_OP_CONT)
+			w->m_op = (int)op;
+	}
+	w->f_op = (uint8_t)op;
+	w->f_fin = (uint8_t)fin;
+	w->f_masked = (uint8_t)masked;
+	if (masked)
+		memcpy(w->f_key, h + off, 4);
+	w->f_phase = 0;
+	w->f_left = len;
+	w->in_frame = 1;
+	return 0;
+}
+
+/* Reads a header from p, or gathers it in hbuf across reads. Returns bytes used. */
+static size_t ws_take_header(struct ws *w, const uint8_t *p, size_t n)
+{
+	size_t used = 0, need, take;
+
+	if (w->hlen == 0 && n >= 2 && n >= (need = ws_header_size(p))) {
+		(void)ws_begin_frame(w, p);
+		return need;
+	}
+	for (;;) {
+		need = w->hlen < 2 ? 2 : ws_header_size(w->hbuf);
+		if (w->hlen == need)
+			break;
+		if (used == n)
+			return used;
+		take = need - w->hlen < n - used ? need - w->hlen : n - used;
+		memcpy(w->hbuf + w->hlen, p + used, take);
+		w->hlen += take;
+		used += take;
+	}
+	w->hlen = 0;
+	(void)ws_begin_frame(w, w->hbuf);
+	return used;
+}
+
+static void ws_unmask(struct ws *w, uint8_t *dst, const uint8_t *src, size_t n)
+{
+	if (w->f_masked)
+		w->f_phase = ws__mask(dst, src, n, w->f_key, w->f_phase);
+	else if (dst != src)
+		memcpy(dst, src, n);
+}
+
+/*
+ * A whole data message: checked, then handed to the user. The message state
+ * is reset first, so on_message may stop reading, close or abort.
+ */
+static void ws_message(struct ws *w, const uint8_t *data, size_t len)
+{
+	int op = w->m_op;
+	uint8_t *own = w->m_data;
+
+	if (op == WS_TEXT && w->m_utf8.need) {
+		ws_fail(w, WS_CLOSE_INVALID_DATA, "text message ends inside a character");
+		return;
+	}
+	w->m_data = NULL;
+	ws_msg_reset(w);
+	if (!(w->flags & WS_F_USER_CLOSED) && w->cbs->on_message)
+		w->cbs->on_message(w, op, data ? (const char *)data : "", len);
+	free(own);
+}
+
+/* Copies (unmasking) a fragment or a frame that straddles reads into m_data. */
+static int ws_take_copy(struct ws *w, const uint8_t *p, size_t take)
+{
+	if (w->m_cap - w->m_len < w->f_left) {
+		/* f_left <= max_message - m_len: checked when the frame began. */
+		size_t cap = w->m_len + (size_t)w->f_left;
+		uint8_t *np = realloc(w->m_data, cap);
+
+		if (np == NULL) {
+			ws_finish(w, -ENOMEM, 0);
+			return -1;
+		}
+		w->m_data = np;
+		w->m_cap = cap;
+	}
+	ws_unmask(w, w->m_data + w->m_len, p, take);
+	if (w->m_op == WS_TEXT && ws__utf8(&w->m_utf8, w->m_data + w->m_len, take) < 0)
+		return ws_fail(w, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+	w->m_len += take;
+	return 0;
+}
+
+/* Payload bytes of the current frame from p. Returns bytes used. */
+static size_t ws_take_payload(struct ws *w, uint8_t *p, size_t n)
+{
+	size_t take = w->f_left < n ? (size_t)w->f_left : n;
+
+	if (w->f_op & WS_OP_CONTROL) {
+		ws_unmask(w, w->ctl + w->ctl_len, p, take);
+		w->ctl_len += take;
+	} else if (w->m_data == NULL && w->f_fin && take == w->f_left) {
+		/* The whole message is here: unmask in place, no copy. */
+		ws_unmask(w, p, p, take);
+		w->f_left = 0;
+		w->in_frame = 0;
+		if (w->m_op == WS_TEXT && ws__utf8(&w->m_utf8, p, take) < 0)
+			ws_fail(w, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
+		else
+			ws_message(w, p, take);
+		return take;
+	} else if (ws_take_copy(w, p, take) < 0) {
+		return take;
+	}
+	w->f_left -= take;
+	return take;
+}
+
+static int ws_code_sendable(uint16_t code)
+{
+	return (code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006) ||
+	       (code >= 3000 && code <= 4999);
+}
+
+/* The peer's close frame: check it, echo it, and finish if ours went already. */
+static void ws_close_frame(struct ws *w)
+{
+	uint16_t code = 0;
+	struct ws__utf8 u = {0};
+
+	if (w->ctl_len == 1) {
+		ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte body");
+		return;
+	}
+	if (w->ctl_len >= 2) {
+		code = (uint16_t)(w->ctl[0] << 8 | w->ctl[1]);
+		if (!ws_code_sendable(code)) {
+			ws_fail(w, WS_CLOSE_PROTOCOL_ERROR, "invalid close code");
 			return;
-		if (rv < 0) {
-			buf_reset(&w->obuf);
-			ws_finish(w, w->write_err ? w->write_err : -EIO, 0);
+		}
+		if (ws__utf8(&u, w->ctl + 2, w->ctl_len - 2) < 0 || u.need) {
+			ws_fail(w, WS_CLOSE_INVALID_DATA, "close reason is not UTF-8");
 			return;
 		}
 	}
+	w->flags |= WS_F_CLOSE_RCVD | WS_F_READ_DONE;
+	w->close_code = code ? code : WS_CLOSE_NO_STATUS;
+	if (!(w->flags & WS_F_CLOSE_SENT) &&
+	    ws_send_close(w, code, w->ctl + 2, code ? w->ctl_len - 2 : 0) < 0)
+		return;
 	ws_check_done(w);
 }
 
-/* ---- input ---- */
+/* The payload of the current frame is complete. */
+static void ws_end_frame(struct ws *w)
+{
+	w->in_frame = 0;
+	switch (w->f_op) {
+	case WS_OP_CLOSE:
+		ws_close_frame(w);
+		break;
+	case WS_OP_PING:
+		/* Answered at once; after our close frame nothing more goes out. */
+		if (!(w->flags & WS_F_CLOSE_SENT))
+			(void)ws_write_frame(w, WS_FIN | WS_OP_PONG, w->ctl, w->ctl_len);
+		break;
+	case WS_OP_PONG:
+		break;
+	default:
+		if (w->f_fin)
+			ws_message(w, w->m_data, w->m_len);
+		break;
+	}
+}
+
+/*
+ * Parses frames from p[0..n) (which it may modify: unmasking in place) until
+ * the input ends, reading stops, or the WebSocket is done reading. Returns
+ * the bytes used; the rest must be kept for later unless reading is done.
+ */
+static size_t ws_parse(struct ws *w, uint8_t *p, size_t n)
+{
+	size_t used = 0;
+
+	while (!(w->flags & (WS_F_PAUSED | WS_F_CLOSING | WS_F_READ_DONE))) {
+		if (w->in_frame && w->f_left == 0) {
+			ws_end_frame(w);
+			continue;
+		}
+		if (used == n)
+			break;
+		if (w->in_frame)
+			used += ws_take_payload(w, p + used, n - used);
+		else
+			used += ws_take_header(w, p + used, n - used);
+	}
+	return used;
+}
+
+/* ---- input: the conn ---- */
+
+static size_t ws_kept(const struct ws *w)
+{
+	return w->backlog.len - w->backlog_off;
+}
+
+static void ws_drop_kept(struct ws *w)
+{
+	buf_reset(&w->backlog);
+	w->backlog_off = 0;
+}
 
 /* Keeps bytes that cannot be parsed now, behind those already kept. */
 static int ws_stash(struct ws *w, const char *data, size_t len)
@@ -356,129 +760,21 @@ static int ws_stash(struct ws *w, const char *data, size_t len)
 	return rc;
 }
 
-static size_t ws_kept(const struct ws *w)
-{
-	return w->backlog.len - w->backlog_off;
-}
-
-static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-			  void *user)
-{
-	struct ws *w = user;
-	size_t n;
-
-	(void)flags;
-	if (w->flags & (WS_F_PAUSED | WS_F_CLOSING))
-		goto block;
-	if (ws_kept(w)) {
-		n = ws_kept(w) < len ? ws_kept(w) : len;
-		memcpy(buf, w->backlog.data + w->backlog_off, n);
-		w->backlog_off += n;
-		if (w->backlog_off == w->backlog.len) {
-			buf_reset(&w->backlog);
-			w->backlog_off = 0;
-		}
-		return (ssize_t)n;
-	}
-	if (w->in_len) {
-		n = w->in_len < len ? w->in_len : len;
-		memcpy(buf, w->in, n);
-		w->in += n;
-		w->in_len -= n;
-		return (ssize_t)n;
-	}
-block:
-	wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-	return -1;
-}
-
-/* Copies a message that completed while reading was stopped. */
-static void ws_hold(struct ws *w, int opcode, const uint8_t *msg, size_t len)
-{
-	struct ws_held *m;
-
-	if (w->held_bytes + len > w->max_message + WS_HELD_SLACK) {
-		LOG_WARN("%s: too many messages arrived while reading was stopped",
-			 conn_peer_addr(w->conn));
-		ws_finish(w, -ENOBUFS, 0);
-		return;
-	}
-	m = malloc(sizeof(*m) + len);
-	if (m == NULL) {
-		ws_finish(w, -ENOMEM, 0);
-		return;
-	}
-	m->next = NULL;
-	m->opcode = opcode;
-	m->len = len;
-	if (len)
-		memcpy(m->data, msg, len);
-	if (w->held_tail)
-		w->held_tail->next = m;
-	else
-		w->held = m;
-	w->held_tail = m;
-	w->held_bytes += len;
-}
-
-static void ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-		      void *user)
-{
-	struct ws *w = user;
-
-	(void)ctx;
-	/* Pings are answered and close frames echoed by wslay itself. */
-	if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
-		return;
-	if (w->flags & (WS_F_CLOSING | WS_F_USER_CLOSED))
-		return;
-	if ((w->flags & WS_F_PAUSED) || w->held) {
-		ws_hold(w, arg->opcode, arg->msg, arg->msg_length);
-		return;
-	}
-	if (w->cbs->on_message)
-		w->cbs->on_message(w, arg->opcode, arg->msg ? (const char *)arg->msg : "",
-				   arg->msg_length);
-}
-
-/* Runs from conn callbacks and the idle handle only, never from our API. */
-static void ws_deliver_held(struct ws *w)
-{
-	struct ws_held *m;
-
-	while ((m = w->held) != NULL &&
-	       !(w->flags & (WS_F_PAUSED | WS_F_CLOSING | WS_F_USER_CLOSED))) {
-		w->held = m->next;
-		if (w->held == NULL)
-			w->held_tail = NULL;
-		w->held_bytes -= m->len;
-		if (w->cbs->on_message)
-			w->cbs->on_message(w, m->opcode, m->data, m->len);
-		free(m);
-	}
-}
-
-/* Parses kept bytes and w->in, then sends what parsing queued (pongs, close). */
+/* Parses kept bytes. Runs from conn callbacks and the idle handle only. */
 static void ws_pump(struct ws *w)
 {
-	int rv;
+	size_t used;
 
-	if (w->flags & (WS_F_CLOSING | WS_F_IN_RECV))
+	if (ws_kept(w) == 0 || (w->flags & (WS_F_PAUSED | WS_F_CLOSING)))
 		return;
-	w->flags |= WS_F_IN_RECV;
-	rv = wslay_event_recv(w->ctx);
-	w->flags &= ~WS_F_IN_RECV;
-	if (w->flags & WS_F_CLOSING)
-		return;
-	if (rv == WSLAY_ERR_NOMEM) {
-		ws_finish(w, -ENOMEM, 0);
-		return;
+	if (!(w->flags & WS_F_READ_DONE)) {
+		used = ws_parse(w, (uint8_t *)w->backlog.data + w->backlog_off, ws_kept(w));
+		if (w->flags & WS_F_CLOSING)
+			return;
+		w->backlog_off += used;
 	}
-	if (rv < 0) {
-		/* The frame parser failed; wslay queued a close frame. */
-		w->flags |= WS_F_PEER_ERROR;
-	}
-	ws_flush(w);
+	if (ws_kept(w) == 0 || (w->flags & WS_F_READ_DONE))
+		ws_drop_kept(w);
 	ws_maybe_drain(w);
 }
 
@@ -494,7 +790,7 @@ static void ws_schedule(struct ws *w)
 /* The conn ended cleanly; finish unless kept input still has to be parsed. */
 static void ws_eof(struct ws *w)
 {
-	if (w->held || (ws_kept(w) && wslay_event_want_read(w->ctx))) {
+	if (ws_kept(w) && !(w->flags & WS_F_READ_DONE)) {
 		w->flags |= WS_F_PEER_EOF;
 		ws_schedule(w); /* unless stopped: then ws_read_start does */
 		return;
@@ -507,7 +803,6 @@ static void ws_on_idle(uv_idle_t *h)
 	struct ws *w = h->data;
 
 	uv_idle_stop(h);
-	ws_deliver_held(w);
 	if (w->flags & (WS_F_PAUSED | WS_F_CLOSING))
 		return;
 	ws_pump(w);
@@ -518,36 +813,28 @@ static void ws_on_idle(uv_idle_t *h)
 static void ws_on_data(struct conn *c, const char *data, size_t len)
 {
 	struct ws *w = conn_data(c);
+	size_t used;
 
-	if (w == NULL || (w->flags & WS_F_CLOSING))
-		return;
-	if (!wslay_event_want_read(w->ctx))
-		return; /* lingering after a close frame: discard */
-	ws_deliver_held(w);
-	if (w->flags & WS_F_CLOSING)
-		return;
-	if ((w->flags & WS_F_PAUSED) || w->held) {
-		ws_stash(w, data, len);
+	if (w == NULL || (w->flags & (WS_F_CLOSING | WS_F_READ_DONE)))
+		return; /* after a close frame or a failure: discard */
+	if ((w->flags & WS_F_PAUSED) || ws_kept(w)) {
+		/* Behind kept bytes (or while stopped): keep the order. */
+		if (ws_stash(w, data, len) == 0)
+			ws_pump(w);
 		return;
 	}
-	w->in = data;
-	w->in_len = len;
-	ws_pump(w);
-	if (!(w->flags & WS_F_CLOSING) && w->in_len && wslay_event_want_read(w->ctx))
-		ws_stash(w, w->in, w->in_len);
-	w->in = NULL;
-	w->in_len = 0;
+	/* The conn's read buffer is ours to modify during this call (conn.h). */
+	used = ws_parse(w, (uint8_t *)(uintptr_t)data, len);
+	if (used < len && !(w->flags & (WS_F_CLOSING | WS_F_READ_DONE)))
+		ws_stash(w, data + used, len - used);
+	ws_maybe_drain(w);
 }
 
 static void ws_on_end(struct conn *c, int err)
 {
 	struct ws *w = conn_data(c);
 
-	if (w == NULL) {
-		conn_close(c);
-		return;
-	}
-	if (w->flags & WS_F_CLOSING) {
+	if (w == NULL || (w->flags & WS_F_CLOSING)) {
 		conn_close(c);
 		return;
 	}
@@ -578,14 +865,7 @@ static const struct conn_callbacks ws_conn_cbs = {
 struct ws *ws_new(struct conn *c, int is_client, size_t max_message, const struct ws_callbacks *cbs,
 		  void *data)
 {
-	static const struct wslay_event_callbacks wcbs = {
-		.recv_callback = ws_recv_cb,
-		.send_callback = ws_send_cb,
-		.genmask_callback = ws_genmask_cb,
-		.on_msg_recv_callback = ws_msg_cb,
-	};
 	struct ws *w = calloc(1, sizeof(*w));
-	int rv;
 
 	if (w == NULL)
 		return NULL;
@@ -593,20 +873,12 @@ struct ws *ws_new(struct conn *c, int is_client, size_t max_message, const struc
 		max_message = WS_DEFAULT_MAX_MESSAGE;
 	if (max_message < WS_MIN_MAX_MESSAGE)
 		max_message = WS_MIN_MAX_MESSAGE;
-	rv = is_client ? wslay_event_context_client_init(&w->ctx, &wcbs, w)
-		       : wslay_event_context_server_init(&w->ctx, &wcbs, w);
-	if (rv != 0) {
-		free(w);
-		return NULL;
-	}
-	wslay_event_config_set_max_recv_msg_length(w->ctx, max_message);
 	w->conn = c;
 	w->cbs = cbs;
 	w->data = data;
 	w->max_message = max_message;
 	w->flags = is_client ? WS_F_CLIENT : 0;
 	buf_init(&w->backlog, WS_MAX_BACKLOG);
-	buf_init(&w->obuf, WS_OBUF_FLUSH);
 	uv_timer_init(conn_loop(c), &w->timer);
 	w->timer.data = w;
 	uv_idle_init(conn_loop(c), &w->idle);
@@ -629,23 +901,11 @@ void ws_feed(struct ws *w, const char *data, size_t len)
 
 int ws_send(struct ws *w, int opcode, const void *data, size_t len)
 {
-	struct wslay_event_msg m;
-	int rv;
-
 	if (opcode != WS_TEXT && opcode != WS_BINARY)
 		return -EINVAL;
-	if (w->flags & (WS_F_CLOSING | WS_F_USER_CLOSED))
+	if (w->flags & (WS_F_CLOSING | WS_F_USER_CLOSED | WS_F_CLOSE_SENT))
 		return -EPIPE;
-	m.opcode = (uint8_t)opcode;
-	m.msg = data;
-	m.msg_length = len;
-	rv = wslay_event_queue_msg(w->ctx, &m);
-	if (rv == WSLAY_ERR_NOMEM)
-		return -ENOMEM;
-	if (rv < 0)
-		return -EPIPE; /* a close frame is queued or sent */
-	ws_flush(w);
-	if (w->flags & WS_F_CLOSING)
+	if (ws_write_frame(w, (uint8_t)(WS_FIN | opcode), data, len) < 0)
 		return -EPIPE;
 	if (ws_pending(w) > WS_HIGH_WATER) {
 		w->flags |= WS_F_WANT_DRAIN;
@@ -670,14 +930,8 @@ void ws_read_start(struct ws *w)
 	if (w->flags & WS_F_CLOSING)
 		return;
 	conn_read_start(w->conn);
-	if (w->held || ws_kept(w) || (w->flags & WS_F_PEER_EOF))
+	if (ws_kept(w) || (w->flags & WS_F_PEER_EOF))
 		ws_schedule(w);
-}
-
-static int ws_code_sendable(uint16_t code)
-{
-	return (code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006) ||
-	       (code >= 3000 && code <= 4999);
 }
 
 void ws_close(struct ws *w, uint16_t code, const char *reason)
@@ -687,14 +941,11 @@ void ws_close(struct ws *w, uint16_t code, const char *reason)
 	if (w->flags & (WS_F_CLOSING | WS_F_USER_CLOSED))
 		return;
 	w->flags |= WS_F_USER_CLOSED;
-	ws_held_free(w);
 	if (!ws_code_sendable(code))
 		code = 0; /* a close frame without a code is always valid */
-	if (rlen > WS_MAX_REASON)
-		rlen = WS_MAX_REASON;
-	/* Fails only when a close frame is already queued (echoing the peer's). */
-	(void)wslay_event_queue_close(w->ctx, code, (const uint8_t *)(reason ? reason : ""),
-				      code ? rlen : 0);
+	if (!(w->flags & WS_F_CLOSE_SENT) &&
+	    ws_send_close(w, code, (const uint8_t *)reason, code ? rlen : 0) < 0)
+		return;
 	/* Listen for the peer's close frame even if the user had stopped reading. */
 	if (w->flags & WS_F_PAUSED) {
 		w->flags &= ~WS_F_PAUSED;
@@ -703,7 +954,7 @@ void ws_close(struct ws *w, uint16_t code, const char *reason)
 	if (ws_kept(w) || (w->flags & WS_F_PEER_EOF))
 		ws_schedule(w);
 	uv_timer_start(&w->timer, ws_on_timer, WS_CLOSE_TIMEOUT_MS, 0);
-	ws_flush(w);
+	ws_check_done(w);
 }
 
 void ws_abort(struct ws *w)

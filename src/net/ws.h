@@ -1,17 +1,20 @@
 /*
- * ws.h - WebSocket (RFC 6455) over a conn, both roles, on wslay's event API.
+ * ws.h - WebSocket (RFC 6455) over a conn, both roles, with our own frame
+ * codec (ws.c; why not wslay is said there).
  *
  * A ws takes over an open conn (plain or TLS) after the HTTP upgrade and
  * moves whole messages both ways with backpressure:
  *
- *   - Input: wslay reassembles fragments up to max_message bytes (the named
- *     cap of the only buffer a peer can grow here); a bigger message closes
- *     the connection with 1009. ws_read_stop stops the socket and holds any
- *     message wslay had already decoded, so no on_message runs between
- *     ws_read_stop and ws_read_start.
- *   - Output: ws_send copies the message and hands it to the conn at once;
- *     it returns 0 once ws_pending() is above WS_HIGH_WATER, and on_drain
- *     follows when the queue has fallen to half of it.
+ *   - Input: fragments are reassembled up to max_message bytes (the named
+ *     cap of the only buffer a peer can grow here); a frame that would take
+ *     a message past it closes the connection with 1009. A message that
+ *     arrives whole in one read is delivered without a copy. ws_read_stop
+ *     stops parsing right after the current message: no on_message runs
+ *     between ws_read_stop and ws_read_start.
+ *   - Output: ws_send writes the frame to the conn at once (the conn copies
+ *     or encrypts it); it returns 0 once ws_pending() is above
+ *     WS_HIGH_WATER, and on_drain follows when the queue has fallen to half
+ *     of it.
  *
  * Ownership and callbacks: every callback runs on the loop thread, never from
  * inside a ws_* call (input that is already available when ws_new, ws_feed or
@@ -19,9 +22,11 @@
  * exactly once, for every ws that was returned to a caller, after which the
  * ws is gone. After ws_close or ws_abort no on_message runs any more.
  *
- * Pings are answered and close frames echoed by wslay. Peer junk (bad
- * frames, unmasked client frames, bad UTF-8 in text) closes the connection
- * with the matching close code; it never aborts the process.
+ * Pings are answered and close frames echoed here. Peer junk (bad frames,
+ * reserved bits or opcodes, unmasked client frames, masked server frames,
+ * broken fragmentation, non-minimal lengths, bad UTF-8 in text or close
+ * reasons) closes the connection with the matching close code; it never
+ * aborts the process.
  */
 #ifndef LXCM_WS_H
 #define LXCM_WS_H
@@ -95,7 +100,7 @@ void ws_feed(struct ws *w, const char *data, size_t len);
  * (wait for on_drain); <0: not sent (-EPIPE once closing, -EINVAL, -ENOMEM).
  */
 int ws_send(struct ws *w, int opcode, const void *data, size_t len);
-/* Bytes queued in wslay, in our output buffer and in the conn. */
+/* Bytes queued for the peer (in the conn: ws keeps no output queue). */
 size_t ws_pending(const struct ws *w);
 /* Backpressure on incoming messages. */
 void ws_read_stop(struct ws *w);
@@ -165,5 +170,22 @@ typedef void (*ws_connect_cb)(struct ws *w, int status, void *arg);
 int ws_connect(uv_loop_t *loop, const struct http_client_opts *opts, const char *target,
 	       const char *protocol, const struct http_header *hdrs, size_t n, size_t max_message,
 	       const struct ws_callbacks *cbs, void *data, ws_connect_cb done, void *arg);
+
+/* ---- internals, exported for tests/unit/test_ws.c ---- */
+
+/*
+ * dst = src XOR the masking key, a 64-bit word at a time; phase (0..3) is
+ * the key byte that src[0] meets. dst may equal src. Returns the phase after
+ * the n bytes.
+ */
+unsigned ws__mask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], unsigned phase);
+
+/* Incremental UTF-8 validation; zero-initialise, then feed any split. */
+struct ws__utf8 {
+	uint8_t need;	/* continuation bytes still due (0: between characters) */
+	uint8_t lo, hi; /* the range the next continuation byte must fall in */
+};
+/* 0, or -1 on an invalid sequence. A whole text is valid if need is 0 at the end. */
+int ws__utf8(struct ws__utf8 *u, const uint8_t *p, size_t n);
 
 #endif

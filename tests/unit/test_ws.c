@@ -3,7 +3,11 @@
  * loop thread (ws_server_accept in HTTP_ROUTE_UPGRADE routes), the client on
  * the test thread (ws_connect). Handshake over plain and TLS, echo of many
  * sizes, the message cap (1009), bad upgrade requests (400), peer junk,
- * backpressure both ways with 64 MiB, and the closing handshake.
+ * backpressure both ways with 64 MiB, and the closing handshake. The frame
+ * codec: masking and UTF-8 against byte-wise references, and frames fed one
+ * byte at a time (16- and 64-bit lengths, fragments with a ping between
+ * them, the mask's phase across reads), the rules of RFC 6455 section 5
+ * from raw sockets in both roles.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <cmocka.h>
 
@@ -1044,14 +1051,9 @@ static void junk_case(struct fixture *f, const unsigned char *junk, size_t n, in
 	raw_write(s, junk, n);
 	assert_int_equal(raw_read_n(s, b, 2), 2);
 	assert_int_equal(b[0], 0x88);
-	if (b[1] == 0) {
-		/* wslay's frame parser errors send a close frame without a code. */
-		assert_int_equal(code, WS_CLOSE_PROTOCOL_ERROR);
-	} else {
-		assert_int_equal(b[1], 2);
-		assert_int_equal(raw_read_n(s, b, 2), 2);
-		assert_int_equal((b[0] << 8) | b[1], code);
-	}
+	assert_int_equal(b[1], 2);
+	assert_int_equal(raw_read_n(s, b, 2), 2);
+	assert_int_equal((b[0] << 8) | b[1], code);
 	close(s);
 	wait_server_closes(f, nclosed);
 	assert_int_equal(atomic_load(&S.last_code), code);
@@ -1093,6 +1095,325 @@ static void test_peer_junk(void **state)
 	stop(f);
 }
 
+
+/* ---- the frame codec ---- */
+
+static void test_mask(void **state)
+{
+	static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
+	uint8_t src[300], ref[300], out[310], *dst;
+	size_t n, off, cut, i;
+	unsigned phase, p2;
+
+	(void)state;
+	for (i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 31 + 7);
+	for (phase = 0; phase < 4; phase++) {
+		for (n = 0; n <= 100; n++) {
+			for (i = 0; i < n; i++)
+				ref[i] = src[i] ^ key[(phase + i) & 3];
+			/* Unaligned destinations, and in place. */
+			for (off = 0; off < 8; off++) {
+				dst = out + off;
+				assert_int_equal(ws__mask(dst, src, n, key, phase), (phase + n) & 3);
+				assert_memory_equal(dst, ref, n);
+			}
+			memcpy(out + 3, src, n);
+			ws__mask(out + 3, out + 3, n, key, phase);
+			assert_memory_equal(out + 3, ref, n);
+			/* Split anywhere, the phase carried over: the same bytes. */
+			for (cut = 0; cut <= n; cut++) {
+				p2 = ws__mask(out, src, cut, key, phase);
+				ws__mask(out + cut, src + cut, n - cut, key, p2);
+				assert_memory_equal(out, ref, n);
+			}
+		}
+	}
+}
+
+/* Valid iff whole, fed in one piece and split at every point. */
+static int utf8_ok(const char *s, size_t n)
+{
+	struct ws__utf8 u = {0}, v;
+	int whole = ws__utf8(&u, (const uint8_t *)s, n) == 0 && u.need == 0, split;
+	size_t cut;
+
+	for (cut = 0; cut <= n; cut++) {
+		memset(&v, 0, sizeof(v));
+		split = ws__utf8(&v, (const uint8_t *)s, cut) == 0 &&
+			    ws__utf8(&v, (const uint8_t *)s + cut, n - cut) == 0 && v.need == 0;
+		assert_int_equal(split, whole);
+	}
+	return whole;
+}
+
+#define U8(lit) utf8_ok(lit, sizeof(lit) - 1)
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	assert_true(U8(""));
+	assert_true(U8("plain ascii, longer than eight bytes"));
+	assert_true(U8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf \xf4\x8f\xbf\xbf"));
+	assert_false(U8("\xff"));
+	assert_false(U8("\x80"));
+	assert_false(U8("\xc0\xaf"));	  /* overlong */
+	assert_false(U8("\xc1\xbf"));	  /* overlong */
+	assert_false(U8("\xe0\x9f\xbf"));  /* overlong */
+	assert_false(U8("\xed\xa0\x80"));  /* surrogate */
+	assert_false(U8("\xf0\x8f\xbf\xbf")); /* overlong */
+	assert_false(U8("\xf4\x90\x80\x80")); /* above U+10FFFF */
+	assert_false(U8("\xf5\x80\x80\x80"));
+	assert_false(U8("abc\xe2\x82"));   /* cut short */
+	assert_false(U8("\xe2\x82" "abcdefgh"));
+}
+
+/* Builds a frame: b0, the payload with the shortest length, masked with key if key. */
+static size_t make_frame(unsigned char *out, unsigned b0, const void *payload, size_t n,
+			 const unsigned char *key)
+{
+	size_t h = 2, i;
+
+	out[0] = (unsigned char)b0;
+	if (n < 126) {
+		out[1] = (unsigned char)n;
+	} else if (n <= 0xffff) {
+		out[1] = 126;
+		out[2] = (unsigned char)(n >> 8);
+		out[3] = (unsigned char)n;
+		h = 4;
+	} else {
+		out[1] = 127;
+		for (i = 0; i < 8; i++)
+			out[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+		h = 10;
+	}
+	if (key) {
+		out[1] |= 0x80;
+		memcpy(out + h, key, 4);
+		h += 4;
+	}
+	for (i = 0; i < n; i++)
+		out[h + i] = ((const unsigned char *)payload)[i] ^ (key ? key[i & 3] : 0);
+	return h + n;
+}
+
+/* Writes p in pieces of 1, 2, 3, ... bytes (TCP_NODELAY, a pause between them). */
+static void raw_write_dribble(int s, const unsigned char *p, size_t n, size_t max_piece)
+{
+	size_t piece = 1, k;
+	int one = 1;
+
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	while (n) {
+		k = piece < n ? piece : n;
+		raw_write(s, p, k);
+		p += k;
+		n -= k;
+		if (piece < max_piece)
+			piece++;
+		else
+			piece = 1;
+		usleep(200);
+	}
+}
+
+/* Reads one frame: opcode, masked or not, payload into out (at most cap). */
+static size_t raw_read_frame(int s, unsigned char *op, int *masked, unsigned char *out, size_t cap)
+{
+	unsigned char h[14];
+	uint64_t n;
+	size_t i;
+
+	assert_int_equal(raw_read_n(s, h, 2), 2);
+	*op = h[0];
+	*masked = (h[1] & 0x80) != 0;
+	n = h[1] & 0x7f;
+	if (n == 126) {
+		assert_int_equal(raw_read_n(s, h + 2, 2), 2);
+		n = (uint64_t)h[2] << 8 | h[3];
+	} else if (n == 127) {
+		assert_int_equal(raw_read_n(s, h + 2, 8), 8);
+		for (n = 0, i = 0; i < 8; i++)
+			n = n << 8 | h[2 + i];
+	}
+	assert_true(n <= cap);
+	if (*masked)
+		assert_int_equal(raw_read_n(s, h + 10, 4), 4);
+	assert_int_equal(raw_read_n(s, out, (size_t)n), (size_t)n);
+	for (i = 0; *masked && i < n; i++)
+		out[i] ^= h[10 + (i & 3)];
+	return (size_t)n;
+}
+
+/*
+ * The server parses frames that come a byte or a few at a time: headers
+ * split anywhere, the mask's phase across reads, 16- and 64-bit lengths, and
+ * a fragmented message with a ping between its fragments.
+ */
+static void test_codec_dribble(void **state)
+{
+	struct fixture *f = start(0, 1);
+	static const unsigned char key[4] = {0xa1, 0xb2, 0xc3, 0xd4}, key2[4] = {0x5a, 0, 0xff, 7};
+	size_t big = 70000, n, i, got;
+	unsigned char *payload = malloc(big), *wire = malloc(big + 64), *back = malloc(big);
+	unsigned char op;
+	int s, masked;
+
+	(void)state;
+	for (i = 0; i < big; i++)
+		payload[i] = (unsigned char)('a' + i % 23);
+	s = raw_upgrade(f->port);
+	/* 16-bit length, text. */
+	n = make_frame(wire, 0x81, payload, 300, key);
+	raw_write_dribble(s, wire, n, 7);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x81);
+	assert_false(masked);
+	assert_int_equal(got, 300);
+	assert_memory_equal(back, payload, 300);
+	/* 64-bit length, binary: the header a byte at a time, the rest in big writes. */
+	n = make_frame(wire, 0x82, payload, big, key);
+	raw_write_dribble(s, wire, 14, 1);
+	raw_write_dribble(s, wire + 14, 19, 5);
+	raw_write(s, wire + 33, n - 33);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x82);
+	assert_int_equal(got, big);
+	assert_memory_equal(back, payload, big);
+	/* Three fragments, a ping between the first two; all a byte at a time. */
+	n = make_frame(wire, 0x01, payload, 5, key);
+	n += make_frame(wire + n, 0x89, "pi", 2, key);
+	n += make_frame(wire + n, 0x00, payload + 5, 130, key2);
+	n += make_frame(wire + n, 0x80, payload + 135, 1, key);
+	raw_write_dribble(s, wire, n, 3);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x8a);
+	assert_int_equal(got, 2);
+	assert_memory_equal(back, "pi", 2);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x81);
+	assert_int_equal(got, 136);
+	assert_memory_equal(back, payload, 136);
+	/* Empty fragments and an empty message. */
+	n = make_frame(wire, 0x02, "", 0, key);
+	n += make_frame(wire + n, 0x80, "", 0, key);
+	n += make_frame(wire + n, 0x81, "", 0, key);
+	raw_write_dribble(s, wire, n, 2);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x82);
+	assert_int_equal(got, 0);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x81);
+	assert_int_equal(got, 0);
+	/* A close frame with a reason is echoed; then the server closes. */
+	n = make_frame(wire, 0x88, "\x0f\xa0" "bye", 5, key);
+	raw_write_dribble(s, wire, n, 1);
+	got = raw_read_frame(s, &op, &masked, back, big);
+	assert_int_equal(op, 0x88);
+	assert_int_equal(got, 5);
+	assert_memory_equal(back, "\x0f\xa0" "bye", 5);
+	assert_int_equal(read(s, back, 1), 0);
+	close(s);
+	wait_server_closes(f, 1);
+	assert_int_equal(atomic_load(&S.last_code), 4000);
+	free(payload);
+	free(wire);
+	free(back);
+	stop(f);
+}
+
+/* Frames that break RFC 6455 section 5: each gets a close frame with its code. */
+static void test_codec_rules(void **state)
+{
+	struct fixture *f = start(0, 1);
+	static const unsigned char key[4] = {9, 8, 7, 6};
+	unsigned char w[64], b[16], op;
+	size_t n;
+	int k = 0, s, masked;
+
+	(void)state;
+	/* A continuation without a message. */
+	n = make_frame(w, 0x80, "x", 1, key);
+	junk_case(f, w, n, WS_CLOSE_PROTOCOL_ERROR, ++k);
+	/* A new message inside a fragmented one. */
+	n = make_frame(w, 0x01, "a", 1, key);
+	n += make_frame(w + n, 0x81, "b", 1, key);
+	junk_case(f, w, n, WS_CLOSE_PROTOCOL_ERROR, ++k);
+	/* A fragmented ping. */
+	n = make_frame(w, 0x09, "p", 1, key);
+	junk_case(f, w, n, WS_CLOSE_PROTOCOL_ERROR, ++k);
+	/* Reserved control opcode 0xb. */
+	n = make_frame(w, 0x8b, "", 0, key);
+	junk_case(f, w, n, WS_CLOSE_PROTOCOL_ERROR, ++k);
+	/* A 16-bit length below 126 and a 64-bit one below 65536: not minimal. */
+	junk_case(f, (const unsigned char *)"\x82\xfe\x00\x05\x01\x02\x03\x04", 8,
+		  WS_CLOSE_PROTOCOL_ERROR, ++k);
+	junk_case(f, (const unsigned char *)"\x82\xff\0\0\0\0\0\0\xff\xff\x01\x02\x03\x04", 14,
+		  WS_CLOSE_PROTOCOL_ERROR, ++k);
+	/* A 64-bit length with the top bit set. */
+	junk_case(f, (const unsigned char *)"\x82\xff\x80\0\0\0\0\0\0\0\x01\x02\x03\x04", 14,
+		  WS_CLOSE_PROTOCOL_ERROR, ++k);
+	/* 2 MiB announced (the cap is 1 MiB): 1009 before any payload. */
+	junk_case(f, (const unsigned char *)"\x82\xff\0\0\0\0\0\x20\0\0\x01\x02\x03\x04", 14,
+		  WS_CLOSE_TOO_BIG, ++k);
+	/* Close frames: a 1-byte body, a code that must not be sent, a bad reason. */
+	n = make_frame(w, 0x88, "\x03", 1, key);
+	junk_case(f, w, n, WS_CLOSE_PROTOCOL_ERROR, ++k);
+	n = make_frame(w, 0x88, "\x03\xed", 2, key); /* 1005 */
+	junk_case(f, w, n, WS_CLOSE_PROTOCOL_ERROR, ++k);
+	n = make_frame(w, 0x88, "\x03\xe8\xff", 3, key);
+	junk_case(f, w, n, WS_CLOSE_INVALID_DATA, ++k);
+	/* A text message split inside a character is fine; ending inside one is not. */
+	n = make_frame(w, 0x81, "\xe2\x82", 2, key);
+	junk_case(f, w, n, WS_CLOSE_INVALID_DATA, ++k);
+	n = make_frame(w, 0x01, "\xe2\x82", 2, key);
+	n += make_frame(w + n, 0x80, "\xac", 1, key);
+	n += make_frame(w + n, 0x01, "\xe2", 1, key);
+	n += make_frame(w + n, 0x80, "\x82", 1, key);
+	s = raw_upgrade(f->port);
+	raw_write(s, w, n);
+	assert_int_equal(raw_read_frame(s, &op, &masked, b, sizeof(b)), 3);
+	assert_int_equal(op, 0x81);
+	assert_memory_equal(b, "\xe2\x82\xac", 3);
+	assert_int_equal(raw_read_frame(s, &op, &masked, b, sizeof(b)), 2);
+	assert_int_equal(op, 0x88);
+	assert_memory_equal(b, "\x03\xef", 2);
+	close(s);
+	wait_server_closes(f, ++k);
+	assert_int_equal(atomic_load(&S.last_code), WS_CLOSE_INVALID_DATA);
+	stop(f);
+}
+
+/* Fragments whose sum passes the cap: 1009 at the fragment that does it. */
+static void test_codec_fragments_too_big(void **state)
+{
+	struct fixture *f = start(0, 1);
+	static const unsigned char key[4] = {1, 2, 3, 4};
+	unsigned char *w = malloc(SMALL_MAX + 64), b[8];
+	char out[4096];
+	size_t n;
+	int s = raw_connect(f->port);
+	const char *req = "GET /ws-small HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+			  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+	(void)state;
+	raw_write(s, req, strlen(req));
+	assert_int_equal(raw_read_head(s, out, sizeof(out)), 101);
+	memset(out, 'x', SMALL_MAX);
+	n = make_frame(w, 0x02, out, SMALL_MAX - 10, key);
+	n += make_frame(w + n, 0x80, out, 11, key);
+	raw_write(s, w, n);
+	assert_int_equal(raw_read_n(s, b, 4), 4);
+	assert_memory_equal(b, "\x88\x02\x03\xf1", 4);
+	close(s);
+	wait_server_closes(f, 1);
+	assert_int_equal(atomic_load(&S.last_code), WS_CLOSE_TOO_BIG);
+	free(w);
+	stop(f);
+}
+
 /*
  * A frame sent right behind the upgrade request reaches a WebSocket that is
  * accepted later, and the conn reads again afterwards.
@@ -1131,16 +1452,24 @@ static void test_server_deferred_accept(void **state)
 struct raw_srv {
 	int lfd, port;
 	int close_code;
+	/* Frames behind the 101 (default: one text frame "hi"), written a few bytes at a time. */
+	const unsigned char *frames;
+	size_t frames_len;
+	/* The client fails us: close the socket after its close frame, without ours. */
+	int expect_fail;
+	/* The client's frames before its close frame (its pongs), kept here. */
+	unsigned char got[256];
+	size_t got_len;
 };
 
 static void raw_srv_thread(void *arg)
 {
 	struct raw_srv *r = arg;
 	char head[4096], resp[512], acc[29];
-	unsigned char b[256];
+	unsigned char b[256], op;
 	const char *k;
-	size_t len, i;
-	int s = accept(r->lfd, NULL, NULL), n;
+	size_t len;
+	int s = accept(r->lfd, NULL, NULL), n, masked;
 
 	assert_true(s >= 0);
 	(void)raw_read_head(s, head, sizeof(head));
@@ -1149,42 +1478,55 @@ static void raw_srv_thread(void *arg)
 	assert_int_equal(ws_accept_key(k + 19, 24, acc), 0);
 	n = snprintf(resp, sizeof(resp),
 		     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n\x81\x02hi",
-		     acc);
+		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n%s",
+		     acc, r->frames ? "" : "\x81\x02hi");
 	assert_true(n > 0 && (size_t)n < sizeof(resp));
 	raw_write(s, resp, (size_t)n);
-	/* The client's close frame: masked, code 1000. */
-	assert_int_equal(raw_read_n(s, b, 2), 2);
-	assert_int_equal(b[0], 0x88);
-	len = b[1] & 0x7f;
-	assert_true((b[1] & 0x80) && len >= 2 && len <= 125);
-	assert_int_equal(raw_read_n(s, b + 2, 4 + len), 4 + len);
-	for (i = 0; i < len; i++)
-		b[6 + i] ^= b[2 + i % 4];
-	r->close_code = (b[6] << 8) | b[7];
-	raw_write(s, "\x88\x02\x03\xe8", 4);
-	assert_int_equal(read(s, b, 1), 0); /* the client closes after the handshake */
+	if (r->frames)
+		raw_write_dribble(s, r->frames, r->frames_len, 5);
+	/* The client's frames, masked, up to its close frame. */
+	for (;;) {
+		len = raw_read_frame(s, &op, &masked, b, sizeof(b));
+		assert_true(masked);
+		if (op == 0x88)
+			break;
+		assert_true(r->got_len + 1 + len <= sizeof(r->got));
+		r->got[r->got_len++] = op;
+		memcpy(r->got + r->got_len, b, len);
+		r->got_len += len;
+	}
+	assert_true(len >= 2);
+	r->close_code = (b[0] << 8) | b[1];
+	if (!r->expect_fail) {
+		raw_write(s, "\x88\x02\x03\xe8", 4);
+		assert_int_equal(read(s, b, 1), 0); /* the client closes after the handshake */
+	}
 	close(s);
+}
+
+static void raw_srv_start(struct raw_srv *r, uv_thread_t *t)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+
+	r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	assert_int_equal(bind(r->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(r->lfd, 1), 0);
+	getsockname(r->lfd, (struct sockaddr *)&a, &alen);
+	r->port = ntohs(a.sin_port);
+	uv_thread_create(t, raw_srv_thread, r);
 }
 
 static void test_client_extra_bytes(void **state)
 {
 	struct raw_srv r = {0};
-	struct sockaddr_in a;
-	socklen_t alen = sizeof(a);
 	struct http_client_opts o = {0};
 	struct client cl;
 	uv_thread_t t;
 
 	(void)state;
-	r.lfd = socket(AF_INET, SOCK_STREAM, 0);
-	uv_ip4_addr("127.0.0.1", 0, &a);
-	assert_int_equal(bind(r.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(r.lfd, 1), 0);
-	getsockname(r.lfd, (struct sockaddr *)&a, &alen);
-	r.port = ntohs(a.sin_port);
-	uv_thread_create(&t, raw_srv_thread, &r);
-
+	raw_srv_start(&r, &t);
 	o.host = "127.0.0.1";
 	o.port = r.port;
 	cl_init(&cl, NULL);
@@ -1202,6 +1544,90 @@ static void test_client_extra_bytes(void **state)
 	uv_thread_join(&t);
 	close(r.lfd);
 	assert_int_equal(r.close_code, WS_CLOSE_NORMAL);
+}
+
+/* Client role: frames from a raw server; returns the client's close code. */
+static int client_gets(struct raw_srv *r, int *nmsg, struct client *cl)
+{
+	struct http_client_opts o = {0};
+	uv_thread_t t;
+	int code;
+
+	raw_srv_start(r, &t);
+	o.host = "127.0.0.1";
+	o.port = r->port;
+	cl_init(cl, NULL);
+	cl_connect(cl, &o, "/", NULL);
+	assert_int_equal(cl->status, 101);
+	if (!r->expect_fail) {
+		while (cl->nmsg < *nmsg && !cl->timed_out && !cl->closed)
+			uv_run(cl->loop, UV_RUN_ONCE);
+		assert_int_equal(cl->nmsg, *nmsg);
+		ws_close(cl->w, WS_CLOSE_NORMAL, NULL);
+	}
+	run_until(cl, &cl->closed);
+	code = cl->close_code;
+	*nmsg = cl->nmsg;
+	uv_thread_join(&t);
+	close(r->lfd);
+	return code;
+}
+
+/*
+ * The client role: unmasked server frames dribbled in (a 64-bit length, a
+ * ping inside a fragmented message: the pong goes out masked), and a masked
+ * server frame fails the connection with 1002.
+ */
+static void test_client_codec(void **state)
+{
+	struct raw_srv r;
+	struct client cl;
+	size_t big = 70000, n, i;
+	unsigned char *payload = malloc(big), *wire = malloc(big + 64);
+	int nmsg;
+
+	(void)state;
+	for (i = 0; i < big; i++)
+		payload[i] = (unsigned char)(i * 7);
+	n = make_frame(wire, 0x82, payload, big, NULL);
+	n += make_frame(wire + n, 0x01, "ab", 2, NULL);
+	n += make_frame(wire + n, 0x89, "png", 3, NULL);
+	n += make_frame(wire + n, 0x80, "cd", 2, NULL);
+	memset(&r, 0, sizeof(r));
+	r.frames = wire;
+	r.frames_len = n;
+	nmsg = 2;
+	assert_int_equal(client_gets(&r, &nmsg, &cl), WS_CLOSE_NORMAL);
+	assert_int_equal(r.close_code, WS_CLOSE_NORMAL);
+	assert_int_equal(cl.msg_len, 4);
+	assert_memory_equal(cl.msg, "abcd", 4);
+	assert_int_equal(r.got_len, 4);
+	assert_memory_equal(r.got, "\x8apng", 4);
+	cl_fini(&cl);
+
+	/* A masked frame from the server. */
+	n = make_frame(wire, 0x81, "hi", 2, (const unsigned char *)"\1\2\3\4");
+	memset(&r, 0, sizeof(r));
+	r.frames = wire;
+	r.frames_len = n;
+	r.expect_fail = 1;
+	nmsg = 0;
+	assert_int_equal(client_gets(&r, &nmsg, &cl), WS_CLOSE_PROTOCOL_ERROR);
+	assert_int_equal(r.close_code, WS_CLOSE_PROTOCOL_ERROR);
+	assert_int_equal(nmsg, 0);
+	cl_fini(&cl);
+
+	/* Past the client's cap (1 MiB by default): 1009 from the header alone. */
+	memset(&r, 0, sizeof(r));
+	r.frames = (const unsigned char *)"\x82\x7f\0\0\0\0\0\x10\0\x01";
+	r.frames_len = 10;
+	r.expect_fail = 1;
+	nmsg = 0;
+	assert_int_equal(client_gets(&r, &nmsg, &cl), WS_CLOSE_TOO_BIG);
+	assert_int_equal(r.close_code, WS_CLOSE_TOO_BIG);
+	cl_fini(&cl);
+	free(payload);
+	free(wire);
 }
 
 /* ---- backpressure ---- */
@@ -1335,7 +1761,13 @@ int main(void)
 		cmocka_unit_test(test_too_big),
 		cmocka_unit_test(test_bad_upgrade),
 		cmocka_unit_test(test_peer_junk),
+		cmocka_unit_test(test_mask),
+		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_codec_dribble),
+		cmocka_unit_test(test_codec_rules),
+		cmocka_unit_test(test_codec_fragments_too_big),
 		cmocka_unit_test(test_client_extra_bytes),
+		cmocka_unit_test(test_client_codec),
 		cmocka_unit_test(test_server_deferred_accept),
 		cmocka_unit_test(test_backpressure_to_server),
 		cmocka_unit_test(test_backpressure_from_server),
