@@ -34,6 +34,7 @@ struct conn_job {
 	char secret_hash[65];
 	char *status_json;
 	json_t *body;
+	struct store_status_post post; /* a heartbeat waiting for its group commit */
 };
 
 static struct conn_job *conn_job_new(struct http_request *req)
@@ -261,20 +262,19 @@ static const char *connector_status_invalid(json_t *b)
 	return NULL;
 }
 
-static void connector_status_store_work(struct store *s, void *arg)
+/*
+ * The heartbeat's row is committed (or its transaction failed): answer.
+ * Rows of posts that arrive together share one transaction
+ * (store_status_post), and each post is answered only after its own row
+ * is on disk.
+ */
+static void connector_status_stored(struct store_status_post *post)
 {
-	struct conn_job *j = arg;
-
-	j->rc = s->ops->cluster_set_status(s, j->cluster.name, j->status_json, time_now());
-}
-
-static void connector_status_store_done(void *arg)
-{
-	struct conn_job *j = arg;
+	struct conn_job *j = post->data;
 	struct server *srv = j->srv;
 
-	if (j->rc < 0) {
-		handler_store_error(j->req, j->rc, "cluster");
+	if (post->rc < 0) {
+		handler_store_error(j->req, post->rc, "cluster");
 	} else {
 		http_respond_json(j->req, 200,
 				  json_pack("{s:i,s:s}", "next_update_in_seconds",
@@ -310,7 +310,15 @@ static void connector_status_identified(void *arg)
 		conn_job_free(j);
 		return;
 	}
-	conn_submit(j, connector_status_store_work, connector_status_store_done);
+	j->post.row.name = j->cluster.name;
+	j->post.row.status_json = j->status_json;
+	j->post.row.now = time_now();
+	j->post.done = connector_status_stored;
+	j->post.data = j;
+	if (store_status_post(j->srv->loop, j->srv->store, &j->post) < 0) {
+		http_respond_error(j->req, 503, "the server is busy, try again later");
+		conn_job_free(j);
+	}
 }
 
 static void connector_status(struct http_request *req)

@@ -691,6 +691,48 @@ out:
 	return rc;
 }
 
+/*
+ * Writes n statuses in one transaction (group commit of heartbeats). A row
+ * whose cluster is gone gets -ENOENT in rcs and does not fail the others;
+ * any SQLite failure rolls the whole transaction back and every rcs[i] is
+ * -EIO (nothing of it was written). Returns 0 or -EIO.
+ */
+static int sq_cluster_set_status_many(struct store *s, const struct store_status_row *rows,
+				      size_t n, int *rcs)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int rc, bind_rc, changes;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		rcs[i] = rows[i].status_json ? 0 : -EINVAL;
+	sq_lock(q);
+	rc = sq_begin(q, __func__);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (rcs[i] != 0)
+			continue;
+		st = sq_stmt(q, SQ_STATUS_SET, __func__);
+		if (st == NULL) {
+			rc = -EIO;
+			break;
+		}
+		changes = 0;
+		bind_rc = sq_bind_text(st, 1, rows[i].name);
+		bind_rc |= sqlite3_bind_int64(st, 2, rows[i].now);
+		bind_rc |= sq_bind_text(st, 3, rows[i].status_json);
+		rc = sq_exec_stmt(q, st, bind_rc, &changes, __func__);
+		if (rc == 0 && changes == 0)
+			rcs[i] = -ENOENT;
+	}
+	rc = sq_end(q, rc == 0 ? 0 : -EIO, __func__);
+	sq_unlock(q);
+	if (rc != 0)
+		for (i = 0; i < n; i++)
+			rcs[i] = rcs[i] == -EINVAL ? -EINVAL : -EIO;
+	return rc;
+}
+
 /* Join ------------------------------------------------------------------ */
 
 /*
@@ -1309,6 +1351,7 @@ static const struct store_ops sq_ops = {
     .cluster_update = sq_cluster_update,
     .cluster_delete = sq_cluster_delete,
     .cluster_set_status = sq_cluster_set_status,
+    .cluster_set_status_many = sq_cluster_set_status_many,
     .cluster_join = sq_cluster_join,
     .token_create = sq_token_create,
     .token_list = sq_token_list,

@@ -66,6 +66,13 @@ struct store_audit {
 	int64_t duration_ms;
 };
 
+/* One heartbeat to write (cluster_set_status_many). */
+struct store_status_row {
+	const char *name;
+	const char *status_json;
+	int64_t now;
+};
+
 /* What a PATCH changes: NULL / -1 leave a field as it is. */
 struct store_cluster_update {
 	const char *description;
@@ -86,6 +93,14 @@ struct store_ops {
 	int (*cluster_delete)(struct store *s, const char *name);
 	int (*cluster_set_status)(struct store *s, const char *name, const char *status_json,
 				  int64_t now);
+	/*
+	 * Writes n statuses in one transaction. rcs[i] gets row i's result:
+	 * 0, -ENOENT (no such cluster: the others still commit), -EINVAL (no
+	 * status_json), or -EIO for every row when the transaction failed and
+	 * was rolled back (then nothing of it was written). Returns 0 or -EIO.
+	 */
+	int (*cluster_set_status_many)(struct store *s, const struct store_status_row *rows,
+				       size_t n, int *rcs);
 
 	/*
 	 * Enrolls a cluster with a join token, atomically: the token for

@@ -20,4 +20,30 @@ typedef void (*store_done_fn)(void *ctx);
 int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done,
 	      void *ctx);
 
+/*
+ * Group commit of status heartbeats. store_status_post queues one row; if
+ * no write of (loop, s) is running it starts one at once, otherwise the row
+ * waits, and every row that arrived meanwhile goes into the next
+ * transaction together (at most STORE_STATUS_BATCH_MAX). done(post) runs on
+ * the loop once the post's own transaction has ended, with post->rc: 0 (the
+ * row is committed), -ENOENT (the cluster is gone), -EIO (the transaction
+ * failed and was rolled back: nothing of it was written) or a negative uv
+ * code (the thread pool refused the work). So nothing is acknowledged
+ * before it is on disk, as with one transaction per post.
+ *
+ * The caller owns post and its strings until done runs; done may free them.
+ * 0, or a negative code (then done never runs).
+ */
+#define STORE_STATUS_BATCH_MAX 256
+
+struct store_status_post {
+	struct store_status_row row;
+	void (*done)(struct store_status_post *post);
+	void *data;
+	int rc;
+	struct store_status_post *ssp_next; /* internal */
+};
+
+int store_status_post(uv_loop_t *loop, struct store *s, struct store_status_post *post);
+
 #endif

@@ -539,6 +539,201 @@ static void test_store_run(void **state)
 	assert_int_equal(count, JOBS);
 }
 
+
+/* Status group commit ---------------------------------------------------- */
+
+/* Joins clusters s0..s(n-1), each with its own fingerprint. */
+static void join_many(struct fixture *f, int n)
+{
+	char name[16], fp[65];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		snprintf(fp, sizeof(fp), "%064d", i + 1);
+		make_token(f, name, HASH_A, NOW + 3600, 0);
+		assert_int_equal(join(f, name, fp, HASH_A, NOW), 0);
+	}
+}
+
+static void test_status_many(void **state)
+{
+	struct fixture *f = *state;
+	struct store_status_row rows[3] = {
+	    {"s0", "{\"a\":1}", NOW}, {"gone", "{\"a\":2}", NOW}, {"s1", "{\"a\":3}", NOW}};
+	int rcs[3];
+	struct store_cluster c = {0};
+
+	join_many(f, 2);
+	assert_int_equal(f->s->ops->cluster_set_status_many(f->s, rows, 3, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], -ENOENT);
+	assert_int_equal(rcs[2], 0);
+	assert_int_equal(f->s->ops->cluster_get(f->s, "s1", &c), 0);
+	assert_string_equal(c.status_json, "{\"a\":3}");
+	store_cluster_clear(&c);
+
+	/* One failing row rolls back the whole transaction: nothing half-written. */
+	raw_exec(f, "CREATE TRIGGER no_s1 BEFORE UPDATE ON cluster_status"
+		    " WHEN NEW.body = '{\"bad\":1}' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+	rows[0].status_json = "{\"new\":1}";
+	rows[1].name = "s1";
+	rows[1].status_json = "{\"bad\":1}";
+	rows[2].status_json = "{\"new\":3}";
+	assert_int_equal(f->s->ops->cluster_set_status_many(f->s, rows, 3, rcs), -EIO);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rcs[i], -EIO);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM cluster_status WHERE body LIKE '%new%'"),
+			 0);
+	assert_int_equal(f->s->ops->cluster_get(f->s, "s0", &c), 0);
+	assert_string_equal(c.status_json, "{\"a\":1}");
+	store_cluster_clear(&c);
+}
+
+#define POSTS 300
+
+/* Counts the transactions behind store_status_post. */
+static struct store_ops counting_ops;
+static const struct store_ops *real_ops;
+static int txns, max_rows;
+
+static int counting_set_status_many(struct store *s, const struct store_status_row *rows,
+				    size_t n, int *rcs)
+{
+	int rc;
+
+	txns++;
+	if ((int)n > max_rows)
+		max_rows = (int)n;
+	s->ops = real_ops;
+	rc = real_ops->cluster_set_status_many(s, rows, n, rcs);
+	s->ops = &counting_ops;
+	return rc;
+}
+
+struct post_rec {
+	struct store_status_post post;
+	char name[16];
+	char json[32];
+	int done;
+	int *ndone;
+};
+
+static void post_done(struct store_status_post *p)
+{
+	struct post_rec *r = p->data;
+
+	r->done++;
+	(*r->ndone)++;
+}
+
+/* n posts at once for POSTS/2 clusters (each twice), every 50th for an unknown cluster. */
+static void run_posts(struct fixture *f, struct post_rec *recs, int n, int *ndone)
+{
+	uv_loop_t loop;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(recs[i].name, sizeof(recs[i].name), "s%d", i % (POSTS / 2));
+		if (i % 50 == 49)
+			snprintf(recs[i].name, sizeof(recs[i].name), "unknown%d", i);
+		snprintf(recs[i].json, sizeof(recs[i].json), "{\"post\":%d}", i);
+		recs[i].post.row = (struct store_status_row){recs[i].name, recs[i].json, NOW + i};
+		recs[i].post.done = post_done;
+		recs[i].post.data = &recs[i];
+		recs[i].ndone = ndone;
+		assert_int_equal(store_status_post(&loop, f->s, &recs[i].post), 0);
+	}
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/*
+ * POSTS heartbeats posted at once: each is answered once, after its row
+ * committed, in far fewer transactions than posts; the later post of a
+ * cluster wins; an unknown cluster gets -ENOENT without failing the rest.
+ */
+static void test_status_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	static struct post_rec recs[POSTS];
+	int ndone = 0;
+	struct store_cluster c = {0};
+
+	memset(recs, 0, sizeof(recs));
+	join_many(f, POSTS / 2);
+	real_ops = f->s->ops;
+	counting_ops = *real_ops;
+	counting_ops.cluster_set_status_many = counting_set_status_many;
+	f->s->ops = &counting_ops;
+	txns = max_rows = 0;
+	run_posts(f, recs, POSTS, &ndone);
+	f->s->ops = real_ops;
+
+	assert_int_equal(ndone, POSTS);
+	for (int i = 0; i < POSTS; i++) {
+		assert_int_equal(recs[i].done, 1);
+		assert_int_equal(recs[i].post.rc, i % 50 == 49 ? -ENOENT : 0);
+	}
+	/* The first post goes alone; the rest wait and share transactions. */
+	assert_true(txns >= 2);
+	assert_true(txns <= 1 + (POSTS - 1 + STORE_STATUS_BATCH_MAX - 1) / STORE_STATUS_BATCH_MAX);
+	assert_true(max_rows <= STORE_STATUS_BATCH_MAX);
+	/* s49, s99, s149: both of their posts went to unknown clusters. */
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM cluster_status"),
+			 POSTS / 2 - POSTS / 2 / 50);
+	/* s0 was posted as 0 and POSTS/2: the later one is what stays. */
+	assert_int_equal(f->s->ops->cluster_get(f->s, "s0", &c), 0);
+	assert_int_equal(c.last_status_update_at, NOW + POSTS / 2);
+	store_cluster_clear(&c);
+}
+
+/* The database refuses the writes: every post gets -EIO and no row is written. */
+static void test_status_group_commit_fails(void **state)
+{
+	struct fixture *f = *state;
+	static struct post_rec recs[POSTS];
+	int ndone = 0;
+
+	memset(recs, 0, sizeof(recs));
+	join_many(f, POSTS / 2);
+	raw_exec(f, "CREATE TRIGGER no_status BEFORE INSERT ON cluster_status"
+		    " WHEN NEW.body = '{\"post\":260}' BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+	run_posts(f, recs, POSTS, &ndone);
+	assert_int_equal(ndone, POSTS);
+	for (int i = 0; i < POSTS; i++) {
+		assert_int_equal(recs[i].done, 1);
+		/* Post 260 poisons its whole transaction; the others commit. */
+		if (recs[i].post.rc == -EIO)
+			continue;
+		assert_int_equal(recs[i].post.rc, i % 50 == 49 ? -ENOENT : 0);
+	}
+	assert_int_equal(recs[260].post.rc, -EIO);
+	/* Every post that got -EIO left nothing behind, and every 0 is there. */
+	for (int i = 0; i < POSTS; i++) {
+		char sql[128];
+
+		if (i % 50 == 49)
+			continue;
+		snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM cluster_status WHERE body = '%s'",
+			 recs[i].json);
+		if (i < POSTS / 2 && recs[i + POSTS / 2].post.rc == 0)
+			continue; /* overwritten by its cluster's later post */
+		assert_int_equal(raw_int(f, sql), recs[i].post.rc == 0 ? 1 : 0);
+	}
+	raw_exec(f, "DROP TRIGGER no_status");
+	raw_exec(f, "CREATE TRIGGER no_status BEFORE INSERT ON cluster_status"
+		    " BEGIN SELECT RAISE(ABORT, 'read-only'); END");
+	raw_exec(f, "CREATE TRIGGER no_status2 BEFORE UPDATE ON cluster_status"
+		    " BEGIN SELECT RAISE(ABORT, 'read-only'); END");
+	raw_exec(f, "DELETE FROM cluster_status");
+	memset(recs, 0, sizeof(recs));
+	ndone = 0;
+	run_posts(f, recs, POSTS, &ndone);
+	for (int i = 0; i < POSTS; i++)
+		assert_int_equal(recs[i].post.rc, -EIO);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM cluster_status"), 0);
+}
+
 /* Several threads joining and creating tokens at once stay consistent. */
 struct racer {
 	struct fixture *f;
@@ -595,6 +790,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_db_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_group_commit_fails, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_join, setup, teardown),
 	};
 
