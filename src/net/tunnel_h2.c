@@ -6,6 +6,12 @@
  * behind data providers (deferred while empty, resumed on write), and
  * output gathering into transport-sized chunks.
  *
+ * Output: DATA frames carry up to TUNNEL_SEND_CHUNK - 9 bytes when the peer
+ * allows (tn_read_length), so a bulk stream leaves as one frame per
+ * transport message. tunnel_flush gathers small frames into tunnel_sendbuf;
+ * a big frame met with nothing gathered goes to the transport straight from
+ * nghttp2's buffer (it is valid until the next mem_send), without a copy.
+ *
  * Re-entrancy: nghttp2 must not be driven (mem_send) from inside its own
  * callbacks, and user callbacks must not run inside mem_send's data
  * provider. So flushes requested while receiving are done once feed ends,
@@ -73,6 +79,11 @@ struct tunnel {
 
 /* Output is gathered here before it goes to the transport; one per thread. */
 static _Thread_local uint8_t *tunnel_sendbuf_storage;
+
+/* A frame at least this big is sent on its own, not copied into tunnel_sendbuf. */
+#define TUNNEL_SEND_DIRECT (TUNNEL_SEND_CHUNK / 2)
+/* The fixed 9-byte header of an HTTP/2 frame. */
+#define TUNNEL_FRAME_HEADER 9
 
 static int tn_kick(struct tunnel *t);
 
@@ -256,6 +267,26 @@ static ssize_t ts_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
+/* DATA payload per frame: as much as the windows and the peer allow, up to one message. */
+static ssize_t tn_read_length(nghttp2_session *sess, uint8_t frame_type, int32_t id,
+			      int32_t conn_window, int32_t stream_window, uint32_t remote_max,
+			      void *ud)
+{
+	ssize_t n = TUNNEL_SEND_CHUNK - TUNNEL_FRAME_HEADER;
+
+	(void)sess;
+	(void)frame_type;
+	(void)id;
+	(void)ud;
+	if (n > conn_window)
+		n = conn_window;
+	if (n > stream_window)
+		n = stream_window;
+	if ((size_t)n > remote_max)
+		n = (ssize_t)remote_max;
+	return n > 0 ? n : 1;
+}
+
 static int tn_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
 {
 	struct tunnel *t = ud;
@@ -411,12 +442,13 @@ static int tn_on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_
 
 static int tunnel_submit_settings(struct tunnel *t)
 {
-	nghttp2_settings_entry iv[4];
+	nghttp2_settings_entry iv[5];
 	size_t n = 0;
 	int rc;
 
 	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
 					   (uint32_t)t->cfg.stream_window};
+	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, TUNNEL_MAX_FRAME_SIZE};
 	if (t->is_client) {
 		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
 	} else {
@@ -456,6 +488,7 @@ struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const 
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, tn_on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, tn_on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, tn_on_stream_close);
+	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, tn_read_length);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, t->cfg.max_streams);
 	nghttp2_option_set_max_send_header_block_length(opt, TUNNEL_MAX_HEADER_BYTES * 2);
@@ -556,18 +589,65 @@ static void tunnel_deliver_drains(struct tunnel *t)
 	}
 }
 
+/*
+ * Pulls frames out of nghttp2 and sends one batch: small frames gathered in
+ * sendbuf up to TUNNEL_SEND_CHUNK, or one big frame on its own straight
+ * from nghttp2's buffer when nothing is gathered yet. Frames that left the
+ * session are always sent, even when the transport said "full" meanwhile.
+ * Returns 1: sent, go on; 0: stop (nothing more, or the transport is
+ * full); -EPROTO (nghttp2 failed) or -EPIPE (the transport is dead).
+ */
+static int tn_send_batch(struct tunnel *t, uint8_t *sendbuf)
+{
+	const uint8_t *p;
+	size_t used = 0;
+	ssize_t n;
+	int rc, rc2;
+
+	for (;;) {
+		n = nghttp2_session_mem_send(t->sess, &p);
+		if (n < 0) {
+			LOG_WARN("nghttp2: %s", nghttp2_strerror((int)n));
+			return -EPROTO;
+		}
+		if (n == 0)
+			break;
+		if (used == 0 && (size_t)n >= TUNNEL_SEND_DIRECT) {
+			rc = t->io.send(t->io.io, p, (size_t)n);
+			return rc < 0 ? -EPIPE : rc > 0;
+		}
+		if ((size_t)n > TUNNEL_SEND_CHUNK - used) {
+			/* No room: send what we have, then this frame on its own. */
+			rc = t->io.send(t->io.io, sendbuf, used);
+			if (rc < 0)
+				return -EPIPE;
+			rc2 = t->io.send(t->io.io, p, (size_t)n);
+			if (rc2 < 0)
+				return -EPIPE;
+			return rc > 0 && rc2 > 0;
+		}
+		memcpy(sendbuf + used, p, (size_t)n);
+		used += (size_t)n;
+		if (used == TUNNEL_SEND_CHUNK)
+			break;
+	}
+	if (used == 0)
+		return 0;
+	rc = t->io.send(t->io.io, sendbuf, used);
+	if (rc < 0)
+		return -EPIPE;
+	return rc > 0 && used == TUNNEL_SEND_CHUNK;
+}
+
 int tunnel_flush(struct tunnel *t)
 {
-	uint8_t *tunnel_sendbuf;
-	size_t used;
-	int rc = 0, blocked = 0;
+	int rc = 0;
 
 	if (t->dead)
 		return -EPIPE;
 	if (tunnel_sendbuf_storage == NULL &&
 	    (tunnel_sendbuf_storage = malloc(TUNNEL_SEND_CHUNK)) == NULL)
 		return 0; /* try again on the next flush */
-	tunnel_sendbuf = tunnel_sendbuf_storage;
 	if (t->in_recv || t->flushing) {
 		t->flush_again = 1;
 		return 0;
@@ -576,69 +656,21 @@ int tunnel_flush(struct tunnel *t)
 	t->flushing = 1;
 	do {
 		t->flush_again = 0;
-		for (;;) {
-			const uint8_t *p;
-			ssize_t n;
-
-			used = 0;
-			blocked = 0;
-			if (t->io.writable && !t->io.writable(t->io.io))
-				break; /* the transport is full: its drain flushes again */
-			/* Gather frames into one transport message. */
-			while (used < TUNNEL_SEND_CHUNK) {
-				n = nghttp2_session_mem_send(t->sess, &p);
-				if (n < 0) {
-					LOG_WARN("nghttp2: %s", nghttp2_strerror((int)n));
-					t->dead = 1;
-					rc = -EPROTO;
-					goto out;
-				}
-				if (n == 0)
-					break;
-				if (used + (size_t)n > TUNNEL_SEND_CHUNK) {
-					/* Send what we have; this output starts the next message. */
-					if (used) {
-						rc = t->io.send(t->io.io, tunnel_sendbuf, used);
-						used = 0;
-						if (rc < 0)
-							goto dead;
-						blocked = rc == 0;
-					}
-					if ((size_t)n > TUNNEL_SEND_CHUNK) {
-						rc = t->io.send(t->io.io, p, (size_t)n);
-						if (rc < 0)
-							goto dead;
-						if (rc == 0 || blocked)
-							goto full;
-						continue;
-					}
-				}
-				if ((size_t)n > TUNNEL_SEND_CHUNK - used)
-					goto dead; /* cannot happen: the branch above made room */
-				memcpy(tunnel_sendbuf + used, p, (size_t)n);
-				used += (size_t)n;
-				/* These bytes left the session already: send them, then stop. */
-				if (blocked)
-					break;
+		/* While the transport is full, its drain flushes again. */
+		while (!t->io.writable || t->io.writable(t->io.io)) {
+			rc = tn_send_batch(t, tunnel_sendbuf_storage);
+			if (rc < 0) {
+				t->dead = 1;
+				goto out;
 			}
-			if (used == 0)
+			if (rc == 0)
 				break;
-			rc = t->io.send(t->io.io, tunnel_sendbuf, used);
-			if (rc < 0)
-				goto dead;
-			if (rc == 0 || blocked)
-				break; /* the transport is full: wait for its drain */
 		}
-	full:
 		t->flushing = 0;
 		tunnel_deliver_drains(t);
 		t->flushing = 1;
 	} while (t->flush_again && !t->dead);
 	rc = 0;
-	goto out;
-dead:
-	t->dead = 1;
-	rc = -EPIPE;
 out:
 	t->flushing = 0;
 	return rc;

@@ -34,6 +34,13 @@
 #define TUNNEL_MAX_HEADER_BYTES (64 << 10)
 #define TUNNEL_MAX_HEADERS HTTP_MAX_HEADERS
 #define TUNNEL_SEND_CHUNK (64 << 10) /* bytes gathered into one transport message */
+/*
+ * SETTINGS_MAX_FRAME_SIZE we announce: a DATA frame may fill a whole
+ * transport message (we send at most TUNNEL_SEND_CHUNK - 9 bytes of payload
+ * per frame, so frame header and payload make one WebSocket message), not
+ * the default 16 KiB that cut every message into four frames.
+ */
+#define TUNNEL_MAX_FRAME_SIZE (64 << 10)
 
 struct tunnel;
 struct tunnel_stream;

@@ -2,7 +2,8 @@
  * test_tunnel_h2.c - two tunnel sessions wired back to back in memory:
  * requests and responses with bodies, many streams, per-stream flow control
  * (a stream nobody consumes does not stall the others), resets, PING RTT,
- * extended CONNECT, and junk from the peer.
+ * extended CONNECT, junk from the peer, and bulk data in frames that fill a
+ * whole transport message (SETTINGS_MAX_FRAME_SIZE).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +21,16 @@ struct wire {
 	struct buf to_client, to_server;
 	struct tunnel *client, *server;
 	int kicked_client, kicked_server; /* flush owed, as an event loop would */
+	size_t sends, full_sends; /* transport messages, and those of TUNNEL_SEND_CHUNK bytes */
 };
+
+static void count_send(struct wire *w, size_t n)
+{
+	assert_true(n > 0 && n <= TUNNEL_SEND_CHUNK);
+	w->sends++;
+	if (n == TUNNEL_SEND_CHUNK)
+		w->full_sends++;
+}
 
 static void kick_client(void *io)
 {
@@ -36,6 +46,7 @@ static int send_to_server(void *io, const uint8_t *d, size_t n)
 {
 	struct wire *w = io;
 
+	count_send(w, n);
 	return buf_append(&w->to_server, d, n) == 0 ? 1 : -1;
 }
 
@@ -43,6 +54,7 @@ static int send_to_client(void *io, const uint8_t *d, size_t n)
 {
 	struct wire *w = io;
 
+	count_send(w, n);
 	return buf_append(&w->to_client, d, n) == 0 ? 1 : -1;
 }
 
@@ -287,6 +299,36 @@ static void test_big_body_and_many_streams(void **state)
 	free(data);
 }
 
+/*
+ * 4 MiB each way: DATA frames of TUNNEL_SEND_CHUNK - 9 bytes, each sent as
+ * one whole transport message (not four 16 KiB frames gathered).
+ */
+static void test_big_frames(void **state)
+{
+	struct wire w;
+	struct cli_stream cs;
+	size_t big = 4 << 20, i;
+	char *data = malloc(big);
+
+	(void)state;
+	for (i = 0; i < big; i++)
+		data[i] = (char)(i * 13);
+	wire_init(&w);
+	w.sends = w.full_sends = 0;
+	req(&w, "PUT", "/x", &cs, data, big);
+	pump(&w);
+	assert_int_equal(cs.status, 200);
+	assert_true(cs.closed);
+	assert_int_equal(cs.body.len, big);
+	assert_memory_equal(cs.body.data, data, big);
+	/* 2 x 4 MiB in 65527-byte frames: 130 of them at least, all full. */
+	assert_true(w.full_sends >= 2 * (big / (TUNNEL_SEND_CHUNK - 9)));
+	assert_true(w.sends < w.full_sends + 40);
+	buf_free(&cs.body);
+	wire_free(&w);
+	free(data);
+}
+
 /* A stream whose window is never credited must not block another. */
 static void test_stalled_stream_does_not_block(void **state)
 {
@@ -351,6 +393,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_big_body_and_many_streams),
+		cmocka_unit_test(test_big_frames),
 		cmocka_unit_test(test_stalled_stream_does_not_block),
 		cmocka_unit_test(test_reset_and_ping),
 		cmocka_unit_test(test_junk),
