@@ -16,6 +16,7 @@
 #include "net/conn.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,85 @@ static _Thread_local char conn_stage_buf[CONN_TLS_RECORD];
 
 static void conn_flush_tls(struct conn *c);
 static void conn_tls_input(struct conn *c);
+
+/*
+ * Write requests are recycled, per thread: a bulk transfer makes one per
+ * write, and freeing them let glibc hand the top of the heap back to the
+ * kernel, which then faulted zeroed pages in again for the next ones (a
+ * visible share of a download's CPU). Capacities are multiples of
+ * CONN_WQ_UNIT so that a recycled request fits most writes; the cache is
+ * freed when its thread ends.
+ */
+#define CONN_WQ_UNIT (16 * 1024)
+#define CONN_WQ_CACHE 16
+#define CONN_WQ_CACHE_MAX_CAP (256 * 1024)
+
+struct conn_wq_cache {
+	int n;
+	struct conn_write_req *r[CONN_WQ_CACHE];
+};
+
+static _Thread_local struct conn_wq_cache conn_wq_cache;
+static pthread_key_t conn_wq_key;
+static uv_once_t conn_wq_once = UV_ONCE_INIT;
+
+static void conn_wq_cache_drop(void *arg)
+{
+	struct conn_wq_cache *cc = arg;
+
+	while (cc->n > 0)
+		free(cc->r[--cc->n]);
+}
+
+static void conn_wq_key_init(void)
+{
+	(void)pthread_key_create(&conn_wq_key, conn_wq_cache_drop);
+}
+
+static size_t conn_wq_round(size_t need)
+{
+	return need ? (need + CONN_WQ_UNIT - 1) / CONN_WQ_UNIT * CONN_WQ_UNIT : CONN_WQ_UNIT;
+}
+
+/* A write request with room for need bytes (len 0), recycled when one fits. */
+static struct conn_write_req *conn_req_new(size_t need)
+{
+	struct conn_wq_cache *cc = &conn_wq_cache;
+	struct conn_write_req *w;
+	int i;
+
+	for (i = cc->n - 1; i >= 0; i--) {
+		if (cc->r[i]->cap >= need) {
+			w = cc->r[i];
+			cc->r[i] = cc->r[--cc->n];
+			w->len = 0;
+			return w;
+		}
+	}
+	w = malloc(sizeof(*w) + conn_wq_round(need));
+	if (w) {
+		w->cap = conn_wq_round(need);
+		w->len = 0;
+	}
+	return w;
+}
+
+static void conn_req_free(struct conn_write_req *w)
+{
+	struct conn_wq_cache *cc = &conn_wq_cache;
+
+	if (w == NULL)
+		return;
+	if (cc->n < CONN_WQ_CACHE && w->cap <= CONN_WQ_CACHE_MAX_CAP) {
+		if (cc->n == 0) {
+			uv_once(&conn_wq_once, conn_wq_key_init);
+			(void)pthread_setspecific(conn_wq_key, cc);
+		}
+		cc->r[cc->n++] = w;
+		return;
+	}
+	free(w);
+}
 
 struct conn *conn_new(uv_loop_t *loop, SSL_CTX *tls, const struct conn_callbacks *cbs,
 		      void *data)
@@ -219,7 +299,7 @@ static void conn_free(struct conn *c)
 		uv_freeaddrinfo(c->ai_list);
 	SSL_free(c->ssl); /* frees the BIOs too */
 	SSL_CTX_free(c->ctx);
-	free(c->wq);
+	conn_req_free(c->wq);
 	free(c->early);
 	free(c->host);
 	free(c);
@@ -316,7 +396,7 @@ static void conn_on_write(uv_write_t *req, int status)
 	struct conn *c = w->c;
 
 	c->pending -= w->len;
-	free(w);
+	conn_req_free(w);
 	if (c->flags & CONN_F_CLOSING)
 		return;
 	if (status < 0) {
@@ -347,7 +427,7 @@ static void conn_flush_tls(struct conn *c)
 	b = uv_buf_init(w->data, (unsigned)w->len);
 	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
 	if (rc < 0) {
-		free(w);
+		conn_req_free(w);
 		conn_end(c, rc);
 		return;
 	}
@@ -389,11 +469,11 @@ static int conn_raw_writev(struct conn *c, const struct slice *v, size_t n, size
 
 	if (total == 0)
 		return 0;
-	w = malloc(sizeof(*w) + total);
+	w = conn_req_new(total);
 	if (w == NULL)
 		return -ENOMEM;
 	w->c = c;
-	w->len = w->cap = total;
+	w->len = total;
 	for (i = 0; i < n; i++) {
 		if (v[i].len)
 			memcpy(w->data + off, v[i].base, v[i].len);
@@ -402,7 +482,7 @@ static int conn_raw_writev(struct conn *c, const struct slice *v, size_t n, size
 	b = uv_buf_init(w->data, (unsigned)total);
 	rc = uv_write(&w->req, &c->h.stream, &b, 1, conn_on_write);
 	if (rc < 0) {
-		free(w);
+		conn_req_free(w);
 		return rc;
 	}
 	c->pending += total;
@@ -713,24 +793,22 @@ static void conn_tls_input(struct conn *c)
 static int conn_wq_reserve(struct conn *c, size_t len)
 {
 	struct conn_write_req *w = c->wq;
-	size_t used = w ? w->len : 0, cap;
+	size_t cap;
 
 	if (w && w->cap - w->len >= len)
 		return 0;
-	cap = used + len;
-	if (cap < c->wq_hint)
-		cap = c->wq_hint;
-	if (w && cap < 2 * w->cap)
-		cap = 2 * w->cap;
-	if (cap < 4096)
-		cap = 4096;
+	if (w == NULL) {
+		w = conn_req_new(len > c->wq_hint ? len : c->wq_hint);
+		if (w == NULL)
+			return -ENOMEM;
+		w->c = c;
+		c->wq = w;
+		return 0;
+	}
+	cap = conn_wq_round(w->len + len > 2 * w->cap ? w->len + len : 2 * w->cap);
 	w = realloc(w, sizeof(*w) + cap);
 	if (w == NULL)
 		return -ENOMEM;
-	if (c->wq == NULL) {
-		w->c = c;
-		w->len = 0;
-	}
 	w->cap = cap;
 	c->wq = w;
 	return 0;
