@@ -107,6 +107,12 @@ int agent_init(struct agent *ag, uv_loop_t *loop)
 		LOG_ERROR("upstream %s: %s", ag->cfg.up.url, err);
 		return -1;
 	}
+	/* Without it every tunnelled request would connect to LXD anew. */
+	ag->lxd_pool = http_pool_new(loop, AGENT_LXD_POOL_MAX_IDLE, AGENT_LXD_POOL_IDLE_MS);
+	if (ag->lxd_pool == NULL) {
+		LOG_ERROR("out of memory");
+		return -1;
+	}
 	return agent_signals(ag);
 }
 
@@ -132,6 +138,9 @@ void agent_stop(struct agent *ag, int exit_code)
 	ag->exit_code = exit_code;
 	heartbeat_stop(ag);
 	tunnel_client_stop(ag);
+	/* Requests still running finish without it; it frees itself after them. */
+	http_pool_close(ag->lxd_pool);
+	ag->lxd_pool = NULL;
 	if (ag->sig_ready) {
 		uv_close((uv_handle_t *)&ag->sig_int, NULL);
 		uv_close((uv_handle_t *)&ag->sig_term, NULL);

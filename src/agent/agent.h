@@ -35,6 +35,10 @@
 /* Longest "host" of a "host:port" (a DNS name is at most 253). */
 #define AGENT_HOST_MAX 256
 
+/* The keep-alive pool to LXD: idle connections kept, and for how long. */
+#define AGENT_LXD_POOL_MAX_IDLE 16
+#define AGENT_LXD_POOL_IDLE_MS 30000
+
 /* Most --allow-path prefixes. */
 #define AGENT_MAX_ALLOW 16
 
@@ -75,6 +79,8 @@ struct agent {
 	char key_path[AGENT_PATH_MAX];
 	SSL_CTX *mgr_tls; /* client ctx with our certificate; peers are pinned */
 	SSL_CTX *lxd_tls; /* NULL when LXD is on a unix socket */
+	/* Keep-alive connections to LXD (forward.c, lxd_collect.c); NULL once stopping. */
+	struct http_pool *lxd_pool;
 	uv_signal_t sig_int;
 	uv_signal_t sig_term;
 	int sig_ready; /* the two signal handles are initialised */

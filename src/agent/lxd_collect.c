@@ -395,6 +395,7 @@ static void lc_send(struct lxd_collect *lc, struct lxd_req *r)
 	struct http_fetch_result res;
 	size_t max = r->kind == LK_METRICS ? LXD_COLLECT_METRICS_MAX : LXD_COLLECT_BODY_MAX;
 
+	lc->opts.pool = lc->ag->lxd_pool; /* read each time: NULL once the agent stops */
 	r->f = fetch_start(lc->ag->loop, &lc->opts, "GET", r->target, NULL, 0, NULL, 0, max,
 			   lc_on_fetch, r);
 	if (r->f) {

@@ -1,10 +1,11 @@
 /*
- * http_client.c - outbound HTTP/1.1 requests on llhttp.
+ * http_client.c - outbound HTTP/1.1 requests on llhttp, and the keep-alive
+ * pool (http_pool) they may take connections from and give them back to.
  *
- * One struct http_client per request and connection. The request head is
- * queued on the conn before it is even connected (conn keeps early bytes
- * until the handshake is done). One timer covers the connect, response and
- * idle timeouts in turn.
+ * One struct http_client per request. The request head is queued on the
+ * conn before it is even connected (conn keeps early bytes until the
+ * handshake is done), or written at once on a reused connection. One timer
+ * covers the connect, response and idle timeouts in turn.
  */
 #include "net/http_client.h"
 
@@ -20,6 +21,26 @@ enum cl_state { CL_CONNECTING, CL_WAITING, CL_READING, CL_DONE };
 
 struct hc_off {
 	size_t name_off, name_len, value_off, value_len;
+};
+
+/* An idle connection in a pool; freed in its conn's on_close or when taken. */
+struct pool_conn {
+	struct pool_conn *pc_prev, *pc_next; /* oldest first */
+	struct http_pool *pc_pool;
+	struct conn *pc_conn;
+	uint64_t pc_since; /* uv_now when it went idle */
+	char *pc_key;
+};
+
+struct http_pool {
+	uv_loop_t *hp_loop;
+	uv_timer_t hp_timer;
+	struct pool_conn *hp_head, *hp_tail;
+	size_t hp_nidle, hp_max_idle;
+	uint64_t hp_idle_ms;
+	unsigned hp_users; /* requests holding the pool, + 1 until closed */
+	int hp_closed;
+	unsigned long hp_reused, hp_retried;
 };
 
 struct http_client {
@@ -39,6 +60,14 @@ struct http_client {
 	int informational; /* parsing a 1xx other than 101: skipped */
 	int body_done;	   /* the request body is complete (or there is none) */
 	int64_t body_left; /* bytes still to come of a Content-Length body */
+	int complete;	   /* the response was read to its end */
+	int keep_alive;	   /* ... and the server lets the connection be reused */
+	int no_reuse;	   /* the caller handles Connection or Upgrade itself */
+	int reused;	   /* the connection came from the pool */
+	int got_bytes;	   /* some of the response arrived on this connection */
+	struct http_pool *pool;
+	char *pool_key;
+	struct buf retry; /* the request head, to send again on a fresh connection */
 	struct buf head;
 	struct hc_off hoff[HTTP_MAX_HEADERS];
 	size_t nh;
@@ -53,21 +82,38 @@ void *http_client_data(const struct http_client *cl)
 	return cl->data;
 }
 
+static void pool_put(struct http_pool *p, struct conn *c, const char *key);
+static void pool_unuse(struct http_pool *p);
+
 static void cl_on_timer_closed(uv_handle_t *h)
 {
 	struct http_client *cl = h->data;
 
 	buf_free(&cl->head);
+	buf_free(&cl->retry);
+	free(cl->pool_key);
+	if (cl->pool)
+		pool_unuse(cl->pool);
 	free(cl);
 }
 
-/* Frees once both the conn and the timer are gone. */
+/* The connection may serve another request: see http_client.h. */
+static int cl_reusable(const struct http_client *cl)
+{
+	return cl->pool && cl->complete && cl->keep_alive && cl->body_done && !cl->no_reuse &&
+	       !cl->upgraded && conn_write_pending(cl->conn) == 0 && !conn_is_closing(cl->conn);
+}
+
+/* Frees once both the conn and the timer are gone; a clean conn goes back to the pool. */
 static void cl_release(struct http_client *cl)
 {
 	uv_timer_stop(&cl->timer);
 	if (cl->conn) {
 		conn_set_data(cl->conn, NULL);
-		conn_close(cl->conn);
+		if (cl_reusable(cl))
+			pool_put(cl->pool, cl->conn, cl->pool_key);
+		else
+			conn_close(cl->conn);
 		cl->conn = NULL;
 	}
 	uv_close((uv_handle_t *)&cl->timer, cl_on_timer_closed);
@@ -175,6 +221,7 @@ static int cl_on_body(llhttp_t *p, const char *at, size_t len)
 	return cl->finished ? -1 : 0;
 }
 
+/* The response ended; the caller of llhttp delivers on_done (cl_complete). */
 static int cl_on_message_complete(llhttp_t *p)
 {
 	struct http_client *cl = p->data;
@@ -185,7 +232,8 @@ static int cl_on_message_complete(llhttp_t *p)
 	}
 	if (cl->resp.status == 101)
 		return 0;
-	cl_done(cl, 0);
+	cl->complete = 1;
+	cl->keep_alive = llhttp_should_keep_alive(p);
 	return HPE_PAUSED;
 }
 
@@ -244,9 +292,18 @@ static void cl_on_data(struct conn *c, const char *data, size_t len)
 
 	if (cl == NULL || cl->finished)
 		return;
+	if (len)
+		cl->got_bytes = 1;
 	err = llhttp_execute(&cl->parser, data, len);
 	if (cl->finished)
 		return;
+	if (cl->complete) {
+		/* Bytes after the response: the server is not speaking HTTP/1.1 to us. */
+		if (err != HPE_PAUSED || llhttp_get_error_pos(&cl->parser) != data + len)
+			cl->keep_alive = 0;
+		cl_done(cl, 0);
+		return;
+	}
 	if (err == HPE_OK)
 		return;
 	if (err == HPE_PAUSED_UPGRADE && cl->resp.status == 101) {
@@ -264,6 +321,8 @@ static void cl_on_data(struct conn *c, const char *data, size_t len)
 	cl_done(cl, -EPROTO);
 }
 
+static int cl_retry(struct http_client *cl);
+
 static void cl_on_end(struct conn *c, int err)
 {
 	struct http_client *cl = conn_data(c);
@@ -272,13 +331,19 @@ static void cl_on_end(struct conn *c, int err)
 		return;
 	if (err == 0 && cl->state == CL_READING) {
 		/* A body delimited by the end of the connection. */
-		if (llhttp_finish(&cl->parser) == HPE_OK && !cl->finished) {
+		llhttp_errno_t e = llhttp_finish(&cl->parser);
+
+		if (cl->finished)
+			return;
+		if (e == HPE_OK || cl->complete) {
+			cl->keep_alive = 0;
 			cl_done(cl, 0);
 			return;
 		}
-		if (cl->finished)
-			return;
 	}
+	/* A pooled connection the server had closed meanwhile: once more, afresh. */
+	if (cl->reused && !cl->got_bytes && cl->retry.len && cl_retry(cl) == 0)
+		return;
 	cl_done(cl, err ? err : -ECONNRESET);
 }
 
@@ -332,6 +397,132 @@ static int cl_build_head(struct buf *b, const struct http_client_opts *o, const 
 	return rc;
 }
 
+/* Opens a new connection for cl and queues head on it. 0 or a negative code. */
+static int cl_connect(struct http_client *cl, const char *head, size_t len)
+{
+	const struct http_client_opts *o = &cl->opts;
+	int rc;
+
+	cl->conn = conn_new(cl->loop, o->tls, &cl_conn_cbs, cl);
+	if (cl->conn == NULL)
+		return -ENOMEM;
+	cl->state = CL_CONNECTING;
+	if (o->pin)
+		conn_set_pin(cl->conn, o->pin);
+	rc = conn_write(cl->conn, head, len) < 0 ? -EIO : 0;
+	if (rc == 0)
+		rc = o->unix_path ? conn_connect_unix(cl->conn, o->unix_path)
+				  : conn_connect_tcp(cl->conn, o->host, o->port);
+	if (rc < 0)
+		return rc;
+	cl_arm(cl, o->connect_timeout_ms);
+	return 0;
+}
+
+/* Sends the saved request head again on a fresh connection (see cl_on_end). */
+static int cl_retry(struct http_client *cl)
+{
+	struct conn *old = cl->conn;
+
+	conn_set_data(old, NULL);
+	conn_close(old);
+	cl->conn = NULL;
+	cl->reused = 0;
+	cl->got_bytes = 0;
+	cl->pool->hp_retried++;
+	if (cl_connect(cl, cl->retry.data, cl->retry.len) == 0) {
+		buf_free(&cl->retry);
+		return 0;
+	}
+	if (cl->conn) {
+		conn_set_data(cl->conn, NULL);
+		conn_close(cl->conn);
+		cl->conn = NULL;
+	}
+	return -1;
+}
+
+static struct conn *pool_take(struct http_pool *p, const char *key);
+
+/*
+ * Sends head on an idle pooled connection, if one to this upstream works.
+ * Returns 1 when the request is under way on it, else 0.
+ */
+static int cl_use_pooled(struct http_client *cl, const char *head, size_t len)
+{
+	struct conn *c;
+
+	while ((c = pool_take(cl->pool, cl->pool_key)) != NULL) {
+		conn_set_callbacks(c, &cl_conn_cbs);
+		conn_set_data(c, cl);
+		if (conn_write(c, head, len) < 0) {
+			conn_set_data(c, NULL);
+			conn_close(c);
+			continue;
+		}
+		cl->conn = c;
+		cl->reused = 1;
+		cl->pool->hp_reused++;
+		cl->state = CL_WAITING;
+		cl_arm(cl, cl->body_done ? cl->opts.response_timeout_ms : cl->opts.idle_timeout_ms);
+		return 1;
+	}
+	return 0;
+}
+
+/* RFC 9110 9.2.2; only without a body is a request cheap to send twice. */
+static int cl_idempotent(const char *method)
+{
+	static const char *const m[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"};
+	size_t i;
+
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (strcmp(method, m[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The pool key of an upstream: where, and with which TLS settings. NULL: out of memory. */
+static char *cl_pool_key(const struct http_client_opts *o)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b, 4096);
+	if (o->unix_path)
+		rc = buf_printf(&b, "unix:%s", o->unix_path);
+	else
+		rc = buf_printf(&b, "tcp:%s|%d|%p|%s|%s", o->host, o->port, (void *)o->tls,
+				o->pin ? o->pin : "", o->host_header ? o->host_header : "");
+	if (rc != 0 || buf_append(&b, "", 1) != 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b, NULL);
+}
+
+/* Sets up pooling for cl; a request that cannot use the pool just goes without it. */
+static void cl_pool_init(struct http_client *cl, const char *method,
+			 const struct http_header *hdrs, size_t n, int64_t body_len)
+{
+	size_t i;
+
+	if (cl->opts.pool == NULL || cl->opts.pool->hp_closed)
+		return;
+	cl->pool_key = cl_pool_key(&cl->opts);
+	if (cl->pool_key == NULL)
+		return;
+	cl->pool = cl->opts.pool;
+	cl->pool->hp_users++;
+	for (i = 0; i < n; i++)
+		if (slice_eq_nocase(hdrs[i].name, LIT("Connection")) ||
+		    slice_eq_nocase(hdrs[i].name, LIT("Upgrade")))
+			cl->no_reuse = 1;
+	buf_init(&cl->retry, HTTP_CLIENT_MAX_HEADER_BYTES * 2);
+	(void)body_len;
+	(void)method;
+}
+
 struct http_client *http_client_request(uv_loop_t *loop, const struct http_client_opts *opts,
 					const char *method, const char *target,
 					const struct http_header *hdrs, size_t n, int64_t body_len,
@@ -363,23 +554,22 @@ struct http_client *http_client_request(uv_loop_t *loop, const struct http_clien
 	cl->parser.data = cl;
 	uv_timer_init(loop, &cl->timer);
 	cl->timer.data = cl;
+	cl_pool_init(cl, method, hdrs, n, body_len);
 
-	cl->conn = conn_new(loop, opts->tls, &cl_conn_cbs, cl);
-	if (cl->conn == NULL)
-		goto fail;
-	if (opts->pin)
-		conn_set_pin(cl->conn, opts->pin);
 	buf_init(&req, HTTP_CLIENT_MAX_HEADER_BYTES * 2);
 	rc = cl_build_head(&req, opts, method, target, hdrs, n, body_len);
+	if (rc == 0 && cl->pool && cl_use_pooled(cl, req.data, req.len)) {
+		/* Kept for one more try on a fresh connection, when that is safe. */
+		if (body_len == 0 && cl_idempotent(method))
+			buf_append(&cl->retry, req.data, req.len);
+		buf_free(&req);
+		return cl;
+	}
 	if (rc == 0)
-		rc = conn_write(cl->conn, req.data, req.len) < 0 ? -EIO : 0;
+		rc = cl_connect(cl, req.data, req.len);
 	buf_free(&req);
-	if (rc == 0)
-		rc = opts->unix_path ? conn_connect_unix(cl->conn, opts->unix_path)
-				     : conn_connect_tcp(cl->conn, opts->host, opts->port);
 	if (rc < 0)
 		goto fail;
-	cl_arm(cl, cl->opts.connect_timeout_ms);
 	return cl;
 fail:
 	cl->finished = 1;
@@ -448,6 +638,194 @@ void http_client_cancel(struct http_client *cl)
 		return;
 	cl->finished = 1;
 	cl_release(cl);
+}
+
+/* ---- the keep-alive pool ---- */
+
+static void pool_on_timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* One user less (a request, or the owner by closing); frees the pool after the last. */
+static void pool_unuse(struct http_pool *p)
+{
+	if (--p->hp_users == 0)
+		uv_close((uv_handle_t *)&p->hp_timer, pool_on_timer_closed);
+}
+
+static void pool_unlink(struct http_pool *p, struct pool_conn *pc)
+{
+	if (pc->pc_prev)
+		pc->pc_prev->pc_next = pc->pc_next;
+	else
+		p->hp_head = pc->pc_next;
+	if (pc->pc_next)
+		pc->pc_next->pc_prev = pc->pc_prev;
+	else
+		p->hp_tail = pc->pc_prev;
+	pc->pc_prev = pc->pc_next = NULL;
+	pc->pc_pool = NULL;
+	p->hp_nidle--;
+}
+
+/* Closes an idle connection; pc is freed in the conn's on_close. */
+static void pool_drop(struct http_pool *p, struct pool_conn *pc)
+{
+	pool_unlink(p, pc);
+	conn_close(pc->pc_conn);
+}
+
+static void pool_pc_free(struct pool_conn *pc)
+{
+	free(pc->pc_key);
+	free(pc);
+}
+
+/* An idle connection must stay silent: data or an end means it is done for. */
+static void pool_idle_on_data(struct conn *c, const char *data, size_t len)
+{
+	struct pool_conn *pc = conn_data(c);
+
+	(void)data;
+	(void)len;
+	if (pc && pc->pc_pool)
+		pool_drop(pc->pc_pool, pc);
+}
+
+static void pool_idle_on_end(struct conn *c, int err)
+{
+	(void)err;
+	pool_idle_on_data(c, NULL, 0);
+}
+
+static void pool_idle_on_close(struct conn *c)
+{
+	struct pool_conn *pc = conn_data(c);
+
+	if (pc == NULL)
+		return;
+	if (pc->pc_pool)
+		pool_unlink(pc->pc_pool, pc);
+	pool_pc_free(pc);
+}
+
+static const struct conn_callbacks pool_idle_cbs = {
+    .on_data = pool_idle_on_data,
+    .on_end = pool_idle_on_end,
+    .on_close = pool_idle_on_close,
+};
+
+static void pool_on_timer(uv_timer_t *t);
+
+/* Closes the connections idle for idle_ms, then waits for the next one to be. */
+static void pool_expire(struct http_pool *p)
+{
+	uint64_t now = uv_now(p->hp_loop);
+
+	while (p->hp_head && now - p->hp_head->pc_since >= p->hp_idle_ms)
+		pool_drop(p, p->hp_head);
+	if (p->hp_head)
+		uv_timer_start(&p->hp_timer, pool_on_timer,
+			       p->hp_head->pc_since + p->hp_idle_ms - now, 0);
+	else
+		uv_timer_stop(&p->hp_timer);
+}
+
+static void pool_on_timer(uv_timer_t *t)
+{
+	pool_expire(t->data);
+}
+
+/* Takes the most recently used idle connection to key, or NULL. */
+static struct conn *pool_take(struct http_pool *p, const char *key)
+{
+	struct pool_conn *pc, *prev;
+	struct conn *c;
+
+	for (pc = p->hp_tail; pc; pc = prev) {
+		prev = pc->pc_prev;
+		if (strcmp(pc->pc_key, key) != 0)
+			continue;
+		c = pc->pc_conn;
+		pool_unlink(p, pc);
+		conn_set_callbacks(c, NULL);
+		conn_set_data(c, NULL);
+		pool_pc_free(pc);
+		if (!conn_is_closing(c))
+			return c;
+	}
+	return NULL;
+}
+
+/* Keeps c for a later request to key, or closes it when the pool is full or closed. */
+static void pool_put(struct http_pool *p, struct conn *c, const char *key)
+{
+	struct pool_conn *pc;
+
+	if (p->hp_closed || p->hp_max_idle == 0 || (pc = calloc(1, sizeof(*pc))) == NULL) {
+		conn_close(c);
+		return;
+	}
+	pc->pc_key = strdup(key);
+	if (pc->pc_key == NULL) {
+		free(pc);
+		conn_close(c);
+		return;
+	}
+	if (p->hp_nidle >= p->hp_max_idle)
+		pool_drop(p, p->hp_head);
+	pc->pc_pool = p;
+	pc->pc_conn = c;
+	pc->pc_since = uv_now(p->hp_loop);
+	pc->pc_prev = p->hp_tail;
+	if (p->hp_tail)
+		p->hp_tail->pc_next = pc;
+	else
+		p->hp_head = pc;
+	p->hp_tail = pc;
+	p->hp_nidle++;
+	conn_set_callbacks(c, &pool_idle_cbs);
+	conn_set_data(c, pc);
+	conn_read_start(c);
+	if (!uv_is_active((uv_handle_t *)&p->hp_timer))
+		pool_expire(p);
+}
+
+struct http_pool *http_pool_new(uv_loop_t *loop, size_t max_idle, uint64_t idle_ms)
+{
+	struct http_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->hp_loop = loop;
+	p->hp_max_idle = max_idle;
+	p->hp_idle_ms = idle_ms ? idle_ms : HTTP_POOL_DEFAULT_IDLE_MS;
+	p->hp_users = 1;
+	uv_timer_init(loop, &p->hp_timer);
+	p->hp_timer.data = p;
+	return p;
+}
+
+void http_pool_close(struct http_pool *p)
+{
+	if (p == NULL || p->hp_closed)
+		return;
+	p->hp_closed = 1;
+	while (p->hp_head)
+		pool_drop(p, p->hp_head);
+	uv_timer_stop(&p->hp_timer);
+	pool_unuse(p);
+}
+
+void http_pool_stats(const struct http_pool *p, struct http_pool_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (p == NULL)
+		return;
+	out->idle = p->hp_nidle;
+	out->reused = p->hp_reused;
+	out->retried = p->hp_retried;
 }
 
 /* ---- buffered fetch ---- */

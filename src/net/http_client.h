@@ -1,7 +1,8 @@
 /*
- * http_client.h - outbound HTTP/1.1: one request per connection, over TCP,
- * TLS (CA-verified or fingerprint-pinned, optional client certificate) or a
- * unix socket. Both bodies stream with backpressure; http_fetch buffers a
+ * http_client.h - outbound HTTP/1.1 over TCP, TLS (CA-verified or
+ * fingerprint-pinned, optional client certificate) or a unix socket: one
+ * request per connection, or, with an http_pool, keep-alive connections
+ * reused by later requests to the same upstream. Both bodies stream with backpressure; http_fetch buffers a
  * bounded response for the common JSON case, and http_fetch_sync runs that
  * on a private loop for command-line tools.
  *
@@ -28,6 +29,7 @@
 #define HTTP_CLIENT_ETIMEDOUT (-ETIMEDOUT)
 
 struct http_client;
+struct http_pool;
 
 struct http_client_opts {
 	const char *unix_path; /* when set, connect here instead of host:port */
@@ -39,6 +41,7 @@ struct http_client_opts {
 	uint64_t connect_timeout_ms;  /* connect + TLS handshake */
 	uint64_t response_timeout_ms; /* request sent to response head */
 	uint64_t idle_timeout_ms;     /* silence while reading the body */
+	struct http_pool *pool;	      /* reuse keep-alive connections, or NULL */
 };
 
 struct http_response_head {
@@ -80,6 +83,38 @@ void http_client_pause(struct http_client *cl);
 void http_client_resume(struct http_client *cl);
 void http_client_cancel(struct http_client *cl);
 void *http_client_data(const struct http_client *cl);
+
+/*
+ * A keep-alive pool: up to max_idle idle connections, each kept at most
+ * idle_ms. A request with opts->pool takes the most recently used idle
+ * connection to the same upstream (unix path, or host, port, TLS context
+ * and pin) if there is one. Its connection goes back to the pool only when
+ * everything went by the book: the response was read to its end, the
+ * server allows keep-alive, the request body was complete and sent, no
+ * error, no upgrade, and the caller asked for no Connection or Upgrade
+ * handling. Anything else closes it.
+ *
+ * A reused connection may have been closed by the server meanwhile. If it
+ * fails before any byte of the response arrived, a request without a body
+ * and with an idempotent method (GET, HEAD, OPTIONS, PUT, DELETE) is sent
+ * once more on a fresh connection; others get the error.
+ *
+ * http_pool_close closes the idle connections; requests still running
+ * finish without pooling, and the pool frees itself after the last of them
+ * (and its timer handle) is gone, so the loop can run dry.
+ */
+#define HTTP_POOL_DEFAULT_MAX_IDLE 16
+#define HTTP_POOL_DEFAULT_IDLE_MS 30000
+
+struct http_pool_stats {
+	size_t idle;	       /* connections waiting now */
+	unsigned long reused;  /* requests sent on a pooled connection */
+	unsigned long retried; /* of those, sent again on a fresh one */
+};
+
+struct http_pool *http_pool_new(uv_loop_t *loop, size_t max_idle, uint64_t idle_ms);
+void http_pool_close(struct http_pool *p);
+void http_pool_stats(const struct http_pool *p, struct http_pool_stats *out);
 
 /* A bounded, buffered request: the usual JSON round trip. */
 struct http_fetch_result {

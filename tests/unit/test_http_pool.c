@@ -22,7 +22,7 @@
 #include "net/http_client.h"
 #include "net/tls.h"
 
-/* Answers with the caller's certificate fingerprint and the request count of its connection. */
+/* Answers with the caller's certificate fingerprint. */
 static void h_who(struct http_request *req)
 {
 	json_t *m = json_object();
@@ -232,11 +232,267 @@ static void test_resumption_off_and_pin(void **state)
 	stop(f);
 }
 
+
+/* ---- keep-alive pool ---- */
+
+struct got {
+	int done;
+	int err;
+	int status;
+	char body[512];
+};
+
+static void on_got(struct http_fetch_result *res, void *arg)
+{
+	struct got *g = arg;
+
+	g->done = 1;
+	g->err = res->err;
+	g->status = res->status;
+	snprintf(g->body, sizeof(g->body), "%s", res->body ? res->body : "");
+}
+
+/* One request on loop with opts o (and its pool); runs the loop until it is answered. */
+static struct got req(uv_loop_t *loop, const struct http_client_opts *o, const char *method,
+		      const char *target, const struct http_header *h, size_t nh, const char *body,
+		      size_t max)
+{
+	struct got g = {0};
+
+	assert_int_equal(http_fetch(loop, o, method, target, h, nh, body, body ? strlen(body) : 0,
+				    max, on_got, &g),
+			 0);
+	while (!g.done)
+		uv_run(loop, UV_RUN_ONCE);
+	return g;
+}
+
+static struct http_pool_stats stats(struct http_pool *p)
+{
+	struct http_pool_stats st;
+
+	http_pool_stats(p, &st);
+	return st;
+}
+
+/* Closes the pool and checks that the loop runs dry. */
+static void close_pool(uv_loop_t *loop, struct http_pool *p)
+{
+	http_pool_close(p);
+	assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void plain_opts(struct fixture *f, struct http_client_opts *o, struct http_pool *p)
+{
+	memset(o, 0, sizeof(*o));
+	o->host = "127.0.0.1";
+	o->port = f->port;
+	o->pool = p;
+}
+
+/* Sequential requests share one connection; the pool keeps one idle. */
+static void test_pool_reuse(void **state)
+{
+	struct fixture *f = start(0, 0);
+	struct http_client_opts o;
+	uv_loop_t loop;
+	struct http_pool *p;
+	struct got g;
+	int i;
+
+	(void)state;
+	uv_loop_init(&loop);
+	p = http_pool_new(&loop, 4, 0);
+	assert_non_null(p);
+	plain_opts(f, &o, p);
+	for (i = 0; i < 5; i++) {
+		g = req(&loop, &o, "GET", "/who", NULL, 0, NULL, 4096);
+		assert_int_equal(g.err, 0);
+		assert_int_equal(g.status, 200);
+	}
+	g = req(&loop, &o, "POST", "/echo", NULL, 0, "{\"x\":1}", 4096);
+	assert_int_equal(g.err, 0);
+	assert_string_equal(g.body, "{\"x\":1}");
+	assert_int_equal(stats(p).reused, 5);
+	assert_int_equal(stats(p).idle, 1);
+	assert_int_equal(stats(p).retried, 0);
+	close_pool(&loop, p);
+	stop(f);
+}
+
+/* Connections that must not be reused are closed, not pooled. */
+static void test_pool_no_reuse(void **state)
+{
+	struct fixture *f = start(0, 0);
+	static const struct http_header conn_close[] = {{LIT("Connection"), LIT("close")}};
+	struct http_client_opts o;
+	uv_loop_t loop;
+	struct http_pool *p;
+	struct got g;
+
+	(void)state;
+	uv_loop_init(&loop);
+	p = http_pool_new(&loop, 4, 0);
+	plain_opts(f, &o, p);
+	/* The server says Connection: close. */
+	g = req(&loop, &o, "GET", "/close", NULL, 0, NULL, 4096);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(stats(p).idle, 0);
+	/* The response was not read to its end (the caller gave up at 100 bytes). */
+	g = req(&loop, &o, "GET", "/big", NULL, 0, NULL, 100);
+	assert_int_equal(g.err, -E2BIG);
+	assert_int_equal(stats(p).idle, 0);
+	/* The caller handles Connection itself. */
+	g = req(&loop, &o, "GET", "/who", conn_close, 1, NULL, 4096);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(stats(p).idle, 0);
+	/* This server closes after an unknown route's 404 (Connection: close). */
+	g = req(&loop, &o, "GET", "/nothing-here", NULL, 0, NULL, 4096);
+	assert_int_equal(g.status, 404);
+	assert_int_equal(stats(p).idle, 0);
+	/* A big body read to its end: reusable. */
+	g = req(&loop, &o, "GET", "/big", NULL, 0, NULL, 1 << 20);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(stats(p).idle, 1);
+	g = req(&loop, &o, "GET", "/big", NULL, 0, NULL, 1 << 20);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(stats(p).reused, 1);
+	assert_int_equal(stats(p).idle, 1);
+	close_pool(&loop, p);
+	stop(f);
+}
+
+/*
+ * The server closed a pooled connection and the pool has not noticed yet:
+ * an idempotent request without a body goes again on a fresh connection;
+ * a POST gets the error.
+ */
+static void test_pool_retry(void **state)
+{
+	struct fixture *f = start(0, 150);
+	struct http_client_opts o;
+	uv_loop_t loop;
+	struct http_pool *p;
+	struct got g;
+
+	(void)state;
+	uv_loop_init(&loop);
+	p = http_pool_new(&loop, 4, 60000);
+	plain_opts(f, &o, p);
+	g = req(&loop, &o, "GET", "/who", NULL, 0, NULL, 4096);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(stats(p).idle, 1);
+	usleep(400 * 1000); /* the server's idle timeout closes it; our loop does not run */
+	g = req(&loop, &o, "GET", "/who", NULL, 0, NULL, 4096);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(stats(p).reused, 1);
+	assert_int_equal(stats(p).retried, 1);
+	usleep(400 * 1000);
+	g = req(&loop, &o, "POST", "/who", NULL, 0, "{}", 4096);
+	assert_true(g.err < 0);
+	assert_int_equal(stats(p).retried, 1);
+	/* When the loop runs meanwhile, the pool sees the close and drops the connection. */
+	g = req(&loop, &o, "GET", "/who", NULL, 0, NULL, 4096);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(stats(p).idle, 1);
+	for (int i = 0; i < 40 && stats(p).idle; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(stats(p).idle, 0);
+	close_pool(&loop, p);
+	stop(f);
+}
+
+/* At most max_idle stay; the rest close. Idle ones go after idle_ms. */
+static void test_pool_bounds(void **state)
+{
+	struct fixture *f = start(0, 0);
+	struct http_client_opts o;
+	uv_loop_t loop;
+	struct http_pool *p;
+	struct got g[12];
+	int i, left;
+
+	(void)state;
+	uv_loop_init(&loop);
+	p = http_pool_new(&loop, 3, 200);
+	plain_opts(f, &o, p);
+	memset(g, 0, sizeof(g));
+	for (i = 0; i < 12; i++)
+		assert_int_equal(http_fetch(&loop, &o, "GET", "/who", NULL, 0, NULL, 0, 4096, on_got,
+					    &g[i]),
+				 0);
+	do {
+		uv_run(&loop, UV_RUN_ONCE);
+		for (i = 0, left = 0; i < 12; i++)
+			left += !g[i].done;
+	} while (left);
+	for (i = 0; i < 12; i++)
+		assert_int_equal(g[i].status, 200);
+	assert_int_equal(stats(p).idle, 3);
+	/* The idle timeout empties the pool, and then nothing keeps the loop alive but the pool's handle. */
+	for (i = 0; i < 100 && stats(p).idle; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(stats(p).idle, 0);
+	close_pool(&loop, p);
+	stop(f);
+}
+
+/*
+ * Two clusters' TLS contexts through one pool: a connection made with one
+ * client certificate never carries the other's request, so the server
+ * keeps seeing each one's own fingerprint.
+ */
+static void test_pool_tls_identity(void **state)
+{
+	struct fixture *f = start(1, 0);
+	char fa[65], fb[65];
+	SSL_CTX *a = client_ctx(f, "a", fa), *b = client_ctx(f, "b", fb);
+	struct http_client_opts oa, ob;
+	uv_loop_t loop;
+	struct http_pool *p;
+	struct got g;
+	int i;
+
+	(void)state;
+	uv_loop_init(&loop);
+	p = http_pool_new(&loop, 4, 0);
+	plain_opts(f, &oa, p);
+	oa.tls = a;
+	oa.pin = f->fp;
+	ob = oa;
+	ob.tls = b;
+	for (i = 0; i < 3; i++) {
+		g = req(&loop, &oa, "GET", "/who", NULL, 0, NULL, 4096);
+		assert_int_equal(g.status, 200);
+		assert_non_null(strstr(g.body, fa));
+		g = req(&loop, &ob, "GET", "/who", NULL, 0, NULL, 4096);
+		assert_int_equal(g.status, 200);
+		assert_non_null(strstr(g.body, fb));
+	}
+	assert_int_equal(stats(p).reused, 4);
+	assert_int_equal(stats(p).idle, 2);
+	close_pool(&loop, p);
+	SSL_CTX_free(a);
+	SSL_CTX_free(b);
+	stop(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resumption_keeps_identity),
 		cmocka_unit_test(test_resumption_off_and_pin),
+		cmocka_unit_test(test_pool_reuse),
+		cmocka_unit_test(test_pool_no_reuse),
+		cmocka_unit_test(test_pool_retry),
+		cmocka_unit_test(test_pool_bounds),
+		cmocka_unit_test(test_pool_tls_identity),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
