@@ -15,7 +15,8 @@
  * data frame that is a whole message and lies whole in the buffer is
  * unmasked in place and handed to on_message without a copy; any other
  * message is unmasked into w->m_data while it is copied (one pass) and
- * delivered after its last frame. The mask's phase is carried across reads.
+ * delivered after its last frame (the buffer is recycled per thread). The
+ * mask's phase is carried across reads.
  *
  * The parser stops right after a message when on_message calls
  * ws_read_stop; what is left of the buffer goes to w->backlog (bounded: the
@@ -45,6 +46,7 @@
 #include "net/ws.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,9 +248,79 @@ int ws__utf8(struct ws__utf8 *u, const uint8_t *p, size_t n)
 
 /* ---- lifetime ---- */
 
+/*
+ * One reassembly buffer per thread is kept between messages: a bulk stream
+ * reassembles every 64 KiB message (TLS hands them over in 16 KiB records),
+ * and a malloc and free of each let glibc trim and re-fault the heap top.
+ * At most WS_SPARE_MAX bytes are kept; the spare is freed when the thread
+ * ends.
+ */
+#define WS_SPARE_MAX (256 * 1024)
+
+struct ws_spare {
+	uint8_t *data;
+	size_t cap;
+};
+
+static _Thread_local struct ws_spare ws_spare;
+static pthread_key_t ws_spare_key;
+static uv_once_t ws_spare_once = UV_ONCE_INIT;
+
+static void ws_spare_drop(void *arg)
+{
+	struct ws_spare *sp = arg;
+
+	free(sp->data);
+	sp->data = NULL;
+	sp->cap = 0;
+}
+
+static void ws_spare_key_init(void)
+{
+	(void)pthread_key_create(&ws_spare_key, ws_spare_drop);
+}
+
+/* Gives a message buffer back: kept as the thread's spare, or freed. */
+static void ws_buf_put(uint8_t *p, size_t cap)
+{
+	if (p == NULL)
+		return;
+	if (cap > WS_SPARE_MAX || cap <= ws_spare.cap) {
+		free(p);
+		return;
+	}
+	free(ws_spare.data);
+	if (ws_spare.data == NULL) {
+		uv_once(&ws_spare_once, ws_spare_key_init);
+		(void)pthread_setspecific(ws_spare_key, &ws_spare);
+	}
+	ws_spare.data = p;
+	ws_spare.cap = cap;
+}
+
+/* Grows *p (capacity *cap) to at least need bytes, from the spare when it fits. */
+static int ws_buf_grow(uint8_t **p, size_t *cap, size_t need)
+{
+	uint8_t *np;
+
+	if (*p == NULL && ws_spare.data && ws_spare.cap >= need) {
+		*p = ws_spare.data;
+		*cap = ws_spare.cap;
+		ws_spare.data = NULL;
+		ws_spare.cap = 0;
+		return 0;
+	}
+	np = realloc(*p, need);
+	if (np == NULL)
+		return -ENOMEM;
+	*p = np;
+	*cap = need;
+	return 0;
+}
+
 static void ws_msg_reset(struct ws *w)
 {
-	free(w->m_data);
+	ws_buf_put(w->m_data, w->m_cap);
 	w->m_data = NULL;
 	w->m_len = w->m_cap = 0;
 	w->m_op = 0;
@@ -587,6 +659,7 @@ static void ws_message(struct ws *w, const uint8_t *data, size_t len)
 {
 	int op = w->m_op;
 	uint8_t *own = w->m_data;
+	size_t own_cap = w->m_cap;
 
 	if (op == WS_TEXT && w->m_utf8.need) {
 		ws_fail(w, WS_CLOSE_INVALID_DATA, "text message ends inside a character");
@@ -596,23 +669,17 @@ static void ws_message(struct ws *w, const uint8_t *data, size_t len)
 	ws_msg_reset(w);
 	if (!(w->flags & WS_F_USER_CLOSED) && w->cbs->on_message)
 		w->cbs->on_message(w, op, data ? (const char *)data : "", len);
-	free(own);
+	ws_buf_put(own, own_cap);
 }
 
 /* Copies (unmasking) a fragment or a frame that straddles reads into m_data. */
 static int ws_take_copy(struct ws *w, const uint8_t *p, size_t take)
 {
-	if (w->m_cap - w->m_len < w->f_left) {
-		/* f_left <= max_message - m_len: checked when the frame began. */
-		size_t cap = w->m_len + (size_t)w->f_left;
-		uint8_t *np = realloc(w->m_data, cap);
-
-		if (np == NULL) {
-			ws_finish(w, -ENOMEM, 0);
-			return -1;
-		}
-		w->m_data = np;
-		w->m_cap = cap;
+	/* f_left <= max_message - m_len: checked when the frame began. */
+	if (w->m_cap - w->m_len < w->f_left &&
+	    ws_buf_grow(&w->m_data, &w->m_cap, w->m_len + (size_t)w->f_left) < 0) {
+		ws_finish(w, -ENOMEM, 0);
+		return -1;
 	}
 	ws_unmask(w, w->m_data + w->m_len, p, take);
 	if (w->m_op == WS_TEXT && ws__utf8(&w->m_utf8, w->m_data + w->m_len, take) < 0)
