@@ -167,15 +167,10 @@ static void fz_check_path(const struct fz_up *u)
 	struct slice path = slice_make(u->url.data ? u->url.data : "", u->url.len);
 
 	/*
-	 * Known open bug (only FUZZ_STRICT=1 checks this until it is fixed):
-	 * forward_request refuses a stream (403 outside the allow-list, 400,
-	 * 501) with fwd_error but keeps its stream callbacks, and DATA that
-	 * the manager sends on that stream (in the same message as the
-	 * HEADERS, or any time on a CONNECT stream) starts the upstream
-	 * request anyway: fwd_s_on_data -> fwd_start with the refused path.
+	 * A refused stream (403 outside the allow-list, 400, 501) must never
+	 * reach LXD, whatever DATA follows its HEADERS (a bug until the fix in
+	 * fwd_error: seeds refused_post_with_body, ws_refused_path_then_data).
 	 */
-	if (!getenv("FUZZ_STRICT"))
-		return;
 	if (!forward_path_allowed(path, fz_ag.allow, fz_ag.nallow)) {
 		fprintf(stderr, "fuzz_agent_forward: the upstream got a refused path: %.*s\n",
 			(int)u->url.len, u->url.data);

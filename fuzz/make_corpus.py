@@ -650,67 +650,60 @@ def tunnel_v1():
     write("tunnel_v1", "nothing", flags)
 
 
-# ---------------------------------------------------------------- known bugs
-# Inputs that crash a target because of an open bug in src/. They stay out of
-# the committed corpus (so `make check` stays green) and are written to
-# fuzz/out/known/<target>/ with --known-bugs; once the bug is fixed, move
-# them into fuzz/corpus/<target>/ as regression seeds.
-def known_bugs():
+# ---------------------------------------------------------------- fixed bugs
+# Inputs that found bugs in src/, kept as regression seeds (all fixed; the
+# targets check them by default). A new open bug's input goes to
+# fuzz/out/known/<target>/ (where=os.path.join("out", "known")) and is
+# written only with --known-bugs, so `make check` stays green until it is
+# fixed; then move it here.
+def fixed_bugs():
     # cluster_json.c cj_status_list: the sum of counts overflows int64 (UBSan).
     write("cluster_json", "sum_overflow", json.dumps({
         "instance_statuses": [{"status": "A", "count": 9223372036854775807},
-                              {"status": "B", "count": 9223372036854775807}]}),
-          where=os.path.join("out", "known"))
+                              {"status": "B", "count": 9223372036854775807}]}))
     # http_server.c hc_next_request: a pipelined request whose head is not
     # complete when the previous (asynchronous) answer finishes is never read
-    # further: the connection stalls until the header timeout. Needs
-    # FUZZ_STRICT=1 to fail.
-    write("http", "stall_pipelined_partial_head", "GET /later HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHo",
-          where=os.path.join("out", "known"))
+    # further: the connection stalls until the header timeout. Fixed.
+    write("http", "stall_pipelined_partial_head", "GET /later HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHo")
     # http_server.c hc_parse: after a request with Upgrade headers to a route
     # that does not upgrade, llhttp stops at HPE_PAUSED_UPGRADE and the rest
-    # of the connection is never parsed (stall until the idle timeout). Needs
-    # FUZZ_STRICT=1 to fail.
+    # of the connection is never parsed (stall until the idle timeout). Fixed.
     # tunnel_v1.c v1_is_field_value: control characters (here DEL) in a
     # response header value reach the operator; strict parsers refuse the
-    # answer. Needs FUZZ_STRICT=1 to fail.
+    # answer. Fixed.
     write("tunnel_v1", "ctl_in_header_value", b"\x00" + json.dumps(
-        {"uuid": "@UUID1@", "status": 200, "headers": {"X-A": ["a\x7fb"]}, "body": None}).encode(),
-          where=os.path.join("out", "known"))
+        {"uuid": "@UUID1@", "status": 200, "headers": {"X-A": ["a\x7fb"]}, "body": None}).encode())
     # http_server.c hc_parse: an upgrade request on a route that upgrades,
     # answered without the upgrade (400: bad Sec-WebSocket-Key), leaves
     # llhttp in HPE_PAUSED_UPGRADE while the connection is read on; the
     # next bytes make hc_parse use a stale llhttp_get_error_pos (UBSan
     # pointer overflow) and the connection stalls. fuzz_tls stops its
-    # script after such an answer unless FUZZ_STRICT=1.
+    # script after such an answer. Fixed (the connection closes after it).
     write("tls", "upgrade_refused_then_data", bytes([2 | 1 | 4])
           + b"GET /1.0/remote-cluster/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
           b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: bad\r\n"
           b"Sec-WebSocket-Protocol: lxcm-tunnel.v2\r\n\r\n" + SEP + b"!read" + SEP
-          + b"GET /1.0/status HTTP/1.1\r\n\r\n", where=os.path.join("out", "known"))
+          + b"GET /1.0/status HTTP/1.1\r\n\r\n")
     # agent/forward.c forward_request: a stream refused with fwd_error (403
     # outside the allow-list) keeps its stream callbacks; DATA on it
     # (fwd_s_on_data -> fwd_start) sends the request to LXD anyway: a POST
     # whose first body bytes (not END_STREAM) come with its HEADERS, or any DATA on a WebSocket CONNECT
-    # stream (then the agent opens the upgrade on the refused path). Needs
-    # FUZZ_STRICT=1 to fail.
+    # stream (then the agent opens the upgrade on the refused path). Fixed.
     write("agent_forward", "refused_post_with_body", b"\x00" + settings((8, 1))
           + req(1, "POST", "/forbidden", end=False, extra=[("content-length", "7")])
-          + h2(DATA, 0, 1, b'{"a":') + SEP + h2(DATA, END_STREAM, 1, b"1}"),
-          where=os.path.join("out", "known"))
+          + h2(DATA, 0, 1, b'{"a":') + SEP + h2(DATA, END_STREAM, 1, b"1}"))
     write("agent_forward", "ws_refused_path_then_data", b"\x00" + settings((8, 1))
           + h2(HEADERS, END_HEADERS, 1, hpack([(":method", "CONNECT"), (":protocol", "websocket"),
                                                (":scheme", "https"), (":authority", "lxd"),
                                                (":path", "/forbidden")]))
-          + h2(DATA, 0, 1, b"x"), where=os.path.join("out", "known"))
+          + h2(DATA, 0, 1, b"x"))
     write("http", "stall_ignored_upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\n"
-          "Upgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n", where=os.path.join("out", "known"))
+          "Upgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n")
 
 
 if __name__ == "__main__":
     if "--known-bugs" in sys.argv[1:]:
-        known_bugs()
-        sys.exit(0)
+        sys.exit(0)   # no open bug has an input waiting in fuzz/out/known/ now
     jointoken()
     cert_pem()
     rfc3339()
@@ -727,3 +720,4 @@ if __name__ == "__main__":
     api()
     tls()
     agent_forward()
+    fixed_bugs()

@@ -145,6 +145,9 @@ static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
 	char *body;
 	va_list ap;
 
+	/* An answered request never starts (or restarts) the upstream one:
+	 * request DATA or END_STREAM arriving after a refusal is dropped. */
+	f->started = 1;
 	if (f->s == NULL)
 		return;
 	if (f->responded) {

@@ -915,6 +915,10 @@ int http_response_start(struct http_request *req, int status, const struct http_
 		return -EPIPE;
 	if (!req->keep_alive || !(req->st & RQ_HEADERS_DONE))
 		hc->close_after = 1;
+	/* An upgrade answered without upgrading: the parser stopped at the
+	 * upgrade, so nothing after it can be read as HTTP; close after this. */
+	if (hc->upgrade_ok && status != 101)
+		hc->close_after = 1;
 	nobody = (req->st & RQ_HEAD_METHOD) || status == 204 || status == 304 ||
 		 (status >= 100 && status < 200);
 	if (nobody)

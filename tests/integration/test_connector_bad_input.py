@@ -516,5 +516,39 @@ def test_restart_keeps_state():
          "join with a token made before the restart")
 
 
+@t.test
+def test_refused_upgrade_closes_connection():
+    # A WebSocket upgrade to /ws that is refused (bad key: 400) used to leave
+    # the parser stopped at the upgrade: a later request on the connection
+    # was never answered. Now the connection closes after the refusal.
+    s = L.tls_connect(S.conn_port, cert=C1)
+    try:
+        s.sendall(b"GET /1.0/remote-cluster/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  b"Sec-WebSocket-Key: bad\r\n\r\n")
+        time.sleep(0.3)
+        try:
+            s.sendall(b"GET /1.0/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            pass
+        s.settimeout(10)
+        data = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except (socket.timeout, TimeoutError):
+                raise L.TestFailure("the connection stalled after a refused upgrade: %r" % data)
+            except OSError:
+                break
+            if not d:
+                break
+            data += d
+    finally:
+        s.close()
+    L.check(data.startswith(b"HTTP/1.1 400 "), "refused upgrade answered 400: %r" % data[:80])
+    L.check(b"Connection: close" in data.split(b"\r\n\r\n")[0], "Connection: close sent")
+    L.eq(data.count(b"HTTP/1.1 "), 1, "nothing after the refusal is parsed as a request")
+
+
 if __name__ == "__main__":
     t.main()
