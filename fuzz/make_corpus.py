@@ -697,6 +697,12 @@ def fixed_bugs():
                                                (":scheme", "https"), (":authority", "lxd"),
                                                (":path", "/forbidden")]))
           + h2(DATA, 0, 1, b"x"))
+    # http_server.c hc_parse: a request that paused reading (a streaming
+    # body) and was answered without resuming left the connection not
+    # reading: the pipelined request was answered, nothing after it. Fixed.
+    write("http", "stall_paused_then_pipelined", "POST /stream/pause HTTP/1.1\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+          "GET / HTTP/1.1\r\n\r\n")
     write("http", "stall_ignored_upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\n"
           "Upgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n")
 

@@ -707,9 +707,11 @@ static void hc_parse(struct http_conn *hc, const char *data, size_t len)
 			conn_read_stop(hc->conn);
 			return;
 		}
-		/* Answered synchronously: go on with the next request. */
+		/* Answered synchronously: go on with the next request, and read
+		 * again (the finished request may have paused reading). */
 		llhttp_resume(&hc->parser);
 		hc_timer(hc, TM_IDLE, hc->srv->cfg.limits.idle_timeout_ms);
+		conn_read_start(hc->conn);
 		if (len == 0)
 			return;
 	}

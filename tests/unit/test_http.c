@@ -67,12 +67,32 @@ static void h_stream(struct http_request *req)
 	http_response_start(req, 200, NULL, 0, -1);
 }
 
+/* Pauses reading at the first body bytes and never resumes: it answers at the end. */
+static void p_body(struct http_request *req, const char *d, size_t n)
+{
+	(void)d;
+	(void)n;
+	http_request_pause(req);
+}
+
+static void p_end(struct http_request *req)
+{
+	http_respond(req, 200, NULL, 0, "paused", 6);
+}
+
+static void h_pausing(struct http_request *req)
+{
+	req->on_body = p_body;
+	req->on_body_end = p_end;
+}
+
 static const struct http_route routes[] = {
 	{"GET", "/hello/{name}", h_hello, 0, 0},
 	{"GET", "/hello", h_hello, 0, 0},
 	{"POST", "/echo", h_echo, 0, 0},
 	{"GET", "/chunked", h_chunked, 0, 0},
 	{"PUT", "/stream", h_stream, HTTP_ROUTE_STREAM_BODY, 0},
+	{"PUT", "/pausing", h_pausing, HTTP_ROUTE_STREAM_BODY, 0},
 };
 
 struct fixture {
@@ -415,6 +435,46 @@ static void test_upgrade_headers_on_plain_route(void **state)
 	stop(f);
 }
 
+/*
+ * A request that paused reading and was answered without resuming: the
+ * connection reads on, so a later request on it is answered (found by
+ * fuzz_http with FUZZ_STRICT=1: the connection stalled until its idle timeout).
+ */
+static void test_paused_request_then_keepalive(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	struct sockaddr_in a;
+	struct timeval tv = {5, 0};
+	const char *p1 = "PUT /pausing HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+			 "3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+			 "GET /hello/two HTTP/1.1\r\nHost: a\r\n\r\n";
+	const char *p2 = "GET /hello/three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	char out[8192] = "";
+	size_t got = 0;
+	ssize_t n;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	uv_ip4_addr("127.0.0.1", f->port, &a);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(write(s, p1, strlen(p1)), (ssize_t)strlen(p1));
+	while (!strstr(out, "\"name\":\"two\"") && got + 1 < sizeof(out) &&
+	       (n = read(s, out + got, sizeof(out) - got - 1)) > 0) {
+		got += (size_t)n;
+		out[got] = '\0';
+	}
+	assert_non_null(strstr(out, "paused"));
+	assert_non_null(strstr(out, "\"name\":\"two\""));
+	assert_int_equal(write(s, p2, strlen(p2)), (ssize_t)strlen(p2));
+	while (got + 1 < sizeof(out) && (n = read(s, out + got, sizeof(out) - got - 1)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	close(s);
+	assert_non_null(strstr(out, "\"name\":\"three\""));
+	stop(f);
+}
+
 /* Half-open TLS connections from one address are capped; others are not hurt. */
 static void test_handshakes_per_ip(void **state)
 {
@@ -472,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_handshakes_per_ip),
 		cmocka_unit_test(test_pipelined_partial_head),
 		cmocka_unit_test(test_upgrade_headers_on_plain_route),
+		cmocka_unit_test(test_paused_request_then_keepalive),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
