@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -39,6 +40,7 @@
 static struct http_server *fz_server;
 static int fz_port;
 static int fz_strict;
+static struct net_cidr trusted[2]; /* the server's --trusted-proxy */
 
 /* ---- handlers ---- */
 
@@ -70,9 +72,13 @@ static void h_item(struct http_request *req)
 	}
 	if (http_request_param(req, 1, sub, sizeof(sub)) != 0)
 		sub[0] = '\0';
+	/* peer_addr went through the X-Forwarded-For walk (--trusted-proxy). */
+	if (req->peer_addr == NULL || strlen(req->peer_addr) >= NET_ADDR_TEXT_MAX)
+		abort();
 	http_respond_json(req, 200,
-			  json_pack("{s:s,s:s,s:s%,s:i}", "id", rc == 0 ? id : "", "sub", sub,
-				    "x", x.base ? x.base : "", x.len, "n", (int)req->nheaders));
+			  json_pack("{s:s,s:s,s:s%,s:i,s:s}", "id", rc == 0 ? id : "", "sub", sub,
+				    "x", x.base ? x.base : "", x.len, "n", (int)req->nheaders,
+				    "client", req->peer_addr));
 }
 
 static void h_json(struct http_request *req)
@@ -270,6 +276,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.limits.max_header_bytes = 2048;
 	cfg.limits.max_headers = 16;
 	cfg.limits.max_json_body = 16384;
+	/* The client is a trusted proxy: every X-Forwarded-For is walked. */
+	if (net_cidr_parse("127.0.0.0/8", &trusted[0]) != 0 ||
+	    net_cidr_parse("10.0.0.0/8", &trusted[1]) != 0)
+		abort();
+	cfg.trusted_proxies = trusted;
+	cfg.ntrusted_proxies = 2;
 	fz_strict = !(getenv("FUZZ_STRICT") && strcmp(getenv("FUZZ_STRICT"), "0") == 0);
 	/* Lenient mode: short, so that inputs that stall cost little time. */
 	cfg.limits.header_timeout_ms = fz_strict ? 30000 : 150;

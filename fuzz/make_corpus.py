@@ -200,6 +200,8 @@ def agent_status():
 def http_target():
     w = lambda n, d: write("http", n, d)
     w("get_root", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    w("xff_chain", "GET /items/1 HTTP/1.1\r\nX-Forwarded-For: 198.51.100.1, 10.0.0.1\r\n"
+      "X-Forwarded-For: junk, [2001:db8::1], ::ffff:10.2.3.4,127.0.0.9\r\n\r\n")
     w("echo_post", "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
     w("echo_chunked", "PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
       "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
