@@ -336,6 +336,7 @@ static void fwd_start(struct fwd *f, int64_t body_len)
 	 */
 	opts.response_timeout_ms = FWD_RESPONSE_TIMEOUT_MS;
 	opts.idle_timeout_ms = FWD_IDLE_TIMEOUT_MS;
+	opts.pool = f->ag->lxd_pool;
 	f->cl = http_client_request(f->ag->loop, &opts, f->websocket ? "GET" : f->method, f->path,
 				    h, n, body_len, &fwd_client_cbs, f);
 	if (f->cl == NULL)
