@@ -475,6 +475,75 @@ static void test_paused_request_then_keepalive(void **state)
 	stop(f);
 }
 
+/* Past max_connections new sockets are closed at once; a freed slot serves again. */
+static void test_connection_cap(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	struct sockaddr_in a;
+	struct timeval tv = {5, 0};
+	int held[3], extra, i;
+	char out[8192], c;
+
+	(void)state;
+	lim.max_connections = 3;
+	f = start(0, &lim);
+	uv_ip4_addr("127.0.0.1", f->port, &a);
+	for (i = 0; i < 3; i++) {
+		held[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(held[i], (struct sockaddr *)&a, sizeof(a)), 0);
+	}
+	usleep(200000);
+	extra = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(extra, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(extra, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	/* Closed by the server (EOF or reset), not left hanging until the timeout. */
+	assert_true(read(extra, &c, 1) <= 0);
+	close(extra);
+	close(held[0]);
+	usleep(200000);
+	raw(f->port, "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 51, out,
+	    sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	close(held[1]);
+	close(held[2]);
+	stop(f);
+}
+
+/* A streamed request body that stops arriving is cut at the body timeout. */
+static void test_body_stall_closes(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	const char *head = "PUT /stream HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789";
+	char out[8192];
+	size_t n;
+
+	struct sockaddr_in a;
+	struct timeval tv = {5, 0};
+	ssize_t r = -1;
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	lim.body_timeout_ms = 300;
+	f = start(0, &lim);
+	uv_ip4_addr("127.0.0.1", f->port, &a);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(write(s, head, strlen(head)), (ssize_t)strlen(head));
+	n = 0;
+	while (n + 1 < sizeof(out) && (r = read(s, out + n, sizeof(out) - n - 1)) > 0)
+		n += (size_t)r;
+	out[n] = '\0';
+	close(s);
+	/* The server closed (EOF or reset), not our 5 s receive timeout. */
+	assert_true(r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK));
+	assert_true(n > 0);
+	assert_int_equal(status_of(out), 200); /* the streamed answer had started */
+	assert_null(strstr(out, "0\r\n\r\n")); /* and was cut, not completed */
+	stop(f);
+}
+
 /* Half-open TLS connections from one address are capped; others are not hurt. */
 static void test_handshakes_per_ip(void **state)
 {
@@ -533,6 +602,8 @@ int main(void)
 		cmocka_unit_test(test_pipelined_partial_head),
 		cmocka_unit_test(test_upgrade_headers_on_plain_route),
 		cmocka_unit_test(test_paused_request_then_keepalive),
+		cmocka_unit_test(test_connection_cap),
+		cmocka_unit_test(test_body_stall_closes),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
