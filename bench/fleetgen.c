@@ -17,7 +17,10 @@
  *   connect           opens every tunnel (at most --concurrency dialling)
  *   wait T            waits until every tunnel is up (or T seconds)
  *   mark              starts a clock (before the driver restarts the server)
- *   status [C]        one heartbeat POST per cluster, C (else --concurrency) at a time
+ *   status [C]        one heartbeat POST per cluster, C (else --concurrency) at a time,
+ *                     each as the agent sends it (src/agent/heartbeat.c): a new
+ *                     connection with the cluster's TLS context, which resumes
+ *                     the session of its tunnel or of its last post
  *   quit
  */
 #include <errno.h>
@@ -536,7 +539,8 @@ static unsigned long total_resumed(void)
 
 static void status_next(void)
 {
-	static const struct http_header h[1] = {{LIT("Content-Type"), LIT("application/json")}};
+	static const struct http_header h[2] = {{LIT("Content-Type"), LIT("application/json")},
+						{LIT("User-Agent"), LIT("lxcm-agent/fleetgen")}};
 
 	while (G.inflight < G.status_concurrency && G.next < G.n) {
 		struct fg_cluster *c = &G.cl[G.next++];
@@ -547,7 +551,7 @@ static void status_next(void)
 		r->t0 = uv_hrtime() / 1000;
 		fg_opts(&o, G.conn_port, c->ctx);
 		G.inflight++;
-		if (!c->enrolled || http_fetch(G.loop, &o, "POST", "/1.0/remote-cluster/status", h, 1,
+		if (!c->enrolled || http_fetch(G.loop, &o, "POST", "/1.0/remote-cluster/status", h, 2,
 					       G.status_body, G.status_len, 1 << 16, on_status, r) < 0) {
 			struct http_fetch_result fake = {.err = -EINVAL};
 
