@@ -47,6 +47,8 @@ static void usage(FILE *f)
 	      "                                  (default 64; more are closed at once)\n"
 	      "  --proxy-header-timeout MS       504 when a cluster sends no response headers\n"
 	      "                                  in time (default 60000)\n"
+	      "  --tunnel-dead-after MS          close a v2 tunnel silent this long; PINGs\n"
+	      "                                  every third of it (default 45000)\n"
 	      "  --trusted-proxy CIDR[,CIDR...]  believe X-Forwarded-For from these sources\n"
 	      "                                  (repeatable; default: none, never believed)\n"
 	      "  --log-level debug|info|warn|error\n"
@@ -145,6 +147,7 @@ enum {
 	OPT_MAX_HANDSHAKES,
 	OPT_PROXY_HEADER_TIMEOUT,
 	OPT_TRUSTED_PROXY,
+	OPT_TUNNEL_DEAD,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -170,6 +173,7 @@ static const struct option long_opts[] = {
 	{"max-handshakes-per-ip", required_argument, NULL, OPT_MAX_HANDSHAKES},
 	{"proxy-header-timeout", required_argument, NULL, OPT_PROXY_HEADER_TIMEOUT},
 	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+	{"tunnel-dead-after", required_argument, NULL, OPT_TUNNEL_DEAD},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -253,6 +257,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			cfg->proxy_header_timeout_ms = (uint64_t)n;
 			break;
 		case OPT_TRUSTED_PROXY: rc = optarg[0] ? parse_trusted_proxies(optarg, cfg) : -EINVAL; break;
+		case OPT_TUNNEL_DEAD:
+			rc = parse_num(optarg, 900, 3600000, &n);
+			cfg->tunnel_dead_after_ms = (uint64_t)n;
+			break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;

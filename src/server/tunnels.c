@@ -32,6 +32,7 @@ struct tunnels {
 	struct tunnel_entry *buckets[TUNNELS_BUCKETS];
 	size_t count; /* live, in the hash */
 	int64_t last_epoch;
+	uint64_t dead_after_ms; /* --tunnel-dead-after */
 };
 
 static uint32_t tn_hash(const char *s)
@@ -416,14 +417,14 @@ static void tn_tick(uv_timer_t *timer)
 		if (heard < e->attached_ms)
 			heard = e->attached_ms; /* a peer that never spoke counts from the upgrade */
 		tunnel_touch(e->t, now);
-		if (now - heard > TUNNELS_DEAD_AFTER_MS) {
-			LOG_WARN("tunnel of %s silent for %d s; closing it", e->cluster,
-				 TUNNELS_DEAD_AFTER_MS / 1000);
+		if (now - heard > reg->dead_after_ms) {
+			LOG_WARN("tunnel of %s silent for %.1f s; closing it", e->cluster,
+				 (double)reg->dead_after_ms / 1000);
 			e->closing = 1;
 			ws_abort(e->ws);
 			continue;
 		}
-		if (now - e->last_ping_ms >= TUNNELS_PING_INTERVAL_MS) {
+		if (now - e->last_ping_ms >= reg->dead_after_ms / 3) {
 			e->last_ping_ms = now;
 			tunnel_ping(e->t, now);
 		}
@@ -433,13 +434,19 @@ static void tn_tick(uv_timer_t *timer)
 struct tunnels *tunnels_new(struct server *srv)
 {
 	struct tunnels *reg = calloc(1, sizeof(*reg));
+	uint64_t tick;
 
 	if (reg == NULL)
 		return NULL;
 	reg->srv = srv;
+	reg->dead_after_ms = srv->cfg.tunnel_dead_after_ms ? srv->cfg.tunnel_dead_after_ms
+							   : TUNNELS_DEAD_AFTER_MS;
+	tick = reg->dead_after_ms / 9;
+	if (tick > TUNNELS_TICK_MS)
+		tick = TUNNELS_TICK_MS;
 	uv_timer_init(srv->loop, &reg->tick);
 	reg->tick.data = reg;
-	uv_timer_start(&reg->tick, tn_tick, TUNNELS_TICK_MS, TUNNELS_TICK_MS);
+	uv_timer_start(&reg->tick, tn_tick, tick, tick);
 	uv_unref((uv_handle_t *)&reg->tick);
 	uv_idle_init(srv->loop, &reg->flusher);
 	reg->flusher.data = reg;

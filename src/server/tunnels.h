@@ -7,8 +7,10 @@
  * since when, with an epoch; on disconnect the row is cleared only if it
  * still names this replica and this tunnel's epoch.
  *
- * Liveness: every TUNNELS_PING_INTERVAL_MS the manager PINGs each tunnel
- * and records the RTT; a tunnel silent for TUNNELS_DEAD_AFTER_MS is closed.
+ * Liveness: a tunnel silent for the dead time (--tunnel-dead-after, default
+ * TUNNELS_DEAD_AFTER_MS) is closed; the manager PINGs each tunnel every
+ * third of it and records the RTT, checking every ninth (at most
+ * TUNNELS_TICK_MS).
  */
 #ifndef LXCM_TUNNELS_H
 #define LXCM_TUNNELS_H

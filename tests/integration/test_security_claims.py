@@ -469,21 +469,39 @@ def test_cluster_cert_means_nothing_on_management():
 
 @t.test
 def test_silent_tunnel_peer_closed_after_dead_timeout():
-    # TUNNELS_DEAD_AFTER_MS (45 s) with a 5 s tick; no flag shortens it.
-    cert = S.enroll("silent")
-    ws = tunnel_peer(S, cert)
-    L.wait_for(lambda: tunnel_up(S, "silent"), timeout=15, what="the tunnel of silent")
-    t0 = time.monotonic()
-    res = wait_ws_closed(ws, 70)
-    waited = time.monotonic() - t0
-    L.check(res is not None, "a tunnel peer silent from the start is still open after %.0f s"
-            % waited)
-    L.check(38 <= res[1] <= 65, "the silent peer was closed after %.1f s (want about 45-50)"
-            % res[1])
-    L.log("  silent v2 peer closed after %.1f s (close code %r)" % (res[1], res[0]))
-    L.wait_for(lambda: not tunnel_up(S, "silent"), timeout=10,
-               what="the silent peer's tunnel to be forgotten")
-    ws.close()
+    # --tunnel-dead-after 3000: the manager PINGs every second, checks every
+    # 1/3 s and closes a tunnel silent for 3 s. A real agent answers the
+    # PINGs and keeps its tunnel; a peer silent from the start is closed.
+    D = L.Server("--tunnel-dead-after", "3000").start()
+    try:
+        live = start_agent(D, "alive")
+        since = (cluster_meta(D, "alive").get("tunnel") or {}).get("connected_since")
+        cert = D.enroll("silent")
+        ws = tunnel_peer(D, cert)
+        L.wait_for(lambda: tunnel_up(D, "silent"), timeout=15, what="the tunnel of silent")
+        t0 = time.monotonic()
+        res = wait_ws_closed(ws, 20)
+        waited = time.monotonic() - t0
+        L.check(res is not None, "a tunnel peer silent from the start is still open after "
+                "%.0f s" % waited)
+        L.check(2.5 <= res[1] <= 8, "the silent peer was closed after %.1f s (want about 3-4)"
+                % res[1])
+        L.log("  silent v2 peer closed after %.1f s (close code %r)" % (res[1], res[0]))
+        L.wait_for(lambda: not tunnel_up(D, "silent"), timeout=10,
+                   what="the silent peer's tunnel to be forgotten")
+        ws.close()
+        # Meanwhile (> 3 dead times) the real agent's tunnel stayed the same one.
+        L.check(tunnel_up(D, "alive"), "the live agent's tunnel was closed as silent")
+        tun = cluster_meta(D, "alive").get("tunnel") or {}
+        L.eq(tun.get("connected_since"), since, "the live agent's tunnel is the same one")
+        L.check(tun.get("rtt_ms", -1) >= 0, "the live tunnel's PINGs were answered: %r" % tun)
+        with open(D.log_path, "rb") as f:
+            L.check(b"tunnel of alive silent" not in f.read(),
+                    "the live agent's tunnel was reported silent")
+        live["proc"].terminate()
+        live["up"].stop()
+    finally:
+        D.stop()
 
 
 # ---------------------------------------------------------------------------
