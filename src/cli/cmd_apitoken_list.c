@@ -7,21 +7,22 @@
 
 static int apitoken_list_table(json_t *list)
 {
-	static const char *const headers[] = {"NAME", "CREATED"};
+	static const char *const headers[] = {"NAME", "CREATED", "AUDIT ACTOR"};
 	struct output_table t;
 	char created[32];
-	const char *row[2];
+	const char *row[3];
 	int64_t now = time_now();
 	json_t *tok;
 	size_t i;
 	int rc = 0;
 
-	output_table_init(&t, 2, headers);
+	output_table_init(&t, 3, headers);
 	json_array_foreach(list, i, tok)
 	{
 		util_reltime(util_json_time(tok, "created_at"), now, created, sizeof(created));
 		row[0] = util_json_str(tok, "name");
 		row[1] = created;
+		row[2] = util_json_str(tok, "audit_actor");
 		if (output_table_add(&t, row) != 0) {
 			rc = CLI_EXIT_FAIL;
 			break;
@@ -61,6 +62,8 @@ const struct cli_command cmd_apitoken_list = {
     .name = "api-token list",
     .args = "",
     .summary = "List the API tokens by name",
-    .help = "Shows each API token's name and age; the secrets are never shown again.\n",
+    .help = "Shows each API token's name, age and the actor its requests have in the\n"
+	    "audit log (token: and the first 12 hex digits of the token's SHA-256); the\n"
+	    "secrets are never shown again.\n",
     .fn = apitoken_list_run,
 };

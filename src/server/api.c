@@ -528,10 +528,15 @@ static void api_apitoken_list_done(void *arg)
 		handler_store_error(j->req, j->rc, "API tokens");
 	} else {
 		arr = json_array();
-		for (i = 0; i < j->n; i++)
-			json_array_append_new(arr, json_pack("{s:s,s:o}", "name", j->api_tokens[i].name,
-							     "created_at",
-							     api_time(j->api_tokens[i].created_at)));
+		for (i = 0; i < j->n; i++) {
+			char actor[32];
+
+			snprintf(actor, sizeof(actor), "token:%s", j->api_tokens[i].hash_prefix);
+			json_array_append_new(arr, json_pack("{s:s,s:o,s:s}", "name",
+							     j->api_tokens[i].name, "created_at",
+							     api_time(j->api_tokens[i].created_at),
+							     "audit_actor", actor));
+		}
 		http_respond_json(j->req, 200, arr);
 	}
 	api_job_free(j);

@@ -129,7 +129,8 @@ static const char *const sq_sql[SQ__COUNT] = {
 			" AND replica = ?2 AND epoch = ?3",
     [SQ_TUNNEL_CLEAR_REPLICA] = "DELETE FROM tunnels WHERE replica = ?1",
     [SQ_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
-    [SQ_API_TOKEN_LIST] = "SELECT name, created_at FROM api_tokens ORDER BY name",
+    [SQ_API_TOKEN_LIST] = "SELECT name, created_at, substr(hash, 1, 12) FROM api_tokens"
+			  " ORDER BY name",
     [SQ_API_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE name = ?1",
     [SQ_AUDIT_INSERT] = "INSERT OR IGNORE INTO audit_log (at, actor, cluster, method, path,"
 			" status, bytes_in, bytes_out, duration_ms, request_id)"
@@ -1077,6 +1078,8 @@ static int sq_api_token_list(struct store *s, struct store_api_token **out, size
 		list = grown;
 		list[len].name = strdup(name ? (const char *)name : "");
 		list[len].created_at = sqlite3_column_int64(st, 1);
+		snprintf(list[len].hash_prefix, sizeof(list[len].hash_prefix), "%s",
+			 sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
 		if (list[len].name == NULL) {
 			rc = -ENOMEM;
 			goto out;

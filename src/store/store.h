@@ -51,6 +51,7 @@ struct store_join_token {
 struct store_api_token {
 	char *name;
 	int64_t created_at;
+	char hash_prefix[13]; /* the first 12 hex digits of its SHA-256: audit rows name it so */
 };
 
 struct store_audit {

@@ -31,6 +31,10 @@ def test_create_list_revoke_rest():
     names = sorted(x["name"] for x in r.metadata)
     L.eq(names, ["admin", "ci"], "token names")
     L.check(tok not in r.raw.decode(), "the list must not hold the secret")
+    # Each entry names the actor its requests have in the audit log.
+    actors = {x["name"]: x["audit_actor"] for x in r.metadata}
+    L.eq(actors["ci"], "token:" + L.sha256_hex(tok.encode())[:12], "audit_actor of ci")
+    L.eq(actors["admin"], "token:" + L.sha256_hex(srv.token.encode())[:12], "audit_actor of admin")
     # Only the hash is stored.
     db = sqlite3.connect(os.path.join(srv.data_dir, "lxcm.db"))
     hashes = [h for (h,) in db.execute("SELECT hash FROM api_tokens")]
@@ -70,6 +74,9 @@ def test_cli():
     L.check(tok.startswith("lxcm_"), "CLI prints the token: %r" % cp.stdout)
     cp = cli("api-token", "list")
     L.check("ops" in cp.stdout and tok not in cp.stdout, "CLI list: %r" % cp.stdout)
+    L.check("AUDIT ACTOR" in cp.stdout and
+            "token:" + L.sha256_hex(tok.encode())[:12] in cp.stdout,
+            "CLI list shows the audit actor: %r" % cp.stdout)
     L.eq(sorted(x["name"] for x in cli.json("api-token", "list")), ["admin", "ops"],
          "CLI --json list")
     cli("api-token", "revoke", "ops")
