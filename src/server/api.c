@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/fsutil.h"
 #include "common/jointoken.h"
 #include "common/log.h"
 #include "common/secret.h"
@@ -620,13 +622,43 @@ static void api_apitoken_create(struct http_request *req)
 	api_submit(j, api_apitoken_create_work, api_apitoken_create_done);
 }
 
+/* 1 when DATA_DIR/admin.token holds the secret of the API token called name. */
+static int api_admin_file_holds(struct store *s, const char *dir, const char *name)
+{
+	char path[4200], hash[65], *text = NULL, *owner = NULL;
+	size_t len = 0;
+	int same;
+
+	if (snprintf(path, sizeof(path), "%s/admin.token", dir) >= (int)sizeof(path) ||
+	    fs_read_file(path, 4096, &text, &len) != 0)
+		return 0;
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	secret_sha256_hex(text, len, hash);
+	secret_wipe(text, len);
+	free(text);
+	same = s->ops->api_token_check(s, hash, &owner) == 0 && owner && strcmp(owner, name) == 0;
+	free(owner);
+	return same;
+}
+
 static void api_apitoken_delete_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
+	int in_file = api_admin_file_holds(s, j->srv->cfg.data_dir, j->name);
 
 	j->rc = s->ops->api_token_delete(s, j->name);
 	if (j->rc == 0)
 		api_reload_hashes(s, j);
+	/* A revoked admin token is not left lying around in admin.token. */
+	if (j->rc == 0 && in_file) {
+		char path[4200];
+
+		if (snprintf(path, sizeof(path), "%s/admin.token", j->srv->cfg.data_dir) <
+			(int)sizeof(path) &&
+		    unlink(path) == 0)
+			j->count = 1;
+	}
 }
 
 static void api_apitoken_delete_done(void *arg)
@@ -640,7 +672,8 @@ static void api_apitoken_delete_done(void *arg)
 		handler_store_error(j->req, j->rc, "API token");
 	} else {
 		api_install_hashes(j);
-		LOG_INFO("API token %s revoked", j->name);
+		LOG_INFO("API token %s revoked%s", j->name,
+			 j->count == 1 ? "; removed admin.token, which held it" : "");
 		http_respond_json(j->req, 200, json_object());
 	}
 	api_job_free(j);

@@ -85,5 +85,28 @@ def test_cli():
     L.check("last API token" in cp.stderr, "CLI explains the last token: %r" % cp.stderr)
 
 
+@t.test
+def test_revoking_admin_removes_admin_token_file():
+    srv = L.Server().start()
+    try:
+        path = os.path.join(srv.data_dir, "admin.token")
+        other = srv.mgmt("POST", "/1.0/auth/tokens", {"name": "ops"}).metadata["token"]
+        # Revoking another token leaves the file alone.
+        extra = srv.mgmt("POST", "/1.0/auth/tokens", {"name": "extra"}).metadata["token"]
+        L.eq(srv.mgmt("DELETE", "/1.0/auth/tokens/extra", token=other).status, 200, "revoke extra")
+        L.check(os.path.exists(path), "admin.token removed when another token was revoked")
+        L.eq(srv.mgmt("DELETE", "/1.0/auth/tokens/admin", token=other).status, 200,
+             "revoke admin")
+        L.check(not os.path.exists(path), "admin.token still holds the revoked admin token")
+        # A new token called admin is not written to a file.
+        new = srv.mgmt("POST", "/1.0/auth/tokens", {"name": "admin"}, token=other)
+        L.eq(new.status, 200, "a new token called admin")
+        L.check(not os.path.exists(path), "a new admin token was written to admin.token")
+        L.eq(srv.mgmt("GET", "/1.0/remote-cluster", token=new.metadata["token"]).status, 200,
+             "the new admin token works")
+    finally:
+        srv.stop()
+
+
 if __name__ == "__main__":
     t.main()
