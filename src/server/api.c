@@ -627,7 +627,7 @@ static int api_admin_file_holds(struct store *s, const char *dir, const char *na
 {
 	char path[4200], hash[65], *text = NULL, *owner = NULL;
 	size_t len = 0;
-	int same;
+	int found, same;
 
 	if (snprintf(path, sizeof(path), "%s/admin.token", dir) >= (int)sizeof(path) ||
 	    fs_read_file(path, 4096, &text, &len) != 0)
@@ -637,7 +637,8 @@ static int api_admin_file_holds(struct store *s, const char *dir, const char *na
 	secret_sha256_hex(text, len, hash);
 	secret_wipe(text, len);
 	free(text);
-	same = s->ops->api_token_check(s, hash, &owner) == 0 && owner && strcmp(owner, name) == 0;
+	found = s->ops->api_token_check(s, hash, &owner) == 0;
+	same = found && owner && strcmp(owner, name) == 0; /* compares names */
 	free(owner);
 	return same;
 }

@@ -60,10 +60,17 @@ static void s_end(struct http_request *req)
 	http_response_end(req);
 }
 
+/* The client went away mid-body: the handler owns req and frees it. */
+static void s_abort(struct http_request *req)
+{
+	http_response_abort(req);
+}
+
 static void h_stream(struct http_request *req)
 {
 	req->on_body = s_body;
 	req->on_body_end = s_end;
+	req->on_abort = s_abort;
 	http_response_start(req, 200, NULL, 0, -1);
 }
 
