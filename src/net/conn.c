@@ -1,14 +1,15 @@
 /*
  * conn.c - plain or TLS byte streams over libuv.
  *
- * TLS runs through two BIOs: ciphertext read from the socket is written
- * into rbio (a memory BIO) and SSL_read gives plaintext; SSL_write puts
- * ciphertext into wbio, a BIO of our own (conn_bio_*) that appends straight
- * into the uv_write request being filled (c->wq), which conn_flush_tls then
- * hands to the socket: no copy out of a memory BIO, and an idle connection
- * holds no output buffer. All reads share one loop-wide buffer because
- * libuv delivers them synchronously and we consume them before returning,
- * so an idle connection costs no read buffer either.
+ * TLS runs through two BIOs of our own. rbio (conn_rbio_*) hands OpenSSL
+ * the ciphertext of the current socket read straight from libuv's buffer
+ * (c->rin), and only what OpenSSL did not take before the user stopped
+ * reading is copied aside (c->rkeep); SSL_read gives plaintext. wbio
+ * (conn_bio_*) appends SSL_write's ciphertext straight into the uv_write
+ * request being filled (c->wq), which conn_flush_tls then hands to the
+ * socket. So no byte is copied into or out of a memory BIO, and an idle
+ * connection holds no buffer. All reads share one loop-wide buffer because
+ * libuv delivers them synchronously and we consume them before returning.
  *
  * Re-entrancy: user callbacks may call conn_close; every loop that calls
  * back checks CONN_F_CLOSING afterwards and stops.
@@ -73,6 +74,10 @@ struct conn {
 	size_t high_water;
 	char *early;	   /* plaintext written before the handshake finished */
 	size_t early_len;
+	const char *rin;	   /* ciphertext of the socket read under way (rbio) */
+	size_t rin_len;
+	char *rkeep;		   /* ciphertext left over from earlier reads (rbio) */
+	size_t rkeep_off, rkeep_len, rkeep_cap;
 	struct conn_write_req *wq; /* TLS output being gathered by wbio, not yet written */
 	size_t wq_hint;		   /* ciphertext expected from the SSL_write under way */
 	char *host;
@@ -300,6 +305,7 @@ static void conn_free(struct conn *c)
 	SSL_free(c->ssl); /* frees the BIOs too */
 	SSL_CTX_free(c->ctx);
 	conn_req_free(c->wq);
+	free(c->rkeep);
 	free(c->early);
 	free(c->host);
 	free(c);
@@ -608,6 +614,34 @@ static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(conn_read_buf, sizeof(conn_read_buf));
 }
 
+/*
+ * Keeps ciphertext OpenSSL did not take (the user stopped reading, or a
+ * record is incomplete) for the next SSL_read. Bounded: once the user stops
+ * reading the socket is not read any more, so at most about one read's
+ * worth is kept.
+ */
+static int conn_rkeep_append(struct conn *c, const char *p, size_t n)
+{
+	size_t live = c->rkeep_len - c->rkeep_off;
+	char *np;
+
+	if (c->rkeep_off) {
+		memmove(c->rkeep, c->rkeep + c->rkeep_off, live);
+		c->rkeep_off = 0;
+		c->rkeep_len = live;
+	}
+	if (c->rkeep_cap - c->rkeep_len < n) {
+		np = realloc(c->rkeep, c->rkeep_len + n);
+		if (np == NULL)
+			return -ENOMEM;
+		c->rkeep = np;
+		c->rkeep_cap = c->rkeep_len + n;
+	}
+	memcpy(c->rkeep + c->rkeep_len, p, n);
+	c->rkeep_len += n;
+	return 0;
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -623,11 +657,14 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0)
 		return;
 	if (c->ssl) {
-		if (BIO_write(c->rbio, buf->base, (int)nread) != (int)nread) {
-			conn_end(c, -ENOMEM);
-			return;
-		}
+		c->rin = buf->base;
+		c->rin_len = (size_t)nread;
 		conn_tls_input(c);
+		if (c->rin_len && !(c->flags & (CONN_F_CLOSING | CONN_F_ENDED)) &&
+		    conn_rkeep_append(c, c->rin, c->rin_len) < 0)
+			conn_end(c, -ENOMEM);
+		c->rin = NULL;
+		c->rin_len = 0;
 	} else if (c->cbs && c->cbs->on_data) {
 		c->cbs->on_data(c, buf->base, (size_t)nread);
 	}
@@ -849,27 +886,87 @@ static int conn_bio_create(BIO *b)
 	return 1;
 }
 
-static BIO_METHOD *conn_bio_method;
+/*
+ * rbio: reads come from the bytes kept from earlier socket reads, then from
+ * the read under way; with neither, "retry" (SSL_ERROR_WANT_READ), as a
+ * memory BIO with eof_return -1 would say.
+ */
+static int conn_rbio_read(BIO *b, char *out, size_t outl, size_t *readbytes)
+{
+	struct conn *c = BIO_get_data(b);
+	size_t n = 0, take;
+
+	BIO_clear_retry_flags(b);
+	*readbytes = 0;
+	if (c == NULL)
+		return 0;
+	if (c->rkeep_len > c->rkeep_off) {
+		take = c->rkeep_len - c->rkeep_off < outl ? c->rkeep_len - c->rkeep_off : outl;
+		memcpy(out, c->rkeep + c->rkeep_off, take);
+		c->rkeep_off += take;
+		n = take;
+		if (c->rkeep_off == c->rkeep_len)
+			c->rkeep_off = c->rkeep_len = 0;
+	}
+	if (n < outl && c->rin_len) {
+		take = c->rin_len < outl - n ? c->rin_len : outl - n;
+		memcpy(out + n, c->rin, take);
+		c->rin += take;
+		c->rin_len -= take;
+		n += take;
+	}
+	if (n == 0) {
+		BIO_set_retry_read(b);
+		return 0;
+	}
+	*readbytes = n;
+	return 1;
+}
+
+static long conn_rbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct conn *c = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_PENDING:
+		return c ? (long)(c->rkeep_len - c->rkeep_off + c->rin_len) : 0;
+	case BIO_CTRL_FLUSH:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *conn_bio_method, *conn_rbio_method;
 
 static void conn_bio_method_init(void)
 {
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lxcm conn");
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lxcm conn out");
+	BIO_METHOD *r = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lxcm conn in");
 
-	if (m == NULL || BIO_meth_set_write_ex(m, conn_bio_write) != 1 ||
-	    BIO_meth_set_ctrl(m, conn_bio_ctrl) != 1 || BIO_meth_set_create(m, conn_bio_create) != 1) {
+	if (m == NULL || r == NULL || BIO_meth_set_write_ex(m, conn_bio_write) != 1 ||
+	    BIO_meth_set_ctrl(m, conn_bio_ctrl) != 1 || BIO_meth_set_create(m, conn_bio_create) != 1 ||
+	    BIO_meth_set_read_ex(r, conn_rbio_read) != 1 ||
+	    BIO_meth_set_ctrl(r, conn_rbio_ctrl) != 1 || BIO_meth_set_create(r, conn_bio_create) != 1) {
 		BIO_meth_free(m);
+		BIO_meth_free(r);
 		return;
 	}
 	conn_bio_method = m;
+	conn_rbio_method = r;
 }
 
-static BIO *conn_bio_new(struct conn *c)
+/* One of our BIOs for c: input (rbio) or output (wbio). */
+static BIO *conn_bio_new(struct conn *c, int input)
 {
 	static uv_once_t once = UV_ONCE_INIT;
 	BIO *b;
 
 	uv_once(&once, conn_bio_method_init);
-	if (conn_bio_method == NULL || (b = BIO_new(conn_bio_method)) == NULL)
+	if (conn_bio_method == NULL ||
+	    (b = BIO_new(input ? conn_rbio_method : conn_bio_method)) == NULL)
 		return NULL;
 	BIO_set_data(b, c);
 	return b;
@@ -878,15 +975,14 @@ static BIO *conn_bio_new(struct conn *c)
 static int conn_setup_tls(struct conn *c, int client)
 {
 	c->ssl = SSL_new(c->ctx);
-	c->rbio = BIO_new(BIO_s_mem());
-	c->wbio = conn_bio_new(c);
+	c->rbio = conn_bio_new(c, 1);
+	c->wbio = conn_bio_new(c, 0);
 	if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL) {
 		BIO_free(c->rbio);
 		BIO_free(c->wbio);
 		c->rbio = c->wbio = NULL;
 		return -ENOMEM;
 	}
-	BIO_set_mem_eof_return(c->rbio, -1);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	if (client)
 		SSL_set_connect_state(c->ssl);
