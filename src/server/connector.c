@@ -210,11 +210,12 @@ static void connector_join(struct http_request *req)
 
 /* ---- identity of the calling cluster ---- */
 
+/* Only the name: the rest of the row (certificate, last status) is not needed here. */
 static void connector_identify_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_get_by_fingerprint(s, j->req->peer_fp, &j->cluster);
+	j->rc = s->ops->cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
 }
 
 /* Answers 403 for an unknown certificate; returns 0 when j->cluster is set. */
@@ -335,7 +336,7 @@ static void connector_leave_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_get_by_fingerprint(s, j->req->peer_fp, &j->cluster);
+	j->rc = s->ops->cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
 	if (j->rc == 0)
 		j->rc = s->ops->cluster_delete(s, j->cluster.name);
 }

@@ -45,6 +45,7 @@ enum sq_stmt_id {
 	SQ_CLUSTER_LIST,
 	SQ_CLUSTER_GET,
 	SQ_CLUSTER_GET_BY_FP,
+	SQ_CLUSTER_NAME_BY_FP,
 	SQ_CLUSTER_ID,
 	SQ_CLUSTER_SET_DESC,
 	SQ_CLUSTER_DELETE,
@@ -93,6 +94,7 @@ static const char *const sq_sql[SQ__COUNT] = {
     [SQ_CLUSTER_LIST] = SQ_CLUSTER_SELECT " ORDER BY c.name",
     [SQ_CLUSTER_GET] = SQ_CLUSTER_SELECT " WHERE c.name = ?1",
     [SQ_CLUSTER_GET_BY_FP] = SQ_CLUSTER_SELECT " WHERE c.fingerprint = ?1",
+    [SQ_CLUSTER_NAME_BY_FP] = "SELECT name FROM clusters WHERE fingerprint = ?1",
     [SQ_CLUSTER_ID] = "SELECT id FROM clusters WHERE name = ?1",
     [SQ_CLUSTER_SET_DESC] = "UPDATE clusters SET description = ?2 WHERE id = ?1",
     [SQ_CLUSTER_DELETE] = "DELETE FROM clusters WHERE name = ?1",
@@ -560,6 +562,35 @@ static int sq_cluster_get(struct store *s, const char *name, struct store_cluste
 static int sq_cluster_get_by_fingerprint(struct store *s, const char *fp, struct store_cluster *out)
 {
 	return sq_cluster_get_by(sq(s), SQ_CLUSTER_GET_BY_FP, fp, out, __func__);
+}
+
+/* The name of the cluster with certificate fingerprint fp: 0, -ENOENT, -ENOMEM or -EIO. */
+static int sq_cluster_name_by_fingerprint(struct store *s, const char *fp, char **name)
+{
+	struct sq_store *q = sq(s);
+	sqlite3_stmt *st;
+	int rc;
+
+	*name = NULL;
+	sq_lock(q);
+	st = sq_stmt(q, SQ_CLUSTER_NAME_BY_FP, __func__);
+	if (st == NULL) {
+		rc = -EIO;
+		goto out;
+	}
+	if (sq_bind_text(st, 1, fp) != SQLITE_OK) {
+		rc = sq_err(q, __func__, "bind");
+		goto out;
+	}
+	rc = sq_step(q, st, __func__);
+	if (rc == SQLITE_ROW)
+		rc = sq_dup(st, 0, name);
+	else if (rc == SQLITE_DONE)
+		rc = -ENOENT;
+out:
+	sq_release(st);
+	sq_unlock(q);
+	return rc;
 }
 
 /* Looks up the id of cluster name: 0, -ENOENT or -EIO. */
@@ -1351,6 +1382,7 @@ static const struct store_ops sq_ops = {
     .cluster_list = sq_cluster_list,
     .cluster_get = sq_cluster_get,
     .cluster_get_by_fingerprint = sq_cluster_get_by_fingerprint,
+    .cluster_name_by_fingerprint = sq_cluster_name_by_fingerprint,
     .cluster_update = sq_cluster_update,
     .cluster_delete = sq_cluster_delete,
     .cluster_set_status = sq_cluster_set_status,

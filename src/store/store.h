@@ -89,6 +89,8 @@ struct store_ops {
 	int (*cluster_get)(struct store *s, const char *name, struct store_cluster *out);
 	int (*cluster_get_by_fingerprint)(struct store *s, const char *fp,
 					  struct store_cluster *out);
+	/* Only the name (malloc'd into *name): identifying a caller needs no more. */
+	int (*cluster_name_by_fingerprint)(struct store *s, const char *fp, char **name);
 	int (*cluster_update)(struct store *s, const char *name,
 			      const struct store_cluster_update *u);
 	int (*cluster_delete)(struct store *s, const char *name);

@@ -555,6 +555,23 @@ static void join_many(struct fixture *f, int n)
 	}
 }
 
+static void test_name_by_fingerprint(void **state)
+{
+	struct fixture *f = *state;
+	char *name = (char *)"x";
+	char fp[65];
+
+	join_many(f, 3);
+	snprintf(fp, sizeof(fp), "%064d", 2);
+	assert_int_equal(f->s->ops->cluster_name_by_fingerprint(f->s, fp, &name), 0);
+	assert_string_equal(name, "s1");
+	free(name);
+	assert_int_equal(f->s->ops->cluster_name_by_fingerprint(f->s, FP_3, &name), -ENOENT);
+	assert_null(name);
+	assert_int_equal(f->s->ops->cluster_delete(f->s, "s1"), 0);
+	assert_int_equal(f->s->ops->cluster_name_by_fingerprint(f->s, fp, &name), -ENOENT);
+}
+
 static void test_status_many(void **state)
 {
 	struct fixture *f = *state;
@@ -790,6 +807,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_db_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_name_by_fingerprint, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_status_group_commit_fails, setup, teardown),
