@@ -55,11 +55,11 @@ static void tls_common(SSL_CTX *ctx)
  * cache cannot hold it for us: it drops a session when its connection is
  * freed without a close_notify, and that is how our connections end (the
  * agent closes after each heartbeat). So the server keeps a copy of each
- * new session here, by id: bounded (TLS_SESSIONS_MAX, oldest out first),
- * expiring after TLS_SESSION_TIMEOUT_S, and a TLS 1.3 ticket is used once
- * (each resumption gets a new one). The copy shares the client's
- * certificate with the session it was made from: one per cluster, not one
- * per ticket.
+ * new session here, by id: bounded (TLS_SESSIONS_MAX, oldest out first,
+ * see tls.h for the memory that bounds), expiring after
+ * TLS_SESSION_TIMEOUT_S, and a TLS 1.3 ticket is used once (each
+ * resumption gets a new one). The copy shares the client's certificate
+ * with the session it was made from: one per cluster, not one per ticket.
  */
 struct tls_sess_ent {
 	struct tls_sess_ent *te_hnext;	     /* hash chain */

@@ -23,10 +23,18 @@ struct tls_client_opts {
 	const char *key_pem;
 };
 
-/* Bounds of a server context's session store (contexts that request client certificates). */
-#define TLS_SESSIONS_MAX 65536
-#define TLS_SESSION_BUCKETS 16384
-#define TLS_SESSION_TIMEOUT_S 7200
+/*
+ * Bounds of a server context's session store (contexts that request client
+ * certificates). Any client can make entries, since any certificate passes
+ * the handshake, so the cap is what bounds their memory: about 6 KiB each
+ * with a certificate nobody else holds, 1 KiB when the cluster's tunnel
+ * shares it, so at most about 200 MiB. An agent needs one entry at a time
+ * (each resumption uses its ticket and gets the next); past the cap the
+ * oldest go first and their clusters make full handshakes again.
+ */
+#define TLS_SESSIONS_MAX 32768
+#define TLS_SESSION_BUCKETS 8192
+#define TLS_SESSION_TIMEOUT_S 1800 /* far above the heartbeat interval */
 
 /*
  * Returns a new context or NULL with a reason in err. With
