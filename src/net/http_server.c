@@ -889,6 +889,12 @@ void http_request_resume(struct http_request *req)
 
 /* ---- responses ---- */
 
+/* Whether the request announced a body (Content-Length > 0 or chunked). */
+static int hc_request_has_body(const struct http_request *req)
+{
+	return req->content_length > 0 || req->chunked;
+}
+
 static int hc_write(struct http_request *req, const void *data, size_t len)
 {
 	int rc;
@@ -916,6 +922,10 @@ int http_response_start(struct http_request *req, int status, const struct http_
 	if (hc == NULL)
 		return -EPIPE;
 	if (!req->keep_alive || !(req->st & RQ_HEADERS_DONE))
+		hc->close_after = 1;
+	/* An answer that starts before the request body has arrived closes
+	 * the connection after it (see hc_finish): say so in the head. */
+	if (!(req->st & RQ_MSG_DONE) && hc_request_has_body(req))
 		hc->close_after = 1;
 	/* An upgrade answered without upgrading: the parser stopped at the
 	 * upgrade, so nothing after it can be read as HTTP; close after this. */
@@ -990,7 +1000,10 @@ static void hc_finish(struct http_request *req)
 	}
 	hc->req = NULL;
 	req->hc = NULL;
-	if (!(req->st & RQ_MSG_DONE))
+	/* Answered before its body was read: the rest of it is not ours to
+	 * parse. A request without a body (answered at its headers) is fine:
+	 * the parser completes it and goes on with the next one. */
+	if (!(req->st & RQ_MSG_DONE) && hc_request_has_body(req))
 		hc->close_after = 1;
 	hc_request_free(req);
 	if (hc->close_after) {

@@ -166,7 +166,7 @@ static void proxy_on_response(struct tunnel_stream *s, const struct tunnel_heade
 	if (p->req == NULL)
 		return;
 	uv_timer_stop(&p->timer);
-	if (slice_to_int64(tunnel_header(h, LIT(":status")), 100, 999, &v) != 0) {
+	if (slice_to_int64(tunnel_header(h, LIT(":status")), 200, 599, &v) != 0) {
 		proxy_fail(p, 502, "the cluster's agent sent an invalid response");
 		proxy_reset_stream(p, NGHTTP2_PROTOCOL_ERROR);
 		return;

@@ -93,6 +93,12 @@ static void h_pausing(struct http_request *req)
 	req->on_body_end = p_end;
 }
 
+/* A streaming route that answers at the headers, before the message is complete. */
+static void h_sync_stream(struct http_request *req)
+{
+	http_respond(req, 200, NULL, 0, "sync", 4);
+}
+
 static const struct http_route routes[] = {
 	{"GET", "/hello/{name}", h_hello, 0, 0},
 	{"GET", "/hello", h_hello, 0, 0},
@@ -100,6 +106,7 @@ static const struct http_route routes[] = {
 	{"GET", "/chunked", h_chunked, 0, 0},
 	{"PUT", "/stream", h_stream, HTTP_ROUTE_STREAM_BODY, 0},
 	{"PUT", "/pausing", h_pausing, HTTP_ROUTE_STREAM_BODY, 0},
+	{NULL, "/syncstream", h_sync_stream, HTTP_ROUTE_STREAM_BODY, 0},
 };
 
 struct fixture {
@@ -482,6 +489,36 @@ static void test_paused_request_then_keepalive(void **state)
 	stop(f);
 }
 
+/*
+ * A streaming route answering at the headers: a request without a body keeps
+ * the connection (the pipelined one is answered); one with a body closes it
+ * after an answer that says so (found by fuzz_proxy).
+ */
+static void test_sync_answer_at_headers(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	const char *a = "GET /syncstream HTTP/1.1\r\nHost: a\r\n\r\n"
+			"GET /hello/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	const char *b = "POST /syncstream HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+			"GET /hello/two HTTP/1.1\r\nHost: a\r\n\r\n";
+	char out[8192], *second;
+
+	(void)state;
+	raw(f->port, a, strlen(a), out, sizeof(out), 5);
+	second = strstr(out, "\"name\":\"two\"");
+	assert_non_null(second);
+	assert_true(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
+	/* The first answer did not announce a close. */
+	*second = '\0';
+	assert_non_null(strstr(out, "\r\n\r\nsync"));
+	assert_null(strstr(out, "Connection: close\r\n\r\nsync"));
+	raw(f->port, b, strlen(b), out, sizeof(out), 5);
+	assert_true(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
+	assert_non_null(strstr(out, "Connection: close"));
+	assert_null(strstr(out, "\"name\":\"two\""));
+	stop(f);
+}
+
 /* Past max_connections new sockets are closed at once; a freed slot serves again. */
 static void test_connection_cap(void **state)
 {
@@ -609,6 +646,7 @@ int main(void)
 		cmocka_unit_test(test_pipelined_partial_head),
 		cmocka_unit_test(test_upgrade_headers_on_plain_route),
 		cmocka_unit_test(test_paused_request_then_keepalive),
+		cmocka_unit_test(test_sync_answer_at_headers),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_body_stall_closes),
 	};
