@@ -47,6 +47,8 @@ static void usage(FILE *f)
 	      "                                  (default 64; more are closed at once)\n"
 	      "  --proxy-header-timeout MS       504 when a cluster sends no response headers\n"
 	      "                                  in time (default 60000)\n"
+	      "  --proxy-idle-timeout MS         cut a proxied response whose body made no\n"
+	      "                                  progress this long (default 300000)\n"
 	      "  --tunnel-dead-after MS          close a v2 tunnel silent this long; PINGs\n"
 	      "                                  every third of it (default 45000)\n"
 	      "  --trusted-proxy CIDR[,CIDR...]  believe X-Forwarded-For from these sources\n"
@@ -148,6 +150,7 @@ enum {
 	OPT_PROXY_HEADER_TIMEOUT,
 	OPT_TRUSTED_PROXY,
 	OPT_TUNNEL_DEAD,
+	OPT_PROXY_IDLE,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -174,6 +177,7 @@ static const struct option long_opts[] = {
 	{"proxy-header-timeout", required_argument, NULL, OPT_PROXY_HEADER_TIMEOUT},
 	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 	{"tunnel-dead-after", required_argument, NULL, OPT_TUNNEL_DEAD},
+	{"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -212,6 +216,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 
 	cfg->heartbeat_interval_s = SERVER_DEFAULT_HEARTBEAT_S;
 	cfg->proxy_header_timeout_ms = 60000;
+	cfg->proxy_idle_timeout_ms = 300000;
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
@@ -257,6 +262,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			cfg->proxy_header_timeout_ms = (uint64_t)n;
 			break;
 		case OPT_TRUSTED_PROXY: rc = optarg[0] ? parse_trusted_proxies(optarg, cfg) : -EINVAL; break;
+		case OPT_PROXY_IDLE:
+			rc = parse_num(optarg, 100, 86400000, &n);
+			cfg->proxy_idle_timeout_ms = (uint64_t)n;
+			break;
 		case OPT_TUNNEL_DEAD:
 			rc = parse_num(optarg, 900, 3600000, &n);
 			cfg->tunnel_dead_after_ms = (uint64_t)n;

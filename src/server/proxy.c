@@ -61,6 +61,7 @@ struct proxy {
 
 static void proxy_maybe_free(struct proxy *p);
 static void proxy_on_header_timeout(uv_timer_t *t);
+static void proxy_idle_restart(struct proxy *p);
 
 static const char *const proxy_hop_by_hop[] = {
 	"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -188,7 +189,9 @@ static void proxy_on_response(struct tunnel_stream *s, const struct tunnel_heade
 	if (http_response_start(p->req, p->status, out, n, clen) < 0) {
 		proxy_fail(p, 502, "client gone");
 		proxy_reset_stream(p, NGHTTP2_CANCEL);
+		return;
 	}
+	proxy_idle_restart(p);
 }
 
 static void proxy_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
@@ -201,6 +204,7 @@ static void proxy_on_data(struct tunnel_stream *s, const uint8_t *data, size_t l
 		tunnel_stream_consume(s, len);
 		return;
 	}
+	proxy_idle_restart(p);
 	rc = http_response_write(p->req, data, len);
 	if (rc == 1) {
 		tunnel_stream_consume(s, len);
@@ -302,6 +306,7 @@ static void proxy_req_on_drain(struct http_request *req)
 		tunnel_stream_consume(p->stream, p->unconsumed);
 		p->unconsumed = 0;
 	}
+	proxy_idle_restart(p); /* the client took bytes: progress */
 }
 
 /* The user went away: cancel the stream; on_close finishes the request. */
@@ -316,6 +321,32 @@ static void proxy_req_on_abort(struct http_request *req)
 	p->req = NULL;
 	http_response_abort(req);
 	proxy_maybe_free(p);
+}
+
+/*
+ * A response body that makes no progress either way (nothing from the
+ * cluster, nothing taken by the client) for --proxy-idle-timeout is cut: a
+ * stalled cluster must not hold a connection (whose client may be long
+ * gone: it is not read while its answer is made) and a stream forever.
+ */
+static void proxy_on_body_idle(uv_timer_t *t)
+{
+	struct proxy *p = t->data;
+
+	if (p->req == NULL)
+		return;
+	LOG_WARN("the response of cluster %s to %s %s made no progress for %llu ms; cutting it",
+		 p->cluster, p->method, p->path,
+		 (unsigned long long)p->srv->cfg.proxy_idle_timeout_ms);
+	proxy_fail(p, 504, "the cluster stopped sending its response");
+	proxy_reset_stream(p, NGHTTP2_CANCEL);
+	proxy_maybe_free(p);
+}
+
+static void proxy_idle_restart(struct proxy *p)
+{
+	if (p->req && p->responded && p->timer_open && p->srv->cfg.proxy_idle_timeout_ms)
+		uv_timer_start(&p->timer, proxy_on_body_idle, p->srv->cfg.proxy_idle_timeout_ms, 0);
 }
 
 static void proxy_on_header_timeout(uv_timer_t *t)

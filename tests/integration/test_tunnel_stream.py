@@ -706,6 +706,61 @@ def test_response_header_timeout():
 
 
 @test
+def test_response_body_idle_timeout():
+    # A cluster that stalls in the middle of a response body (here after
+    # 1000 of 1 MiB announced bytes) is cut after --proxy-idle-timeout, even
+    # though nobody reads the user's socket meanwhile; a body that keeps
+    # moving, even slowly and for longer than the timeout, is not cut.
+    s3 = L.Server("--proxy-idle-timeout", "1500").start()
+    add_cluster("d", "D", srv=s3)
+    up = CL["d"]["up"]
+    try:
+        s, status, headers, pending = open_get(s3.mgmt_port, tpath("d", "/1.0/stall?n=1000"),
+                                               s3.token)
+        try:
+            L.eq(status, 200, "GET /1.0/stall")
+            t0 = time.monotonic()
+            got, eof = len(pending), False
+            s.settimeout(20)
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (socket.timeout, TimeoutError):
+                    break
+                except OSError:
+                    eof = True
+                    break
+                if not chunk:
+                    eof = True
+                    break
+                got += len(chunk)
+            secs = time.monotonic() - t0
+        finally:
+            s.close()
+        L.log("TIME a body stalled after %d bytes: cut after %.2f s" % (got, secs))
+        L.check(eof, "the stalled response was not cut within 20 s")
+        L.eq(got, 1000, "bytes before the stall")
+        L.check(1.0 <= secs < 12, "cut after %.2f s with a 1.5 s idle timeout" % secs)
+        L.wait_for(lambda: up.stats()["closed"]["stall"] >= 1, timeout=15,
+                   what="the agent to abort its upstream request after the cut")
+        L.wait_for(lambda: active_streams("d", s3) == 0, timeout=15, what="active_streams 0")
+        n = 3 * MiB
+        s, status, headers, pending = open_get(s3.mgmt_port, tpath("d", "/1.0/bytes?n=%d" % n),
+                                               s3.token)
+        try:
+            L.eq(status, 200, "GET /1.0/bytes")
+            t0 = time.monotonic()
+            got = slow_read(s, len(pending), n, MiB)
+            L.check(time.monotonic() - t0 > 2.5, "the slow body read was too fast to matter")
+        finally:
+            s.close()
+        L.eq(got, n, "a body read at 1 MiB/s, longer than the idle timeout")
+    finally:
+        CL["d"]["proc"].terminate()
+        s3.stop()
+
+
+@test
 def test_cluster_cert_cannot_reach_other_cluster():
     certA = L.agent_cert(CL["a"]["dir"])
     # The management listener wants an API token, whatever certificate comes.

@@ -13,6 +13,8 @@ lxcmtest harness. Endpoints:
                              its length and SHA-256
   ANY  /1.0/echo             the request: method, path, query, headers, body
   GET  /1.0/nohead           never answers; returns when the peer closes
+  GET  /1.0/stall?n=N        announces 1 MiB, sends N bytes, then nothing until the
+                             peer closes (a cluster stalled mid-body)
   GET  /forbidden            outside /1.0: the agent must refuse it (403) itself
   GET  /1.0/stats            counters (hits per path, holds in flight, aborts...);
                              /1.0/stats?reset=1 clears them
@@ -90,9 +92,9 @@ class Stats:
             self.hits = {}
             self.holds = 0
             self.max_holds = 0
-            self.active = {"bytes": 0, "nohead": 0, "upload": 0}
+            self.active = {"bytes": 0, "nohead": 0, "upload": 0, "stall": 0}
             self.aborted = {"bytes": 0, "upload": 0}
-            self.closed = {"nohead": 0}
+            self.closed = {"nohead": 0, "stall": 0}
             self.bytes_sent = 0
 
     def hit(self, path):
@@ -296,6 +298,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
             STATS.add("closed", "nohead", 1)
         self.close_connection = True
 
+    def ep_stall(self, q):
+        n = int(q.get("n", ["1000"])[0])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        self.wfile.write(b"s" * n)
+        self.wfile.flush()
+        STATS.add("active", "stall", +1)
+        try:
+            sock = self.connection
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                r, _, _ = select.select([sock], [], [], 1.0)
+                if r:
+                    try:
+                        if not sock.recv(65536):
+                            break
+                    except OSError:
+                        break
+        finally:
+            STATS.add("active", "stall", -1)
+            STATS.add("closed", "stall", 1)
+        self.close_connection = True
+
     def ep_forbidden(self, q):
         self.reply({"reached": "forbidden"})
 
@@ -339,6 +366,7 @@ ROUTES = {
     "/1.0/upload": Handler.ep_upload,
     "/1.0/echo": Handler.ep_echo,
     "/1.0/nohead": Handler.ep_nohead,
+    "/1.0/stall": Handler.ep_stall,
     "/forbidden": Handler.ep_forbidden,
     "/1.0/stats": Handler.ep_stats,
     "/1.0": Handler.ep_server,
