@@ -15,6 +15,8 @@
  *   flags bit 0  hold: the user's write side stays open until the exchange
  *                is quiet (answers before the request body ends), then EOF
  *         bit 1  reset: the user's socket is reset soon after sending
+ *         bit 2  slow: the user's socket has a small receive buffer and is
+ *                not read for 100 ms after sending (backpressure)
  *   part 1       raw bytes the user sends to the management listener
  *   part 2       the fake agent's script, one block per stream it receives
  *                (blocks cut at lines "=="; a stream past the last block
@@ -74,6 +76,7 @@
 
 #define FZ_F_HOLD 0x01
 #define FZ_F_RESET 0x02
+#define FZ_F_SLOW 0x04
 #define FZ_MAX_STREAMS 64
 #define FZ_MAX_BLOCKS 64
 #define FZ_MAX_HDRS 80
@@ -306,6 +309,18 @@ static void fz_on_request(struct tunnel *t, struct tunnel_stream *s, const struc
 		st->stop = fz_block_end[b];
 	}
 	fz_nst++;
+	/* Leading echo/noconsume lines hold from the first DATA on, which
+	 * often comes in the same read as the HEADERS. */
+	for (;;) {
+		size_t left = (size_t)(st->stop - st->pc);
+
+		if (left >= 5 && memcmp(st->pc, "echo\n", 5) == 0)
+			st->echo = 1, st->pc += 5;
+		else if (left >= 10 && memcmp(st->pc, "noconsume\n", 10) == 0)
+			st->noconsume = 1, st->pc += 10;
+		else
+			break;
+	}
 	tunnel_stream_set_callbacks(s, &fz_stream_cbs, st);
 	fz_wake();
 }
@@ -652,6 +667,8 @@ static const struct ws_callbacks fz_ws_cbs = {
 static void fz_on_connected(struct ws *w, int status, void *arg)
 {
 	struct tunnel_io io = {.send = fz_send, .kick = fz_kick, .writable = fz_writable};
+	/* Small windows and queues: backpressure with small inputs. */
+	struct tunnel_config cfg = {.stream_window = 65535, .stream_out_high = 16384};
 
 	(void)arg;
 	fz_connecting = 0;
@@ -660,7 +677,8 @@ static void fz_on_connected(struct ws *w, int status, void *arg)
 		return;
 	}
 	fz_ws = w;
-	fz_t = tunnel_new(0, NULL, &io, &fz_tunnel_cbs, NULL);
+	tunnel_config_defaults(&cfg);
+	fz_t = tunnel_new(0, &cfg, &io, &fz_tunnel_cbs, NULL);
 	FUZZ_CHECK(fz_t != NULL);
 	tunnel_touch(fz_t, uv_now(fznet_loop()));
 	(void)tunnel_flush(fz_t);
@@ -1005,6 +1023,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fz_strict = getenv("FUZZ_STRICT") && strcmp(getenv("FUZZ_STRICT"), "1") == 0;
 	fz_srv = fzserver_start();
 	fz_srv->cfg.proxy_header_timeout_ms = FZ_PROXY_TIMEOUT_MS;
+	fz_srv->tunnel_cfg.stream_window = 65535;
+	fz_srv->tunnel_cfg.stream_out_high = 16384;
 	fzserver_enroll("notunnel", "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0");
 	FUZZ_CHECK(uv_idle_init(fznet_loop(), &fz_pump) == 0);
 	fz_base_down = fznet_handle_count();
@@ -1048,6 +1068,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fd = fznet_connect(http_server_port(fz_srv->management));
 	FUZZ_CHECK(fd >= 0);
+	if (flags & FZ_F_SLOW) {
+		int small = 4096;
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
 	if (flags & FZ_F_HOLD) {
 		(void)fznet_write(fd, user, ulen, 2000);
 		if (fz_drain(fd, reply, sizeof(reply), &n) == 0)
@@ -1055,6 +1080,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)shutdown(fd, SHUT_WR);
 	} else {
 		(void)fznet_send(fd, user, ulen, 2000);
+	}
+	if (flags & FZ_F_SLOW) {
+		uint64_t until = fz_now() + 100;
+
+		while (fz_now() < until)
+			fz_step(-1, 0, 5);
 	}
 	if (flags & FZ_F_RESET) {
 		fz_step(fd, POLLIN, 5);

@@ -612,6 +612,14 @@ def proxy():
     w("ws_then_pipelined", 0, upgrade + get("/1.0"), "s 200\nrespond\nend\n")
     w("connect_method", 0, "CONNECT %s/1.0 HTTP/1.1\r\n%s\r\n" % (base, auth))
     w("options_star", 0, "OPTIONS * HTTP/1.1\r\n" + auth + "\r\n")
+    # Flag 4: the user reads slowly through a small buffer (backpressure).
+    w("slow_reader_big", 4, get("/1.0/images/x/export"), "s 200\nrespond\ndn 300000\nend\n")
+    w("slow_reader_echo_upload", 4, post("/1.0/x", "e" * 60000),
+      "echo\ns 200\nrespond\nwait\nend\n")
+    w("ws_slow_both_ways", 4, upgrade.encode() + ws_frame(2, b"w" * 60000, mask=True),
+      "s 200\nrespond\necho\ndn 200000\nwait\nend\n")
+    w("upload_stalls_agent", 0, chunked("/1.0/images", ["c" * 30000, "d" * 30000, "e" * 30000]),
+      "noconsume\nwait\n" + ok)
     w("reset_user", 2, post("/1.0/x", "abc"), "sleep 20\n" + ok)
     w("reset_user_big", 2, get("/1.0"), "s 200\nrespond\ndn 300000\nend\n")
 
