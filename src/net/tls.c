@@ -163,7 +163,10 @@ static struct tls_sess_store *tls_store_of(SSL_CTX *ctx)
 	return tls_store_idx < 0 ? NULL : SSL_CTX_get_ex_data(ctx, tls_store_idx);
 }
 
-/* OpenSSL made a session (or a TLS 1.3 ticket): keep a copy. Returns 0: sess stays OpenSSL's. */
+/*
+ * OpenSSL made a session (or a TLS 1.3 ticket): keep a copy if it carries a
+ * client certificate. Returns 0: sess stays OpenSSL's.
+ */
 static int tls_store_on_new(SSL *s, SSL_SESSION *sess)
 {
 	struct tls_sess_store *st = tls_store_of(SSL_get_SSL_CTX(s));
@@ -172,9 +175,10 @@ static int tls_store_on_new(SSL *s, SSL_SESSION *sess)
 	unsigned len;
 	time_t now = time(NULL);
 
+	/* Without a client certificate (joins, status pings) nobody resumes. */
 	id = SSL_SESSION_get_id(sess, &len);
-	if (st == NULL || len == 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH ||
-	    (e = calloc(1, sizeof(*e))) == NULL)
+	if (st == NULL || SSL_SESSION_get0_peer(sess) == NULL || len == 0 ||
+	    len > SSL_MAX_SSL_SESSION_ID_LENGTH || (e = calloc(1, sizeof(*e))) == NULL)
 		return 0;
 	e->te_sess = SSL_SESSION_dup(sess);
 	if (e->te_sess == NULL) {

@@ -204,14 +204,22 @@ static void test_resumption_keeps_identity(void **state)
 	stop(f);
 }
 
-/* Without resumption on, nothing is resumed; a wrong pin still fails on a resumable context. */
+/*
+ * Without resumption on, nothing is resumed; a client without a certificate
+ * is never stored nor resumed; a wrong pin still fails on a resumable
+ * context.
+ */
 static void test_resumption_off_and_pin(void **state)
 {
 	struct fixture *f = start(1, 0);
 	char fa[65];
-	SSL_CTX *a = client_ctx(f, "a", fa);
+	SSL_CTX *a = client_ctx(f, "a", fa), *anon;
 	struct http_client_opts o = {0};
 	struct http_fetch_result res;
+	struct tls_client_opts to = {0};
+	char err[256];
+	size_t stored, before;
+	unsigned long hits;
 
 	(void)state;
 	assert_true(who_is(f, a, fa));
@@ -221,6 +229,17 @@ static void test_resumption_off_and_pin(void **state)
 	assert_true(who_is(f, a, fa));
 	assert_true(who_is(f, a, fa));
 	assert_int_equal(tls_client_resumed(a), 1);
+	/* A client without a certificate leaves nothing in the server's store. */
+	tls_server_session_stats(f->server_ctx, &before, &hits);
+	anon = tls_client_ctx_new(&to, err, sizeof(err));
+	assert_non_null(anon);
+	assert_int_equal(tls_client_enable_resumption(anon), 0);
+	assert_false(who_is(f, anon, fa));
+	assert_false(who_is(f, anon, fa));
+	assert_int_equal(tls_client_resumed(anon), 0);
+	tls_server_session_stats(f->server_ctx, &stored, &hits);
+	assert_int_equal(stored, before);
+	SSL_CTX_free(anon);
 	o.host = "127.0.0.1";
 	o.port = f->port;
 	o.tls = a;
