@@ -96,6 +96,15 @@ static void fz_on_connection(uv_stream_t *listener, int status)
 	c = conn_new(fznet_loop(), NULL, &fz_conn_cbs, NULL);
 	FUZZ_CHECK(c != NULL);
 	FUZZ_CHECK(conn_accept(c, listener) == 0);
+	if (fz.w || fz.closed) {
+		/*
+		 * A second connection in one input: a connect() that fznet
+		 * retried after EINTR may have gone through as well. Only the
+		 * first one is the input's.
+		 */
+		conn_close(c);
+		return;
+	}
 	fz.w = ws_new(c, fz.flags & 1, 4096, &fz_cbs, NULL);
 	FUZZ_CHECK(fz.w != NULL);
 	if (fz.feed_len)

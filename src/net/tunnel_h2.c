@@ -8,9 +8,13 @@
  *
  * Output: DATA frames carry up to TUNNEL_SEND_CHUNK - 9 bytes when the peer
  * allows (tn_read_length), so a bulk stream leaves as one frame per
- * transport message. tunnel_flush gathers small frames into tunnel_sendbuf;
- * a big frame met with nothing gathered goes to the transport straight from
- * nghttp2's buffer (it is valid until the next mem_send), without a copy.
+ * transport message. DATA payload is never copied into nghttp2: the data
+ * provider answers NGHTTP2_DATA_FLAG_NO_COPY and tn_send_data writes the
+ * 9-byte frame header into the stream queue right before the payload (each
+ * queue keeps that much headroom; what lies there is already sent) and
+ * hands header and payload on as one buffer. Small frames are gathered into
+ * tunnel_sendbuf (tn_emit); a big one met with nothing gathered goes to the
+ * transport as it is.
  *
  * Re-entrancy: nghttp2 must not be driven (mem_send) from inside its own
  * callbacks, and user callbacks must not run inside mem_send's data
@@ -67,6 +71,8 @@ struct tunnel {
 	int flushing;
 	int flush_again;
 	int kicked; /* io.kick called, flush not yet run */
+	size_t gathered; /* bytes in tunnel_sendbuf, during a flush */
+	int send_full;	 /* the transport said "full" during this batch */
 	int dead;
 	uint64_t ping_sent_ms;
 	int64_t rtt_ms;
@@ -86,6 +92,8 @@ static _Thread_local uint8_t *tunnel_sendbuf_storage;
 #define TUNNEL_FRAME_HEADER 9
 
 static int tn_kick(struct tunnel *t);
+static int tn_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *ud);
 
 void tunnel_config_defaults(struct tunnel_config *c)
 {
@@ -106,12 +114,19 @@ static size_t oq_size(const struct out_queue *q)
 	return q->len - q->off;
 }
 
+/*
+ * Appends to a stream's queue. Live bytes are q->data[off..len); the queue
+ * always keeps TUNNEL_FRAME_HEADER bytes before them (off >= that), where
+ * tn_send_data writes a DATA frame's header.
+ */
 static int oq_append(struct out_queue *q, const void *data, size_t len)
 {
-	if (q->off > 0 && q->off >= q->len / 2) {
-		memmove(q->data, q->data + q->off, q->len - q->off);
-		q->len -= q->off;
-		q->off = 0;
+	if (q->data == NULL) {
+		q->off = q->len = TUNNEL_FRAME_HEADER;
+	} else if (q->off >= TUNNEL_FRAME_HEADER + q->len / 2) {
+		memmove(q->data + TUNNEL_FRAME_HEADER, q->data + q->off, q->len - q->off);
+		q->len -= q->off - TUNNEL_FRAME_HEADER;
+		q->off = TUNNEL_FRAME_HEADER;
 	}
 	if (q->len + len > q->alloc) {
 		size_t n = q->alloc ? q->alloc : 16384;
@@ -128,6 +143,14 @@ static int oq_append(struct out_queue *q, const void *data, size_t len)
 	memcpy(q->data + q->len, data, len);
 	q->len += len;
 	return 0;
+}
+
+/* Drops n bytes from the front of the queue. */
+static void oq_consume(struct out_queue *q, size_t n)
+{
+	q->off += n;
+	if (q->off == q->len)
+		q->off = q->len = TUNNEL_FRAME_HEADER;
 }
 
 static void oq_free(struct out_queue *q)
@@ -234,24 +257,26 @@ struct slice tunnel_header(const struct tunnel_headers *h, struct slice name)
 
 /* ---- nghttp2 callbacks ---- */
 
+/*
+ * The data provider: says how much of the stream's queue the next DATA
+ * frame carries, without copying it (tn_send_data sends it from the queue).
+ */
 static ssize_t ts_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t length,
 		       uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
 	struct tunnel_stream *s = src->ptr;
 	struct tunnel *t = ud;
-	size_t n = oq_size(&s->out);
+	size_t n = oq_size(&s->out), rest;
 
 	(void)sess;
 	(void)id;
+	(void)buf;
 	if (n > length)
 		n = length;
-	if (n) {
-		memcpy(buf, s->out.data + s->out.off, n);
-		s->out.off += n;
-		if (s->out.off == s->out.len)
-			s->out.off = s->out.len = 0;
-	}
-	if (oq_size(&s->out) == 0) {
+	rest = oq_size(&s->out) - n;
+	if (n)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	if (rest == 0) {
 		if (s->out_end) {
 			*flags |= NGHTTP2_DATA_FLAG_EOF;
 		} else if (n == 0) {
@@ -259,7 +284,7 @@ static ssize_t ts_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t l
 			return NGHTTP2_ERR_DEFERRED;
 		}
 	}
-	if (s->want_drain && oq_size(&s->out) <= t->cfg.stream_out_high / 2 && !s->in_drain_list) {
+	if (s->want_drain && rest <= t->cfg.stream_out_high / 2 && !s->in_drain_list) {
 		s->in_drain_list = 1;
 		s->drain_next = t->drain_list;
 		t->drain_list = s;
@@ -489,6 +514,7 @@ struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const 
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, tn_on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, tn_on_stream_close);
 	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, tn_read_length);
+	nghttp2_session_callbacks_set_send_data_callback(cb, tn_send_data);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, t->cfg.max_streams);
 	nghttp2_option_set_max_send_header_block_length(opt, TUNNEL_MAX_HEADER_BYTES * 2);
@@ -589,54 +615,104 @@ static void tunnel_deliver_drains(struct tunnel *t)
 	}
 }
 
+/* Sends the frames gathered in tunnel_sendbuf. 1, 0 (full) or < 0. */
+static int tn_send_gathered(struct tunnel *t)
+{
+	size_t n = t->gathered;
+
+	t->gathered = 0;
+	return n ? t->io.send(t->io.io, tunnel_sendbuf_storage, n) : 1;
+}
+
 /*
- * Pulls frames out of nghttp2 and sends one batch: small frames gathered in
- * sendbuf up to TUNNEL_SEND_CHUNK, or one big frame on its own straight
- * from nghttp2's buffer when nothing is gathered yet. Frames that left the
- * session are always sent, even when the transport said "full" meanwhile.
- * Returns 1: sent, go on; 0: stop (nothing more, or the transport is
+ * Takes one frame (p, n) for the transport: a big one goes as it is when
+ * nothing is gathered (else right after the gathered ones), a small one is
+ * gathered up to TUNNEL_SEND_CHUNK. The frame is always taken; a 0 from the
+ * transport sets t->send_full. Returns 0, or -EPIPE when the transport is dead.
+ */
+static int tn_emit(struct tunnel *t, const uint8_t *p, size_t n)
+{
+	int rc = 1;
+
+	if (n > TUNNEL_SEND_CHUNK - t->gathered || (n >= TUNNEL_SEND_DIRECT && t->gathered))
+		rc = tn_send_gathered(t);
+	if (rc >= 0 && n >= TUNNEL_SEND_DIRECT) {
+		if (rc == 0)
+			t->send_full = 1;
+		rc = t->io.send(t->io.io, p, n);
+	} else if (rc >= 0) {
+		memcpy(tunnel_sendbuf_storage + t->gathered, p, n);
+		t->gathered += n;
+		if (t->gathered == TUNNEL_SEND_CHUNK && rc > 0)
+			rc = tn_send_gathered(t);
+	}
+	if (rc < 0)
+		return -EPIPE;
+	if (rc == 0)
+		t->send_full = 1;
+	return 0;
+}
+
+/*
+ * NGHTTP2_DATA_FLAG_NO_COPY: the frame header goes into the queue's
+ * headroom right before the payload, and both leave as one buffer.
+ */
+static int tn_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *ud)
+{
+	struct tunnel_stream *s = src->ptr;
+	struct tunnel *t = ud;
+	uint8_t *p;
+
+	(void)sess;
+	if (frame->data.padlen || length > oq_size(&s->out) || s->out.off < TUNNEL_FRAME_HEADER)
+		return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never pad; the queue has it all */
+	p = s->out.data + s->out.off - TUNNEL_FRAME_HEADER;
+	memcpy(p, framehd, TUNNEL_FRAME_HEADER);
+	if (tn_emit(t, p, TUNNEL_FRAME_HEADER + length) < 0) {
+		t->dead = 1; /* the transport is gone: tn_send_batch says -EPIPE */
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	oq_consume(&s->out, length);
+	return t->send_full ? NGHTTP2_ERR_PAUSE : 0;
+}
+
+/*
+ * Pulls frames out of nghttp2 until it has no more or the transport is
+ * full: DATA through tn_send_data, the rest through tn_emit. Frames that
+ * left the session are always sent, even when the transport said "full"
+ * meanwhile. Returns 1: go on; 0: stop (nothing more, or the transport is
  * full); -EPROTO (nghttp2 failed) or -EPIPE (the transport is dead).
  */
-static int tn_send_batch(struct tunnel *t, uint8_t *sendbuf)
+static int tn_send_batch(struct tunnel *t)
 {
 	const uint8_t *p;
-	size_t used = 0;
 	ssize_t n;
-	int rc, rc2;
+	int rc;
 
+	t->send_full = 0;
+	t->gathered = 0;
 	for (;;) {
 		n = nghttp2_session_mem_send(t->sess, &p);
 		if (n < 0) {
+			if (t->dead)
+				return -EPIPE;
 			LOG_WARN("nghttp2: %s", nghttp2_strerror((int)n));
 			return -EPROTO;
 		}
-		if (n == 0)
+		if (n == 0 || t->send_full)
 			break;
-		if (used == 0 && (size_t)n >= TUNNEL_SEND_DIRECT) {
-			rc = t->io.send(t->io.io, p, (size_t)n);
-			return rc < 0 ? -EPIPE : rc > 0;
-		}
-		if ((size_t)n > TUNNEL_SEND_CHUNK - used) {
-			/* No room: send what we have, then this frame on its own. */
-			rc = t->io.send(t->io.io, sendbuf, used);
-			if (rc < 0)
-				return -EPIPE;
-			rc2 = t->io.send(t->io.io, p, (size_t)n);
-			if (rc2 < 0)
-				return -EPIPE;
-			return rc > 0 && rc2 > 0;
-		}
-		memcpy(sendbuf + used, p, (size_t)n);
-		used += (size_t)n;
-		if (used == TUNNEL_SEND_CHUNK)
+		if (tn_emit(t, p, (size_t)n) < 0)
+			return -EPIPE;
+		if (t->send_full)
 			break;
 	}
-	if (used == 0)
-		return 0;
-	rc = t->io.send(t->io.io, sendbuf, used);
+	rc = tn_send_gathered(t);
 	if (rc < 0)
 		return -EPIPE;
-	return rc > 0 && used == TUNNEL_SEND_CHUNK;
+	if (rc == 0)
+		t->send_full = 1;
+	return n > 0 && !t->send_full;
 }
 
 int tunnel_flush(struct tunnel *t)
@@ -658,7 +734,7 @@ int tunnel_flush(struct tunnel *t)
 		t->flush_again = 0;
 		/* While the transport is full, its drain flushes again. */
 		while (!t->io.writable || t->io.writable(t->io.io)) {
-			rc = tn_send_batch(t, tunnel_sendbuf_storage);
+			rc = tn_send_batch(t);
 			if (rc < 0) {
 				t->dead = 1;
 				goto out;
