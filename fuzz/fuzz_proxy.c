@@ -48,12 +48,13 @@
  * fine, a bad byte is not), every status is in 100..599, there are never
  * more answers than requests (plus one for a malformed one), and a clean
  * connection end without "Connection: close" comes only after every
- * complete request was answered; the agent never receives a header the
+ * complete request was answered (while the agent kept to HTTP); the agent never receives a header the
  * proxy must strip (Authorization, hop-by-hop, Host, Expect, the
  * WebSocket handshake headers, lxcm_* cookies) and gets its own Forwarded
  * and X-Forwarded-* exactly once; between inputs the loop settles: no
  * connection, timer or request left, no stream open on either side of the
- * tunnel.
+ * tunnel. The proxy's header and body-idle timeouts are 60 ms here, so
+ * stalls cost little.
  */
 #include <errno.h>
 #include <poll.h>
@@ -82,7 +83,7 @@
 #define FZ_MAX_HDRS 80
 #define FZ_HBUF (96 << 10)
 #define FZ_SLEEP_MAX_MS 100
-#define FZ_QUIET_MS 120
+#define FZ_QUIET_MS 150
 #define FZ_PROXY_TIMEOUT_MS 60
 #define FZ_CLUSTER "enrolled"
 
@@ -100,7 +101,6 @@ static struct ws *fz_ws;
 static struct tunnel *fz_t;
 static int fz_connecting, fz_kicked, fz_recycle;
 static int fz_desync; /* raw frames: the agent's session no longer knows its streams */
-static int fz_strict; /* FUZZ_STRICT=1: the checks of the open bugs (see the top) */
 /*
  * The agent kept to HTTP this input: no reset, GOAWAY, raw frame, closed
  * tunnel, framing or hop-by-hop header, bodiless or odd status. Otherwise
@@ -108,6 +108,7 @@ static int fz_strict; /* FUZZ_STRICT=1: the checks of the open bugs (see the top
  * whose stream then failed) is right, and the user cannot tell it apart.
  */
 static int fz_agent_clean;
+static int fz_strict; /* FUZZ_STRICT=1: no tolerance for the open bug (fz_drop_leaked) */
 
 struct fz_stream {
 	struct tunnel_stream *s;
@@ -476,7 +477,7 @@ static int fz_plain_header(struct slice n)
 
 static void fz_respond(struct fz_stream *st, int has_body)
 {
-	struct http_header all[FZ_MAX_HDRS + 2];
+	struct http_header all[FZ_MAX_HDRS + 1];
 	size_t nall = 0, i;
 
 	if (st->status[0] && (strlen(st->status) != 3 || st->status[0] < '2' ||
@@ -492,8 +493,6 @@ static void fz_respond(struct fz_stream *st, int has_body)
 					   st->status[0] ? slice_cstr(st->status) : LIT("200")};
 	for (i = 0; i < st->nh && nall < FZ_MAX_HDRS; i++)
 		all[nall++] = st->h[i];
-	/* Tells the user's side which answers came from the agent. */
-	all[nall++] = (struct http_header){LIT("x-fz-agent"), LIT("1")};
 	st->responded = 1;
 	(void)tunnel_respond(st->s, all, nall, has_body);
 }
@@ -793,10 +792,10 @@ struct fz_parse {
 	int ncomplete;	     /* final responses complete */
 	int last_close;	     /* the last response said Connection: close */
 	int saw_101;
+	int saw_auth_error; /* a 401 or 403 (the auth hook's answers) */
 	struct llhttp_settings_s st;
 	const struct fz_parse *req; /* for responses: the requests */
 	int in_conn;	     /* parsing a Connection header */
-	int last_agent;	     /* the last answer came from the fake agent */
 	int cur_interim;
 };
 
@@ -824,7 +823,6 @@ static int fz_on_begin(llhttp_t *p)
 	r->started = 1;
 	r->in_conn = 0;
 	r->last_close = 0;
-	r->last_agent = 0;
 	return 0;
 }
 
@@ -833,8 +831,6 @@ static int fz_resp_on_field(llhttp_t *p, const char *at, size_t len)
 	struct fz_parse *r = p->data;
 
 	r->in_conn = slice_eq_nocase(slice_make(at, len), LIT("connection"));
-	if (slice_eq_nocase(slice_make(at, len), LIT("x-fz-agent")))
-		r->last_agent = 1;
 	return 0;
 }
 
@@ -852,11 +848,7 @@ static int fz_resp_on_headers(llhttp_t *p)
 	struct fz_parse *r = p->data;
 	int status = p->status_code;
 
-	/*
-	 * proxy.c takes any :status in 100..999 from the agent (open bug:
-	 * see fuzz/README.md); 600..999 only fail with FUZZ_STRICT=1.
-	 */
-	if (status < 100 || (status > 599 && (fz_strict || status > 999))) {
+	if (status < 100 || status > 599) {
 		fprintf(stderr, "fuzz_proxy: the user got status %d\n", status);
 		abort();
 	}
@@ -864,6 +856,8 @@ static int fz_resp_on_headers(llhttp_t *p)
 	if (r->cur_interim)
 		return 0;
 	r->nresp++;
+	if (status == 401 || status == 403)
+		r->saw_auth_error = 1;
 	if (status == 101) {
 		r->saw_101 = 1;
 		return 2;
@@ -896,8 +890,9 @@ static void fz_parse_requests(const uint8_t *d, size_t n, struct fz_parse *r)
 	r->upgrade = err == HPE_PAUSED_UPGRADE;
 }
 
-static void fz_check_reply(const uint8_t *reqd, size_t reqn, const uint8_t *reply, size_t n,
-			   int cut)
+/* Returns 1 if the user got a 401 or 403. */
+static int fz_check_reply(const uint8_t *reqd, size_t reqn, const uint8_t *reply, size_t n,
+			  int cut)
 {
 	struct fz_parse rq = {0}, rs = {0};
 	llhttp_t p;
@@ -926,17 +921,36 @@ static void fz_check_reply(const uint8_t *reqd, size_t reqn, const uint8_t *repl
 	}
 	/*
 	 * A connection that ended cleanly after complete answers, none saying
-	 * it would close, must have answered every complete request. The
-	 * server's own synchronous error answers on the proxy route close the
-	 * connection without saying so (open bug: see fuzz/README.md), so
-	 * without FUZZ_STRICT=1 only a last answer from the agent counts.
+	 * it would close, must have answered every complete request (the
+	 * server's own answers at the headers once closed it silently: fixed,
+	 * seed sync_error_then_pipelined).
 	 */
 	if (!cut && !rs.saw_101 && rs.nresp == rs.ncomplete && !rs.last_close &&
-	    rs.nresp < rq.nreq && !rq.upgrade && fz_agent_clean && (rs.last_agent || fz_strict)) {
+	    rs.nresp < rq.nreq && !rq.upgrade && fz_agent_clean) {
 		fprintf(stderr, "fuzz_proxy: %d answers to %d requests, and no Connection: close\n",
 			rs.nresp, rq.nreq);
 		abort();
 	}
+	return rs.saw_auth_error;
+}
+
+/*
+ * Open bug (http_server.c hc_on_headers_complete, since 0f635dc): a request
+ * the pre_route hook answers (401/403 of the management auth) leaves its
+ * connection neither read nor timed nor closed: it leaks. Unless
+ * FUZZ_STRICT=1, after such an answer a connection the management listener
+ * still holds is dropped by restarting the listener, so fuzzing goes on;
+ * any other leak still stops the run. Seeds: no_auth, bad_auth_then_pipelined
+ * in fuzz/out/known/proxy/ (make_corpus.py --known-bugs).
+ */
+static void fz_drop_leaked(void)
+{
+	uint64_t until = fz_now() + 50;
+
+	while (fz_now() < until && http_server_connection_count(fz_srv->management) > 0)
+		fz_step(-1, 0, 1);
+	if (http_server_connection_count(fz_srv->management) > 0)
+		fzserver_restart_management();
 }
 
 /* Reads until EOF or until nothing happened for FZ_QUIET_MS; 0 at EOF. */
@@ -966,31 +980,6 @@ static int fz_drain(int fd, uint8_t *out, size_t cap, size_t *len)
 			fz_step(fd, POLLIN, 10);
 	}
 	return -1;
-}
-
-/*
- * Open bug (see fuzz/README.md): while a response is being made the server
- * does not read the user's socket, so a user who leaves while the agent
- * stalls after the response headers goes unnoticed, and the connection and
- * the tunnel stream stay until the agent sends again. Unless FUZZ_STRICT=1,
- * the agent gives up on such streams (RST_STREAM CANCEL) once the user has
- * gone, as LXD would when it finishes; streams in any other state must be
- * cleaned up by the proxy alone.
- */
-static void fz_rescue(void)
-{
-	uint64_t until = fz_now() + 30;
-	size_t i;
-
-	/* The proxy's own chance first: the user's reset should end them. */
-	while (fz_now() < until && fz_t && tunnel_active_streams(fz_t) > 0)
-		fz_step(-1, 0, 1);
-	if (fz_strict)
-		return;
-	for (i = 0; i < fz_nst; i++)
-		if (fz_st[i]->s && fz_st[i]->responded)
-			tunnel_stream_reset(fz_st[i]->s, 8 /* CANCEL */);
-	fz_wake();
 }
 
 /* ---- the target ---- */
@@ -1023,6 +1012,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fz_strict = getenv("FUZZ_STRICT") && strcmp(getenv("FUZZ_STRICT"), "1") == 0;
 	fz_srv = fzserver_start();
 	fz_srv->cfg.proxy_header_timeout_ms = FZ_PROXY_TIMEOUT_MS;
+	fz_srv->cfg.proxy_idle_timeout_ms = FZ_PROXY_TIMEOUT_MS;
 	fz_srv->tunnel_cfg.stream_window = 65535;
 	fz_srv->tunnel_cfg.stream_out_high = 16384;
 	fzserver_enroll("notunnel", "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0");
@@ -1049,7 +1039,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *user, *script;
 	size_t ulen = 0, slen = 0, n = 0;
 	unsigned flags;
-	int fd, cut = 0, i;
+	int fd, cut = 0, auth_error = 0, i;
 
 	if (size == 0)
 		return 0;
@@ -1099,8 +1089,9 @@ done:
 	if (getenv("FUZZ_VERBOSE"))
 		fprintf(stderr, "%.*s\n----\n", (int)n, reply);
 	if (!(flags & FZ_F_RESET))
-		fz_check_reply(user, ulen, reply, n, cut);
-	fz_rescue();
+		auth_error = fz_check_reply(user, ulen, reply, n, cut);
+	if (auth_error && !fz_strict)
+		fz_drop_leaked();
 	fz_wait_settled(0, "after the input");
 	/* After a desync the agent's session may still hold our streams: renew first. */
 	fz_tunnel_renew();

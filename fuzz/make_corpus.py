@@ -565,7 +565,6 @@ def proxy():
       "GET /1.0/remote-cluster/%2e%2e/tunnel/1.0 HTTP/1.1\r\n" + auth + "\r\n")
     w("path_too_long", 0, "GET /1.0/remote-cluster/enrolled/tunnel/" + "p" * 9000 + " HTTP/1.1\r\n"
       + auth + "\r\n")
-    w("no_auth", 0, "GET %s/1.0 HTTP/1.1\r\nHost: lxcm\r\n\r\n" % base)
     w("never_answers", 0, get("/1.0/operations/x/wait"), "wait\n")
     w("answer_late", 0, get("/1.0"), "sleep 200\n" + ok)
     w("headers_then_stall_rst", 0, get("/1.0"), "s 200\nrespond\nd partial\nsleep 200\nrst 8\n")
@@ -625,28 +624,24 @@ def proxy():
 
 
 # ---------------------------------------------------------------- open bugs
-# Inputs of bugs that are still open: written to fuzz/out/known/<target>/
-# by --known-bugs only. fuzz_proxy tolerates them unless FUZZ_STRICT=1;
-# reproduce with FUZZ_STRICT=1 build-fuzz/fuzz/fuzz_proxy fuzz/out/known/proxy/...
+# Inputs of open bugs: written to fuzz/out/known/<target>/ by --known-bugs
+# only. fuzz_proxy tolerates them unless FUZZ_STRICT=1; reproduce with
+# FUZZ_STRICT=1 build-fuzz/fuzz/fuzz_proxy fuzz/out/known/proxy/<name>
 def proxy_known_bugs():
     known = os.path.join("out", "known")
     auth = "Authorization: Bearer %s\r\n" % API_TOKEN
     base = "/1.0/remote-cluster/enrolled/tunnel"
-    get = lambda path: "GET %s%s HTTP/1.1\r\nHost: lxcm\r\n%s\r\n" % (base, path, auth)
-    w = lambda name, data: write("proxy", name, b"\x00" + data.encode(), where=known)
-    # proxy.c proxy_on_response takes any :status in 100..999 from the
-    # agent: the user gets "HTTP/1.1 999 Unknown" (and 600..998).
-    w("status_999", get("/1.0") + "\n----\ns 999\nrespond-end\n")
-    # http_server.c hc_finish: a synchronous answer on the proxy route (the
-    # handler runs at the headers; here 404 for a bad name, also 400, 431,
-    # 501) closes the connection because the message was not "done", after
-    # a head sent without "Connection: close": the pipelined GET is dropped.
-    w("sync_error_drops_pipelined", "GET /1.0/remote-cluster/%2e%2e/tunnel/1.0 HTTP/1.1\r\n"
-      + auth + "\r\n" + get("/1.0"))
-    # http_server.c hc_parse/hc_on_data stop reading while a response is in
-    # progress: a user who leaves while the agent stalls after the response
-    # headers is never noticed; the connection and the tunnel stream stay.
-    w("stalled_response_user_gone", get("/1.0") + "\n----\ns 200\nrespond\nd partial\n")
+    # http_server.c hc_on_headers_complete (since 0f635dc): the pre_route
+    # hook answers (401/403) before close_after is set, so the head has no
+    # "Connection: close" and hc_finish (no body: no longer closes) leaves
+    # the connection open; then close_after = 1 makes hc_parse stop reading.
+    # Nothing reads, times or closes it: every unauthenticated request leaks
+    # a connection, and a pipelined request after it is never answered.
+    write("proxy", "no_auth", b"\x00" + ("GET %s/1.0 HTTP/1.1\r\nHost: lxcm\r\n\r\n"
+                                         % base).encode(), where=known)
+    write("proxy", "bad_auth_then_pipelined", b"\x00" + (
+        "GET %s/1.0 HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n"
+        "GET %s/1.0 HTTP/1.1\r\n%s\r\n" % (base, base, auth)).encode(), where=known)
 
 
 # ---------------------------------------------------------------- fuzz_tls
@@ -850,6 +845,26 @@ def fixed_bugs():
           "GET / HTTP/1.1\r\n\r\n")
     write("http", "stall_ignored_upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\n"
           "Upgrade: websocket\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    # fuzz_proxy found three, all fixed:
+    # proxy.c proxy_on_response took any :status in 100..999 from the agent:
+    # the user got "HTTP/1.1 999 Unknown". Now 200..599, else 502.
+    pauth = "Authorization: Bearer %s\r\n" % API_TOKEN
+    pget = lambda path: ("GET /1.0/remote-cluster/enrolled/tunnel%s HTTP/1.1\r\nHost: lxcm\r\n%s"
+                         "\r\n" % (path, pauth))
+    write("proxy", "status_999", b"\x00" + (pget("/1.0") + "\n----\ns 999\nrespond-end\n").encode())
+    # http_server.c hc_finish: an answer at the headers (a streaming route's
+    # 404 for a bad name, 400, 431, 501; also the auth hook's 403) closed the
+    # connection after a head without "Connection: close", dropping the
+    # pipelined request.
+    write("proxy", "sync_error_then_pipelined", b"\x00" + (
+        "GET /1.0/remote-cluster/%2e%2e/tunnel/1.0 HTTP/1.1\r\n" + pauth + "\r\n"
+        + pget("/1.0")).encode())
+    # proxy.c: a response whose agent stalls after the headers held the
+    # connection and the stream forever (the server does not read a user's
+    # socket while answering, so a user who left went unnoticed). Now
+    # --proxy-idle-timeout cuts it.
+    write("proxy", "stalled_response_user_gone", b"\x00" + (
+        pget("/1.0") + "\n----\ns 200\nrespond\nd partial\n").encode())
 
 
 if __name__ == "__main__":
