@@ -1079,7 +1079,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fz_step(-1, 0, 5);
 	}
 	if (flags & FZ_F_RESET) {
+		ssize_t got;
+
 		fz_step(fd, POLLIN, 5);
+		got = recv(fd, reply, sizeof(reply), 0);
+		n = got > 0 ? (size_t)got : 0;
+		/* Not checked (cut anywhere), but the open bug is recognised. */
+		auth_error = (n >= 12 && (memmem(reply, n, "HTTP/1.1 401", 12) ||
+					  memmem(reply, n, "HTTP/1.1 403", 12)));
 		cut = 1;
 		goto done;
 	}
