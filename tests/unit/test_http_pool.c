@@ -46,6 +46,16 @@ static void h_big(struct http_request *req)
 	http_respond(req, 200, NULL, 0, body, sizeof(body));
 }
 
+static void h_chunked(struct http_request *req)
+{
+	int i;
+
+	http_response_start(req, 200, NULL, 0, -1);
+	for (i = 0; i < 10; i++)
+		http_response_write(req, "0123456789", 10);
+	http_response_end(req);
+}
+
 static void h_echo(struct http_request *req)
 {
 	http_respond(req, 200, NULL, 0, req->body.data, req->body.len);
@@ -54,9 +64,11 @@ static void h_echo(struct http_request *req)
 static const struct http_route routes[] = {
 	{"GET", "/who", h_who, 0, 0},
 	{"DELETE", "/who", h_who, 0, 0},
+	{"HEAD", "/who", h_who, 0, 0},
 	{"POST", "/who", h_who, 0, 0},
 	{"GET", "/close", h_close, 0, 0},
 	{"GET", "/big", h_big, 0, 0},
+	{"GET", "/chunked", h_chunked, 0, 0},
 	{"POST", "/echo", h_echo, 0, 0},
 };
 
@@ -333,7 +345,15 @@ static void test_pool_reuse(void **state)
 	g = req(&loop, &o, "POST", "/echo", NULL, 0, "{\"x\":1}", 4096);
 	assert_int_equal(g.err, 0);
 	assert_string_equal(g.body, "{\"x\":1}");
-	assert_int_equal(stats(p).reused, 5);
+	/* A chunked response ends at its last chunk: reusable too. */
+	g = req(&loop, &o, "GET", "/chunked", NULL, 0, NULL, 4096);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(strlen(g.body), 100);
+	g = req(&loop, &o, "HEAD", "/who", NULL, 0, NULL, 4096);
+	assert_int_equal(g.status, 200);
+	g = req(&loop, &o, "GET", "/who", NULL, 0, NULL, 4096);
+	assert_int_equal(g.status, 200);
+	assert_int_equal(stats(p).reused, 8);
 	assert_int_equal(stats(p).idle, 1);
 	assert_int_equal(stats(p).retried, 0);
 	close_pool(&loop, p);
