@@ -557,10 +557,15 @@ static int hc_on_headers_complete(llhttp_t *p)
 	if (req->upgrade && !(req->route->flags & HTTP_ROUTE_UPGRADE))
 		req->upgrade = 0;
 	hc->upgrade_ok = req->upgrade;
-	if (hc->srv->cfg.pre_route && hc->srv->cfg.pre_route(req) != 0) {
-		/* pre_route answered; it counted as the handler. */
+	if (hc->srv->cfg.pre_route) {
+		int close_after = hc->close_after;
+
+		/* An answer from pre_route (a refusal) ends the connection: it
+		 * says Connection: close and hc_finish shuts the socket. */
 		hc->close_after = 1;
-		return HPE_PAUSED;
+		if (hc->srv->cfg.pre_route(req) != 0)
+			return HPE_PAUSED; /* it answered; it counted as the handler */
+		hc->close_after = close_after;
 	}
 	if (req->route->flags & HTTP_ROUTE_STREAM_BODY) {
 		if (req->content_length != 0 || req->chunked)

@@ -550,5 +550,35 @@ def test_refused_upgrade_closes_connection():
     L.eq(data.count(b"HTTP/1.1 "), 1, "nothing after the refusal is parsed as a request")
 
 
+@t.test
+def test_refusal_closes_connection():
+    # A request the auth hook refuses (401, 403) is answered with
+    # Connection: close and the connection is closed: nothing pipelined
+    # after it is served, and the socket is not left open (a leak once).
+    for headers, code in (("", 401), ("Authorization: Bearer lxcm_wrong\r\n", 403)):
+        s = L.tls_connect(S.mgmt_port)
+        try:
+            s.sendall(("GET /1.0/remote-cluster HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                       "GET /1.0/remote-cluster HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                       "\r\n\r\n" % (headers, S.token)).encode())
+            s.settimeout(10)
+            data = b""
+            while True:
+                try:
+                    d = s.recv(65536)
+                except (socket.timeout, TimeoutError):
+                    raise L.TestFailure("the connection stayed open after a %d: %r" % (code, data))
+                except OSError:
+                    break
+                if not d:
+                    break
+                data += d
+        finally:
+            s.close()
+        L.check(data.startswith(b"HTTP/1.1 %d " % code), "refusal answered %d: %r" % (code, data[:60]))
+        L.check(b"Connection: close" in data.split(b"\r\n\r\n")[0], "Connection: close sent")
+        L.eq(data.count(b"HTTP/1.1 "), 1, "the pipelined request after a %d is not served" % code)
+
+
 if __name__ == "__main__":
     t.main()
