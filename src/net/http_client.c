@@ -364,14 +364,29 @@ static const struct conn_callbacks cl_conn_cbs = {
 
 /* ---- API ---- */
 
+/* Appends the pieces in turn: 0, or -1 once one does not fit. */
+static int cl_append3(struct buf *b, struct slice x, struct slice y, struct slice z)
+{
+	if (buf_append(b, x.base, x.len) < 0 || buf_append(b, y.base, y.len) < 0 ||
+	    buf_append(b, z.base, z.len) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The request head. Built with appends rather than printf: this runs for
+ * every tunnelled request.
+ */
 static int cl_build_head(struct buf *b, const struct http_client_opts *o, const char *method,
 			 const char *target, const struct http_header *hdrs, size_t n,
 			 int64_t body_len)
 {
-	int rc = buf_printf(b, "%s %s HTTP/1.1\r\n", method, target);
+	int rc = cl_append3(b, slice_cstr(method), LIT(" "), slice_cstr(target));
 	int have_host = 0;
 	size_t i;
 
+	if (rc == 0)
+		rc = buf_append_str(b, " HTTP/1.1\r\n");
 	for (i = 0; i < n; i++)
 		if (slice_eq_nocase(hdrs[i].name, LIT("Host")))
 			have_host = 1;
@@ -385,16 +400,18 @@ static int cl_build_head(struct buf *b, const struct http_client_opts *o, const 
 		else
 			rc = buf_printf(b, "Host: %s:%d\r\n", o->host, o->port);
 	}
-	for (i = 0; rc == 0 && i < n; i++)
-		rc = buf_printf(b, "%.*s: %.*s\r\n", (int)hdrs[i].name.len, hdrs[i].name.base,
-				(int)hdrs[i].value.len, hdrs[i].value.base);
+	for (i = 0; rc == 0 && i < n; i++) {
+		rc = cl_append3(b, hdrs[i].name, LIT(": "), hdrs[i].value);
+		if (rc == 0)
+			rc = buf_append(b, "\r\n", 2);
+	}
 	if (rc == 0 && body_len > 0)
 		rc = buf_printf(b, "Content-Length: %lld\r\n", (long long)body_len);
 	else if (rc == 0 && body_len < 0)
 		rc = buf_append_str(b, "Transfer-Encoding: chunked\r\n");
 	if (rc == 0)
 		rc = buf_append_str(b, "\r\n");
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 /* Opens a new connection for cl and queues head on it. 0 or a negative code. */
@@ -490,7 +507,7 @@ static char *cl_pool_key(const struct http_client_opts *o)
 
 	buf_init(&b, 4096);
 	if (o->unix_path)
-		rc = buf_printf(&b, "unix:%s", o->unix_path);
+		rc = cl_append3(&b, LIT("unix:"), slice_cstr(o->unix_path), LIT(""));
 	else
 		rc = buf_printf(&b, "tcp:%s|%d|%p|%s|%s", o->host, o->port, (void *)o->tls,
 				o->pin ? o->pin : "", o->host_header ? o->host_header : "");
