@@ -108,14 +108,6 @@ static int fzs_listen(const struct http_route *routes, size_t n,
 	return http_server_start(fzs.loop, &c, out);
 }
 
-void fzserver_restart_management(void)
-{
-	http_server_stop(fzs.management);
-	fzs.management = NULL;
-	FUZZ_CHECK(fzs_listen(api_routes, api_nroutes, auth_management_pre_route, "management",
-			      &fzs.management) == 0);
-}
-
 /* The database lives in a temporary directory for one fuzzing run. */
 static void fzs_cleanup(void)
 {

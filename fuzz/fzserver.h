@@ -46,12 +46,4 @@ void fzserver_rearm_join(void);
  */
 void fzserver_enroll(const char *name, const char *fingerprint);
 
-/*
- * Stops the management listener, closing every connection it holds, and
- * starts a new one (on a new port: read http_server_port again). For a
- * target that must get rid of a connection the server leaked, to go on
- * fuzzing while that bug is open.
- */
-void fzserver_restart_management(void);
-
 #endif
