@@ -12,6 +12,8 @@
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
 
+#include "common/cert.h"
+
 static void tls_errstr(char *err, size_t errlen, const char *what)
 {
 	unsigned long e = ERR_get_error();
@@ -75,6 +77,8 @@ struct tls_sess_store {
 	struct tls_sess_ent *ts_head, *ts_tail;
 	size_t ts_count;
 	unsigned long ts_hits;
+	tls_session_filter_fn ts_filter; /* whose sessions are kept (NULL: all) */
+	void *ts_filter_arg;
 	struct tls_sess_ent *ts_bucket[TLS_SESSION_BUCKETS];
 };
 
@@ -178,7 +182,16 @@ static int tls_store_on_new(SSL *s, SSL_SESSION *sess)
 	/* Without a client certificate (joins, status pings) nobody resumes. */
 	id = SSL_SESSION_get_id(sess, &len);
 	if (st == NULL || SSL_SESSION_get0_peer(sess) == NULL || len == 0 ||
-	    len > SSL_MAX_SSL_SESSION_ID_LENGTH || (e = calloc(1, sizeof(*e))) == NULL)
+	    len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+		return 0;
+	if (st->ts_filter) {
+		char fp[65];
+
+		if (cert_fingerprint_x509(SSL_SESSION_get0_peer(sess), fp) != 0 ||
+		    !st->ts_filter(fp, st->ts_filter_arg))
+			return 0;
+	}
+	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return 0;
 	e->te_sess = SSL_SESSION_dup(sess);
 	if (e->te_sess == NULL) {
@@ -261,6 +274,18 @@ static int tls_store_install(SSL_CTX *ctx)
 	SSL_CTX_sess_set_new_cb(ctx, tls_store_on_new);
 	SSL_CTX_sess_set_get_cb(ctx, tls_store_on_get);
 	return 0;
+}
+
+void tls_server_set_session_filter(SSL_CTX *ctx, tls_session_filter_fn fn, void *arg)
+{
+	struct tls_sess_store *st = tls_store_of(ctx);
+
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->ts_mu);
+	st->ts_filter = fn;
+	st->ts_filter_arg = arg;
+	pthread_mutex_unlock(&st->ts_mu);
 }
 
 void tls_server_session_stats(SSL_CTX *ctx, size_t *stored, unsigned long *hits)

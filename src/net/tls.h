@@ -46,6 +46,14 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, int req
 			    char *err, size_t errlen);
 SSL_CTX *tls_client_ctx_new(const struct tls_client_opts *opts, char *err, size_t errlen);
 /*
+ * Keeps sessions of a server context made with request_client_cert only for
+ * clients whose certificate fingerprint fn accepts (say, enrolled clusters),
+ * so strangers cannot fill the store. Without a filter every session with a
+ * client certificate is kept.
+ */
+typedef int (*tls_session_filter_fn)(const char *fingerprint, void *arg);
+void tls_server_set_session_filter(SSL_CTX *ctx, tls_session_filter_fn fn, void *arg);
+/*
  * Client-side TLS session resumption for ctx: the newest session a server
  * gave (a TLS 1.3 ticket or a 1.2 session) is offered by the next
  * connection made with ctx to the same SNI and verified host name. The

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/enrolled.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include "common/version.h"
@@ -280,6 +281,9 @@ static void api_cluster_delete_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
+	/* Its fingerprint, to forget it (enrolled.h); the delete decides. */
+	if (s->ops->cluster_get(s, j->name, &j->cluster) != 0)
+		store_cluster_clear(&j->cluster);
 	j->rc = s->ops->cluster_delete(s, j->name);
 }
 
@@ -289,6 +293,8 @@ static void api_cluster_delete_done(void *arg)
 
 	if (j->rc == 0) {
 		LOG_INFO("cluster %s removed by an operator", j->name);
+		if (j->srv->enrolled && j->cluster.fingerprint)
+			enrolled_remove(j->srv->enrolled, j->cluster.fingerprint);
 		/* Its certificate is no longer trusted: nor is the tunnel it opened. */
 		tunnels_drop(j->srv->tunnels, j->name);
 	}

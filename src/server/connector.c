@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/enrolled.h"
 #include "server/server.h"
 #include "server/tunnel_v1.h"
 #include "server/tunnels.h"
@@ -104,6 +105,8 @@ static void connector_join_done(void *arg)
 	case 0:
 		LOG_INFO("cluster %s joined from %s (certificate %.16s...)", j->cluster.name,
 			 req->peer_addr, j->cluster.fingerprint);
+		if (j->srv->enrolled)
+			(void)enrolled_add(j->srv->enrolled, j->cluster.fingerprint);
 		http_respond_json(req, 200, json_object());
 		break;
 	case -ENOENT:
@@ -347,6 +350,8 @@ static void connector_leave_done(void *arg)
 
 	if (connector_identified(j) == 0) {
 		LOG_INFO("cluster %s removed itself", j->cluster.name);
+		if (j->srv->enrolled)
+			enrolled_remove(j->srv->enrolled, j->req->peer_fp);
 		tunnels_drop(j->srv->tunnels, j->cluster.name);
 		http_respond_json(j->req, 200, json_object());
 	}

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "net/tls.h"
 #include "server/audit.h"
+#include "server/enrolled.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include <unistd.h>
@@ -492,6 +493,13 @@ int main(int argc, char **argv)
 		snprintf(srv.replica, sizeof(srv.replica), "%s", srv.cfg.replica);
 	/* This replica holds no tunnel yet, whatever a crash left in the store. */
 	srv.store->ops->tunnel_clear_replica(srv.store, srv.replica);
+	/* TLS sessions are kept for enrolled clusters only (enrolled.h). */
+	srv.enrolled = enrolled_new();
+	if (srv.enrolled == NULL || enrolled_load(srv.enrolled, srv.store) < 0) {
+		LOG_ERROR("cannot read the enrolled clusters from the store");
+		return 1;
+	}
+	tls_server_set_session_filter(srv.conn_tls, enrolled_session_filter, srv.enrolled);
 	tunnel_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
@@ -511,6 +519,8 @@ int main(int argc, char **argv)
 	if (stop_timer.loop && !uv_is_closing((uv_handle_t *)&stop_timer))
 		uv_close((uv_handle_t *)&stop_timer, NULL);
 	tunnels_free(srv.tunnels);
+	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
+	enrolled_free(srv.enrolled);
 	audit_flush_sync(srv.audit);
 	audit_log_free(srv.audit);
 	uv_run(srv.loop, UV_RUN_NOWAIT);

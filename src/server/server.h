@@ -52,6 +52,8 @@ struct server_config {
 	size_t ntrusted_proxies;
 };
 
+struct enrolled;
+
 struct server {
 	uv_loop_t *loop;
 	struct server_config cfg;
@@ -64,6 +66,7 @@ struct server {
 	struct ratelimit *join_limit;
 	struct tunnels *tunnels;
 	struct audit_log *audit;
+	struct enrolled *enrolled; /* fingerprints of enrolled clusters (TLS sessions) */
 	struct tunnel_config tunnel_cfg;
 	char replica[128];
 	/* SHA-256 (hex) of every API token, checked in constant time. */

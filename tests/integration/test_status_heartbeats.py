@@ -146,5 +146,36 @@ def removed_cluster_cannot_resume_into_a_post():
     L.eq((r.status, reused), (403, True), "post of a removed cluster on a resumed session")
 
 
+@t.test
+def strangers_sessions_are_not_kept():
+    # Sessions are kept for enrolled clusters only: a certificate that is
+    # not enrolled cannot fill the session store (src/server/enrolled.c).
+    cert = L.Cert("stranger")
+    CERTS["stranger"] = cert
+    ctx = L.tls_context(cert)
+    r, sess, _ = post("stranger", {"cpu_total_count": 1}, ctx=ctx)
+    L.eq(r.status, 403, "a post with a certificate that is not enrolled")
+    for k in range(3):
+        r, sess, reused = post("stranger", {"cpu_total_count": 1}, ctx=ctx, session=sess)
+        L.eq((r.status, reused), (403, False), "the stranger's session was kept (%d)" % k)
+    # Enrolled now: its sessions are kept from the next full handshake on.
+    S.enroll("stranger", cert)
+    r, sess, _ = post("stranger", {"cpu_total_count": 5}, ctx=ctx)
+    L.eq(r.status, 200, "post after the join")
+    r, sess, reused = post("stranger", {"cpu_total_count": 6}, ctx=ctx, session=sess)
+    L.eq((r.status, reused), (200, True), "resumed post once enrolled")
+
+
+@t.test
+def clusters_enrolled_before_a_restart_resume():
+    S.restart()
+    ctx = L.tls_context(CERTS["hb1"])
+    r, sess, _ = post("hb1", {"cpu_total_count": 31}, ctx=ctx)
+    L.eq(r.status, 200, "full handshake after the restart")
+    r, sess, reused = post("hb1", {"cpu_total_count": 32}, ctx=ctx, session=sess)
+    L.eq((r.status, reused), (200, True), "resumed post after the restart (set loaded from the store)")
+    L.eq(cpu_of("hb1"), 32, "hb1 after the restart")
+
+
 if __name__ == "__main__":
     t.main()
