@@ -1,7 +1,7 @@
 /*
  * memparts.c - heap bytes of the pieces of one idle tunnel on the server,
  * measured with mallinfo2 around 1000 of each: an nghttp2 session in the
- * manager role (tunnel_new), a wslay server context, and an OpenSSL server
+ * manager role (tunnel_new) and an OpenSSL server
  * SSL object after a handshake over memory BIOs (with the connector's
  * context options: SSL_MODE_RELEASE_BUFFERS, client certificate requested).
  * bench/fleet builds and runs it (same flags as fleetgen). Output: KiB per piece.
@@ -14,7 +14,6 @@
 
 #include <openssl/bio.h>
 #include <openssl/ssl.h>
-#include <wslay/wslay.h>
 
 #include "common/cert.h"
 #include "net/tls.h"
@@ -35,25 +34,6 @@ static int nosend(void *io, const uint8_t *d, size_t n)
 	(void)d;
 	(void)n;
 	return 1;
-}
-
-static ssize_t wrecv(wslay_event_context_ptr c, uint8_t *b, size_t n, int f, void *u)
-{
-	(void)b;
-	(void)n;
-	(void)f;
-	(void)u;
-	wslay_event_set_error(c, WSLAY_ERR_WOULDBLOCK);
-	return -1;
-}
-
-static ssize_t wsend(wslay_event_context_ptr c, const uint8_t *d, size_t n, int f, void *u)
-{
-	(void)c;
-	(void)d;
-	(void)f;
-	(void)u;
-	return (ssize_t)n;
 }
 
 /* Moves bytes between two memory BIO pairs until neither side has output. */
@@ -82,11 +62,9 @@ static void pump(SSL *cli, SSL *srv, BIO *c_out, BIO *s_in, BIO *s_out, BIO *c_i
 int main(void)
 {
 	static struct tunnel *t[N];
-	static wslay_event_context_ptr w[N];
 	static SSL *s[N];
-	struct tunnel_io io = {nosend, NULL};
+	struct tunnel_io io = {.send = nosend};
 	struct tunnel_config cfg = {0};
-	struct wslay_event_callbacks wc = {wrecv, wsend, NULL, NULL, NULL, NULL, NULL};
 	struct tls_client_opts co = {0};
 	char *cp, *kp, *ccp, *ckp, err[256];
 	SSL_CTX *sctx, *cctx;
@@ -101,10 +79,7 @@ int main(void)
 	}
 	printf("nghttp2 session (tunnel_new, manager role): %.1f KiB\n",
 	       (double)(heap() - h0) / N / 1024);
-	h0 = heap();
-	for (i = 0; i < N; i++)
-		wslay_event_context_server_init(&w[i], &wc, NULL);
-	printf("wslay server context: %.1f KiB\n", (double)(heap() - h0) / N / 1024);
+	/* The WebSocket codec (src/net/ws.c) keeps no buffer while idle. */
 
 	if (cert_generate("server", 2, &cp, &kp) || cert_generate("client", 2, &ccp, &ckp))
 		return 1;
