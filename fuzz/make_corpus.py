@@ -642,6 +642,16 @@ def proxy_known_bugs():
         "GET %s/1.0/events HTTP/1.1\r\nHost: lxcm\r\n%sUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n"
         % (base, auth, key)).encode() + SEP + b"s 200\nrespond\ndn 200000\nend\n", where=known)
+    # tunnel_h2.c tn_headers_frame passes on only HEADERS that nghttp2 files
+    # as NGHTTP2_HCAT_RESPONSE; the final answer after a 1xx (103 Early
+    # Hints, 100 Continue) comes as NGHTTP2_HCAT_HEADERS and is dropped, so
+    # on_response never runs. Its DATA then reaches proxy.c proxy_on_data,
+    # which writes it to the user before any response head (p->responded is
+    # 0): the user reads "injectedHTTP/1.1 502 ...". An agent can put any
+    # bytes, a whole forged response, on the operator's connection.
+    write("proxy", "final_after_1xx_body_before_head", b"\x00" + (
+        "GET %s/1.0 HTTP/1.1\r\nHost: lxcm\r\n%s\r\n" % (base, auth)).encode() + SEP
+        + b"s 103\nrespond\ns 200\nrespond\nd injected\nend\n", where=known)
 
 
 # ---------------------------------------------------------------- fuzz_tls
