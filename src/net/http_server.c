@@ -976,6 +976,8 @@ int http_response_write(struct http_request *req, const void *data, size_t len)
 
 	if (req->hc == NULL)
 		return -EPIPE;
+	if (!(req->st & RQ_RESP_STARTED))
+		return -EINVAL; /* body bytes before the head are never sent raw */
 	if (len == 0 || (req->st & RQ_RESP_NOBODY))
 		return 1;
 	if (!(req->st & RQ_RESP_CHUNKED))

@@ -204,6 +204,14 @@ static void proxy_on_data(struct tunnel_stream *s, const uint8_t *data, size_t l
 		tunnel_stream_consume(s, len);
 		return;
 	}
+	if (!p->responded) {
+		/* Body bytes before a response head (say, after a 1xx the tunnel
+		 * dropped): never written raw to the user. */
+		tunnel_stream_consume(s, len);
+		proxy_fail(p, 502, "the cluster's agent sent a body without a response");
+		proxy_reset_stream(p, NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
 	proxy_idle_restart(p);
 	rc = http_response_write(p->req, data, len);
 	if (rc == 1) {

@@ -93,6 +93,14 @@ static void h_pausing(struct http_request *req)
 	req->on_body_end = p_end;
 }
 
+/* Body bytes before the head are refused, never written raw. */
+static void h_write_first(struct http_request *req)
+{
+	int rc = http_response_write(req, "raw", 3);
+
+	http_respond(req, rc == -EINVAL ? 200 : 500, NULL, 0, "checked", 7);
+}
+
 /* A streaming route that answers at the headers, before the message is complete. */
 static void h_sync_stream(struct http_request *req)
 {
@@ -107,6 +115,7 @@ static const struct http_route routes[] = {
 	{"PUT", "/stream", h_stream, HTTP_ROUTE_STREAM_BODY, 0},
 	{"PUT", "/pausing", h_pausing, HTTP_ROUTE_STREAM_BODY, 0},
 	{NULL, "/syncstream", h_sync_stream, HTTP_ROUTE_STREAM_BODY, 0},
+	{"GET", "/writefirst", h_write_first, 0, 0},
 };
 
 struct fixture {
@@ -516,6 +525,10 @@ static void test_sync_answer_at_headers(void **state)
 	assert_true(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
 	assert_non_null(strstr(out, "Connection: close"));
 	assert_null(strstr(out, "\"name\":\"two\""));
+	a = "GET /writefirst HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	raw(f->port, a, strlen(a), out, sizeof(out), 5);
+	assert_true(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
+	assert_null(strstr(out, "raw"));
 	stop(f);
 }
 
