@@ -48,13 +48,20 @@
  * fine, a bad byte is not), every status is in 100..599, there are never
  * more answers than requests (plus one for a malformed one), and a clean
  * connection end without "Connection: close" comes only after every
- * complete request was answered (while the agent kept to HTTP); the agent never receives a header the
- * proxy must strip (Authorization, hop-by-hop, Host, Expect, the
+ * complete request was answered (while the agent kept to HTTP: see
+ * fz_agent_clean). A complete answer of such an agent carries exactly the
+ * body bytes it sent (each agent answer has an "x-fz-stream" header naming
+ * its stream), and so do the bytes after a 101. The agent never receives a
+ * header the proxy must strip (Authorization, hop-by-hop, Host, Expect, the
  * WebSocket handshake headers, lxcm_* cookies) and gets its own Forwarded
- * and X-Forwarded-* exactly once; between inputs the loop settles: no
+ * and X-Forwarded-* exactly once. Between inputs the loop settles: no
  * connection, timer or request left, no stream open on either side of the
  * tunnel. The proxy's header and body-idle timeouts are 60 and 100 ms
- * here, so stalls cost little.
+ * here, so stalls cost little. Two checks are tolerant of open bugs unless
+ * FUZZ_STRICT=1 (fz_check_ws, fz_final_after_1xx; inputs in
+ * make_corpus.py's proxy_known_bugs). FUZZ_VERBOSE=1 prints what the agent
+ * got and the user's answer; FUZZ_QUIET_MS sets how long a quiet exchange
+ * is waited on.
  */
 #include <arpa/inet.h>
 #include <errno.h>
