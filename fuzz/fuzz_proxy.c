@@ -57,9 +57,9 @@
  * and X-Forwarded-* exactly once. Between inputs the loop settles: no
  * connection, timer or request left, no stream open on either side of the
  * tunnel. The proxy's header and body-idle timeouts are 60 and 100 ms
- * here, so stalls cost little. Two checks are tolerant of open bugs unless
- * FUZZ_STRICT=1 (fz_check_ws, fz_final_after_1xx; inputs in
- * make_corpus.py's proxy_known_bugs). FUZZ_VERBOSE=1 prints what the agent
+ * here, so stalls cost little. One check is tolerant of an open bug unless
+ * FUZZ_STRICT=1 (fz_check_ws; its input is in make_corpus.py's
+ * proxy_known_bugs). FUZZ_VERBOSE=1 prints what the agent
  * got and the user's answer; FUZZ_QUIET_MS sets how long a quiet exchange
  * is waited on.
  */
@@ -124,13 +124,6 @@ static int fz_desync; /* raw frames: the agent's session no longer knows its str
 static int fz_agent_clean;
 static uint64_t fz_quiet_ms = FZ_QUIET_MS; /* FUZZ_QUIET_MS overrides (debugging) */
 static int fz_hold; /* this input holds the user's write side open (FZ_F_HOLD) */
-/*
- * An agent answered 1xx and then again (open bug, see fuzz/README.md:
- * tunnel_h2.c never passes that final answer on, and proxy.c writes its
- * body to the user before any head). Unless FUZZ_STRICT=1 the user's
- * bytes are not checked then.
- */
-static int fz_final_after_1xx;
 static int fz_strict; /* FUZZ_STRICT=1: no tolerance for the open bugs */
 
 struct fz_stream {
@@ -144,7 +137,6 @@ struct fz_stream {
 	uint64_t out_len, out_hash;
 	int ended_ok, no_body;
 	int is_connect; /* an extended CONNECT: its bytes follow a 101 */
-	int sent_1xx;	/* the last HEADERS it sent had a 1xx status */
 	char tag[16]; /* x-fz-stream: which stream an answer came from */
 	struct http_header h[FZ_MAX_HDRS];
 	size_t nh, hused;
@@ -544,12 +536,8 @@ static void fz_respond(struct fz_stream *st, int has_body)
 					   st->status[0] ? slice_cstr(st->status) : LIT("200")};
 	for (i = 0; i < st->nh && nall < FZ_MAX_HDRS; i++)
 		all[nall++] = st->h[i];
-	if (st->responded) {
+	if (st->responded)
 		fz_agent_clean = 0; /* a second HEADERS: trailers or an error */
-		if (st->sent_1xx)
-			fz_final_after_1xx = 1;
-	}
-	st->sent_1xx = st->status[0] == '1';
 	st->responded = 1;
 	all[nall++] = (struct http_header){LIT("x-fz-stream"), slice_cstr(st->tag)};
 	(void)tunnel_respond(st->s, all, nall, has_body);
@@ -1197,7 +1185,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_nblocks = 0;
 	fz_nst = 0;
 	fz_agent_clean = 1;
-	fz_final_after_1xx = 0;
 
 	fd = flags & FZ_F_SLOW ? fz_connect_small(http_server_port(fz_srv->management))
 			       : fznet_connect(http_server_port(fz_srv->management));
@@ -1228,7 +1215,7 @@ done:
 	if (getenv("FUZZ_VERBOSE"))
 		fprintf(stderr, "%.*s\n---- %zu bytes, %s\n", (int)(n > 4096 ? 4096 : n), reply, n,
 			cut ? "cut" : "closed");
-	if (!(flags & FZ_F_RESET) && (fz_strict || !fz_final_after_1xx))
+	if (!(flags & FZ_F_RESET))
 		fz_check_reply(user, ulen, reply, n, cut);
 	fz_wait_settled(0, "after the input");
 	/* After a desync the agent's session may still hold our streams: renew first. */
