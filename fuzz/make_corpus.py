@@ -642,6 +642,17 @@ def proxy_known_bugs():
         "GET %s/1.0/events HTTP/1.1\r\nHost: lxcm\r\n%sUpgrade: websocket\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n"
         % (base, auth, key)).encode() + SEP + b"s 200\nrespond\ndn 200000\nend\n", where=known)
+    # proxy.c proxy_on_end: the agent ends its answer while the request body
+    # is held up by flow control (the agent does not read it): the user's
+    # request is finished, but tunnel_stream_end only queues END_STREAM
+    # behind the blocked body; nobody resets the stream, so it and its
+    # struct proxy stay until the tunnel ends (server streams 1 after the
+    # user left). Reset the stream there (or time the request side out).
+    body = "u" * 70000
+    write("proxy", "early_end_body_blocked", b"\x00" + (
+        "POST %s/1.0/images HTTP/1.1\r\nHost: lxcm\r\n%sContent-Length: %d\r\n\r\n%s"
+        % (base, auth, len(body), body)).encode() + SEP
+        + b"noconsume\ns 200\nrespond\nd ok\nend\n", where=known)
 
 
 # ---------------------------------------------------------------- fuzz_tls
