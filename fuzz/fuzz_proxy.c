@@ -832,6 +832,7 @@ static void fz_tunnel_renew(void)
 
 struct fz_parse {
 	int nreq;	     /* complete requests */
+	int nbegun;	     /* requests whose head began */
 	int started;	     /* a request or response had begun */
 	int upgrade;	     /* stopped at an upgrade */
 	unsigned char head[FZ_MAX_STREAMS]; /* HEAD requests, by index */
@@ -853,6 +854,14 @@ static int fz_req_on_headers(llhttp_t *p)
 
 	if (r->nreq < FZ_MAX_STREAMS && llhttp_get_method(p) == HTTP_HEAD)
 		r->head[r->nreq] = 1;
+	return 0;
+}
+
+static int fz_req_on_begin(llhttp_t *p)
+{
+	struct fz_parse *r = p->data;
+
+	r->nbegun++;
 	return 0;
 }
 
@@ -973,6 +982,7 @@ static void fz_parse_requests(const uint8_t *d, size_t n, struct fz_parse *r)
 	llhttp_settings_init(&r->st);
 	r->st.on_headers_complete = fz_req_on_headers;
 	r->st.on_message_complete = fz_req_on_complete;
+	r->st.on_message_begin = fz_req_on_begin;
 	llhttp_init(&p, HTTP_REQUEST, &r->st);
 	p.data = r;
 	err = llhttp_execute(&p, (const char *)d, n);
@@ -1038,8 +1048,13 @@ static void fz_check_reply(const uint8_t *reqd, size_t reqn, const uint8_t *repl
 	if (rs.saw_101 && err == HPE_PAUSED_UPGRADE && !cut && n < FZ_REPLY_MAX)
 		fz_check_ws(llhttp_get_error_pos(&p), n - (size_t)((const uint8_t *)
 								     llhttp_get_error_pos(&p) - reply));
-	if (rs.nresp > rq.nreq + 1) {
-		fprintf(stderr, "fuzz_proxy: %d answers to %d requests\n", rs.nresp, rq.nreq);
+	/*
+	 * Counted against the requests begun: the server's parser may take a
+	 * request this strict one refuses (and answer it, then 400 for the
+	 * same bytes: an invalid Transfer-Encoding after a 404 at the headers).
+	 */
+	if (rs.nresp > rq.nbegun + 1) {
+		fprintf(stderr, "fuzz_proxy: %d answers to %d requests\n", rs.nresp, rq.nbegun);
 		abort();
 	}
 	/*
