@@ -629,7 +629,7 @@ static int counting_set_status_many(struct store *s, const struct store_status_r
 
 struct post_rec {
 	struct store_status_post post;
-	char name[16];
+	char name[32]; /* "unknown" and any int fit */
 	char json[32];
 	int done;
 	int *ndone;
