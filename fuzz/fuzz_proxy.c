@@ -57,8 +57,8 @@
  * and X-Forwarded-* exactly once. Between inputs the loop settles: no
  * connection, timer or request left, no stream open on either side of the
  * tunnel. The proxy's header and body-idle timeouts are 60 and 100 ms
- * here, so stalls cost little. Two checks are tolerant of open bugs unless
- * FUZZ_STRICT=1 (fz_check_ws, fz_rescue; inputs in make_corpus.py's
+ * here, so stalls cost little. One check is tolerant of an open bug unless
+ * FUZZ_STRICT=1 (fz_check_ws; its input in make_corpus.py's
  * proxy_known_bugs). FUZZ_VERBOSE=1 prints what the agent
  * got and the user's answer; FUZZ_QUIET_MS sets how long a quiet exchange
  * is waited on.
@@ -1125,26 +1125,17 @@ static int fz_connect_small(int port)
 }
 
 /*
- * Open bug (see fuzz/README.md): when the agent ends its answer while the
- * request body is still held up by flow control (it does not read it),
- * proxy.c ends the user's request but leaves the stream open behind the
- * blocked body: nobody resets it, and it stays with its struct proxy until
- * the tunnel ends. Unless FUZZ_STRICT=1 the agent resets such streams once
- * the user has gone (after giving the proxy 30 ms); streams in any other
- * state must be cleaned up by the proxy alone.
+ * Gives the proxy a moment to clean up after the user is gone. When the
+ * agent ends its answer while the request body is still held up by flow
+ * control, the proxy resets the stream itself (a bug once: it stayed open
+ * behind the blocked body; seed early_end_body_blocked).
  */
 static void fz_rescue(void)
 {
 	uint64_t until = fz_now() + 30;
-	size_t i;
 
-	if (fz_strict)
-		return;
 	while (fz_now() < until && fz_t && tunnel_active_streams(fz_t) > 0)
 		fz_step(-1, 0, 1);
-	for (i = 0; i < fz_nst; i++)
-		if (fz_st[i]->s && fz_st[i]->ended_ok && !fz_st[i]->body_done)
-			tunnel_stream_reset(fz_st[i]->s, 8 /* CANCEL */);
 	fz_wake();
 }
 

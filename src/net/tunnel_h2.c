@@ -57,6 +57,7 @@ struct tunnel_stream {
 	struct hdr_off hoff[TUNNEL_MAX_HEADERS];
 	size_t nh;
 	int ended_in; /* peer END_STREAM seen */
+	int final_in; /* a final (non-1xx) response head was delivered */
 	struct tunnel_stream *prev, *next; /* every live stream of the tunnel */
 };
 
@@ -385,10 +386,17 @@ static void tn_headers_frame(struct tunnel *t, struct tunnel_stream *s, const ng
 						  NGHTTP2_REFUSED_STREAM);
 		return;
 	}
-	if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && t->is_client) {
+	/*
+	 * The response head; after a 1xx, nghttp2 files the final head as
+	 * HCAT_HEADERS (like trailers), so a head with a :status that comes
+	 * before any final one is the response too.
+	 */
+	if (t->is_client && !s->final_in &&
+	    (f->headers.cat == NGHTTP2_HCAT_RESPONSE || f->headers.cat == NGHTTP2_HCAT_HEADERS)) {
 		st = tunnel_header(&hs, LIT(":status"));
-		if (st.len == 3 && st.base[0] == '1')
-			return; /* informational */
+		if (st.len == 0 || (st.len == 3 && st.base[0] == '1'))
+			return; /* informational (or trailers without a head: nghttp2 refuses those) */
+		s->final_in = 1;
 		if (s->cbs && s->cbs->on_response)
 			s->cbs->on_response(s, &hs);
 	}
@@ -921,6 +929,11 @@ void tunnel_stream_consume(struct tunnel_stream *s, size_t n)
 		return;
 	nghttp2_session_consume_stream(s->t->sess, s->id, n);
 	tn_kick(s->t);
+}
+
+int tunnel_stream_sent_all(const struct tunnel_stream *s)
+{
+	return s->out_end && oq_size(&s->out) == 0;
 }
 
 void tunnel_stream_reset(struct tunnel_stream *s, uint32_t error_code)

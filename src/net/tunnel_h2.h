@@ -146,6 +146,8 @@ int tunnel_stream_end(struct tunnel_stream *s);
 void tunnel_stream_consume(struct tunnel_stream *s, size_t n);
 /* RST_STREAM; on_close follows (possibly later). */
 void tunnel_stream_reset(struct tunnel_stream *s, uint32_t error_code);
+/* 1 when the body was ended and every byte of it was handed to HTTP/2. */
+int tunnel_stream_sent_all(const struct tunnel_stream *s);
 
 /* Looks a header up (case-sensitive: HTTP/2 names are lowercase). */
 struct slice tunnel_header(const struct tunnel_headers *h, struct slice name);

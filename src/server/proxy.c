@@ -50,6 +50,7 @@ struct proxy {
 	int websocket;
 	int responded;	   /* response head sent */
 	int audited;	   /* the audit row is recorded */
+	int body_done;	   /* the user's request body ended */
 	int stream_ended;  /* agent finished the response body */
 	size_t unconsumed; /* response bytes written but not yet credited back */
 	uint64_t bytes_in, bytes_out;
@@ -235,8 +236,14 @@ static void proxy_on_end(struct tunnel_stream *s)
 	p->req = NULL;
 	proxy_audit(p);
 	http_response_end(req);
-	/* If the user is still sending a body nobody wants, stop the stream. */
-	if (p->stream)
+	/*
+	 * The answer is complete. A request body still on its way is not
+	 * wanted (and may be blocked by flow control forever): cancel the
+	 * stream rather than end it behind that body.
+	 */
+	if (p->stream && !(p->body_done && tunnel_stream_sent_all(p->stream)))
+		proxy_reset_stream(p, NGHTTP2_CANCEL);
+	else if (p->stream)
 		tunnel_stream_end(p->stream);
 }
 
@@ -296,6 +303,7 @@ static void proxy_req_on_body_end(struct http_request *req)
 {
 	struct proxy *p = req->data;
 
+	p->body_done = 1;
 	/* An upgrade's request has no body, but its stream carries the
 	 * WebSocket afterwards: it must stay open for writing. */
 	if (p->stream && !p->websocket) {
