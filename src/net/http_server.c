@@ -894,10 +894,14 @@ void http_request_resume(struct http_request *req)
 
 /* ---- responses ---- */
 
-/* Whether the request announced a body (Content-Length > 0 or chunked). */
+/*
+ * Whether the request announced a body: Content-Length > 0, or any
+ * Transfer-Encoding (chunked or one llhttp will refuse further on).
+ */
 static int hc_request_has_body(const struct http_request *req)
 {
-	return req->content_length > 0 || req->chunked;
+	return req->content_length > 0 || req->chunked ||
+	       http_request_header(req, LIT("Transfer-Encoding")).base != NULL;
 }
 
 static int hc_write(struct http_request *req, const void *data, size_t len)
