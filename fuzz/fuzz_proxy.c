@@ -57,9 +57,8 @@
  * and X-Forwarded-* exactly once. Between inputs the loop settles: no
  * connection, timer or request left, no stream open on either side of the
  * tunnel. The proxy's header and body-idle timeouts are 60 and 100 ms
- * here, so stalls cost little. One check is tolerant of an open bug unless
- * FUZZ_STRICT=1 (fz_check_ws; its input in make_corpus.py's
- * proxy_known_bugs). FUZZ_VERBOSE=1 prints what the agent
+ * here, so stalls cost little. No check is tolerant of an open bug now
+ * (FUZZ_STRICT=1 is accepted and changes nothing). FUZZ_VERBOSE=1 prints what the agent
  * got and the user's answer; FUZZ_QUIET_MS sets how long a quiet exchange
  * is waited on.
  */
@@ -124,7 +123,6 @@ static int fz_desync; /* raw frames: the agent's session no longer knows its str
 static int fz_agent_clean;
 static uint64_t fz_quiet_ms = FZ_QUIET_MS; /* FUZZ_QUIET_MS overrides (debugging) */
 static int fz_hold; /* this input holds the user's write side open (FZ_F_HOLD) */
-static int fz_strict; /* FUZZ_STRICT=1: no tolerance for the open bugs */
 
 struct fz_stream {
 	struct tunnel_stream *s;
@@ -991,16 +989,15 @@ static void fz_parse_requests(const uint8_t *d, size_t n, struct fz_parse *r)
 
 /*
  * After a 101 and a clean end, the user got exactly the bytes the agent
- * sent on its CONNECT stream. Without FUZZ_STRICT=1 only when the user
- * held its write side open (open bug, see fuzz/README.md: stream_pipe.c
- * closes the socket at the user's EOF and drops what the agent still sends).
+ * sent on its CONNECT stream, also after the user's EOF (a half-close: the
+ * pipe once closed the socket then; seed ws_user_eof_truncates).
  */
 static void fz_check_ws(const char *rest, size_t len)
 {
 	const struct fz_stream *ws = NULL;
 	size_t i;
 
-	if (!fz_agent_clean || !(fz_strict || fz_hold))
+	if (!fz_agent_clean)
 		return;
 	for (i = 0; i < fz_nst; i++) {
 		if (!fz_st[i]->is_connect)
@@ -1166,7 +1163,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	signal(SIGPIPE, SIG_IGN);
-	fz_strict = getenv("FUZZ_STRICT") && strcmp(getenv("FUZZ_STRICT"), "1") == 0;
 	if (getenv("FUZZ_QUIET_MS"))
 		fz_quiet_ms = strtoull(getenv("FUZZ_QUIET_MS"), NULL, 10);
 	fz_srv = fzserver_start();

@@ -48,6 +48,7 @@ enum {
 	CONN_F_UV_READING = 1 << 10,
 	CONN_F_RESOLVING = 1 << 11,
 	CONN_F_END_PENDING = 1 << 12, /* on_end is due on the next loop turn */
+	CONN_F_HALF = 1 << 13,	   /* ended by the peer's EOF: we may still write */
 };
 
 struct conn {
@@ -378,8 +379,14 @@ static void conn_idle_start(struct conn *c)
  */
 static void conn_end(struct conn *c, int err)
 {
-	if (c->flags & (CONN_F_ENDED | CONN_F_CLOSING))
+	if (c->flags & CONN_F_CLOSING)
 		return;
+	if (c->flags & CONN_F_ENDED) {
+		/* A write failed after the peer's EOF: it is really gone. */
+		if (err && (c->flags & CONN_F_HALF))
+			conn_close(c);
+		return;
+	}
 	c->flags |= CONN_F_ENDED | CONN_F_END_PENDING;
 	c->end_err = err;
 	conn_idle_start(c);
@@ -563,7 +570,8 @@ int conn_writev(struct conn *c, const struct slice *v, size_t n)
 	size_t total = 0, i;
 	int rc;
 
-	if (c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN | CONN_F_ENDED))
+	if ((c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN)) ||
+	    (c->flags & (CONN_F_ENDED | CONN_F_HALF)) == CONN_F_ENDED)
 		return -EPIPE;
 	for (i = 0; i < n; i++)
 		total += v[i].len;
@@ -651,6 +659,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		uv_read_stop(s);
 		c->flags &= ~CONN_F_UV_READING;
+		if (nread == UV_EOF)
+			c->flags |= CONN_F_HALF; /* half-closed: writing goes on */
 		conn_end(c, nread == UV_EOF ? 0 : (int)nread);
 		return;
 	}

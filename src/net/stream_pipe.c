@@ -40,16 +40,21 @@ static void sp_c_on_data(struct conn *c, const char *data, size_t len)
 		conn_close(c);
 }
 
+/*
+ * The user's EOF may be a half-close: end our side of the stream and keep
+ * writing what the cluster sends until it ends too (sp_s_on_end shuts the
+ * socket down then). An error ends both at once.
+ */
 static void sp_c_on_end(struct conn *c, int err)
 {
 	struct stream_pipe *p = conn_data(c);
 
-	if (p->s) {
-		if (err == 0)
-			tunnel_stream_end(p->s);
-		else
-			tunnel_stream_reset(p->s, NGHTTP2_CANCEL);
+	if (p->s && err == 0) {
+		tunnel_stream_end(p->s);
+		return;
 	}
+	if (p->s)
+		tunnel_stream_reset(p->s, NGHTTP2_CANCEL);
 	conn_close(c);
 }
 
