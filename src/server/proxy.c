@@ -51,6 +51,7 @@ struct proxy {
 	int responded;	   /* response head sent */
 	int audited;	   /* the audit row is recorded */
 	int body_done;	   /* the user's request body ended */
+	int64_t resp_clen; /* the response's Content-Length, or -1 */
 	int stream_ended;  /* agent finished the response body */
 	size_t unconsumed; /* response bytes written but not yet credited back */
 	uint64_t bytes_in, bytes_out;
@@ -187,6 +188,11 @@ static void proxy_on_response(struct tunnel_stream *s, const struct tunnel_heade
 		out[n++] = h->h[i];
 	}
 	p->responded = 1;
+	p->resp_clen = clen;
+	/* A head that is the whole response (no body): its row goes first. */
+	if (clen == 0 || p->status == 204 || p->status == 304 ||
+	    slice_eq(slice_cstr(p->method), LIT("HEAD")))
+		proxy_audit(p);
 	if (http_response_start(p->req, p->status, out, n, clen) < 0) {
 		proxy_fail(p, 502, "client gone");
 		proxy_reset_stream(p, NGHTTP2_CANCEL);
@@ -214,6 +220,10 @@ static void proxy_on_data(struct tunnel_stream *s, const uint8_t *data, size_t l
 		return;
 	}
 	proxy_idle_restart(p);
+	/* The last byte of a Content-Length body completes the response for the
+	 * client (the stream's end may come later): the row goes before it. */
+	if (p->resp_clen >= 0 && p->bytes_out >= (uint64_t)p->resp_clen)
+		proxy_audit(p);
 	rc = http_response_write(p->req, data, len);
 	if (rc == 1) {
 		tunnel_stream_consume(s, len);
@@ -695,6 +705,7 @@ void proxy_handle(struct http_request *req)
 	p->srv = srv;
 	p->req = req;
 	p->start_ms = uv_now(srv->loop);
+	p->resp_clen = -1;
 	audit_actor(req, p->actor);
 	snprintf(p->cluster, sizeof(p->cluster), "%s", name);
 	snprintf(p->method, sizeof(p->method), "%.*s", (int)req->method.len, req->method.base);
