@@ -24,7 +24,6 @@
 Server and agent only (no LXD). Python standard library only.
 """
 
-import base64
 import hashlib
 import os
 import signal
@@ -198,102 +197,36 @@ def fd_count(pid):
 
 
 def rss_kb(pid):
-    return proc_status_kb(pid, "VmRSS")
-
-
-def proc_status_kb(pid, field):
-    """A kB field of /proc/PID/status (VmRSS, VmHWM) as an int."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k == field:
-                return int(v.split()[0])
-    raise L.TestFailure("no %s in /proc/%d/status" % (field, pid))
-
-
-def reset_peak_rss(pid):
-    """Resets VmHWM to the current VmRSS (clear_refs 5); False if not possible."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+    return L.proc_status_kb(pid, "VmRSS")
 
 
 # ---------------------------------------------------------------------------
 # A minimal lxcm-tunnel.v2 WebSocket client (the agent's side)
 # ---------------------------------------------------------------------------
 
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+class TunnelPeer(L.WebSocket):
+    """lxcmtest's WebSocket client, upgraded to the connector's tunnel route."""
 
-
-class TunnelPeer:
     def __init__(self, port, cert, timeout=15):
-        self.sock = L.tls_connect(port, cert=cert, timeout=timeout)
-        self.buf = b""
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((
-            "GET /1.0/remote-cluster/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Protocol: lxcm-tunnel.v2\r\n\r\n" % key).encode())
-        deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in self.buf:
-            if time.monotonic() > deadline:
-                raise L.TestFailure("no answer to the tunnel upgrade")
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise L.TestFailure("closed during the tunnel upgrade: %r" % self.buf)
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise L.TestFailure("tunnel upgrade answered %r" % head[:200])
-        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())
-        L.check(want in head, "wrong Sec-WebSocket-Accept in %r" % head)
-
-    def _take(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("tunnel peer read timed out")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        sock = L.tls_connect(port, cert=cert, timeout=timeout)
+        r, ws = L.ws_upgrade(sock, "/1.0/remote-cluster/ws", timeout=timeout,
+                             headers={"Sec-WebSocket-Protocol": "lxcm-tunnel.v2"})
+        if ws is None:
+            raise L.TestFailure("tunnel upgrade answered %d" % r.status)
+        L.WebSocket.__init__(self, sock, ws.buf)
 
     def recv_frame(self, timeout=15):
-        deadline = time.monotonic() + timeout
-        b0, b1 = self._take(2, deadline)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._take(2, deadline), "big")
-        elif n == 127:
-            n = int.from_bytes(self._take(8, deadline), "big")
-        return b0 & 0x0F, self._take(n, deadline)
+        """(opcode, payload) of the next frame."""
+        _, op, payload = L.WebSocket.recv_frame(self, timeout)
+        return op, payload
 
     def send_frame(self, opcode, payload=b""):
-        if isinstance(payload, str):
-            payload = payload.encode()
-        n = len(payload)
-        head = bytes([0x80 | opcode])
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 65536:
-            head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
-        else:
-            head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
-        key = os.urandom(4)
-        self.sock.sendall(head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload)))
+        self.send(opcode, payload)
 
     def close(self, abrupt=False):
-        try:
-            if not abrupt:
-                self.send_frame(0x8, (1000).to_bytes(2, "big"))
-        except OSError:
-            pass
+        if not abrupt:
+            L.WebSocket.close(self)
+            return
         try:
             self.sock.close()
         except OSError:

@@ -21,8 +21,6 @@
 Server and agent only (no LXD). Python standard library only.
 """
 
-import base64
-import hashlib
 import json
 import os
 import select
@@ -140,34 +138,13 @@ def cluster_tunnel(srv, name):
 
 
 def rss_kb(srv):
-    return proc_status_kb(srv.proc.pid, "VmRSS")
-
-
-def proc_status_kb(pid, field):
-    """A kB field of /proc/PID/status (VmRSS, VmHWM) as an int."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k == field:
-                return int(v.split()[0])
-    raise L.TestFailure("no %s in /proc/%d/status" % (field, pid))
-
-
-def reset_peak_rss(pid):
-    """Resets VmHWM to the current VmRSS (clear_refs 5); False if not possible."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
+    return L.proc_status_kb(srv.proc.pid, "VmRSS")
 
 
 # ---------------------------------------------------------------------------
 # A hand-rolled lxcm-tunnel.v2 peer: WebSocket client + minimal HTTP/2 frames
 # ---------------------------------------------------------------------------
 
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 H2_DATA, H2_HEADERS, H2_RST, H2_SETTINGS, H2_PING, H2_GOAWAY, H2_WINUP = 0, 1, 3, 4, 6, 7, 8
 
@@ -193,42 +170,21 @@ def h2_settings(**kv):
         ids[k].to_bytes(2, "big") + v.to_bytes(4, "big") for k, v in kv.items()))
 
 
-class TunnelPeer:
-    """The agent's side of a v2 tunnel, written by hand so it can misbehave."""
+class TunnelPeer(L.WebSocket):
+    """The agent's side of a v2 tunnel, written by hand so it can misbehave
+    (lxcmtest's WebSocket client, with raw framing options and HTTP/2 state)."""
 
     def __init__(self, port, cert, timeout=15, protocol="lxcm-tunnel.v2"):
-        self.sock = L.tls_connect(port, cert=cert, timeout=timeout)
-        self.buf = b""
+        sock = L.tls_connect(port, cert=cert, timeout=timeout)
+        r, ws = L.ws_upgrade(sock, "/1.0/remote-cluster/ws", timeout=timeout,
+                             headers={"Sec-WebSocket-Protocol": protocol})
+        if ws is None:
+            raise L.TestFailure("tunnel upgrade answered %d: %r" % (r.status, r.raw[:200]))
+        L.eq(r.headers.get("sec-websocket-protocol"), protocol, "the tunnel's subprotocol")
+        L.WebSocket.__init__(self, sock, ws.buf)
         self.h2buf = b""
         self.h2_preface_seen = False
         self.closed = None
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = ("GET /1.0/remote-cluster/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-               "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n" % (
-                   key, protocol))
-        self.sock.settimeout(timeout)
-        self.sock.sendall(req.encode())
-        deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in self.buf:
-            if time.monotonic() > deadline:
-                raise L.TestFailure("no answer to the tunnel upgrade")
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise L.TestFailure("connection closed during the tunnel upgrade: %r" % self.buf)
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        h = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            h[k.strip().lower()] = v.strip()
-        if status != 101:
-            raise L.TestFailure("tunnel upgrade answered %d: %r" % (status, head))
-        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        L.eq(h.get("sec-websocket-accept"), want, "Sec-WebSocket-Accept")
-        L.eq(h.get("sec-websocket-protocol"), protocol, "the tunnel's subprotocol")
 
     # -- WebSocket --
 
@@ -250,34 +206,14 @@ class TunnelPeer:
         """HTTP/2 bytes as one binary WebSocket message."""
         self.send_frame(0x2, data)
 
-    def _fill(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("tunnel peer read timed out")
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise ConnectionError("the server closed the tunnel connection")
-            self.buf += chunk
-
-    def _take(self, n, deadline):
-        self._fill(n, deadline)
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
     def recv_frame(self, timeout=15):
-        """(fin, opcode, payload) of the next frame from the server (unmasked)."""
+        """(fin, opcode, payload) of the next frame from the server, which must
+        not be masked."""
         deadline = time.monotonic() + timeout
-        b0, b1 = self._take(2, deadline)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(self._take(2, deadline), "big")
-        elif n == 127:
-            n = int.from_bytes(self._take(8, deadline), "big")
-        if b1 & 0x80:
+        self._fill(2, deadline)
+        if self.buf[1] & 0x80:
             raise L.TestFailure("the server sent a masked frame")
-        return bool(b0 & 0x80), b0 & 0x0F, self._take(n, deadline)
+        return L.WebSocket.recv_frame(self, max(0.001, deadline - time.monotonic()))
 
     def _handle(self, op, payload):
         """One frame from the server: HTTP/2 bytes kept, pings answered."""
@@ -945,7 +881,7 @@ def test_tunnel_peer_never_reads():
         pass
     time.sleep(0.5)
     base = rss_kb(S)
-    reset_peak_rss(pid)
+    L.reset_peak_rss(pid)
     results = {"get": [], "put": []}
     lock = threading.Lock()
 
@@ -992,7 +928,7 @@ def test_tunnel_peer_never_reads():
     took = time.monotonic() - t0
     L.check(not any(th.is_alive() for th in threads), "proxied requests still hanging "
             "after %.0f s" % took)
-    peak = proc_status_kb(pid, "VmHWM")
+    peak = L.proc_status_kb(pid, "VmHWM")
     gets = results["get"]
     bad = [st for st in gets if st not in (503, 504)]
     L.check(not bad, "requests to a tunnel that does not read must fail with 503/504, "
@@ -1022,7 +958,7 @@ def test_tunnel_peer_ignores_flow_control():
     peer.h2_frames(timeout=10, until=lambda fs: any(f[0] == H2_SETTINGS and f[1] & 1
                                                        for f in fs))
     base = rss_kb(S)
-    reset_peak_rss(pid)
+    L.reset_peak_rss(pid)
     # A user who asks and never reads the answer.
     user = L.tls_connect(S.mgmt_port)
     user.sendall(("GET /1.0/remote-cluster/hflow/tunnel/1.0/bytes HTTP/1.1\r\nHost: x\r\n"
@@ -1051,7 +987,7 @@ def test_tunnel_peer_ignores_flow_control():
     ended = cut is not None or any((f[0] == H2_RST and f[2] == sid) or f[0] == H2_GOAWAY
                                    for f in frames)
     sent = total
-    peak = proc_status_kb(pid, "VmHWM")
+    peak = L.proc_status_kb(pid, "VmHWM")
     stops = [(f[0], f[2], f[3][:8]) for f in frames if f[0] in (H2_RST, H2_GOAWAY)]
     L.log("  flow control ignored: sent %d MiB in %.1f s, server: %r %r; RSS %d -> peak "
           "%d KiB" % (sent // MiB, send_s, cut, stops, base, peak))
