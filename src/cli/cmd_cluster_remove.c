@@ -1,19 +1,12 @@
 /* cmd_cluster_remove.c - `lxcm cluster remove NAME`: forget a cluster. */
 #include "cli/cli.h"
 
+#include "cli/cmdrun.h"
+
 static int cluster_remove_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
 			      char **argv)
 {
-	char path[1200];
-	int first, rc;
-
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
-	rc = client_path(path, sizeof(path), "/1.0/remote-cluster", argv[first]);
-	if (rc != 0)
-		return rc;
-	return client_request(ctx, "DELETE", path, NULL, NULL);
+	return cmdrun_delete(ctx, cmd, argc, argv, "/1.0/remote-cluster");
 }
 
 const struct cli_command cmd_cluster_remove = {
