@@ -1,39 +1,41 @@
 /* cmd_apitoken_create.c - `lxcm api-token create NAME`: a new operator token. */
 #include "cli/cli.h"
 
-#include "cli/output.h"
+#include "cli/cmdrun.h"
 #include "cli/util.h"
 
-static int apitoken_create_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			       char **argv)
+static int apitoken_create_valid(json_t *md)
 {
-	json_t *body, *md = NULL;
-	const char *token;
-	int first, rc;
+	return util_json_str(md, "token") != NULL;
+}
 
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
-	body = json_pack("{s:s}", "name", argv[first]);
+static int apitoken_create_print(json_t *md, const void *arg)
+{
+	printf("%s\n", util_json_str(md, "token"));
+	fprintf(stderr,
+		"API token %s created. It is shown only now: keep it in a file of\n"
+		"mode 0600 and pass it with --token-file or LXCM_TOKEN_FILE.\n",
+		(const char *)arg);
+	return CLI_EXIT_OK;
+}
+
+static int apitoken_create_run(struct cli_ctx *ctx, const struct cli_command *cmd,
+			       const struct cli_args *a)
+{
+	json_t *body = json_pack("{s:s}", "name", a->pos[0]);
+	int rc;
+
 	if (body == NULL)
 		return CLI_EXIT_FAIL;
-	rc = client_request(ctx, "POST", "/1.0/auth/tokens", body, &md);
+	rc = cmdrun_request(ctx,
+			    &(const struct cmdrun_req){.method = "POST",
+						       .path = cmd->path,
+						       .body = body,
+						       .check = apitoken_create_valid,
+						       .bad = "the server's reply holds no token",
+						       .print = apitoken_create_print,
+						       .arg = a->pos[0]});
 	json_decref(body);
-	if (rc != 0)
-		return rc;
-	token = util_json_str(md, "token");
-	if (token == NULL) {
-		fputs("Error: the server's reply holds no token\n", stderr);
-		rc = CLI_EXIT_FAIL;
-	} else if (ctx->json) {
-		rc = output_json(md) == 0 ? 0 : CLI_EXIT_FAIL;
-	} else {
-		printf("%s\n", token);
-		fprintf(stderr, "API token %s created. It is shown only now: keep it in a file of\n"
-				"mode 0600 and pass it with --token-file or LXCM_TOKEN_FILE.\n",
-			argv[first]);
-	}
-	json_decref(md);
 	return rc;
 }
 
@@ -43,5 +45,7 @@ const struct cli_command cmd_apitoken_create = {
     .summary = "Create an API token for an operator or a tool",
     .help = "Creates a bearer token for the management API and prints it once.\n"
 	    "The server keeps only its SHA-256. Revoke it with 'lxcm api-token revoke NAME'.\n",
+    .nargs = 1,
     .fn = apitoken_create_run,
+    .path = "/1.0/auth/tokens",
 };

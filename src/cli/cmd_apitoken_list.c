@@ -18,22 +18,11 @@ static int apitoken_list_row(struct output_table *t, json_t *tok, int64_t now)
 	return output_table_add(t, row);
 }
 
-static const char *const apitoken_list_headers[APITOKEN_LIST_COLS] = {"NAME", "CREATED",
-								      "AUDIT ACTOR"};
-
 static const struct cmdrun_list apitoken_list = {
-    .path = "/1.0/auth/tokens",
     .bad = "the server did not send a list of tokens",
-    .ncols = APITOKEN_LIST_COLS,
-    .headers = apitoken_list_headers,
+    .headers = {"NAME", "CREATED", "AUDIT ACTOR"},
     .row = apitoken_list_row,
 };
-
-static int apitoken_list_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			     char **argv)
-{
-	return cmdrun_list(ctx, cmd, argc, argv, &apitoken_list);
-}
 
 const struct cli_command cmd_apitoken_list = {
     .name = "api-token list",
@@ -42,5 +31,7 @@ const struct cli_command cmd_apitoken_list = {
     .help = "Shows each API token's name, age and the actor its requests have in the\n"
 	    "audit log (token: and the first 12 hex digits of the token's SHA-256); the\n"
 	    "secrets are never shown again.\n",
-    .fn = apitoken_list_run,
+    .fn = cmdrun_list,
+    .path = "/1.0/auth/tokens",
+    .list = &apitoken_list,
 };

@@ -33,23 +33,12 @@ static int cluster_list_row(struct output_table *t, json_t *c, int64_t now)
 	return output_table_add(t, row);
 }
 
-static const char *const cluster_list_headers[CLUSTER_LIST_COLS] = {
-    "NAME",   "STATUS",	 "MEMBERS", "INSTANCES",     "CPU",
-    "MEMORY", "STORAGE", "TUNNEL",  "LAST HEARTBEAT"};
-
 static const struct cmdrun_list cluster_list = {
-    .path = "/1.0/remote-cluster",
     .bad = "the server did not send a list of clusters",
-    .ncols = CLUSTER_LIST_COLS,
-    .headers = cluster_list_headers,
+    .headers = {"NAME", "STATUS", "MEMBERS", "INSTANCES", "CPU", "MEMORY", "STORAGE", "TUNNEL",
+		"LAST HEARTBEAT"},
     .row = cluster_list_row,
 };
-
-static int cluster_list_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			    char **argv)
-{
-	return cmdrun_list(ctx, cmd, argc, argv, &cluster_list);
-}
 
 const struct cli_command cmd_cluster_list = {
     .name = "cluster list",
@@ -59,5 +48,7 @@ const struct cli_command cmd_cluster_list = {
 	    "STORAGE are used over total (storage summed over all pools); TUNNEL says\n"
 	    "whether the cluster's tunnel is connected; LAST HEARTBEAT is the age of\n"
 	    "the latest status report.\n",
-    .fn = cluster_list_run,
+    .fn = cmdrun_list,
+    .path = "/1.0/remote-cluster",
+    .list = &cluster_list,
 };

@@ -3,12 +3,6 @@
 
 #include "cli/cmdrun.h"
 
-static int cluster_remove_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			      char **argv)
-{
-	return cmdrun_delete(ctx, cmd, argc, argv, "/1.0/remote-cluster");
-}
-
 const struct cli_command cmd_cluster_remove = {
     .name = "cluster remove",
     .args = "NAME",
@@ -16,5 +10,7 @@ const struct cli_command cmd_cluster_remove = {
     .help = "Deletes the cluster and its status from the manager; its certificate is\n"
 	    "no longer accepted and its live tunnel, if any, is closed at once. Nothing\n"
 	    "is changed on the cluster itself: to enroll it again, create a new token.\n",
-    .fn = cluster_remove_run,
+    .nargs = 1,
+    .fn = cmdrun_delete,
+    .path = "/1.0/remote-cluster",
 };

@@ -36,21 +36,11 @@ static int token_list_row(struct output_table *t, json_t *tok, int64_t now)
 	return output_table_add(t, row);
 }
 
-static const char *const token_list_headers[TOKEN_LIST_COLS] = {"NAME", "DESCRIPTION", "EXPIRES",
-								"CREATED"};
-
 static const struct cmdrun_list token_list = {
-    .path = "/1.0/remote-cluster-join-token",
     .bad = "the server did not send a list of tokens",
-    .ncols = TOKEN_LIST_COLS,
-    .headers = token_list_headers,
+    .headers = {"NAME", "DESCRIPTION", "EXPIRES", "CREATED"},
     .row = token_list_row,
 };
-
-static int token_list_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
-{
-	return cmdrun_list(ctx, cmd, argc, argv, &token_list);
-}
 
 const struct cli_command cmd_token_list = {
     .name = "token list",
@@ -58,5 +48,7 @@ const struct cli_command cmd_token_list = {
     .summary = "List the join tokens that have not been used",
     .help = "Shows each pending token's cluster name, description, expiry and age.\n"
 	    "The tokens themselves are secret and never shown again.\n",
-    .fn = token_list_run,
+    .fn = cmdrun_list,
+    .path = "/1.0/remote-cluster-join-token",
+    .list = &token_list,
 };

@@ -3,17 +3,13 @@
 
 #include "cli/cmdrun.h"
 
-static int token_revoke_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			    char **argv)
-{
-	return cmdrun_delete(ctx, cmd, argc, argv, "/1.0/remote-cluster-join-token");
-}
-
 const struct cli_command cmd_token_revoke = {
     .name = "token revoke",
     .args = "NAME",
     .summary = "Revoke the join token of cluster NAME",
     .help = "Deletes the pending join token for NAME, so it can no longer be used.\n"
 	    "A cluster that already joined is not affected (see 'lxcm cluster remove').\n",
-    .fn = token_revoke_run,
+    .nargs = 1,
+    .fn = cmdrun_delete,
+    .path = "/1.0/remote-cluster-join-token",
 };

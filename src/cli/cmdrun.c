@@ -47,36 +47,28 @@ static int cmdrun_is_array(json_t *md)
 static int cmdrun_print_list(json_t *md, const void *arg)
 {
 	const struct cmdrun_list *l = arg;
+	size_t ncols = 0;
 
-	if (output_list(stdout, md, l->ncols, l->headers, l->row, time_now()) != 0)
+	while (l->headers[ncols] != NULL)
+		ncols++;
+	if (output_list(stdout, md, ncols, l->headers, l->row, time_now()) != 0)
 		return CLI_EXIT_FAIL;
 	return CLI_EXIT_OK;
 }
 
-int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-		const struct cmdrun_list *list)
+int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)
 {
-	int first, rc;
-
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first);
-	if (rc >= 0)
-		return rc;
+	(void)a;
 	return cmdrun_request(ctx, &(const struct cmdrun_req){.method = "GET",
-							      .path = list->path,
+							      .path = cmd->path,
 							      .check = cmdrun_is_array,
-							      .bad = list->bad,
+							      .bad = cmd->list->bad,
 							      .print = cmdrun_print_list,
-							      .arg = list});
+							      .arg = cmd->list});
 }
 
-int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-		  const char *prefix)
+int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)
 {
-	int first, rc;
-
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
 	return cmdrun_request(ctx, &(const struct cmdrun_req){
-				       .method = "DELETE", .prefix = prefix, .name = argv[first]});
+				       .method = "DELETE", .prefix = cmd->path, .name = a->pos[0]});
 }

@@ -51,25 +51,22 @@ int cmdrun_reply(const struct cli_ctx *ctx, json_t *md, int ok, const char *bad,
 		 int (*print)(json_t *md, const void *arg), const void *arg);
 
 /*
- * A list command: GET path, which must answer with an array (else "Error:
- * <bad>"), printed as JSON with --json or as a table with one row per
- * element (output_list).
+ * A list command (its table entry's fn, with path and list set): GET path,
+ * which must answer with an array (else "Error: <bad>"), printed as JSON
+ * with --json or as a table with one row per element (output_list).
  */
 struct cmdrun_list {
-	const char *path;
 	const char *bad;
-	size_t ncols;
-	const char *const *headers;
+	const char *headers[OUTPUT_MAX_COLS + 1]; /* NULL after the last */
 	output_row_fn row;
 };
-int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-		const struct cmdrun_list *list);
+int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a);
 
 /*
- * A command whose one argument is NAME and which deletes prefix/NAME,
- * printing nothing when that worked (revoke, remove).
+ * A command whose one argument is NAME and which deletes path/NAME,
+ * printing nothing when that worked (revoke, remove): its entry's fn, with
+ * path and nargs 1.
  */
-int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-		  const char *prefix);
+int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a);
 
 #endif
