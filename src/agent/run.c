@@ -76,12 +76,9 @@ static int run_opt(void *state, int val, const char *arg)
 static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, int *done)
 {
 	static const struct option longopts[] = {
-	    {"data-dir", required_argument, NULL, 'd'},
-	    {"interval", required_argument, NULL, 'i'},
-	    {"once", no_argument, NULL, 'o'},
-	    {"debug", no_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"allow-path", required_argument, NULL, 'a'},
+	    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
+	    {"once", no_argument, NULL, 'o'},		{"debug", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},		{"allow-path", required_argument, NULL, 'a'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct run_parse_out p = {ag, NULL};

@@ -104,6 +104,14 @@ int client_path(char *out, size_t len, const char *prefix, const char *name)
 	return n > 0 && (size_t)n < len ? 0 : CLI_EXIT_USAGE;
 }
 
+/* Each test starts and ends with a fake server that has seen nothing. */
+static int fake_setup(void **state)
+{
+	(void)state;
+	fake_reset();
+	return 0;
+}
+
 /* ---- capturing stdout and stderr ---- */
 
 struct capture {
@@ -316,7 +324,6 @@ static void test_request_named(void **state)
 	int rc;
 
 	(void)state;
-	fake_reset();
 	fake_answer(json_pack("{s:s}", "name", "a b/c"));
 	capture_begin(&cap);
 	rc = cmdrun_request(&ctx, &(const struct cmdrun_req){.method = "GET",
@@ -332,8 +339,8 @@ static void test_request_named(void **state)
 	/* A name that cannot be a path segment is refused before any request. */
 	fake_reset();
 	capture_begin(&cap);
-	rc = cmdrun_request(&ctx, &(const struct cmdrun_req){
-				      .method = "DELETE", .prefix = "/1.0/x", .name = ".."});
+	rc = cmdrun_request(
+	    &ctx, &(const struct cmdrun_req){.method = "DELETE", .prefix = "/1.0/x", .name = ".."});
 	capture_end(&cap);
 	assert_int_equal(rc, CLI_EXIT_USAGE);
 	assert_int_equal(fake.ncalls, 0);
@@ -352,13 +359,12 @@ static void test_request_named(void **state)
 	fake_reset();
 	fake_answer(NULL);
 	capture_begin(&cap);
-	rc = cmdrun_request(&ctx, &(const struct cmdrun_req){
-				      .method = "GET", .path = "/p", .print = print_name});
+	rc = cmdrun_request(
+	    &ctx, &(const struct cmdrun_req){.method = "GET", .path = "/p", .print = print_name});
 	capture_end(&cap);
 	assert_int_equal(rc, CLI_EXIT_FAIL);
 	assert_string_equal(cap.stdout_text, "");
 	assert_string_equal(cap.stderr_text, "Error: refused (HTTP 409)\n");
-	fake_reset();
 }
 
 /* ---- commands through their entries ---- */
@@ -369,7 +375,6 @@ static void test_delete_entry(void **state)
 	int rc;
 
 	(void)state;
-	fake_reset();
 	fake_answer(json_object());
 	rc = run_cmd(&cmd_token_revoke, 0, "c 1", NULL, &cap);
 	assert_int_equal(rc, 0);
@@ -378,7 +383,6 @@ static void test_delete_entry(void **state)
 	assert_string_equal(fake.calls[0].path, "/1.0/remote-cluster-join-token/c%201");
 	assert_null(fake.calls[0].body);
 	assert_string_equal(cap.stdout_text, "");
-	fake_reset();
 }
 
 static void test_apitoken_list_role(void **state)
@@ -387,7 +391,6 @@ static void test_apitoken_list_role(void **state)
 	int rc;
 
 	(void)state;
-	fake_reset();
 	/* A server with roles, and one from before them ("-"). */
 	fake_answer(json_loads("[{\"name\":\"admin\",\"role\":\"admin\",\"created_at\":\"\","
 			       "\"audit_actor\":\"token:0123456789ab\"},"
@@ -416,7 +419,6 @@ static void test_apitoken_list_role(void **state)
 	assert_int_equal(rc, CLI_EXIT_FAIL);
 	assert_string_equal(cap.stdout_text, "");
 	assert_string_equal(cap.stderr_text, "Error: the server did not send a list of tokens\n");
-	fake_reset();
 }
 
 static void test_apitoken_create_default_admin(void **state)
@@ -425,7 +427,6 @@ static void test_apitoken_create_default_admin(void **state)
 	int rc;
 
 	(void)state;
-	fake_reset();
 	fake_answer(json_pack("{s:s,s:s}", "name", "ci", "token", "lxcm_secret"));
 	rc = run_cmd(&cmd_apitoken_create, 0, "ci", NULL, &cap);
 	assert_int_equal(rc, 0);
@@ -443,7 +444,6 @@ static void test_apitoken_create_default_admin(void **state)
 	assert_int_equal(rc, CLI_EXIT_FAIL);
 	assert_string_equal(cap.stdout_text, "");
 	assert_string_equal(cap.stderr_text, "Error: the server's reply holds no token\n");
-	fake_reset();
 }
 
 static void test_apitoken_create_role_confirmed(void **state)
@@ -473,7 +473,6 @@ static void test_apitoken_create_role_confirmed(void **state)
 	assert_string_equal(fake.calls[1].method, "GET");
 	assert_string_equal(fake.calls[1].path, "/1.0/auth/tokens");
 	assert_non_null(strstr(cap.stdout_text, "\"token\": \"lxcm_o\""));
-	fake_reset();
 }
 
 /* A server from before roles made an admin token: it is taken back. */
@@ -483,7 +482,6 @@ static void test_apitoken_create_role_ignored(void **state)
 	int rc;
 
 	(void)state;
-	fake_reset();
 	fake_answer(json_pack("{s:s,s:s}", "name", "v", "token", "lxcm_v"));
 	fake_answer(json_loads("[{\"name\":\"admin\"},{\"name\":\"v\"}]", 0, NULL));
 	fake_answer(json_object());
@@ -505,7 +503,6 @@ static void test_apitoken_create_role_ignored(void **state)
 	assert_string_equal(fake.calls[1].method, "DELETE");
 	assert_string_equal(cap.stdout_text, "");
 	assert_non_null(strstr(cap.stderr_text, "revoke it with 'lxcm api-token revoke v'"));
-	fake_reset();
 }
 
 static void test_apitoken_create_bad_role(void **state)
@@ -514,7 +511,6 @@ static void test_apitoken_create_bad_role(void **state)
 	int rc;
 
 	(void)state;
-	fake_reset();
 	rc = run_cmd(&cmd_apitoken_create, 0, "x", "root", &cap);
 	assert_int_equal(rc, CLI_EXIT_USAGE);
 	assert_int_equal(fake.ncalls, 0);
@@ -525,21 +521,23 @@ static void test_apitoken_create_bad_role(void **state)
 	assert_int_equal(fake.ncalls, 0);
 }
 
+#define FAKE_TEST(f) cmocka_unit_test_setup_teardown(f, fake_setup, fake_setup)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_list_widths),
-	    cmocka_unit_test(test_list_empty),
-	    cmocka_unit_test(test_list_row_error),
-	    cmocka_unit_test(test_list_row_skips),
-	    cmocka_unit_test(test_reply_modes),
-	    cmocka_unit_test(test_request_named),
-	    cmocka_unit_test(test_delete_entry),
-	    cmocka_unit_test(test_apitoken_list_role),
-	    cmocka_unit_test(test_apitoken_create_default_admin),
-	    cmocka_unit_test(test_apitoken_create_role_confirmed),
-	    cmocka_unit_test(test_apitoken_create_role_ignored),
-	    cmocka_unit_test(test_apitoken_create_bad_role),
+	    FAKE_TEST(test_list_widths),
+	    FAKE_TEST(test_list_empty),
+	    FAKE_TEST(test_list_row_error),
+	    FAKE_TEST(test_list_row_skips),
+	    FAKE_TEST(test_reply_modes),
+	    FAKE_TEST(test_request_named),
+	    FAKE_TEST(test_delete_entry),
+	    FAKE_TEST(test_apitoken_list_role),
+	    FAKE_TEST(test_apitoken_create_default_admin),
+	    FAKE_TEST(test_apitoken_create_role_confirmed),
+	    FAKE_TEST(test_apitoken_create_role_ignored),
+	    FAKE_TEST(test_apitoken_create_bad_role),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
