@@ -49,7 +49,7 @@ static int cmdrun_print_list(json_t *md, const void *arg)
 	const struct cmdrun_list *l = arg;
 	size_t ncols = 0;
 
-	while (l->headers[ncols] != NULL)
+	while (ncols < OUTPUT_MAX_COLS && l->headers[ncols] != NULL)
 		ncols++;
 	if (output_list(stdout, md, ncols, l->headers, l->row, time_now()) != 0)
 		return CLI_EXIT_FAIL;
