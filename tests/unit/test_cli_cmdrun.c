@@ -283,7 +283,10 @@ static void test_list_row_skips(void **state)
 
 static int print_name(json_t *md, const void *arg)
 {
-	printf("%s:%s\n", (const char *)arg, util_json_str(md, "name"));
+	const char *tag = arg;
+	const char *name = util_json_str(md, "name");
+
+	printf("%s:%s\n", tag ? tag : "", name ? name : "");
 	return CLI_EXIT_OK;
 }
 
