@@ -72,6 +72,7 @@ struct conn {
 	int handles_open;
 	int end_err;
 	size_t pending;
+	uint64_t submitted; /* bytes handed to libuv writes, ever (conn_bytes_sent) */
 	size_t high_water;
 	char *early;	   /* plaintext written before the handshake finished */
 	size_t early_len;
@@ -246,6 +247,11 @@ const char *conn_peer_addr(const struct conn *c)
 size_t conn_write_pending(const struct conn *c)
 {
 	return c->pending;
+}
+
+uint64_t conn_bytes_sent(const struct conn *c)
+{
+	return c->submitted - uv_stream_get_write_queue_size(&c->h.stream);
 }
 
 void conn_set_high_water(struct conn *c, size_t bytes)
@@ -445,6 +451,7 @@ static void conn_flush_tls(struct conn *c)
 		return;
 	}
 	c->pending += w->len;
+	c->submitted += w->len;
 }
 
 /* Before the handshake: keep the bytes until on_open. */
@@ -499,6 +506,7 @@ static int conn_raw_writev(struct conn *c, const struct slice *v, size_t n, size
 		return rc;
 	}
 	c->pending += total;
+	c->submitted += total;
 	return 0;
 }
 

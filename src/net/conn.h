@@ -72,6 +72,9 @@ int conn_write(struct conn *c, const void *data, size_t len);
  */
 int conn_writev(struct conn *c, const struct slice *v, size_t n);
 size_t conn_write_pending(const struct conn *c);
+/* Bytes the kernel has taken from us so far (partial writes included): a
+ * measure of progress toward a slow reader. */
+uint64_t conn_bytes_sent(const struct conn *c);
 void conn_read_stop(struct conn *c);
 void conn_read_start(struct conn *c);
 /* Flushes queued output (and TLS close_notify), then closes. */

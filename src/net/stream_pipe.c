@@ -14,6 +14,7 @@ struct stream_pipe {
 	uint64_t to_stream, to_conn;
 	uv_timer_t fin;	 /* half-closed and quiet this long: cut (sp_on_fin) */
 	uint64_t fin_ms; /* 0: no limit */
+	uint64_t fin_mark; /* sp_progress when the timer was last armed */
 	int c_ended;	 /* the socket's peer sent its EOF */
 	int s_ended;	 /* the stream's peer sent END_STREAM */
 	int freeing;	 /* both sides gone; waiting for the timer's close */
@@ -38,6 +39,12 @@ static void sp_maybe_free(struct stream_pipe *p)
 	uv_close((uv_handle_t *)&p->fin, sp_on_timer_closed);
 }
 
+/* Bytes moved so far: taken from the socket, and taken by its kernel. */
+static uint64_t sp_progress(const struct stream_pipe *p)
+{
+	return p->to_stream + (p->c ? conn_bytes_sent(p->c) : 0);
+}
+
 /*
  * Once one side has ended, the pipe is half-closed: the other direction
  * may go on (stream_pipe.h), but only while bytes move. A side that never
@@ -49,7 +56,15 @@ static void sp_maybe_free(struct stream_pipe *p)
 static void sp_on_fin(uv_timer_t *t)
 {
 	struct stream_pipe *p = t->data;
+	uint64_t mark = sp_progress(p);
 
+	if (mark != p->fin_mark) {
+		/* The socket took bytes meanwhile (a slow reader, a flush after
+		 * the stream's end): that is progress, not quiet. */
+		p->fin_mark = mark;
+		uv_timer_start(&p->fin, sp_on_fin, p->fin_ms, 0);
+		return;
+	}
 	LOG_INFO("half-closed pass-through quiet for %llu ms: closing it",
 		 (unsigned long long)p->fin_ms);
 	if (p->s)
@@ -61,8 +76,10 @@ static void sp_on_fin(uv_timer_t *t)
 /* (Re)starts the half-close timer if a side has ended. */
 static void sp_fin_touch(struct stream_pipe *p)
 {
-	if ((p->c_ended || p->s_ended) && p->fin_ms && !p->freeing)
+	if ((p->c_ended || p->s_ended) && p->fin_ms && !p->freeing) {
+		p->fin_mark = sp_progress(p);
 		uv_timer_start(&p->fin, sp_on_fin, p->fin_ms, 0);
+	}
 }
 
 void stream_pipe_set_fin_timeout(struct stream_pipe *p, uint64_t ms)
@@ -151,8 +168,8 @@ static void sp_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t le
 		return;
 	}
 	p->to_conn += len;
-	sp_fin_touch(p);
 	rc = conn_write(p->c, data, len);
+	sp_fin_touch(p);
 	if (rc == 1)
 		tunnel_stream_consume(s, len);
 	else if (rc == 0)
