@@ -101,6 +101,27 @@ int http_hdr_drop(const struct http_header *hdrs, size_t n, struct slice name, u
 
 /* ---- credentials ---- */
 
+int http_hdr_cookies_for_cluster(struct slice v, struct buf *out)
+{
+	size_t a = 0, b;
+	int rc;
+
+	while (a < v.len) {
+		while (a < v.len && (v.base[a] == ' ' || v.base[a] == ';'))
+			a++;
+		b = a;
+		while (b < v.len && v.base[b] != ';')
+			b++;
+		if (b > a && !slice_starts_with(slice_make(v.base + a, b - a), LIT("lxcm_"))) {
+			if ((out->len && (rc = buf_append(out, "; ", 2)) < 0) ||
+			    (rc = buf_append(out, v.base + a, b - a)) < 0)
+				return rc;
+		}
+		a = b;
+	}
+	return 0;
+}
+
 struct slice http_hdr_bearer(struct slice authorization)
 {
 	static const struct slice scheme = LIT("Bearer ");
@@ -175,21 +196,40 @@ static const char *http_hdr_byte_bad(struct slice p, size_t i)
 	return NULL;
 }
 
-int http_hdr_path_check(struct slice path, const char **why)
+/* The rule on the segments of p from offset start on (just after a '/'). */
+static const char *http_hdr_segments_bad(struct slice p, size_t start)
 {
 	const char *bad = NULL;
-	size_t i, start = 1;
+	size_t i;
+
+	for (i = start; bad == NULL && i <= p.len; i++) {
+		if (i < p.len && p.base[i] != '/') {
+			bad = http_hdr_byte_bad(p, i);
+			continue;
+		}
+		bad = http_hdr_segment_bad(slice_make(p.base + start, i - start), i == p.len);
+		start = i + 1;
+	}
+	return bad;
+}
+
+int http_hdr_path_check(struct slice path, const char **why)
+{
+	const char *bad;
 
 	if (path.len == 0 || path.base[0] != '/')
 		bad = "a path that does not start with '/'";
-	for (i = 1; bad == NULL && i <= path.len; i++) {
-		if (i < path.len && path.base[i] != '/') {
-			bad = http_hdr_byte_bad(path, i);
-			continue;
-		}
-		bad = http_hdr_segment_bad(slice_make(path.base + start, i - start), i == path.len);
-		start = i + 1;
-	}
+	else
+		bad = http_hdr_segments_bad(path, 1);
+	if (why)
+		*why = bad;
+	return bad ? -EINVAL : 0;
+}
+
+int http_hdr_path_tail_check(struct slice tail, const char **why)
+{
+	const char *bad = http_hdr_segments_bad(tail, 0);
+
 	if (why)
 		*why = bad;
 	return bad ? -EINVAL : 0;

@@ -15,7 +15,8 @@
  * Paths. http_hdr_path_check is the one request-path rule (see there).
  *
  * Also here: the one parser of comma-separated token lists (Connection,
- * Upgrade) and of "Authorization: Bearer <token>".
+ * Upgrade), of "Authorization: Bearer <token>", and the one filter of the
+ * manager's own cookies.
  *
  * Peer bytes are slices (STYLE.md rule 5); nothing here allocates.
  */
@@ -24,6 +25,7 @@
 
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "common/slice.h"
 #include "net/http.h"
 
@@ -104,6 +106,18 @@ int http_hdr_has_token(const struct http_header *hdrs, size_t n, struct slice na
  */
 int http_hdr_drop(const struct http_header *hdrs, size_t n, struct slice name, unsigned mask);
 
+/* The most cookie bytes (all Cookie headers of a request) a proxy passes to a cluster. */
+#define HTTP_HDR_MAX_COOKIE 16384
+
+/*
+ * Appends the cookies of one Cookie header value to out ("; " between
+ * them, also after what out already holds), leaving out the manager's own:
+ * those named lxcm_*, wherever they sit in the value, are credentials for
+ * this manager and never go to a cluster. Returns 0, or -E2BIG past out's
+ * cap (-ENOMEM when out cannot grow).
+ */
+int http_hdr_cookies_for_cluster(struct slice value, struct buf *out);
+
 /*
  * The token of an "Authorization: Bearer <token>" value (scheme
  * case-insensitive, one space), or SLICE_NULL when the value is absent,
@@ -130,6 +144,13 @@ struct slice http_hdr_bearer(struct slice authorization);
  * static reason for logs and error messages.
  */
 int http_hdr_path_check(struct slice path, const char **why);
+
+/*
+ * http_hdr_path_check of "/" + tail, for a caller that holds a path
+ * without its first slash (the {*} capture of a route such as
+ * /1.0/remote-cluster/{name}/tunnel/{*}). Returns 0 or -EINVAL as above.
+ */
+int http_hdr_path_tail_check(struct slice tail, const char **why);
 
 /* The path part of a request target: everything before the first '?'. */
 struct slice http_hdr_target_path(struct slice target);

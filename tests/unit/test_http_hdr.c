@@ -145,6 +145,44 @@ static void test_bearer(void **state)
 	assert_null(http_hdr_bearer(slice_make(big, HTTP_HDR_AUTH_MAX + 1)).base);
 }
 
+static const char *cookies(struct buf *b, const char *v)
+{
+	assert_int_equal(http_hdr_cookies_for_cluster(slice_cstr(v), b), 0);
+	return b->len ? b->data : "";
+}
+
+static void test_manager_cookies(void **state)
+{
+	struct buf b;
+
+	(void)state;
+	buf_init(&b, 64);
+	/* The manager's own (lxcm_*) go nowhere, wherever they sit; the rest go on. */
+	assert_string_equal(cookies(&b, "lxcm_session=s; ui=keep"), "ui=keep");
+	buf_reset(&b);
+	assert_string_equal(cookies(&b, "ui=keep; lxcm_session=s"), "ui=keep");
+	buf_reset(&b);
+	assert_string_equal(cookies(&b, "a=1;lxcm_x=2;b=3"), "a=1; b=3");
+	buf_reset(&b);
+	assert_string_equal(cookies(&b, "lxcm_a=1; lxcm_b=2"), "");
+	buf_reset(&b);
+	assert_string_equal(cookies(&b, " ;; "), "");
+	/* A second Cookie header appends. */
+	buf_reset(&b);
+	cookies(&b, "a=1");
+	assert_string_equal(cookies(&b, "lxcm_z=0; b=2"), "a=1; b=2");
+	/* Only the prefix counts: "xlxcm_" and "LXCM_" are the cluster's. */
+	buf_reset(&b);
+	assert_string_equal(cookies(&b, "xlxcm_a=1; LXCM_b=2"), "xlxcm_a=1; LXCM_b=2");
+	/* Past the cap: -E2BIG. */
+	buf_reset(&b);
+	assert_int_equal(
+	    http_hdr_cookies_for_cluster(
+		LIT("a=0123456789012345678901234567890123456789012345678901234567890123"), &b),
+	    -E2BIG);
+	buf_free(&b);
+}
+
 static int path_ok(const char *p)
 {
 	const char *why = "unset";
@@ -245,6 +283,20 @@ static void test_path_refused(void **state)
 	assert_int_equal(http_hdr_path_check(SLICE_NULL, NULL), -EINVAL);
 }
 
+static void test_path_tail(void **state)
+{
+	(void)state;
+	/* "/" + tail: a route's {*} capture, as the proxies hold it. */
+	assert_int_equal(http_hdr_path_tail_check(LIT(""), NULL), 0);
+	assert_int_equal(http_hdr_path_tail_check(LIT("1.0/instances"), NULL), 0);
+	assert_int_equal(http_hdr_path_tail_check(LIT("ui/"), NULL), 0);
+	assert_int_equal(http_hdr_path_tail_check(LIT("/1.0"), NULL), -EINVAL);
+	assert_int_equal(http_hdr_path_tail_check(LIT(".."), NULL), -EINVAL);
+	assert_int_equal(http_hdr_path_tail_check(LIT("."), NULL), -EINVAL);
+	assert_int_equal(http_hdr_path_tail_check(LIT("1.0/%2E%2e/x"), NULL), -EINVAL);
+	assert_int_equal(http_hdr_path_tail_check(LIT("1.0\\x"), NULL), -EINVAL);
+}
+
 static void test_path_of_target(void **state)
 {
 	struct slice t = LIT("/1.0/instances/c1/files?path=/etc/../etc/hosts");
@@ -312,8 +364,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),	   cmocka_unit_test(test_hop_masks),
 	    cmocka_unit_test(test_token_lists),	   cmocka_unit_test(test_drop),
-	    cmocka_unit_test(test_bearer),	   cmocka_unit_test(test_path_accepted),
-	    cmocka_unit_test(test_path_refused),   cmocka_unit_test(test_path_of_target),
+	    cmocka_unit_test(test_bearer),	   cmocka_unit_test(test_manager_cookies),
+	    cmocka_unit_test(test_path_accepted),  cmocka_unit_test(test_path_refused),
+	    cmocka_unit_test(test_path_tail),	   cmocka_unit_test(test_path_of_target),
 	    cmocka_unit_test(test_base64_vectors),
 	};
 
