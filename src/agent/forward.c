@@ -31,6 +31,7 @@
 
 #include "common/envelope.h"
 #include "common/log.h"
+#include "net/http_hdr.h"
 #include "net/stream_pipe.h"
 #include "net/ws.h"
 
@@ -56,31 +57,25 @@ struct fwd {
 	size_t unconsumed;
 };
 
-static const char *const fwd_hop_by_hop[] = {
-	"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-	"upgrade", "host", "content-length", "http2-settings", "sec-websocket-key",
-	"sec-websocket-version", "sec-websocket-extensions", "sec-websocket-accept", "expect",
-};
-
-static int fwd_skip(struct slice name)
+/*
+ * Whether a header stays behind between the stream and LXD (both ways):
+ * the agent's mask of http_hdr.h, headers named by a Connection header of
+ * the same message, and HTTP/2 pseudo-headers.
+ */
+static int fwd_skip(const struct http_header *all, size_t n, struct slice name)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(fwd_hop_by_hop) / sizeof(fwd_hop_by_hop[0]); i++)
-		if (slice_eq_nocase(name, slice_cstr(fwd_hop_by_hop[i])))
-			return 1;
-	return name.len > 0 && name.base[0] == ':';
+	return http_hdr_drop(all, n, name, HTTP_HDR_DROP_AGENT) ||
+	       (name.len > 0 && name.base[0] == ':');
 }
 
 static const char *const fwd_default_allow[] = {"/1.0", "/ui"};
 
 int forward_allow_add(struct agent *ag, const char *prefix)
 {
-	size_t n = strlen(prefix);
-
 	if (ag->nallow >= AGENT_MAX_ALLOW)
 		return -E2BIG;
-	if (n == 0 || prefix[0] != '/' || strstr(prefix, "/.") || strchr(prefix, '%') ||
+	/* A prefix is a clean path (http_hdr_path_check) without escapes or query. */
+	if (http_hdr_path_check(slice_cstr(prefix), NULL) != 0 || strchr(prefix, '%') ||
 	    strchr(prefix, '?'))
 		return -EINVAL;
 	/* "/" alone would allow everything: say it explicitly with "/". */
@@ -88,26 +83,14 @@ int forward_allow_add(struct agent *ag, const char *prefix)
 	return 0;
 }
 
-int forward_path_allowed(struct slice path, const char *const *prefixes, size_t nprefixes)
+int forward_path_allowed(struct slice target, const char *const *prefixes, size_t nprefixes)
 {
+	struct slice path = http_hdr_target_path(target);
 	size_t i, plen = path.len;
-	const char *q = memchr(path.base, '?', path.len);
 
-	if (q)
-		plen = (size_t)(q - path.base);
-	for (i = 0; i + 2 < plen; i++) {
-		/* No dot segments or encoded dots: LXD would clean them. */
-		if (path.base[i] == '/' && path.base[i + 1] == '.' &&
-		    (i + 2 == plen || path.base[i + 2] == '/' || path.base[i + 2] == '.'))
-			return 0;
-		if (path.base[i] == '%' && (path.base[i + 1] == '2') &&
-		    (path.base[i + 2] == 'e' || path.base[i + 2] == 'E' || path.base[i + 2] == 'f' ||
-		     path.base[i + 2] == 'F'))
-			return 0;
-	}
-	if (plen >= 2 && path.base[plen - 1] == '.' && path.base[plen - 2] == '/')
-		return 0;
-	if (plen == 0 || path.base[0] != '/')
+	/* The path rule of every hop (http_hdr.h): LXD would clean a dot segment
+	 * and so resolve a path out of the allowed prefix. */
+	if (http_hdr_path_check(path, NULL) != 0)
 		return 0;
 	if (nprefixes == 0) {
 		prefixes = fwd_default_allow;
@@ -185,7 +168,7 @@ static void fwd_on_head(struct http_client *cl, const struct http_response_head 
 	snprintf(st, sizeof(st), "%d", h->status);
 	out[n++] = (struct http_header){LIT(":status"), slice_cstr(st)};
 	for (i = 0; i < h->nheaders && n < TUNNEL_MAX_HEADERS - 1; i++)
-		if (!fwd_skip(h->headers[i].name))
+		if (!fwd_skip(h->headers, h->nheaders, h->headers[i].name))
 			out[n++] = h->headers[i];
 	if (h->content_length >= 0 && n < TUNNEL_MAX_HEADERS) {
 		snprintf(clen, sizeof(clen), "%lld", (long long)h->content_length);
@@ -423,7 +406,7 @@ static int fwd_copy_headers(struct fwd *f, const struct tunnel_headers *h)
 			f->content_length = v;
 			continue;
 		}
-		if (fwd_skip(name))
+		if (fwd_skip(h->h, h->n, name))
 			continue;
 		if (memchr(h->h[i].value.base, '\0', h->h[i].value.len) ||
 		    memchr(name.base, '\0', name.len))

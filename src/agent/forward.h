@@ -12,11 +12,13 @@
 /* Serves one request stream (called from the tunnel's on_request). */
 void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tunnel_headers *h);
 /*
- * 1 when path (with its query) is under one of the prefixes (at a segment
- * boundary) and has no dot segments or encoded dots or slashes. With
- * nprefixes == 0 the defaults, /1.0 and /ui, apply.
+ * 1 when the path of target (a request target: its query is not looked at)
+ * passes the path rule of every hop (http_hdr_path_check: no dot segments,
+ * encoded dots or slashes, empty segments...) and is under one of the
+ * prefixes (at a segment boundary). With nprefixes == 0 the defaults, /1.0
+ * and /ui, apply.
  */
-int forward_path_allowed(struct slice path, const char *const *prefixes, size_t nprefixes);
+int forward_path_allowed(struct slice target, const char *const *prefixes, size_t nprefixes);
 /* Adds an --allow-path prefix; -EINVAL for a bad one, -E2BIG past AGENT_MAX_ALLOW. */
 int forward_allow_add(struct agent *ag, const char *prefix);
 

@@ -6,10 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct slice fwdhead_hop[] = {
-    LIT("Connection"), LIT("Keep-Alive"), LIT("Transfer-Encoding"), LIT("Upgrade"),
-    LIT("TE"),	       LIT("Trailer"),	  LIT("Trailers"),
-};
+#include "net/http_hdr.h"
 
 static int fwdhead_starts_nocase(struct slice s, struct slice prefix)
 {
@@ -18,53 +15,17 @@ static int fwdhead_starts_nocase(struct slice s, struct slice prefix)
 
 int fwdhead_is_hop_by_hop(struct slice name)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof(fwdhead_hop) / sizeof(fwdhead_hop[0]); i++)
-		if (slice_eq_nocase(name, fwdhead_hop[i]))
-			return 1;
-	return fwdhead_starts_nocase(name, LIT("Proxy-"));
-}
-
-static int fwdhead_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* Does the comma-separated list v hold the token tok (case-insensitive)? */
-static int fwdhead_list_has(struct slice v, struct slice tok)
-{
-	size_t i = 0, start, end;
-
-	while (i < v.len) {
-		while (i < v.len && (fwdhead_ows(v.base[i]) || v.base[i] == ','))
-			i++;
-		start = i;
-		while (i < v.len && v.base[i] != ',')
-			i++;
-		end = i;
-		while (end > start && fwdhead_ows(v.base[end - 1]))
-			end--;
-		if (end > start && slice_eq_nocase(slice_make(v.base + start, end - start), tok))
-			return 1;
-	}
-	return 0;
+	return (http_hdr_flags(name) & HTTP_HDR_HOP) != 0;
 }
 
 int fwdhead_connection_lists(const struct http_header *hdrs, size_t n, struct slice name)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (slice_eq_nocase(hdrs[i].name, LIT("Connection")) &&
-		    fwdhead_list_has(hdrs[i].value, name))
-			return 1;
-	return 0;
+	return http_hdr_has_token(hdrs, n, LIT("Connection"), name);
 }
 
 int fwdhead_is_websocket(struct slice upgrade)
 {
-	return fwdhead_list_has(upgrade, LIT("websocket"));
+	return http_hdr_list_has(upgrade, LIT("websocket"));
 }
 
 static int fwdhead_add(struct http_header *out, size_t max, size_t *n, struct slice name,
@@ -78,19 +39,12 @@ static int fwdhead_add(struct http_header *out, size_t max, size_t *n, struct sl
 	return 0;
 }
 
-static int fwdhead_request_skip(const struct http_header *in, size_t n, struct slice name)
-{
-	return fwdhead_is_hop_by_hop(name) || fwdhead_connection_lists(in, n, name) ||
-	       slice_eq_nocase(name, LIT("Host")) || slice_eq_nocase(name, LIT("Authorization")) ||
-	       slice_eq_nocase(name, LIT("Content-Length")) || slice_eq_nocase(name, LIT("Expect"));
-}
-
 int fwdhead_request(const struct http_header *in, size_t n, struct http_header *out, size_t max)
 {
 	size_t i, k = 0;
 
 	for (i = 0; i < n; i++) {
-		if (fwdhead_request_skip(in, n, in[i].name))
+		if (http_hdr_drop(in, n, in[i].name, HTTP_HDR_DROP_CLI_REQUEST))
 			continue;
 		if (fwdhead_add(out, max, &k, in[i].name, in[i].value) < 0)
 			return -E2BIG;
@@ -108,8 +62,7 @@ int fwdhead_response(const struct http_header *in, size_t n, int status, struct 
 
 		if (status == 101 && slice_eq_nocase(name, LIT("Upgrade"))) {
 			/* The protocol switched to: the point of a 101. */
-		} else if (fwdhead_is_hop_by_hop(name) || fwdhead_connection_lists(in, n, name) ||
-			   slice_eq_nocase(name, LIT("Content-Length"))) {
+		} else if (http_hdr_drop(in, n, name, HTTP_HDR_DROP_CLI_RESPONSE)) {
 			continue;
 		}
 		if (fwdhead_add(out, max, &k, name, in[i].value) < 0)
@@ -118,59 +71,6 @@ int fwdhead_response(const struct http_header *in, size_t n, int status, struct 
 	if (status == 101 && fwdhead_add(out, max, &k, LIT("Connection"), LIT("Upgrade")) < 0)
 		return -E2BIG;
 	return (int)k;
-}
-
-static int fwdhead_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* The byte at p[i] with a %XX escape decoded; *used says how many were read. */
-static char fwdhead_decoded(struct slice p, size_t i, size_t *used)
-{
-	int hi, lo;
-
-	*used = 1;
-	if (p.base[i] != '%' || p.len - i < 3)
-		return p.base[i];
-	hi = fwdhead_hexval(p.base[i + 1]);
-	lo = fwdhead_hexval(p.base[i + 2]);
-	if (hi < 0 || lo < 0)
-		return p.base[i];
-	*used = 3;
-	return (char)(hi * 16 + lo);
-}
-
-/*
- * Is there a "." or ".." segment once %2e, %2f and %5c are decoded, with
- * '\' counted as a separator too (some servers do)?
- */
-static int fwdhead_has_dot_segment(struct slice p)
-{
-	size_t i = 0, used, dots = 0, other = 0;
-	char c;
-
-	while (i <= p.len) {
-		used = 1;
-		c = i < p.len ? fwdhead_decoded(p, i, &used) : '/';
-		if (c == '/' || c == '\\') {
-			if (other == 0 && (dots == 1 || dots == 2))
-				return 1;
-			dots = other = 0;
-		} else if (c == '.') {
-			dots++;
-		} else {
-			other++;
-		}
-		i += used;
-	}
-	return 0;
 }
 
 static int fwdhead_visible(struct slice s)
@@ -188,8 +88,7 @@ int fwdhead_target(const char *prefix, struct slice path, struct slice query, in
 {
 	size_t plen = strlen(prefix), need;
 
-	if (path.len == 0 || path.base[0] != '/' || !fwdhead_visible(path) ||
-	    (has_query && !fwdhead_visible(query)) || fwdhead_has_dot_segment(path))
+	if (http_hdr_path_check(path, NULL) != 0 || (has_query && !fwdhead_visible(query)))
 		return -EINVAL;
 	need = plen + path.len + (has_query ? 1 + query.len : 0) + 1;
 	if (len > FWDHEAD_MAX_TARGET)

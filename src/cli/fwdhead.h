@@ -19,9 +19,10 @@
 #define FWDHEAD_MAX_TARGET 8192
 
 /*
- * A hop-by-hop header of RFC 9110 section 7.6.1 (Connection, Keep-Alive,
- * Transfer-Encoding, Upgrade, TE, Trailer, Proxy-*): it describes one
- * connection, so it never crosses the proxy. Returns 1 or 0.
+ * A hop-by-hop header (HTTP_HDR_HOP of the one table, net/http_hdr.h:
+ * Connection, Keep-Alive, Transfer-Encoding, Upgrade, TE, Trailer,
+ * Proxy-*...): it describes one connection, so it never crosses the proxy.
+ * Returns 1 or 0.
  */
 int fwdhead_is_hop_by_hop(struct slice name);
 
@@ -33,29 +34,33 @@ int fwdhead_connection_lists(const struct http_header *hdrs, size_t n, struct sl
 
 /*
  * Picks the local request's headers that go to the manager, in order, into
- * out: not the hop-by-hop ones, nor those the proxy sets itself (Host,
- * Authorization, Content-Length; Expect, because the client library cannot
- * take a 100 Continue). Returns how many were copied (slices into in), or
- * -E2BIG if more than max would be needed.
+ * out: not those HTTP_HDR_DROP_CLI_REQUEST names (net/http_hdr.h: the
+ * hop-by-hop ones, those named by Connection, and those the proxy sets
+ * itself: Host, Authorization, Content-Length; Expect, because the client
+ * library cannot take a 100 Continue; Forwarded and X-Forwarded-*). Returns
+ * how many were copied (slices into in), or -E2BIG if more than max would
+ * be needed.
  */
 int fwdhead_request(const struct http_header *in, size_t n, struct http_header *out, size_t max);
 
 /*
  * Picks the manager's response headers that go to the local client: not
- * the hop-by-hop ones, nor Content-Length (the local server writes its own
- * framing). For a 101, Upgrade is kept and "Connection: Upgrade" appended.
- * Returns the count or -E2BIG.
+ * those HTTP_HDR_DROP_CLI_RESPONSE names (the hop-by-hop ones, those named
+ * by Connection, and the framing: the local server writes its own). For a
+ * 101, Upgrade is kept and "Connection: Upgrade" appended. Returns the
+ * count or -E2BIG.
  */
 int fwdhead_response(const struct http_header *in, size_t n, int status, struct http_header *out,
 		     size_t max);
 
 /*
- * Builds prefix + path + ("?" query when has_query) into out. path must be
- * an origin-form path of visible ASCII without a "." or ".." segment, also
- * none hidden by percent-encoding (%2e, %2f, %5c): resolved by any server
- * on the way, it would leave the tunnel prefix and reach the manager's own
- * API with the user's token. -EINVAL for such a path, -E2BIG when out (at
- * most FWDHEAD_MAX_TARGET) is too small.
+ * Builds prefix + path + ("?" query when has_query) into out. path must
+ * pass the path rule of every hop (http_hdr_path_check: no "." or ".."
+ * segment, also none hidden by percent-encoding, no encoded slash, no
+ * empty segment...): resolved by any server on the way, such a path would
+ * leave the tunnel prefix and reach the manager's own API with the user's
+ * token. The query must be visible ASCII. -EINVAL for such a path, -E2BIG
+ * when out (at most FWDHEAD_MAX_TARGET) is too small.
  */
 int fwdhead_target(const char *prefix, struct slice path, struct slice query, int has_query,
 		   char *out, size_t len);

@@ -22,10 +22,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/connpipe.h"
 #include "cli/fwdhead.h"
 #include "cli/util.h"
 #include "common/buf.h"
+#include "net/stream_pipe.h"
 
 enum portfwd_body {
 	PORTFWD_BODY_NONE,	 /* nothing (more) to send: none, all sent, or the manager failed */
@@ -38,7 +38,7 @@ struct portfwd_x {
 	struct portfwd *pf;
 	struct http_request *req; /* NULL once finished */
 	struct http_client *cl;	  /* NULL once done, cancelled or upgraded */
-	struct connpipe *pipe;	  /* after an upgrade, until both conns are closed */
+	struct stream_pipe *pipe; /* after an upgrade, until both conns are closed */
 	struct buf prime;	  /* request body held back, PORTFWD_BODY_PRIMING only */
 	enum portfwd_body body;
 	int websocket;
@@ -389,12 +389,10 @@ static const struct http_client_callbacks portfwd_http_cbs = {
 
 /* ---- WebSocket upgrades ---- */
 
-static void portfwd_on_pipe_closed(struct connpipe *p, void *data)
+static void portfwd_on_pipe_closed(void *data, uint64_t up, uint64_t down)
 {
 	struct portfwd_x *x = data;
-	uint64_t up, down;
 
-	connpipe_counts(p, &up, &down);
 	x->sent += up;
 	x->received += down;
 	x->pipe = NULL;
@@ -433,8 +431,8 @@ static void portfwd_on_cl_upgrade(struct http_client *cl, const struct http_resp
 		portfwd_x_maybe_free(x);
 		return;
 	}
-	x->pipe =
-	    connpipe_start(local, lextra, llen, c, extra, extra_len, portfwd_on_pipe_closed, x);
+	x->pipe = stream_pipe_start_conns(local, lextra, llen, c, extra, extra_len,
+					  portfwd_on_pipe_closed, x);
 	free(lextra);
 	if (x->pipe == NULL) {
 		portfwd_x_note(x, "out of memory");
@@ -610,7 +608,7 @@ void portfwd_stop(struct portfwd *pf)
 	for (x = pf->xs; x != NULL; x = next) {
 		next = x->next;
 		if (x->pipe)
-			connpipe_close(x->pipe); /* x goes in portfwd_on_pipe_closed */
+			stream_pipe_close(x->pipe); /* x goes in portfwd_on_pipe_closed */
 		else
 			portfwd_x_abort(x, "proxy stopped");
 	}

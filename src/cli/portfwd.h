@@ -13,7 +13,7 @@
  *                  http_request_pause until the client's on_drain.
  *   response body: client on_body -> http_response_write; returns 0 ->
  *                  http_client_pause until the local request's on_drain.
- *   upgrades:      both conns handed to a connpipe.
+ *   upgrades:      both conns handed to a stream_pipe (net/stream_pipe.h).
  *
  * Everything runs on the caller's loop. portfwd_stop starts the shutdown;
  * once uv_run has returned, portfwd_free releases the rest.

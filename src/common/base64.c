@@ -87,3 +87,18 @@ int base64_decode(const char *in, size_t len, void *out, size_t *outlen)
 	*outlen = n - pad;
 	return 0;
 }
+
+int base64_decode_strict(const char *in, size_t len, void *out, size_t *outlen)
+{
+	int rc = base64_decode(in, len, out, outlen);
+
+	if (rc < 0 || len == 0 || in[len - 1] != '=')
+		return rc;
+	/* One '=': the last character's low 2 bits are unused; two: the low 4 bits of the one before. */
+	if (in[len - 2] != '=' ? (b64_value((unsigned char)in[len - 2]) & 3) != 0
+			       : (b64_value((unsigned char)in[len - 3]) & 15) != 0) {
+		*outlen = 0;
+		return -EINVAL;
+	}
+	return 0;
+}

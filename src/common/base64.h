@@ -7,6 +7,11 @@
  * (peer data, STYLE.md rule 5); it accepts exactly what Go's
  * base64.StdEncoding accepts apart from line breaks: padded groups of four,
  * '=' only at the end, and nonzero bits before the padding are ignored.
+ * base64_decode_strict also refuses those bits, so that each byte string
+ * has exactly one encoding (join tokens, whose text is compared).
+ *
+ * The only base64 of the tree: the WebSocket keys (ws.c) and join tokens
+ * (jointoken.c) use it too.
  */
 #ifndef LXCM_BASE64_H
 #define LXCM_BASE64_H
@@ -29,5 +34,11 @@ void base64_encode(const void *in, size_t len, char *out);
  * character outside the alphabet, or misplaced padding.
  */
 int base64_decode(const char *in, size_t len, void *out, size_t *outlen);
+
+/*
+ * base64_decode, and also -EINVAL when the bits that the padding discards
+ * are not zero (a second encoding of the same bytes).
+ */
+int base64_decode_strict(const char *in, size_t len, void *out, size_t *outlen);
 
 #endif

@@ -1,91 +1,29 @@
 /* jointoken.c - MicroCloud join token encoding and strict decoding. */
 #include "common/jointoken.h"
 
+#include "common/base64.h"
 #include "common/json_util.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /* Standard padded base64 of len bytes into a malloc'd string. */
 static char *jt_b64_encode(const unsigned char *in, size_t len)
 {
-	size_t olen = (len + 2) / 3 * 4, i, o = 0;
-	char *out = malloc(olen + 1);
-	uint32_t v;
+	size_t olen = base64_encoded_len(len);
+	char *out = olen == SIZE_MAX ? NULL : malloc(olen + 1);
 
 	if (out == NULL)
 		return NULL;
-	for (i = 0; i + 2 < len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64_alphabet[v >> 18];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = b64_alphabet[(v >> 6) & 63];
-		out[o++] = b64_alphabet[v & 63];
-	}
-	if (i < len) {
-		v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
-		out[o++] = b64_alphabet[v >> 18];
-		out[o++] = b64_alphabet[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
-		out[o++] = '=';
-	}
-	out[o] = '\0';
+	base64_encode(in, len, out);
+	out[olen] = '\0';
 	return out;
-}
-
-static int b64_value(char c)
-{
-	const char *p;
-
-	if (c == '\0')
-		return -1;
-	p = strchr(b64_alphabet, c);
-	return p ? (int)(p - b64_alphabet) : -1;
-}
-
-/*
- * Decodes strict standard base64: a nonzero multiple of four characters from
- * the alphabet, '=' only as one or two final characters, and the unused bits
- * before the padding zero (so each byte string has exactly one encoding).
- * out must hold len / 4 * 3 bytes. Returns 0 or -EINVAL.
- */
-static int jt_b64_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
-{
-	size_t i, o = 0, pad = 0;
-	uint32_t v;
-	int k, d;
-
-	if (len == 0 || len % 4 != 0)
-		return -EINVAL;
-	if (in[len - 1] == '=')
-		pad = in[len - 2] == '=' ? 2 : 1;
-	for (i = 0; i < len; i += 4) {
-		v = 0;
-		for (k = 0; k < 4; k++) {
-			size_t at = i + (size_t)k;
-
-			d = at >= len - pad ? 0 : b64_value(in[at]);
-			if (d < 0)
-				return -EINVAL;
-			v = v << 6 | (uint32_t)d;
-		}
-		out[o++] = (unsigned char)(v >> 16);
-		out[o++] = (unsigned char)(v >> 8);
-		out[o++] = (unsigned char)v;
-	}
-	/* Non-canonical: bits that the padding discards must be zero. */
-	if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0))
-		return -EINVAL;
-	*outlen = o - pad;
-	return 0;
 }
 
 /* Checks 64 hex digits and writes them in lower case plus a NUL to out. */
@@ -277,7 +215,8 @@ int join_token_decode(const char *data, size_t len, struct join_token *out)
 	raw = malloc(rawcap);
 	if (raw == NULL)
 		return -ENOMEM;
-	if (jt_b64_decode(data, len, raw, &rawlen) < 0)
+	/* Strict: each token has exactly one text (non-canonical bits refused). */
+	if (base64_decode_strict(data, len, raw, &rawlen) < 0)
 		goto out;
 	if ((rc = json_parse_object((const char *)raw, rawlen, &o, NULL, 0)) < 0)
 		goto out;

@@ -49,6 +49,7 @@ enum {
 	CONN_F_RESOLVING = 1 << 11,
 	CONN_F_END_PENDING = 1 << 12, /* on_end is due on the next loop turn */
 	CONN_F_HALF = 1 << 13,	   /* ended by the peer's EOF: we may still write */
+	CONN_F_WSHUT = 1 << 14,	   /* conn_shutdown_write: our output is ended, reading goes on */
 };
 
 struct conn {
@@ -61,6 +62,7 @@ struct conn {
 	} h;
 	uv_idle_t idle; /* delivers TLS-buffered plaintext after a resume */
 	uv_connect_t connect_req;
+	uv_shutdown_t shutdown_req; /* conn_shutdown_write */
 	uv_getaddrinfo_t gai;
 	struct addrinfo *ai_list, *ai_next;
 	SSL_CTX *ctx;
@@ -578,7 +580,7 @@ int conn_writev(struct conn *c, const struct slice *v, size_t n)
 	size_t total = 0, i;
 	int rc;
 
-	if ((c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN)) ||
+	if ((c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN | CONN_F_WSHUT)) ||
 	    (c->flags & (CONN_F_ENDED | CONN_F_HALF)) == CONN_F_ENDED)
 		return -EPIPE;
 	for (i = 0; i < n; i++)
@@ -612,13 +614,42 @@ void conn_shutdown(struct conn *c)
 	if (c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN))
 		return;
 	c->flags |= CONN_F_SHUTDOWN;
-	if (c->ssl && (c->flags & CONN_F_OPEN)) {
+	if (c->ssl && (c->flags & CONN_F_OPEN) && !(c->flags & CONN_F_WSHUT)) {
 		SSL_shutdown(c->ssl);
 		ERR_clear_error();
 		conn_flush_tls(c);
 	}
 	if (c->pending == 0)
 		conn_close(c);
+}
+
+static void conn_on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	/* UV_ECANCELED: the conn is closing. Another failure: the peer is gone. */
+	if (status < 0 && status != UV_ECANCELED && !(c->flags & CONN_F_CLOSING))
+		conn_end(c, status);
+}
+
+void conn_shutdown_write(struct conn *c)
+{
+	if (c->flags & (CONN_F_CLOSING | CONN_F_SHUTDOWN | CONN_F_WSHUT))
+		return;
+	if (!(c->flags & CONN_F_OPEN) || !(c->flags & CONN_F_HANDLE)) {
+		conn_shutdown(c); /* nothing to half-close yet */
+		return;
+	}
+	c->flags |= CONN_F_WSHUT;
+	if (c->ssl) {
+		SSL_shutdown(c->ssl); /* close_notify: TLS's own end of output */
+		ERR_clear_error();
+		conn_flush_tls(c);
+	}
+	/* libuv sends the FIN after the writes already queued. */
+	c->shutdown_req.data = c;
+	if (uv_shutdown(&c->shutdown_req, &c->h.stream, conn_on_shutdown) != 0)
+		conn_end(c, -EPIPE);
 }
 
 /* ---- reading ---- */
@@ -832,6 +863,8 @@ static void conn_tls_input(struct conn *c)
 		if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
 			return;
 		ERR_clear_error();
+		if (err == SSL_ERROR_ZERO_RETURN)
+			c->flags |= CONN_F_HALF; /* close_notify: TLS's half-close, we may still write */
 		conn_end(c, err == SSL_ERROR_ZERO_RETURN ? 0 : CONN_ETLS);
 		return;
 	}

@@ -79,6 +79,16 @@ void conn_read_stop(struct conn *c);
 void conn_read_start(struct conn *c);
 /* Flushes queued output (and TLS close_notify), then closes. */
 void conn_shutdown(struct conn *c);
+/*
+ * Ends our output but keeps reading (a half-close): after the queued
+ * output, TLS close_notify (with TLS) and the TCP FIN go out; later writes
+ * fail with -EPIPE. The peer's own end still arrives as on_end; the user
+ * then closes (conn_shutdown or conn_close). On a conn that is not open
+ * yet it is conn_shutdown. A peer's EOF, TCP FIN or TLS close_notify, is
+ * the same half-close seen from the other side: on_end(0), and writing may
+ * go on.
+ */
+void conn_shutdown_write(struct conn *c);
 void conn_close(struct conn *c);
 int conn_is_closing(const struct conn *c);
 

@@ -53,9 +53,11 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/slice.h"
+#include "net/http_hdr.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 /*
@@ -1042,54 +1044,6 @@ static struct slice ws_trim(struct slice s)
 	return s;
 }
 
-static int ws_eq_nocase(struct slice a, struct slice b)
-{
-	size_t i;
-
-	if (a.len != b.len)
-		return 0;
-	for (i = 0; i < a.len; i++) {
-		unsigned char x = (unsigned char)a.base[i], y = (unsigned char)b.base[i];
-
-		if (x >= 'A' && x <= 'Z')
-			x = (unsigned char)(x + 32);
-		if (y >= 'A' && y <= 'Z')
-			y = (unsigned char)(y + 32);
-		if (x != y)
-			return 0;
-	}
-	return 1;
-}
-
-/* 1 if the comma-separated list v holds token, case-insensitively. */
-static int ws_list_has_token(struct slice v, struct slice token)
-{
-	size_t start = 0, i;
-
-	if (v.base == NULL)
-		return 0;
-	for (i = 0; i <= v.len; i++) {
-		if (i < v.len && v.base[i] != ',')
-			continue;
-		if (ws_eq_nocase(ws_trim(slice_make(v.base + start, i - start)), token))
-			return 1;
-		start = i + 1;
-	}
-	return 0;
-}
-
-/* Looks at every header called name (a header may be repeated). */
-static int ws_headers_have_token(const struct http_header *h, size_t n, struct slice name,
-				 struct slice token)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (ws_eq_nocase(h[i].name, name) && ws_list_has_token(h[i].value, token))
-			return 1;
-	return 0;
-}
-
 /* How many headers are called name; *value is the last one, trimmed. */
 static size_t ws_headers_count(const struct http_header *h, size_t n, struct slice name,
 			       struct slice *value)
@@ -1098,7 +1052,7 @@ static size_t ws_headers_count(const struct http_header *h, size_t n, struct sli
 
 	*value = SLICE_NULL;
 	for (i = 0; i < n; i++) {
-		if (ws_eq_nocase(h[i].name, name)) {
+		if (slice_eq_nocase(h[i].name, name)) {
 			*value = ws_trim(h[i].value);
 			count++;
 		}
@@ -1106,23 +1060,13 @@ static size_t ws_headers_count(const struct http_header *h, size_t n, struct sli
 	return count;
 }
 
-static int ws_b64_char(char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-	       ch == '+' || ch == '/';
-}
-
-/* 16 bytes in base64: 22 alphabet characters and "==". */
+/* 16 bytes in base64 (RFC 6455 section 4.1): 22 alphabet characters and "==". */
 static int ws_key_valid(struct slice k)
 {
-	size_t i;
+	unsigned char raw[18];
+	size_t n = 0;
 
-	if (k.len != 24 || k.base[22] != '=' || k.base[23] != '=')
-		return 0;
-	for (i = 0; i < 22; i++)
-		if (!ws_b64_char(k.base[i]))
-			return 0;
-	return 1;
+	return k.len == 24 && base64_decode(k.base, k.len, raw, &n) == 0 && n == 16;
 }
 
 int ws_accept_key(const char *key, size_t key_len, char out[29])
@@ -1140,8 +1084,10 @@ int ws_accept_key(const char *key, size_t key_len, char out[29])
 	     EVP_DigestUpdate(mc, WS_GUID, sizeof(WS_GUID) - 1) == 1 &&
 	     EVP_DigestFinal_ex(mc, md, &mdlen) == 1 && mdlen == 20;
 	EVP_MD_CTX_free(mc);
-	if (!ok || EVP_EncodeBlock((unsigned char *)out, md, 20) != 28)
+	if (!ok)
 		return -EIO;
+	base64_encode(md, 20, out);
+	out[28] = '\0';
 	return 0;
 }
 
@@ -1150,9 +1096,10 @@ int ws_client_key(char out[25])
 	unsigned char raw[16];
 
 	out[0] = '\0';
-	if (RAND_bytes(raw, sizeof(raw)) != 1 ||
-	    EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw)) != 24)
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -EIO;
+	base64_encode(raw, sizeof(raw), out);
+	out[24] = '\0';
 	return 0;
 }
 
@@ -1165,9 +1112,9 @@ int ws_check_upgrade_request(const struct http_request *req, const char **why)
 	*why = NULL;
 	if (!slice_eq(req->method, LIT("GET")))
 		*why = "a WebSocket upgrade must be a GET";
-	else if (!ws_headers_have_token(h, n, LIT("Upgrade"), LIT("websocket")))
+	else if (!http_hdr_has_token(h, n, LIT("Upgrade"), LIT("websocket")))
 		*why = "missing Upgrade: websocket";
-	else if (!ws_headers_have_token(h, n, LIT("Connection"), LIT("upgrade")))
+	else if (!http_hdr_has_token(h, n, LIT("Connection"), LIT("upgrade")))
 		*why = "missing Connection: upgrade";
 	else if (ws_headers_count(h, n, LIT("Sec-WebSocket-Version"), &v) != 1 ||
 		 !slice_eq(v, LIT("13")))
@@ -1179,7 +1126,7 @@ int ws_check_upgrade_request(const struct http_request *req, const char **why)
 
 int ws_request_offers_protocol(const struct http_request *req, const char *protocol)
 {
-	return ws_headers_have_token(req->headers, req->nheaders, LIT(WS_PROTOCOL_HEADER),
+	return http_hdr_has_token(req->headers, req->nheaders, LIT(WS_PROTOCOL_HEADER),
 				     slice_cstr(protocol));
 }
 
@@ -1274,8 +1221,8 @@ static int ws_check_101(const struct ws_connecting *wc, const struct http_respon
 	size_t n = head->nheaders, np;
 	struct slice v;
 
-	if (!ws_headers_have_token(h, n, LIT("Upgrade"), LIT("websocket")) ||
-	    !ws_headers_have_token(h, n, LIT("Connection"), LIT("upgrade")))
+	if (!http_hdr_has_token(h, n, LIT("Upgrade"), LIT("websocket")) ||
+	    !http_hdr_has_token(h, n, LIT("Connection"), LIT("upgrade")))
 		return -EPROTO;
 	if (ws_headers_count(h, n, LIT("Sec-WebSocket-Accept"), &v) != 1 ||
 	    !slice_eq(v, slice_make(wc->accept, 28)))

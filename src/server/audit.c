@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "net/http_hdr.h"
 #include "server/audit_journal.h"
 #include "server/server.h"
 #include "store/store_async.h"
@@ -297,14 +298,14 @@ void audit_log_free(struct audit_log *log)
 
 void audit_actor(const struct http_request *req, char out[AUDIT_ACTOR_MAX])
 {
-	struct slice h = http_request_header(req, LIT("Authorization"));
+	struct slice tok = http_hdr_bearer(http_request_header(req, LIT("Authorization")));
 	char hash[65];
 
-	if (h.len <= 7 || h.len > 512 || strncasecmp(h.base, "Bearer ", 7) != 0) {
+	if (tok.base == NULL) {
 		snprintf(out, AUDIT_ACTOR_MAX, "anonymous");
 		return;
 	}
-	secret_sha256_hex(h.base + 7, h.len - 7, hash);
+	secret_sha256_hex(tok.base, tok.len, hash);
 	snprintf(out, AUDIT_ACTOR_MAX, "token:%.12s", hash);
 }
 

@@ -16,20 +16,19 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "net/http_hdr.h"
 #include "server/server.h"
-
-#define AUTH_TOKEN_MAX 512
 
 int auth_request_trusted(struct server *srv, const struct http_request *req)
 {
-	struct slice h = http_request_header(req, LIT("Authorization"));
+	struct slice tok = http_hdr_bearer(http_request_header(req, LIT("Authorization")));
 	char hash[65];
 	size_t i;
 	int ok = 0;
 
-	if (h.len <= 7 || h.len > AUTH_TOKEN_MAX || strncasecmp(h.base, "Bearer ", 7) != 0)
+	if (tok.base == NULL)
 		return 0;
-	secret_sha256_hex(h.base + 7, h.len - 7, hash);
+	secret_sha256_hex(tok.base, tok.len, hash);
 	/* Check every entry so timing does not tell which one matched. */
 	for (i = 0; i < srv->napi_tokens; i++)
 		ok |= secret_equal(hash, 64, srv->api_token_hashes[i], 64);

@@ -26,6 +26,7 @@
 
 #include "common/log.h"
 #include "common/timefmt.h"
+#include "net/http_hdr.h"
 #include "net/stream_pipe.h"
 #include "net/ws.h"
 #include "server/audit.h"
@@ -64,24 +65,6 @@ struct proxy {
 static void proxy_maybe_free(struct proxy *p);
 static void proxy_on_header_timeout(uv_timer_t *t);
 static void proxy_idle_restart(struct proxy *p);
-
-static const char *const proxy_hop_by_hop[] = {
-	"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
-	"proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host",
-	"http2-settings", "forwarded", "x-forwarded-for", "x-forwarded-proto",
-	"x-forwarded-host", "sec-websocket-key", "sec-websocket-version",
-	"sec-websocket-extensions", "sec-websocket-accept", "authorization", "expect",
-};
-
-static int proxy_skip_header(struct slice name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(proxy_hop_by_hop) / sizeof(proxy_hop_by_hop[0]); i++)
-		if (slice_eq_nocase(name, slice_cstr(proxy_hop_by_hop[i])))
-			return 1;
-	return 0;
-}
 
 /* ---- audit ---- */
 
@@ -183,7 +166,7 @@ static void proxy_on_response(struct tunnel_stream *s, const struct tunnel_heade
 				clen = v;
 			continue;
 		}
-		if (proxy_skip_header(h->h[i].name) && !slice_eq(h->h[i].name, LIT("authorization")))
+		if (http_hdr_drop(h->h, h->n, h->h[i].name, HTTP_HDR_DROP_TO_USER))
 			continue;
 		out[n++] = h->h[i];
 	}
@@ -462,8 +445,6 @@ static const struct tunnel_stream_callbacks proxy_ws_stream_cbs = {
 
 /* ---- building the stream's request ---- */
 
-#define PROXY_MAX_COOKIE 16384 /* the user's cookies, lxcm_* ones removed */
-
 struct proxy_head {
 	struct http_header h[TUNNEL_MAX_HEADERS];
 	size_t n;
@@ -489,56 +470,6 @@ static int proxy_add(struct proxy_head *ph, struct slice name, struct slice valu
 	ph->h[ph->n].name = name;
 	ph->h[ph->n].value = value;
 	ph->n++;
-	return 0;
-}
-
-/* Whether a header is named by a token of the request's Connection headers. */
-static int proxy_named_by_connection(const struct http_request *req, struct slice name)
-{
-	size_t i;
-
-	for (i = 0; i < req->nheaders; i++) {
-		struct slice v = req->headers[i].value;
-		size_t a = 0, b;
-
-		if (!slice_eq_nocase(req->headers[i].name, LIT("Connection")))
-			continue;
-		while (a < v.len) {
-			while (a < v.len && (v.base[a] == ' ' || v.base[a] == ',' || v.base[a] == '\t'))
-				a++;
-			b = a;
-			while (b < v.len && v.base[b] != ',' && v.base[b] != ' ' && v.base[b] != '\t')
-				b++;
-			if (b > a && slice_eq_nocase(slice_make(v.base + a, b - a), name))
-				return 1;
-			a = b;
-		}
-	}
-	return 0;
-}
-
-/*
- * Appends the cookies of one Cookie header to ph->cookies, leaving out the
- * manager's own (named lxcm_*): they are credentials for this manager, not
- * for LXD. -E2BIG past PROXY_MAX_COOKIE.
- */
-static int proxy_add_cookies(struct proxy_head *ph, struct slice v)
-{
-	size_t a = 0, b;
-
-	while (a < v.len) {
-		while (a < v.len && (v.base[a] == ' ' || v.base[a] == ';'))
-			a++;
-		b = a;
-		while (b < v.len && v.base[b] != ';')
-			b++;
-		if (b > a && !slice_starts_with(slice_make(v.base + a, b - a), LIT("lxcm_"))) {
-			if ((ph->cookies.len && buf_append(&ph->cookies, "; ", 2) < 0) ||
-			    buf_append(&ph->cookies, v.base + a, b - a) < 0)
-				return -E2BIG;
-		}
-		a = b;
-	}
 	return 0;
 }
 
@@ -580,11 +511,10 @@ static int proxy_build_head(struct proxy *p, struct http_request *req, struct pr
 	for (i = 0; i < req->nheaders; i++) {
 		struct slice name = req->headers[i].name;
 
-		if (proxy_skip_header(name) || slice_eq_nocase(name, LIT("Content-Length")) ||
-		    proxy_named_by_connection(req, name))
+		if (http_hdr_drop(req->headers, req->nheaders, name, HTTP_HDR_DROP_TO_CLUSTER))
 			continue;
 		if (slice_eq_nocase(name, LIT("Cookie"))) {
-			if (proxy_add_cookies(ph, req->headers[i].value) < 0)
+			if (http_hdr_cookies_for_cluster(req->headers[i].value, &ph->cookies) < 0)
 				return -E2BIG;
 			continue;
 		}
@@ -663,6 +593,26 @@ static void proxy_no_tunnel(struct http_request *req, const char *name)
 	}
 }
 
+/*
+ * The path rule of every hop (http_hdr_path_check): a path that breaks it
+ * never reaches a stream. The answer is the agent's for such a path (403),
+ * so that clients see the same whichever hop refuses, and the refusal has
+ * its audit row as when the agent gave it. Returns 1 when refused (p is
+ * freed and req finished), else 0.
+ */
+static int proxy_refuse_path(struct proxy *p, struct http_request *req)
+{
+	const char *why = NULL;
+
+	if (http_hdr_path_tail_check(req->params[1], &why) == 0)
+		return 0;
+	p->status = 403;
+	proxy_audit(p);
+	free(p);
+	http_respond_error(req, 403, "path not allowed: it has %s", why);
+	return 1;
+}
+
 static int proxy_is_websocket(struct http_request *req)
 {
 	struct slice up = http_request_header(req, LIT("Upgrade"));
@@ -699,7 +649,7 @@ void proxy_handle(struct http_request *req)
 	p = calloc(1, sizeof(*p));
 	ph = calloc(1, sizeof(*ph));
 	if (ph)
-		buf_init(&ph->cookies, PROXY_MAX_COOKIE);
+		buf_init(&ph->cookies, HTTP_HDR_MAX_COOKIE);
 	if (p == NULL || ph == NULL) {
 		free(p);
 		proxy_head_free(ph);
@@ -737,6 +687,10 @@ void proxy_handle(struct http_request *req)
 		proxy_head_free(ph);
 		free(p);
 		http_respond_error(req, 431, "request path or headers too large for the tunnel");
+		return;
+	}
+	if (proxy_refuse_path(p, req)) {
+		proxy_head_free(ph);
 		return;
 	}
 	has_body = p->websocket || req->content_length > 0 || req->chunked;

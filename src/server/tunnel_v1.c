@@ -43,6 +43,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "net/http_hdr.h"
 #include "net/ws.h"
 #include "server/audit.h"
 #include "server/server.h"
@@ -54,7 +55,6 @@
 #define V1_LOG_FIRST 10 /* bad frames logged per tunnel, then one in V1_LOG_EVERY */
 #define V1_LOG_EVERY 1000
 #define V1_MAX_COOKIE_LINE 8192 /* one Set-Cookie line we build */
-#define V1_AUTH_MAX 512		/* the longest Authorization header we read a secret from */
 #define V1_ALLOWED_METHODS "GET, POST, PUT, PATCH, DELETE"
 /* Go's time.Time zero value and anything before 1601 mean "no Expires". */
 #define V1_MIN_EXPIRES (-11644473600LL)
@@ -199,11 +199,7 @@ static int v1_uuid(char out[V1_UUID_LEN + 1])
 /* The user's secret: the bearer token of the request, or SLICE_NULL. */
 static struct slice v1_user_secret(const struct http_request *req)
 {
-	struct slice h = http_request_header(req, LIT("Authorization"));
-
-	if (h.len <= 7 || h.len > V1_AUTH_MAX || strncasecmp(h.base, "Bearer ", 7) != 0)
-		return SLICE_NULL;
-	return slice_make(h.base + 7, h.len - 7);
+	return http_hdr_bearer(http_request_header(req, LIT("Authorization")));
 }
 
 /* ---- audit (the same rows as the v2 proxy writes, audit.c) ---- */
@@ -304,36 +300,6 @@ static void v1_on_timer(uv_timer_t *t)
 
 /* ---- request frames ---- */
 
-static const char *const v1_hop_by_hop[] = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "http2-settings",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "authorization",
-    "content-length",
-};
-
-static int v1_skip_header(const char *name, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(v1_hop_by_hop) / sizeof(v1_hop_by_hop[0]); i++)
-		if (slice_eq_nocase(slice_make(name, len), slice_cstr(v1_hop_by_hop[i])))
-			return 1;
-	return 0;
-}
-
 /* Go's CanonicalMIMEHeaderKey for a token: "content-type" -> "Content-Type". */
 static void v1_canonical(char *s, size_t len)
 {
@@ -415,6 +381,26 @@ static int v1_add_session(struct v1_req *r, json_t *hdrs, int user_has_session)
 	return rc;
 }
 
+/*
+ * The cookies of one Cookie header without the manager's own
+ * (http_hdr_cookies_for_cluster); notes whether the user sent a `session`
+ * cookie themselves. 0, -E2BIG (too many cookie bytes), -EINVAL, -ENOMEM.
+ */
+static int v1_add_user_cookies(json_t *hdrs, struct slice v, int *user_session)
+{
+	struct buf b;
+	int rc;
+
+	buf_init(&b, HTTP_HDR_MAX_COOKIE);
+	rc = http_hdr_cookies_for_cluster(v, &b);
+	if (rc == 0 && b.len) {
+		*user_session |= v1_has_session_cookie(slice_make(b.data, b.len));
+		rc = v1_header_add(hdrs, LIT("Cookie"), slice_make(b.data, b.len));
+	}
+	buf_free(&b);
+	return rc;
+}
+
 /* The frame's "headers" object, or NULL with *why set. */
 static json_t *v1_request_headers(struct v1_req *r, struct http_request *req, const char **why)
 {
@@ -428,14 +414,12 @@ static json_t *v1_request_headers(struct v1_req *r, struct http_request *req, co
 	for (i = 0; i < req->nheaders && rc == 0; i++) {
 		struct slice n = req->headers[i].name, v = req->headers[i].value;
 
-		if (v1_skip_header(n.base, n.len))
+		if (http_hdr_drop(req->headers, req->nheaders, n, HTTP_HDR_DROP_TO_CLUSTER))
 			continue;
-		if (slice_eq_nocase(n, LIT("Cookie"))) {
-			if (slice_starts_with(v, LIT("lxcm_")))
-				continue; /* the manager's own cookies, as the v2 proxy does */
-			user_session |= v1_has_session_cookie(v);
-		}
-		rc = v1_header_add(hdrs, n, v);
+		if (slice_eq_nocase(n, LIT("Cookie")))
+			rc = v1_add_user_cookies(hdrs, v, &user_session);
+		else
+			rc = v1_header_add(hdrs, n, v);
 	}
 	if (rc == 0)
 		rc = v1_header_add(hdrs, LIT("X-Forwarded-For"), slice_cstr(req->peer_addr));
@@ -447,6 +431,8 @@ static json_t *v1_request_headers(struct v1_req *r, struct http_request *req, co
 		if (rc == -EINVAL)
 			*why = "a request header is not valid UTF-8, which tunnel v1 (JSON) cannot "
 			       "carry";
+		else if (rc == -E2BIG)
+			*why = "a Cookie header is too large for the tunnel";
 		json_decref(hdrs);
 		return NULL;
 	}
@@ -633,23 +619,6 @@ static int v1_method_allowed(struct slice m)
 	       slice_eq(m, LIT("PATCH")) || slice_eq(m, LIT("DELETE"));
 }
 
-/* 1 when the path has a "." or ".." segment. */
-static int v1_has_dot_segment(struct slice p)
-{
-	size_t i = 0, start;
-
-	while (i <= p.len) {
-		start = i;
-		while (i < p.len && p.base[i] != '/')
-			i++;
-		if (slice_eq(slice_make(p.base + start, i - start), LIT(".")) ||
-		    slice_eq(slice_make(p.base + start, i - start), LIT("..")))
-			return 1;
-		i++;
-	}
-	return 0;
-}
-
 static void v1_respond_405(struct http_request *req, const char *cluster)
 {
 	struct http_header h[2] = {
@@ -677,6 +646,7 @@ static void v1_respond_405(struct http_request *req, const char *cluster)
 static int v1_refuse(struct tunnel_v1 *tv, struct http_request *req)
 {
 	struct slice rest = req->params[1];
+	const char *why = NULL;
 
 	if (req->upgrade) {
 		http_respond_error(req, 501,
@@ -697,8 +667,11 @@ static int v1_refuse(struct tunnel_v1 *tv, struct http_request *req)
 				   tv->cluster);
 		return -1;
 	}
-	if (v1_has_dot_segment(rest)) {
-		http_respond_error(req, 400, "the path must not contain . or .. segments");
+	if (http_hdr_path_tail_check(rest, &why) != 0) {
+		/* The path rule of every hop (http_hdr.h); 400 as v1 always answered. */
+		http_respond_error(req, 400, "the path must not contain . or .. segments, "
+					     "encoded dots or slashes, or empty segments: it has %s",
+				   why);
 		return -1;
 	}
 	if (req->content_length > TUNNEL_V1_MAX_BODY) {
@@ -787,21 +760,6 @@ static int v1_resp_add(struct v1_resp *rs, struct slice name, struct slice value
 	rs->h[rs->n].name = name;
 	rs->h[rs->n].value = value;
 	rs->n++;
-	return 0;
-}
-
-static const char *const v1_resp_skip[] = {
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding",  "upgrade",
-    "te",	  "trailer",	"content-length",   "proxy-authenticate",
-};
-
-static int v1_resp_skip_header(struct slice name)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(v1_resp_skip) / sizeof(v1_resp_skip[0]); i++)
-		if (slice_eq_nocase(name, slice_cstr(v1_resp_skip[i])))
-			return 1;
 	return 0;
 }
 
@@ -907,6 +865,42 @@ static const char *v1_resp_header_value(struct v1_req *r, struct v1_resp *rs, st
 	return v1_resp_add(rs, name, sv) == 0 ? NULL : "too many headers";
 }
 
+/* A JSON string as a slice; SLICE_NULL for anything else. */
+static struct slice v1_json_slice(json_t *v)
+{
+	return json_is_string(v) ? slice_make(json_string_value(v), json_string_length(v))
+				 : SLICE_NULL;
+}
+
+/*
+ * Whether a response header of the frame stays behind (http_hdr.h): by
+ * name, or named by one of the frame's Connection headers (values as an
+ * array of strings or a single string).
+ */
+static int v1_resp_drop(json_t *hdrs, struct slice name)
+{
+	json_t *val, *v;
+	void *it;
+	size_t i;
+
+	if (http_hdr_flags(name) & HTTP_HDR_DROP_TO_USER)
+		return 1;
+	for (it = json_object_iter(hdrs); it; it = json_object_iter_next(hdrs, it)) {
+		if (!slice_eq_nocase(slice_make(json_object_iter_key(it), json_object_iter_key_len(it)),
+				     LIT("Connection")))
+			continue;
+		val = json_object_iter_value(it);
+		if (http_hdr_list_has(v1_json_slice(val), name))
+			return 1;
+		json_array_foreach(val, i, v)
+		{
+			if (http_hdr_list_has(v1_json_slice(v), name))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 /* Adds the frame's "headers" object: values as arrays of strings or single strings. */
 static const char *v1_resp_headers(struct v1_req *r, struct v1_resp *rs, json_t *hdrs)
 {
@@ -926,7 +920,7 @@ static const char *v1_resp_headers(struct v1_req *r, struct v1_resp *rs, json_t 
 		val = json_object_iter_value(it);
 		if (!v1_is_token(name.base, name.len))
 			return "a header name is not a token";
-		if (v1_resp_skip_header(name))
+		if (v1_resp_drop(hdrs, name))
 			continue;
 		if (json_is_array(val)) {
 			json_array_foreach(val, i, v)

@@ -289,6 +289,32 @@ def test_agent_allow_list():
 
 
 @test
+def test_path_rule_at_the_manager():
+    # The path rule of every hop (src/net/http_hdr.c) also runs at the
+    # manager, before any stream: dots in any percent-encoding, encoded
+    # slashes, backslashes and NULs, and empty segments get the agent's 403
+    # even under an allowed prefix (the agent used to let %5c, %00 and "//"
+    # through there), and never reach the upstream.
+    up = CL["a"]["up"]
+
+    def echo_hits():  # heartbeats hit other paths meanwhile
+        return {k: v for k, v in up.stats()["hits"].items()
+                if "echo" in k or k.endswith("/x") or "//" in k}
+
+    before = echo_hits()
+    for path in ("/1.0/%2e%2e/x", "/1.0/.%2E/x", "/1.0/%2E./x", "/1.0/echo%2e", "/1.0/echo%2fx",
+                 "/1.0/echo%5cx", "/1.0/echo%00", "/1.0//echo", "/1.0/./echo", "/1.0/echo/."):
+        r = proxy("a", "GET", path)
+        L.eq(r.status, 403, "GET %s through the proxy" % path)
+        L.check_envelope_error(r.json, 403, "403 of " + path)
+    L.eq(echo_hits(), before, "refused paths that reached the upstream")
+    # The query is not the path: dots and slashes there go through untouched.
+    r = proxy("a", "GET", "/1.0/echo?path=/etc/../hosts&x=%2e%2e%2f")
+    L.eq(r.status, 200, "GET /1.0/echo with dots in the query")
+    L.eq(r.metadata["query"], "path=/etc/../hosts&x=%2e%2e%2f", "the query at the upstream")
+
+
+@test
 def test_request_forwarding():
     # Method, path, query and body arrive unchanged; the manager's own
     # credentials (its Authorization header) do not; X-Forwarded-For is the

@@ -44,6 +44,26 @@ static void test_default_list(void **state)
 	assert_true(allowed("/1.0/instances?filter=../x"));
 }
 
+/*
+ * The path rule of every hop (net/http_hdr.c) replaced the agent's own: it
+ * now also refuses, under an allowed prefix, what it used to let through:
+ * an encoded backslash or NUL, a raw backslash and empty segments.
+ */
+static void test_strict_path_rule(void **state)
+{
+	(void)state;
+	assert_false(allowed("/1.0/a%5cb"));
+	assert_false(allowed("/1.0/a%5C..%5Cb"));
+	assert_false(allowed("/1.0/a\\b"));
+	assert_false(allowed("/1.0/a%00"));
+	assert_false(allowed("/1.0//instances"));
+	assert_false(allowed("/1.0/.%2e/internal"));
+	assert_false(allowed("/1.0/%2E./internal"));
+	assert_false(allowed("/1.0/a b"));
+	assert_true(allowed("/1.0/instances/c1/files?path=/etc/../etc/hosts"));
+	assert_true(allowed("/1.0/instances?filter=a//b%2f"));
+}
+
 static void test_configured_list(void **state)
 {
 	struct agent ag;
@@ -67,6 +87,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_list),
+		cmocka_unit_test(test_strict_path_rule),
 		cmocka_unit_test(test_configured_list),
 	};
 

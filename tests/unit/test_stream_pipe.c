@@ -9,12 +9,17 @@
  * cluster never ends its side and stays quiet. The pipe is cut after its
  * fin timeout; before, it stayed open for good. A pipe with both sides open
  * is never cut, and a half-closed one lives on while bytes still move.
+ *
+ * Then two sockets piped to each other, as `lxcm proxy` does since the
+ * CLI's connpipe was folded into stream_pipe (see below).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,7 +32,10 @@
 #include <uv.h>
 
 #include "common/buf.h"
+#include "common/cert.h"
+#include "net/conn.h"
 #include "net/stream_pipe.h"
+#include "net/tls.h"
 #include "net/tunnel_h2.h"
 
 #define FIN_MS 100
@@ -347,6 +355,287 @@ static void test_half_closed_active_lives(void **state)
 	stop(f);
 }
 
+/* ---- two sockets ---- */
+
+/*
+ * Two sockets (the pipe of `lxcm proxy`, which replaced the CLI's
+ * connpipe): a peer's EOF is a half-close, and what the other peer sends
+ * afterwards still arrives (connpipe closed both at the first EOF). Over
+ * plain TCP (FIN) and over TLS (close_notify), on real loopback sockets,
+ * with conn_shutdown_write on the test's own client conns.
+ */
+
+#define DEADLINE_MS 10000
+
+struct peer {
+	struct conn *c;
+	int open, ended, closed, end_err;
+	char got[64];
+	size_t ngot;
+};
+
+struct cfix {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_timer_t tick;
+	SSL_CTX *server_ctx, *client_ctx;
+	char fp[65];
+	int port;
+	struct peer accepted[2];
+	int naccepted;
+	struct peer client[2];
+	int done;
+	uint64_t first_to_second, second_to_first;
+};
+
+static struct peer *peer_of(struct conn *c)
+{
+	return conn_data(c);
+}
+
+static void p_on_open(struct conn *c)
+{
+	peer_of(c)->open = 1;
+}
+
+static void p_on_data(struct conn *c, const char *data, size_t len)
+{
+	struct peer *p = peer_of(c);
+
+	assert_true(p->ngot + len <= sizeof(p->got));
+	memcpy(p->got + p->ngot, data, len);
+	p->ngot += len;
+}
+
+static void p_on_end(struct conn *c, int err)
+{
+	struct peer *p = peer_of(c);
+
+	p->ended = 1;
+	p->end_err = err;
+}
+
+static void p_on_close(struct conn *c)
+{
+	struct peer *p = peer_of(c);
+
+	p->closed = 1;
+	p->c = NULL;
+}
+
+static const struct conn_callbacks peer_cbs = {
+    .on_open = p_on_open,
+    .on_data = p_on_data,
+    .on_end = p_on_end,
+    .on_close = p_on_close,
+};
+
+static void cf_on_connection(uv_stream_t *l, int status)
+{
+	struct cfix *f = l->data;
+	struct peer *p;
+
+	assert_int_equal(status, 0);
+	assert_true(f->naccepted < 2);
+	p = &f->accepted[f->naccepted++];
+	p->c = conn_new(&f->loop, f->server_ctx, &peer_cbs, p);
+	assert_non_null(p->c);
+	assert_int_equal(conn_accept(p->c, l), 0);
+	if (f->server_ctx == NULL)
+		p->open = 1; /* a plain conn is open at once */
+}
+
+static void cf_on_tick(uv_timer_t *t)
+{
+	(void)t; /* only wakes uv_run up so that the deadline is checked */
+}
+
+/* Runs the loop until *flag is set; fails the test after DEADLINE_MS. */
+static void cf_run_until(struct cfix *f, const int *flag, const char *what)
+{
+	uint64_t end;
+
+	uv_update_time(&f->loop);
+	end = uv_now(&f->loop) + DEADLINE_MS;
+	while (!*flag) {
+		uv_run(&f->loop, UV_RUN_ONCE);
+		if (uv_now(&f->loop) > end)
+			fail_msg("timed out waiting for %s", what);
+	}
+}
+
+/* Runs the loop until p got n bytes (or its end). */
+static void cf_run_until_bytes(struct cfix *f, struct peer *p, size_t n)
+{
+	uint64_t end;
+
+	uv_update_time(&f->loop);
+	end = uv_now(&f->loop) + DEADLINE_MS;
+	while (p->ngot < n && !p->ended) {
+		uv_run(&f->loop, UV_RUN_ONCE);
+		if (uv_now(&f->loop) > end)
+			fail_msg("timed out waiting for %zu bytes", n);
+	}
+	assert_int_equal(p->ngot, n);
+}
+
+static void cf_pipe_done(void *arg, uint64_t first_to_second, uint64_t second_to_first)
+{
+	struct cfix *f = arg;
+
+	f->done = 1;
+	f->first_to_second = first_to_second;
+	f->second_to_first = second_to_first;
+}
+
+static void cf_connect_client(struct cfix *f, int i)
+{
+	struct peer *p = &f->client[i];
+
+	p->c = conn_new(&f->loop, f->client_ctx, &peer_cbs, p);
+	assert_non_null(p->c);
+	if (f->client_ctx)
+		conn_set_pin(p->c, f->fp);
+	conn_read_start(p->c);
+	assert_int_equal(conn_connect_tcp(p->c, "127.0.0.1", f->port), 0);
+	cf_run_until(f, &p->open, "the client to open");
+	cf_run_until(f, &f->accepted[i].open, "the server side to open");
+}
+
+static void cf_setup_tls(struct cfix *f, const char *dir)
+{
+	struct tls_client_opts to = {0};
+	char cert[256], key[256], err[256];
+
+	snprintf(cert, sizeof(cert), "%s/s.crt", dir);
+	snprintf(key, sizeof(key), "%s/s.key", dir);
+	assert_int_equal(cert_ensure_files(cert, key, "localhost"), 0);
+	assert_int_equal(cert_load_fingerprint_file(cert, f->fp), 0);
+	f->server_ctx = tls_server_ctx_new(cert, key, 0, err, sizeof(err));
+	assert_non_null(f->server_ctx);
+	f->client_ctx = tls_client_ctx_new(&to, err, sizeof(err));
+	assert_non_null(f->client_ctx);
+}
+
+static void cf_start(struct cfix *f, int tls, char *dir)
+{
+	struct sockaddr_in a;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	if (tls)
+		cf_setup_tls(f, dir);
+	uv_tcp_init(&f->loop, &f->listener);
+	f->listener.data = f;
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	assert_int_equal(uv_tcp_bind(&f->listener, (const struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&f->listener, 8, cf_on_connection), 0);
+	assert_int_equal(uv_tcp_getsockname(&f->listener, (struct sockaddr *)&ss, &len), 0);
+	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	uv_timer_init(&f->loop, &f->tick);
+	uv_timer_start(&f->tick, cf_on_tick, 10, 10);
+}
+
+static void cf_stop(struct cfix *f)
+{
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (f->client[i].c)
+			conn_close(f->client[i].c);
+	uv_close((uv_handle_t *)&f->listener, NULL);
+	uv_close((uv_handle_t *)&f->tick, NULL);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+	SSL_CTX_free(f->server_ctx);
+	SSL_CTX_free(f->client_ctx);
+}
+
+static void half_close_both_ways(int tls)
+{
+	char dir[] = "/tmp/lxcm-test-pipe-XXXXXX", cmd[128];
+	struct cfix *f = calloc(1, sizeof(*f));
+	struct peer *c0, *c1;
+
+	assert_non_null(f);
+	assert_non_null(mkdtemp(dir));
+	cf_start(f, tls, dir);
+	cf_connect_client(f, 0);
+	cf_connect_client(f, 1);
+	c0 = &f->client[0];
+	c1 = &f->client[1];
+	assert_non_null(stream_pipe_start_conns(f->accepted[0].c, "x", 1, f->accepted[1].c, NULL, 0,
+						cf_pipe_done, f));
+
+	/* Client 0 says hello and half-closes: client 1 gets both. */
+	assert_true(conn_write(c0->c, "hello", 5) >= 0);
+	conn_shutdown_write(c0->c);
+	cf_run_until(f, &c1->ended, "client 1 to see the half-close");
+	assert_int_equal(c1->end_err, 0);
+	assert_int_equal(c1->ngot, 6);
+	assert_memory_equal(c1->got, "xhello", 6);
+	assert_false(f->done);
+
+	/* The other direction keeps flowing after that EOF. */
+	assert_int_equal(conn_write(c1->c, "world", 5), 1);
+	cf_run_until_bytes(f, c0, 5);
+	assert_memory_equal(c0->got, "world", 5);
+	assert_false(c0->ended);
+
+	/* Client 1 ends too: client 0 sees the end and the pipe finishes. */
+	conn_shutdown_write(c1->c);
+	cf_run_until(f, &c0->ended, "client 0 to see the end");
+	assert_int_equal(c0->end_err, 0);
+	cf_run_until(f, &f->done, "the pipe to finish");
+	assert_int_equal(f->first_to_second, 6);
+	assert_int_equal(f->second_to_first, 5);
+	/* (done runs only once both server-side conns are closed) */
+	cf_stop(f);
+	free(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_half_close_tcp(void **state)
+{
+	(void)state;
+	half_close_both_ways(0);
+}
+
+static void test_half_close_tls(void **state)
+{
+	(void)state;
+	half_close_both_ways(1);
+}
+
+/* A peer that goes away for good (a reset) takes the other with it. */
+static void test_close_ends_both(void **state)
+{
+	char dir[] = "/tmp/lxcm-test-pipe-XXXXXX";
+	struct cfix *f = calloc(1, sizeof(*f));
+	struct stream_pipe *p;
+
+	(void)state;
+	assert_non_null(f);
+	assert_non_null(mkdtemp(dir));
+	cf_start(f, 0, dir);
+	cf_connect_client(f, 0);
+	cf_connect_client(f, 1);
+	p = stream_pipe_start_conns(f->accepted[0].c, NULL, 0, f->accepted[1].c, NULL, 0, cf_pipe_done,
+				    f);
+	assert_non_null(p);
+	stream_pipe_close(p);
+	cf_run_until(f, &f->done, "the pipe to finish");
+	cf_run_until(f, &f->client[0].ended, "client 0 to see the end");
+	cf_run_until(f, &f->client[1].ended, "client 1 to see the end");
+	assert_int_equal(f->first_to_second + f->second_to_first, 0);
+	cf_stop(f);
+	free(f);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 /*
  * Half-closed by the user at once, then the cluster sends 4 MiB and ends
  * while the user reads at a pace (16 KiB every 10 ms): the half-closed pipe
@@ -391,6 +680,9 @@ int main(void)
 		cmocka_unit_test(test_half_closed_quiet_is_cut),
 		cmocka_unit_test(test_half_closed_active_lives),
 		cmocka_unit_test(test_half_closed_slow_reader_gets_all),
+		cmocka_unit_test(test_half_close_tcp),
+		cmocka_unit_test(test_half_close_tls),
+		cmocka_unit_test(test_close_ends_both),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
