@@ -105,28 +105,6 @@ static int parse_num(const char *s, long long min, long long max, long long *out
 	return (errno || *end || end == s || *out < min || *out > max) ? -EINVAL : 0;
 }
 
-/* Adds each range of a comma-separated list to cfg->trusted_proxies. */
-static int parse_trusted_proxies(const char *s, struct server_config *cfg)
-{
-	char item[128];
-
-	while (*s) {
-		size_t n = strcspn(s, ",");
-
-		if (n == 0 || n >= sizeof(item) || cfg->ntrusted_proxies >= SERVER_MAX_TRUSTED_PROXIES)
-			return -EINVAL;
-		memcpy(item, s, n);
-		item[n] = '\0';
-		if (net_cidr_parse(item, &cfg->trusted_proxies[cfg->ntrusted_proxies]) != 0)
-			return -EINVAL;
-		cfg->ntrusted_proxies++;
-		s += n;
-		if (*s == ',' && *++s == '\0')
-			return -EINVAL;
-	}
-	return 0;
-}
-
 static int copy_opt(char *dst, size_t len, const char *src)
 {
 	return snprintf(dst, len, "%s", src) >= (int)len ? -ENAMETOOLONG : 0;
@@ -268,7 +246,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			rc = parse_num(optarg, 100, 3600000, &n);
 			cfg->proxy_header_timeout_ms = (uint64_t)n;
 			break;
-		case OPT_TRUSTED_PROXY: rc = optarg[0] ? parse_trusted_proxies(optarg, cfg) : -EINVAL; break;
+		case OPT_TRUSTED_PROXY:
+			rc = net_cidr_list_parse(optarg, cfg->trusted_proxies, SERVER_MAX_TRUSTED_PROXIES,
+						 &cfg->ntrusted_proxies);
+			break;
 		case OPT_PROXY_IDLE:
 			rc = parse_num(optarg, 100, 86400000, &n);
 			cfg->proxy_idle_timeout_ms = (uint64_t)n;
