@@ -826,23 +826,32 @@ static int hc_on_prefix(struct conn *c, const char *data, size_t len)
 	return hc_count_handshake(hc) < 0 ? -ECONNREFUSED : (int)h.len;
 }
 
-/* With proxy_protocol_from, every connection's first bytes are looked at. */
-static void hc_expect_proxy_header(struct http_conn *hc)
+/*
+ * With proxy_protocol_from, every connection's first bytes are looked at.
+ * One whose socket address is unknown (reset before it was accepted, as
+ * HAProxy's TCP checks do) cannot be told apart: it is closed (-1).
+ */
+static int hc_expect_proxy_header(struct http_conn *hc)
 {
 	const struct http_server_config *cfg = &hc->srv->cfg;
 	const char *sa = conn_peer_addr(hc->conn);
 	struct net_addr a;
 
 	if (cfg->nproxy_protocol_from == 0)
-		return;
-	if (net_addr_parse(sa, strlen(sa), &a) == 0 &&
-	    net_cidr_list_contains(cfg->proxy_protocol_from, cfg->nproxy_protocol_from, &a)) {
+		return 0;
+	if (net_addr_parse(sa, strlen(sa), &a) != 0) {
+		LOG_DEBUG("%s: closing a connection of unknown source (%s)", cfg->name, sa);
+		hc_close(hc);
+		return -1;
+	}
+	if (net_cidr_list_contains(cfg->proxy_protocol_from, cfg->nproxy_protocol_from, &a)) {
 		hc->pp = HC_PP_REQUIRED;
 		conn_set_prefix(hc->conn, hc_on_prefix, PROXY_PROTO_MAX_LEN);
 	} else {
 		hc->pp = HC_PP_REFUSED;
 		conn_set_prefix(hc->conn, hc_on_prefix, PROXY_PROTO_V2_HEAD_LEN);
 	}
+	return 0;
 }
 
 static void http_server_on_connection(uv_stream_t *listener, int status)
@@ -880,7 +889,8 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
 		conn_close(c);
 		return;
 	}
-	hc_expect_proxy_header(hc);
+	if (hc_expect_proxy_header(hc) < 0)
+		return;
 	/* From a load balancer the handshake counts once its client is known. */
 	if (hc->pp != HC_PP_REQUIRED && hc_count_handshake(hc) < 0)
 		return;
