@@ -74,7 +74,9 @@ frontend conn_in
     default_backend conn
 
 backend conn
-    server lxcm 127.0.0.1:{conn_port} source {lb} send-proxy
+    option httpchk GET /1.0/status
+    http-check expect status 200
+    server lxcm 127.0.0.1:{conn_port} source {lb} send-proxy check inter 500ms check-ssl verify none
 """
 
 
@@ -314,14 +316,18 @@ def test_join_rate_limit_keyed_on_header_address():
 
 @t.test
 def test_haproxy_health_checks_accepted():
-    # HAProxy's checks send a v2 LOCAL header, then TLS and GET /1.0/status:
-    # the server takes them, with HAProxy's own address.
-    row = L.wait_for(lambda: (lambda r: r if r.get("check_status") == "L7OK" else None)(
-        haproxy_stat("mgmt", "lxcm")), timeout=30, what="an L7OK health check")
-    L.eq(row["status"], "UP", "the management listener's state in HAProxy")
+    # HAProxy's checks send a PROXY header (v2: LOCAL), then TLS and
+    # GET /1.0/status: the server takes them, with HAProxy's own address.
+    for backend in ("mgmt", "conn"):
+        row = L.wait_for(lambda: (lambda r: r if r.get("check_status") == "L7OK" else None)(
+            haproxy_stat(backend, "lxcm")), timeout=30, what="an L7OK check of " + backend)
+        L.eq(row["status"], "UP", "the state of %s in HAProxy" % backend)
     log = server_log()
     L.check("management: %s relays %s (PROXY protocol v2)" % (LB, LB) in log,
             "a LOCAL health check keeps HAProxy's own address")
+    # v1 checks carry the check connection's own addresses.
+    L.check("connector: %s relays %s (PROXY protocol v1)" % (LB, LB) in log,
+            "v1 health checks")
     L.check("closing %s" % LB not in log, "no connection from HAProxy refused:\n%s" % log[-3000:])
 
 
