@@ -327,13 +327,13 @@ static void conn_free(struct conn *c)
 {
 	if (c->cbs && c->cbs->on_close)
 		c->cbs->on_close(c);
+	free(c->pre); /* a prefix that never ended */
 	if (c->ai_list)
 		uv_freeaddrinfo(c->ai_list);
 	SSL_free(c->ssl); /* frees the BIOs too */
 	SSL_CTX_free(c->ctx);
 	conn_req_free(c->wq);
 	free(c->rkeep);
-	free(c->pre);
 	free(c->early);
 	free(c->host);
 	free(c);

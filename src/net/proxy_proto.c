@@ -101,7 +101,8 @@ static int pp_v1_ipv4(struct slice s, struct net_addr *out)
 	for (i = 0; i <= s.len; i++) {
 		if (i < s.len && s.base[i] != '.')
 			continue;
-		if (part == 4 || pp_v1_decimal(slice_make(s.base + start, i - start), 3, 255, &v) < 0)
+		if (part == 4 ||
+		    pp_v1_decimal(slice_make(s.base + start, i - start), 3, 255, &v) < 0)
 			return -1;
 		out->bytes[part++] = (uint8_t)v;
 		start = i + 1;
@@ -207,7 +208,8 @@ static enum proxy_proto_status pp_v1(const unsigned char *p, size_t len,
 	if (proto == NULL)
 		return pp_invalid(out, "v1: protocol not TCP4, TCP6 or UNKNOWN");
 	/* Characters are checked as they come, the fields once the line is whole. */
-	for (i = siglen + proto->len; proto->v6 >= 0 && i < len && p[i] != '\r' && p[i] != '\n'; i++)
+	for (i = siglen + proto->len; proto->v6 >= 0 && i < len && p[i] != '\r' && p[i] != '\n';
+	     i++)
 		if (!pp_v1_addr_char(p[i]))
 			return pp_invalid(out, "v1: unexpected character");
 	end = pp_v1_line_end(p, len, out, &st);
@@ -254,8 +256,10 @@ static enum proxy_proto_status pp_v2_head(const unsigned char *p, size_t len,
 	size_t total;
 	int fam;
 
-	if (len > 12 && ((p[12] >> 4) != 2 || (p[12] & 0xf) > PP2_CMD_PROXY))
-		return pp_invalid(out, (p[12] >> 4) != 2 ? "v2: version not 2" : "v2: unknown command");
+	if (len > 12 && (p[12] >> 4) != 2)
+		return pp_invalid(out, "v2: version not 2");
+	if (len > 12 && (p[12] & 0xf) > PP2_CMD_PROXY)
+		return pp_invalid(out, "v2: unknown command");
 	if (len > 13 && ((p[13] >> 4) > PP2_AF_MAX || (p[13] & 0xf) > PP2_TP_MAX))
 		return pp_invalid(out, "v2: unknown address family or transport");
 	if (len < PROXY_PROTO_V2_HEAD_LEN)

@@ -256,7 +256,8 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			cfg->proxy_header_timeout_ms = (uint64_t)n;
 			break;
 		case OPT_TRUSTED_PROXY:
-			rc = net_cidr_list_parse(optarg, cfg->trusted_proxies, SERVER_MAX_TRUSTED_PROXIES,
+			rc = net_cidr_list_parse(optarg, cfg->trusted_proxies,
+						 SERVER_MAX_TRUSTED_PROXIES,
 						 &cfg->ntrusted_proxies);
 			break;
 		case OPT_PROXY_PROTOCOL_FROM:

@@ -192,8 +192,9 @@ static void refused(struct fixture *f, const char *src, const void *prefix, size
 
 #define V1 "PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n"
 static const unsigned char v2_tcp6[] = {
-	0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x21, 0x00,
-	0x29,										      /* 36 + TLV */
+	/* signature, PROXY, TCP6, 36 + 5 bytes */
+	0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+	0x55, 0x49, 0x54, 0x0A, 0x21, 0x21, 0x00, 0x29,
 	0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42, /* 2001:db8::42 */
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x12, 0x34, 0x01, 0xbb,
 	0x04, 0x00, 0x02, 'x', 'y', /* a NOOP TLV */
@@ -209,7 +210,8 @@ static void test_header_address(void **state)
 	size_t i;
 
 	(void)state;
-	assert_string_equal(who(f, LB, V1, strlen(V1), out, sizeof(out)), "203.0.113.7 203.0.113.7");
+	assert_string_equal(who(f, LB, V1, strlen(V1), out, sizeof(out)),
+			    "203.0.113.7 203.0.113.7");
 	assert_string_equal(who(f, LB, v2_tcp6, sizeof(v2_tcp6), out, sizeof(out)),
 			    "2001:db8::42 2001:db8::42");
 	/* A health check (v2 LOCAL) and UNKNOWN keep the socket's address. */
@@ -310,7 +312,8 @@ static void test_tls(void **state)
 	assert_int_equal(SSL_connect(ssl), 1);
 	assert_int_equal(SSL_write(ssl, GET_WHO, (int)strlen(GET_WHO)), (int)strlen(GET_WHO));
 	n = 0;
-	for (i = 0; n < (int)sizeof(out) - 1 && (i = SSL_read(ssl, out + n, (int)sizeof(out) - 1 - n)) > 0;)
+	while (n < (int)sizeof(out) - 1 &&
+	       (i = SSL_read(ssl, out + n, (int)sizeof(out) - 1 - n)) > 0)
 		n += i;
 	out[n] = '\0';
 	assert_non_null(strstr(out, "\r\n\r\n203.0.113.7 203.0.113.7"));
