@@ -894,6 +894,45 @@ def fixed_bugs():
         + pget("/1.0")).encode())
 
 
+# ---------------------------------------------------------------- proxy_proto
+def pp2(ver_cmd, fam, block):
+    """A PROXY protocol v2 header: signature, version/command, family, length, block."""
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([ver_cmd, fam])
+            + struct.pack("!H", len(block)) + block)
+
+
+def proxy_proto():
+    v4 = bytes([192, 0, 2, 1, 198, 51, 100, 2]) + struct.pack("!HH", 56324, 443)
+    v6 = (bytes.fromhex("20010db8000000000000000000000001")
+          + bytes.fromhex("20010db8000000000000000000000002") + struct.pack("!HH", 80, 443))
+    hello = b"\x16\x03\x01\x00\x05hello"
+    write("proxy_proto", "v1_tcp4", b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n" + hello)
+    write("proxy_proto", "v1_tcp4_max", b"PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n")
+    write("proxy_proto", "v1_tcp6", b"PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n" + hello)
+    write("proxy_proto", "v1_tcp6_mapped", b"PROXY TCP6 ::ffff:192.0.2.7 ::1 1000 443\r\n")
+    write("proxy_proto", "v1_unknown", b"PROXY UNKNOWN\r\n" + hello)
+    write("proxy_proto", "v1_unknown_long", b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+          b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n")
+    write("proxy_proto", "v1_partial", b"PROXY TCP4 192.0.2.1 198.5")
+    write("proxy_proto", "v1_leading_zero", b"PROXY TCP4 192.0.02.1 198.51.100.2 1 2\r\n")
+    write("proxy_proto", "v1_lone_lf", b"PROXY TCP4 192.0.2.1 198.51.100.2 1 2\n")
+    write("proxy_proto", "v2_tcp4", pp2(0x21, 0x11, v4) + hello)
+    write("proxy_proto", "v2_tcp6", pp2(0x21, 0x21, v6) + hello)
+    write("proxy_proto", "v2_tcp4_tlvs", pp2(0x21, 0x11, v4 + b"\x01\x00\x02h2\x04\x00\x00"
+                                              + b"\xea\x00\x05vpc-1"))
+    write("proxy_proto", "v2_local", pp2(0x20, 0x00, b"") + hello)
+    write("proxy_proto", "v2_local_block", pp2(0x20, 0x11, v4))
+    write("proxy_proto", "v2_unix", pp2(0x21, 0x31, b"/run/a".ljust(216, b"\x00")))
+    write("proxy_proto", "v2_udp", pp2(0x21, 0x12, v4))
+    write("proxy_proto", "v2_unspec", pp2(0x21, 0x00, b"junk"))
+    write("proxy_proto", "v2_short_block", pp2(0x21, 0x11, v4[:8]))
+    write("proxy_proto", "v2_truncated_tlv", pp2(0x21, 0x11, v4 + b"\x01\x00\x09ab"))
+    write("proxy_proto", "v2_partial", pp2(0x21, 0x21, v6)[:30])
+    write("proxy_proto", "v2_at_cap", pp2(0x21, 0x11, v4 + b"\x04" + struct.pack("!H", 4065)
+                                          + b"n" * 4065))
+    write("proxy_proto", "tls_client_hello", hello)
+
+
 if __name__ == "__main__":
     if "--known-bugs" in sys.argv[1:]:
         proxy_known_bugs()
@@ -915,4 +954,5 @@ if __name__ == "__main__":
     tls()
     agent_forward()
     proxy()
+    proxy_proto()
     fixed_bugs()

@@ -7,7 +7,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libuv1-dev libssl-dev node-llhttp libnghttp2-dev libjansson-dev
 libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
 lxd lxd-client curl jq python3 procps iproute2 openssl
-nginx openssh-server openssh-client wrk"
+nginx openssh-server openssh-client wrk haproxy"
 
 missing=""
 for p in $PKGS; do

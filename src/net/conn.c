@@ -11,6 +11,10 @@
  * connection holds no buffer. All reads share one loop-wide buffer because
  * libuv delivers them synchronously and we consume them before returning.
  *
+ * A server-side conn may first read a prefix (conn_set_prefix) before any
+ * of this: while it is incomplete, libuv reads into c->pre, a buffer of the
+ * prefix's cap, and what follows the prefix is then handled as a read.
+ *
  * Re-entrancy: user callbacks may call conn_close; every loop that calls
  * back checks CONN_F_CLOSING afterwards and stops.
  */
@@ -89,6 +93,10 @@ struct conn {
 	char pin[65];
 	char fingerprint[65];
 	char peer_addr[64];
+	char socket_addr[64]; /* set once conn_set_peer_addr replaced peer_addr */
+	conn_prefix_fn prefix_fn; /* the prefix is not complete yet */
+	char *pre;		  /* its bytes so far (pre_len of pre_cap) */
+	size_t pre_len, pre_cap;
 };
 
 struct conn_write_req {
@@ -246,6 +254,24 @@ const char *conn_peer_addr(const struct conn *c)
 	return c->peer_addr;
 }
 
+const char *conn_socket_addr(const struct conn *c)
+{
+	return c->socket_addr[0] ? c->socket_addr : c->peer_addr;
+}
+
+void conn_set_peer_addr(struct conn *c, const char *addr)
+{
+	if (c->socket_addr[0] == '\0')
+		memcpy(c->socket_addr, c->peer_addr, sizeof(c->socket_addr));
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", addr);
+}
+
+void conn_set_prefix(struct conn *c, conn_prefix_fn fn, size_t cap)
+{
+	c->prefix_fn = fn;
+	c->pre_cap = cap;
+}
+
 size_t conn_write_pending(const struct conn *c)
 {
 	return c->pending;
@@ -309,6 +335,7 @@ static void conn_free(struct conn *c)
 {
 	if (c->cbs && c->cbs->on_close)
 		c->cbs->on_close(c);
+	free(c->pre); /* a prefix that never ended */
 	if (c->ai_list)
 		uv_freeaddrinfo(c->ai_list);
 	SSL_free(c->ssl); /* frees the BIOs too */
@@ -654,11 +681,28 @@ void conn_shutdown_write(struct conn *c)
 
 /* ---- reading ---- */
 
+/*
+ * Reads go to the loop-wide buffer, except while a prefix is incomplete:
+ * then into c->pre, never past its cap, so that nothing read is lost when
+ * the prefix turns out to end early. (A NULL buffer makes libuv report
+ * UV_ENOBUFS, which ends the conn.)
+ */
 static void conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	(void)h;
+	struct conn *c = h->data;
+
 	(void)suggested;
-	*buf = uv_buf_init(conn_read_buf, sizeof(conn_read_buf));
+	if (c->prefix_fn == NULL) {
+		*buf = uv_buf_init(conn_read_buf, sizeof(conn_read_buf));
+		return;
+	}
+	if (c->pre == NULL)
+		c->pre = malloc(c->pre_cap);
+	if (c->pre == NULL || c->pre_len >= c->pre_cap) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init(c->pre + c->pre_len, (unsigned)(c->pre_cap - c->pre_len));
 }
 
 /*
@@ -689,6 +733,53 @@ static int conn_rkeep_append(struct conn *c, const char *p, size_t n)
 	return 0;
 }
 
+/* Bytes read from the socket (after any prefix): to TLS or to the user. */
+static void conn_input(struct conn *c, char *data, size_t len)
+{
+	if (c->ssl) {
+		c->rin = data;
+		c->rin_len = len;
+		conn_tls_input(c);
+		if (c->rin_len && !(c->flags & (CONN_F_CLOSING | CONN_F_ENDED)) &&
+		    conn_rkeep_append(c, c->rin, c->rin_len) < 0)
+			conn_end(c, -ENOMEM);
+		c->rin = NULL;
+		c->rin_len = 0;
+	} else if (c->cbs && c->cbs->on_data) {
+		c->cbs->on_data(c, data, len);
+	}
+}
+
+/* n more bytes of the prefix are in c->pre: ask the user whether it is whole. */
+static void conn_prefix_input(struct conn *c, size_t n)
+{
+	char *pre;
+	size_t len;
+	int rc;
+
+	c->pre_len += n;
+	rc = c->prefix_fn(c, c->pre, c->pre_len);
+	if (c->flags & (CONN_F_CLOSING | CONN_F_ENDED))
+		return;
+	if (rc == CONN_PREFIX_MORE && c->pre_len < c->pre_cap)
+		return;
+	if (rc < 0) {
+		/* Nothing more is read: a full c->pre would make libuv spin. */
+		uv_read_stop(&c->h.stream);
+		c->flags &= ~CONN_F_UV_READING;
+		conn_end(c, rc == CONN_PREFIX_MORE ? CONN_EPREFIX : rc);
+		return;
+	}
+	pre = c->pre;
+	len = c->pre_len;
+	c->prefix_fn = NULL;
+	c->pre = NULL;
+	c->pre_len = 0;
+	if ((size_t)rc < len)
+		conn_input(c, pre + rc, len - (size_t)rc);
+	free(pre);
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = s->data;
@@ -705,18 +796,10 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	if (c->ssl) {
-		c->rin = buf->base;
-		c->rin_len = (size_t)nread;
-		conn_tls_input(c);
-		if (c->rin_len && !(c->flags & (CONN_F_CLOSING | CONN_F_ENDED)) &&
-		    conn_rkeep_append(c, c->rin, c->rin_len) < 0)
-			conn_end(c, -ENOMEM);
-		c->rin = NULL;
-		c->rin_len = 0;
-	} else if (c->cbs && c->cbs->on_data) {
-		c->cbs->on_data(c, buf->base, (size_t)nread);
-	}
+	if (c->prefix_fn)
+		conn_prefix_input(c, (size_t)nread);
+	else
+		conn_input(c, buf->base, (size_t)nread);
 }
 
 static void conn_uv_read_start(struct conn *c)

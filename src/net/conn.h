@@ -34,6 +34,8 @@
 
 #define CONN_EPIN (-10001) /* peer certificate does not match the pinned fingerprint */
 #define CONN_ETLS (-10002) /* TLS handshake or record failure */
+#define CONN_EPREFIX (-10003) /* the prefix did not end within its cap */
+#define CONN_PREFIX_MORE (-10004) /* conn_prefix_fn: not complete yet, read on */
 
 #define CONN_HIGH_WATER_DEFAULT (256 * 1024)
 
@@ -55,6 +57,26 @@ int conn_accept(struct conn *c, uv_stream_t *server);
 /* Resolves host and connects (client role); sni NULL means host unless it is an IP. */
 int conn_connect_tcp(struct conn *c, const char *host, int port);
 int conn_connect_unix(struct conn *c, const char *path);
+/*
+ * Server role: a prefix the peer sends before anything else (a PROXY
+ * protocol header, proxy_proto.h), read before TLS starts. Set it right
+ * after conn_accept. Until the prefix is complete, raw bytes are read into
+ * a buffer of the conn, at most cap bytes, and fn is called with all of
+ * them each time more arrived. fn returns:
+ *   n >= 0            the prefix is complete and is the first n bytes; they
+ *                     are dropped and the rest goes on to TLS (or on_data)
+ *                     as if just read. fn is not called again.
+ *   CONN_PREFIX_MORE  read on; if cap bytes are already in, the connection
+ *                     ends with CONN_EPREFIX.
+ *   other negative    the connection ends with this code (on_end).
+ * fn may also conn_close (nothing then follows) or conn_set_peer_addr. The
+ * peer's EOF before the prefix is complete is on_end(c, 0) as usual. No
+ * timer is kept here: the user's (a header timeout) covers the prefix.
+ */
+typedef int (*conn_prefix_fn)(struct conn *c, const char *data, size_t len);
+void conn_set_prefix(struct conn *c, conn_prefix_fn fn, size_t cap);
+/* Replaces what conn_peer_addr says (the address a PROXY header gave). */
+void conn_set_peer_addr(struct conn *c, const char *addr);
 /* Client role only: fail the handshake unless the peer's SHA-256 matches. */
 void conn_set_pin(struct conn *c, const char *fingerprint);
 void conn_set_high_water(struct conn *c, size_t bytes);
@@ -100,8 +122,13 @@ uv_loop_t *conn_loop(const struct conn *c);
 const char *conn_peer_fingerprint(const struct conn *c);
 /* PEM of the peer certificate (malloc'd) or NULL. */
 char *conn_peer_cert_pem(const struct conn *c);
-/* The socket's peer address without port ("127.0.0.1", "::1", "unix"). */
+/*
+ * The peer's address without port ("127.0.0.1", "::1", "unix"): the
+ * socket's, unless conn_set_peer_addr replaced it.
+ */
 const char *conn_peer_addr(const struct conn *c);
+/* Always the socket's peer address. */
+const char *conn_socket_addr(const struct conn *c);
 int conn_is_tls(const struct conn *c);
 /* ALPN protocol chosen, or NULL. */
 const char *conn_alpn(const struct conn *c, unsigned *len);

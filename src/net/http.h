@@ -106,7 +106,11 @@ struct http_request {
 	 * X-Forwarded-For entry that is not a trusted proxy.
 	 */
 	const char *peer_addr;
-	const char *socket_addr; /* always the socket's address */
+	/*
+	 * The connection's address: the socket's, or, when the socket's is in
+	 * http_server_config.proxy_protocol_from, the one in its PROXY header.
+	 */
+	const char *socket_addr;
 	char forwarded_addr[NET_ADDR_TEXT_MAX];
 	uint64_t start_ms;
 
@@ -138,6 +142,16 @@ struct http_server_config {
 	/* Sources whose X-Forwarded-For is believed (none: it never is). */
 	const struct net_cidr *trusted_proxies;
 	size_t ntrusted_proxies;
+	/*
+	 * Sources that must open every connection with a PROXY protocol header
+	 * (L4 load balancers, proxy_proto.h), read before TLS. Its address then
+	 * is the connection's: socket_addr, the handshake cap per address, and
+	 * where trusted_proxies start from. A missing or bad header closes the
+	 * connection; so does a header from any other source. None: no header
+	 * is ever looked for.
+	 */
+	const struct net_cidr *proxy_protocol_from;
+	size_t nproxy_protocol_from;
 	void *data;
 	const char *name; /* for logs: "management", "connector" */
 	/*

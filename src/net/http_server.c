@@ -19,6 +19,7 @@
 
 #include "common/envelope.h"
 #include "common/log.h"
+#include "net/proxy_proto.h"
 #include "net/router.h"
 
 enum {
@@ -34,6 +35,13 @@ enum {
 };
 
 enum timer_mode { TM_NONE, TM_HEADER, TM_IDLE, TM_BODY, TM_NEXT };
+
+/* A connection's first bytes, with --proxy-protocol-from (proxy_proto.h). */
+enum {
+	HC_PP_NONE,	/* nothing (more) to look for */
+	HC_PP_REQUIRED, /* from a listed source: a header must come first */
+	HC_PP_REFUSED,	/* from another source: a header would be a spoof */
+};
 
 struct hc_hdr_off {
 	size_t name_off, name_len, value_off, value_len;
@@ -57,6 +65,7 @@ struct http_conn {
 	int error_status; /* set by a parser callback to answer with this status */
 	int handshaking;  /* counted in srv->handshakes until TLS is up */
 	int upgrade_ok;	  /* the current request is an upgrade its route takes */
+	int pp;		  /* HC_PP_*: the PROXY protocol header still awaited */
 	struct http_conn *prev, *next;
 };
 
@@ -224,8 +233,9 @@ static void hc_on_timer(uv_timer_t *t)
 		hc_next_request(hc);
 		break;
 	case TM_HEADER:
-		LOG_INFO("%s: closing %s: no complete request head within %llu ms",
-			 hc->srv->cfg.name, conn_peer_addr(hc->conn),
+		LOG_INFO("%s: closing %s: no complete %s within %llu ms", hc->srv->cfg.name,
+			 conn_peer_addr(hc->conn),
+			 hc->pp == HC_PP_REQUIRED ? "PROXY protocol header" : "request head",
 			 (unsigned long long)hc->srv->cfg.limits.header_timeout_ms);
 		hc_close(hc);
 		break;
@@ -310,7 +320,10 @@ static void hc_on_end(struct conn *c, int err)
 {
 	struct http_conn *hc = conn_data(c);
 
-	(void)err;
+	if (hc->pp == HC_PP_REQUIRED)
+		LOG_INFO("%s: closing %s: the connection ended inside its PROXY protocol header (%s)",
+			 hc->srv->cfg.name, conn_peer_addr(c),
+			 err == 0 ? "end of stream" : err == CONN_EPREFIX ? "too long" : uv_strerror(err));
 	hc_close(hc);
 }
 
@@ -752,6 +765,95 @@ static void hc_parse(struct http_conn *hc, const char *data, size_t len)
 
 /* ---- accepting ---- */
 
+/* Counts a TLS connection's handshake under its address; -1: refused and closed. */
+static int hc_count_handshake(struct http_conn *hc)
+{
+	struct http_server *srv = hc->srv;
+	size_t n;
+
+	if (srv->cfg.tls == NULL)
+		return 0;
+	/* A flood of unfinished handshakes from one address is cut here. */
+	n = ipc_inc(srv, conn_peer_addr(hc->conn));
+	hc->handshaking = n > 0;
+	if (n == 0 || n > srv->cfg.limits.max_handshakes_per_ip) {
+		if (n == srv->cfg.limits.max_handshakes_per_ip + 1)
+			LOG_WARN("%s: %s has %zu TLS handshakes in progress; refusing more",
+				 srv->cfg.name, conn_peer_addr(hc->conn), n - 1);
+		hc_close(hc);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * conn_prefix_fn with proxy_protocol_from. From a listed source the header
+ * must come first, and its address becomes the connection's before the
+ * handshake is counted. From any other source the first bytes are only
+ * looked at until they cannot be a header (a ClientHello's first byte): a
+ * header there would let the client choose its address, so it is refused.
+ */
+static int hc_on_prefix(struct conn *c, const char *data, size_t len)
+{
+	struct http_conn *hc = conn_data(c);
+	const char *name = hc->srv->cfg.name;
+	struct proxy_proto_header h;
+	enum proxy_proto_status st = proxy_proto_parse(data, len, &h);
+	char addr[NET_ADDR_TEXT_MAX];
+	int mode = hc->pp;
+
+	if (st == PROXY_PROTO_MORE && (mode == HC_PP_REQUIRED || len < PROXY_PROTO_V2_HEAD_LEN))
+		return CONN_PREFIX_MORE;
+	hc->pp = HC_PP_NONE;
+	if (mode == HC_PP_REFUSED && st == PROXY_PROTO_INVALID)
+		return 0; /* not a header: every byte goes on */
+	if (mode == HC_PP_REFUSED || st == PROXY_PROTO_INVALID) {
+		if (mode == HC_PP_REFUSED)
+			LOG_INFO("%s: closing %s: a PROXY protocol header from a source not in "
+				 "--proxy-protocol-from", name, conn_peer_addr(c));
+		else
+			LOG_INFO("%s: closing %s: no valid PROXY protocol header: %s", name,
+				 conn_peer_addr(c), h.error);
+		hc_close(hc);
+		return -EPROTO;
+	}
+	if (h.has_addr) {
+		net_addr_format(&h.src, addr);
+		conn_set_peer_addr(c, addr);
+	}
+	LOG_DEBUG("%s: %s relays %s (PROXY protocol v%d)", name, conn_socket_addr(c),
+		  conn_peer_addr(c), h.version);
+	return hc_count_handshake(hc) < 0 ? -ECONNREFUSED : (int)h.len;
+}
+
+/*
+ * With proxy_protocol_from, every connection's first bytes are looked at.
+ * One whose socket address is unknown (reset before it was accepted, as
+ * HAProxy's TCP checks do) cannot be told apart: it is closed (-1).
+ */
+static int hc_expect_proxy_header(struct http_conn *hc)
+{
+	const struct http_server_config *cfg = &hc->srv->cfg;
+	const char *sa = conn_peer_addr(hc->conn);
+	struct net_addr a;
+
+	if (cfg->nproxy_protocol_from == 0)
+		return 0;
+	if (net_addr_parse(sa, strlen(sa), &a) != 0) {
+		LOG_DEBUG("%s: closing a connection of unknown source (%s)", cfg->name, sa);
+		hc_close(hc);
+		return -1;
+	}
+	if (net_cidr_list_contains(cfg->proxy_protocol_from, cfg->nproxy_protocol_from, &a)) {
+		hc->pp = HC_PP_REQUIRED;
+		conn_set_prefix(hc->conn, hc_on_prefix, PROXY_PROTO_MAX_LEN);
+	} else {
+		hc->pp = HC_PP_REFUSED;
+		conn_set_prefix(hc->conn, hc_on_prefix, PROXY_PROTO_V2_HEAD_LEN);
+	}
+	return 0;
+}
+
 static void http_server_on_connection(uv_stream_t *listener, int status)
 {
 	struct http_server *srv = listener->data;
@@ -787,20 +889,13 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
 		conn_close(c);
 		return;
 	}
-	if (srv->cfg.tls) {
-		/* A flood of unfinished handshakes from one address is cut here. */
-		size_t n = ipc_inc(srv, conn_peer_addr(c));
-
-		hc->handshaking = n > 0;
-		if (n == 0 || n > srv->cfg.limits.max_handshakes_per_ip) {
-			if (n == srv->cfg.limits.max_handshakes_per_ip + 1)
-				LOG_WARN("%s: %s has %zu TLS handshakes in progress; refusing more",
-					 srv->cfg.name, conn_peer_addr(c), n - 1);
-			conn_close(c);
-			return;
-		}
-	}
-	/* A new connection must finish TLS and send a whole request head in time. */
+	if (hc_expect_proxy_header(hc) < 0)
+		return;
+	/* From a load balancer the handshake counts once its client is known. */
+	if (hc->pp != HC_PP_REQUIRED && hc_count_handshake(hc) < 0)
+		return;
+	/* A new connection must send its PROXY header, finish TLS and send a
+	 * whole request head in time. */
 	hc_timer(hc, TM_HEADER, srv->cfg.limits.header_timeout_ms);
 }
 

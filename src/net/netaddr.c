@@ -12,6 +12,7 @@ static const uint8_t net_v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x
 int net_addr_parse(const char *s, size_t len, struct net_addr *out)
 {
 	char text[NET_ADDR_TEXT_MAX];
+	uint8_t b6[16];
 
 	while (len && (*s == ' ' || *s == '\t')) {
 		s++;
@@ -30,15 +31,21 @@ int net_addr_parse(const char *s, size_t len, struct net_addr *out)
 	memset(out, 0, sizeof(*out));
 	if (inet_pton(AF_INET, text, out->bytes) == 1)
 		return 0;
-	if (inet_pton(AF_INET6, text, out->bytes) != 1)
+	if (inet_pton(AF_INET6, text, b6) != 1)
 		return -EINVAL;
-	if (memcmp(out->bytes, net_v4_mapped, sizeof(net_v4_mapped)) == 0) {
-		memmove(out->bytes, out->bytes + 12, 4);
-		memset(out->bytes + 4, 0, 12);
-		return 0;
-	}
-	out->v6 = 1;
+	net_addr_from_bytes(1, b6, out);
 	return 0;
+}
+
+void net_addr_from_bytes(int v6, const uint8_t *bytes, struct net_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (v6 && memcmp(bytes, net_v4_mapped, sizeof(net_v4_mapped)) != 0) {
+		out->v6 = 1;
+		memcpy(out->bytes, bytes, 16);
+	} else {
+		memcpy(out->bytes, v6 ? bytes + 12 : bytes, 4);
+	}
 }
 
 void net_addr_format(const struct net_addr *a, char out[NET_ADDR_TEXT_MAX])
@@ -87,6 +94,29 @@ int net_cidr_contains(const struct net_cidr *c, const struct net_addr *a)
 			return 0;
 	}
 	return 1;
+}
+
+int net_cidr_list_parse(const char *s, struct net_cidr *list, size_t max, size_t *n)
+{
+	char item[128];
+
+	if (*s == '\0')
+		return -EINVAL;
+	while (*s) {
+		size_t len = strcspn(s, ",");
+
+		if (len == 0 || len >= sizeof(item) || *n >= max)
+			return -EINVAL;
+		memcpy(item, s, len);
+		item[len] = '\0';
+		if (net_cidr_parse(item, &list[*n]) != 0)
+			return -EINVAL;
+		(*n)++;
+		s += len;
+		if (*s == ',' && *++s == '\0')
+			return -EINVAL;
+	}
+	return 0;
 }
 
 int net_cidr_list_contains(const struct net_cidr *list, size_t n, const struct net_addr *a)

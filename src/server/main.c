@@ -57,6 +57,13 @@ static void usage(FILE *f)
 	      "                                  every third of it (default 45000)\n"
 	      "  --trusted-proxy CIDR[,CIDR...]  believe X-Forwarded-For from these sources\n"
 	      "                                  (repeatable; default: none, never believed)\n"
+	      "  --proxy-protocol-from CIDR[,CIDR...]\n"
+	      "                                  connections from these sources (L4 load\n"
+	      "                                  balancers) must start with a PROXY protocol\n"
+	      "                                  v1 or v2 header, whose address becomes the\n"
+	      "                                  client's; on both listeners. A header from any\n"
+	      "                                  other source is refused (repeatable; default:\n"
+	      "                                  none, no header is read)\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -105,28 +112,6 @@ static int parse_num(const char *s, long long min, long long max, long long *out
 	return (errno || *end || end == s || *out < min || *out > max) ? -EINVAL : 0;
 }
 
-/* Adds each range of a comma-separated list to cfg->trusted_proxies. */
-static int parse_trusted_proxies(const char *s, struct server_config *cfg)
-{
-	char item[128];
-
-	while (*s) {
-		size_t n = strcspn(s, ",");
-
-		if (n == 0 || n >= sizeof(item) || cfg->ntrusted_proxies >= SERVER_MAX_TRUSTED_PROXIES)
-			return -EINVAL;
-		memcpy(item, s, n);
-		item[n] = '\0';
-		if (net_cidr_parse(item, &cfg->trusted_proxies[cfg->ntrusted_proxies]) != 0)
-			return -EINVAL;
-		cfg->ntrusted_proxies++;
-		s += n;
-		if (*s == ',' && *++s == '\0')
-			return -EINVAL;
-	}
-	return 0;
-}
-
 static int copy_opt(char *dst, size_t len, const char *src)
 {
 	return snprintf(dst, len, "%s", src) >= (int)len ? -ENAMETOOLONG : 0;
@@ -156,6 +141,7 @@ enum {
 	OPT_TUNNEL_DEAD,
 	OPT_PROXY_IDLE,
 	OPT_PROXY_FIN,
+	OPT_PROXY_PROTOCOL_FROM,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -184,6 +170,7 @@ static const struct option long_opts[] = {
 	{"tunnel-dead-after", required_argument, NULL, OPT_TUNNEL_DEAD},
 	{"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
 	{"proxy-fin-timeout", required_argument, NULL, OPT_PROXY_FIN},
+	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -268,7 +255,16 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			rc = parse_num(optarg, 100, 3600000, &n);
 			cfg->proxy_header_timeout_ms = (uint64_t)n;
 			break;
-		case OPT_TRUSTED_PROXY: rc = optarg[0] ? parse_trusted_proxies(optarg, cfg) : -EINVAL; break;
+		case OPT_TRUSTED_PROXY:
+			rc = net_cidr_list_parse(optarg, cfg->trusted_proxies,
+						 SERVER_MAX_TRUSTED_PROXIES,
+						 &cfg->ntrusted_proxies);
+			break;
+		case OPT_PROXY_PROTOCOL_FROM:
+			rc = net_cidr_list_parse(optarg, cfg->proxy_protocol_from,
+						 SERVER_MAX_PROXY_PROTOCOL_FROM,
+						 &cfg->nproxy_protocol_from);
+			break;
 		case OPT_PROXY_IDLE:
 			rc = parse_num(optarg, 100, 86400000, &n);
 			cfg->proxy_idle_timeout_ms = (uint64_t)n;
@@ -413,6 +409,8 @@ static int server_listen(struct server *srv)
 	m.limits = srv->cfg.limits;
 	m.trusted_proxies = srv->cfg.trusted_proxies;
 	m.ntrusted_proxies = srv->cfg.ntrusted_proxies;
+	m.proxy_protocol_from = srv->cfg.proxy_protocol_from;
+	m.nproxy_protocol_from = srv->cfg.nproxy_protocol_from;
 	m.data = srv;
 	m.name = "management";
 	m.pre_route = auth_management_pre_route;

@@ -27,6 +27,7 @@
 #define SERVER_STATUS_BODY_MAX (8 * 1024 * 1024) /* heartbeats carry metrics */
 #define SERVER_MAX_API_TOKENS 64
 #define SERVER_MAX_TRUSTED_PROXIES 64
+#define SERVER_MAX_PROXY_PROTOCOL_FROM 64
 
 struct server_config {
 	const char *data_dir;
@@ -51,6 +52,9 @@ struct server_config {
 	struct http_limits limits;
 	struct net_cidr trusted_proxies[SERVER_MAX_TRUSTED_PROXIES]; /* --trusted-proxy */
 	size_t ntrusted_proxies;
+	/* --proxy-protocol-from: sources that must send a PROXY protocol header */
+	struct net_cidr proxy_protocol_from[SERVER_MAX_PROXY_PROTOCOL_FROM];
+	size_t nproxy_protocol_from;
 };
 
 struct enrolled;

@@ -70,11 +70,61 @@ static void test_cidr(void **state)
 	assert_false(in("2001:db8::/33", "2001:db8:8000::1"));
 }
 
+/* --trusted-proxy and --proxy-protocol-from lists: appended, capped, strict. */
+static void test_cidr_list(void **state)
+{
+	static const char *const bad[] = {"", ",", "10.0.0.0/8,", ",10.0.0.0/8", "10.0.0.0/8,,::1",
+					  "10.0.0.0/33", "example.com"};
+	struct net_cidr list[3];
+	struct net_addr a;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(net_cidr_list_parse("10.0.0.0/8,::1", list, 3, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(net_cidr_list_parse("192.0.2.7", list, 3, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(net_addr_parse("192.0.2.7", 9, &a), 0);
+	assert_true(net_cidr_list_contains(list, n, &a));
+	assert_int_equal(net_addr_parse("::1", 3, &a), 0);
+	assert_true(net_cidr_list_contains(list, n, &a));
+	/* Full: one more is refused. */
+	assert_int_not_equal(net_cidr_list_parse("10.0.0.1", list, 3, &n), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = 0;
+		assert_int_not_equal(net_cidr_list_parse(bad[i], list, 3, &n), 0);
+	}
+}
+
+/* Raw addresses (PROXY protocol v2): 4 or 16 bytes, IPv4-mapped is IPv4. */
+static void test_from_bytes(void **state)
+{
+	static const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 1};
+	static const uint8_t mapped[16] = {[10] = 0xff, [11] = 0xff, 192, 0, 2, 9};
+	struct net_addr a;
+	char out[NET_ADDR_TEXT_MAX];
+
+	(void)state;
+	net_addr_from_bytes(0, (const uint8_t *)"\x0a\x01\x02\x03", &a);
+	net_addr_format(&a, out);
+	assert_string_equal(out, "10.1.2.3");
+	net_addr_from_bytes(1, v6, &a);
+	assert_int_equal(a.v6, 1);
+	net_addr_format(&a, out);
+	assert_string_equal(out, "2001:db8::1");
+	net_addr_from_bytes(1, mapped, &a);
+	assert_int_equal(a.v6, 0);
+	net_addr_format(&a, out);
+	assert_string_equal(out, "192.0.2.9");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_cidr),
+	    cmocka_unit_test(test_cidr_list),
+	    cmocka_unit_test(test_from_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
