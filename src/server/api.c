@@ -132,7 +132,7 @@ static void api_status_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->api_token_count(s, &j->count);
+	j->rc = store_api_token_count(s, &j->count);
 }
 
 static void api_status_done(void *arg)
@@ -160,7 +160,7 @@ static void api_cluster_list_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->cluster_list(s, &j->clusters, &j->n);
+	j->rc = store_cluster_list(s, &j->clusters, &j->n);
 }
 
 static void api_cluster_list_done(void *arg)
@@ -192,7 +192,7 @@ static void api_cluster_get_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->cluster_get(s, j->name, &j->cluster);
+	j->rc = store_cluster_get(s, j->name, &j->cluster);
 }
 
 static void api_cluster_get_done(void *arg)
@@ -219,7 +219,7 @@ static void api_cluster_patch_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 
 	j->upd.description = j->description;
-	j->rc = s->ops->cluster_update(s, j->name, &j->upd);
+	j->rc = store_cluster_update(s, j->name, &j->upd);
 }
 
 static void api_empty_done(void *arg)
@@ -282,9 +282,9 @@ static void api_cluster_delete_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 
 	/* Its fingerprint, to forget it (enrolled.h); the delete decides. */
-	if (s->ops->cluster_get(s, j->name, &j->cluster) != 0)
+	if (store_cluster_get(s, j->name, &j->cluster) != 0)
 		store_cluster_clear(&j->cluster);
-	j->rc = s->ops->cluster_delete(s, j->name);
+	j->rc = store_cluster_delete(s, j->name);
 }
 
 static void api_cluster_delete_done(void *arg)
@@ -315,7 +315,7 @@ static void api_token_create_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->token_create(s, &j->token);
+	j->rc = store_join_token_create(s, &j->token);
 }
 
 static void api_token_create_done(void *arg)
@@ -419,7 +419,7 @@ static void api_token_list_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->token_list(s, &j->tokens, &j->n);
+	j->rc = store_join_token_list(s, &j->tokens, &j->n);
 }
 
 static json_t *api_time(int64_t t)
@@ -469,7 +469,7 @@ static void api_token_delete_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->token_delete(s, j->name);
+	j->rc = store_join_token_delete(s, j->name);
 }
 
 static void api_token_delete_done(void *arg)
@@ -498,7 +498,7 @@ static void api_reload_hashes(struct store *s, struct api_job *j)
 {
 	j->hashes = calloc(SERVER_MAX_API_TOKENS, sizeof(*j->hashes));
 	if (j->hashes == NULL ||
-	    s->ops->api_token_hashes(s, j->hashes, SERVER_MAX_API_TOKENS, &j->nhashes) != 0) {
+	    store_api_token_hashes(s, j->hashes, SERVER_MAX_API_TOKENS, &j->nhashes) != 0) {
 		free(j->hashes);
 		j->hashes = NULL;
 	}
@@ -523,7 +523,7 @@ static void api_apitoken_list_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->api_token_list(s, &j->api_tokens, &j->n);
+	j->rc = store_api_token_list(s, &j->api_tokens, &j->n);
 }
 
 static void api_apitoken_list_done(void *arg)
@@ -563,11 +563,11 @@ static void api_apitoken_create_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 	int64_t count = 0;
 
-	j->rc = s->ops->api_token_count(s, &count);
+	j->rc = store_api_token_count(s, &count);
 	if (j->rc == 0 && count >= SERVER_MAX_API_TOKENS)
 		j->rc = -ENOSPC;
 	if (j->rc == 0)
-		j->rc = s->ops->api_token_create(s, j->name, j->token.secret_hash, time_now());
+		j->rc = store_api_token_create(s, j->name, j->token.secret_hash, time_now());
 	if (j->rc == 0)
 		api_reload_hashes(s, j);
 }
@@ -643,7 +643,7 @@ static int api_admin_file_holds(struct store *s, const char *dir, const char *na
 	secret_sha256_hex(text, len, hash);
 	secret_wipe(text, len);
 	free(text);
-	found = s->ops->api_token_check(s, hash, &owner) == 0;
+	found = store_api_token_check(s, hash, &owner) == 0;
 	same = found && owner && strcmp(owner, name) == 0; /* compares names */
 	free(owner);
 	return same;
@@ -654,7 +654,7 @@ static void api_apitoken_delete_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 	int in_file = api_admin_file_holds(s, j->srv->cfg.data_dir, j->name);
 
-	j->rc = s->ops->api_token_delete(s, j->name);
+	j->rc = store_api_token_delete(s, j->name);
 	if (j->rc == 0)
 		api_reload_hashes(s, j);
 	/* A revoked admin token is not left lying around in admin.token. */

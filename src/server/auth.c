@@ -66,7 +66,7 @@ int auth_bootstrap(struct server *srv)
 	int64_t count = 0;
 	int rc;
 
-	rc = srv->store->ops->api_token_count(srv->store, &count);
+	rc = store_api_token_count(srv->store, &count);
 	if (rc < 0)
 		return rc;
 	if (snprintf(path, sizeof(path), "%s/admin.token", srv->cfg.data_dir) >= (int)sizeof(path))
@@ -80,7 +80,7 @@ int auth_bootstrap(struct server *srv)
 		secret_sha256_hex(token, strlen(token), hash);
 		rc = fs_write_file(path, token, strlen(token), 0600);
 		if (rc == 0)
-			rc = srv->store->ops->api_token_create(srv->store, "admin", hash, time_now());
+			rc = store_api_token_create(srv->store, "admin", hash, time_now());
 		secret_wipe(token, sizeof(token));
 		secret_wipe(secret, sizeof(secret));
 		if (rc < 0)
@@ -89,6 +89,6 @@ int auth_bootstrap(struct server *srv)
 	} else {
 		LOG_INFO("admin API token: %s", path);
 	}
-	return srv->store->ops->api_token_hashes(srv->store, srv->api_token_hashes,
+	return store_api_token_hashes(srv->store, srv->api_token_hashes,
 						 SERVER_MAX_API_TOKENS, &srv->napi_tokens);
 }

@@ -93,7 +93,7 @@ static void connector_join_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_join(s, &j->cluster, j->secret_hash, time_now());
+	j->rc = store_cluster_join(s, &j->cluster, j->secret_hash, time_now());
 }
 
 static void connector_join_done(void *arg)
@@ -218,7 +218,7 @@ static void connector_identify_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
+	j->rc = store_cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
 }
 
 /* Answers 403 for an unknown certificate; returns 0 when j->cluster is set. */
@@ -339,9 +339,9 @@ static void connector_leave_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
+	j->rc = store_cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
 	if (j->rc == 0)
-		j->rc = s->ops->cluster_delete(s, j->cluster.name);
+		j->rc = store_cluster_delete(s, j->cluster.name);
 }
 
 static void connector_leave_done(void *arg)

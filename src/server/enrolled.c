@@ -105,7 +105,7 @@ int enrolled_load(struct enrolled *e, struct store *s)
 {
 	struct store_cluster *list = NULL;
 	size_t n = 0, i;
-	int rc = s->ops->cluster_list(s, &list, &n);
+	int rc = store_cluster_list(s, &list, &n);
 
 	for (i = 0; rc == 0 && i < n; i++)
 		rc = enrolled_add(e, list[i].fingerprint);

@@ -492,7 +492,7 @@ int main(int argc, char **argv)
 	if (srv.cfg.replica[0])
 		snprintf(srv.replica, sizeof(srv.replica), "%s", srv.cfg.replica);
 	/* This replica holds no tunnel yet, whatever a crash left in the store. */
-	srv.store->ops->tunnel_clear_replica(srv.store, srv.replica);
+	store_tunnel_clear_replica(srv.store, srv.replica);
 	/* TLS sessions are kept for enrolled clusters only (enrolled.h). */
 	srv.enrolled = enrolled_new();
 	if (srv.enrolled == NULL || enrolled_load(srv.enrolled, srv.store) < 0) {

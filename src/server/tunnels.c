@@ -117,9 +117,9 @@ static void tn_job_work(struct store *s, void *arg)
 	struct tn_job *j = arg;
 
 	if (j->set)
-		j->rc = s->ops->tunnel_set(s, j->cluster, j->replica, j->epoch, j->protocol, j->since);
+		j->rc = store_tunnel_set(s, j->cluster, j->replica, j->epoch, j->protocol, j->since);
 	else
-		j->rc = s->ops->tunnel_clear(s, j->cluster, j->replica, j->epoch);
+		j->rc = store_tunnel_clear(s, j->cluster, j->replica, j->epoch);
 }
 
 static void tn_job_done(void *arg)

@@ -1,63 +1,15 @@
 /*
- * store_async.c - runs store calls on libuv's thread pool.
- *
- * One store_job per call: it owns the uv_work_t and is freed in the
- * after-work callback, on the loop thread, once done has returned.
+ * store_async.c - store calls off the loop: store_run on the store's worker
+ * threads, and the group commit of heartbeats.
  */
 #include "store/store_async.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-struct store_job {
-	uv_work_t sj_req;
-	struct store *sj_store;
-	store_work_fn sj_work;
-	store_done_fn sj_done;
-	void *sj_ctx;
-};
-
-/* Runs on a thread-pool thread. */
-static void store_job_work(uv_work_t *req)
-{
-	struct store_job *job = req->data;
-
-	job->sj_work(job->sj_store, job->sj_ctx);
-}
-
-/*
- * Runs on the loop thread. The request is never handed out, so nobody can
- * uv_cancel() it and status is always 0: done follows every work.
- */
-static void store_job_after(uv_work_t *req, int status)
-{
-	struct store_job *job = req->data;
-
-	(void)status;
-	if (job->sj_done != NULL)
-		job->sj_done(job->sj_ctx);
-	free(job);
-}
-
 int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done, void *ctx)
 {
-	struct store_job *job;
-	int rc;
-
-	if (loop == NULL || s == NULL || work == NULL)
-		return UV_EINVAL;
-	job = calloc(1, sizeof(*job));
-	if (job == NULL)
-		return UV_ENOMEM;
-	job->sj_req.data = job;
-	job->sj_store = s;
-	job->sj_work = work;
-	job->sj_done = done;
-	job->sj_ctx = ctx;
-	rc = uv_queue_work(loop, &job->sj_req, store_job_work, store_job_after);
-	if (rc != 0)
-		free(job);
-	return rc;
+	return store_workers_submit(s, loop, work, done, ctx);
 }
 
 /* ---- group commit of status rows ---- */
@@ -74,7 +26,7 @@ struct status_queue {
 	struct store *sq_store;
 	struct store_status_post *sq_head, **sq_tailp; /* waiting */
 	int sq_running;
-	/* The batch on the thread pool. */
+	/* The batch on a worker thread. */
 	struct store_status_post *sq_batch[STORE_STATUS_BATCH_MAX];
 	struct store_status_row sq_rows[STORE_STATUS_BATCH_MAX];
 	int sq_rcs[STORE_STATUS_BATCH_MAX];
@@ -117,7 +69,7 @@ static void status_batch_work(struct store *s, void *ctx)
 {
 	struct status_queue *q = ctx;
 
-	s->ops->cluster_set_status_many(s, q->sq_rows, q->sq_n, q->sq_rcs);
+	store_cluster_set_status_many(s, q->sq_rows, q->sq_n, q->sq_rcs);
 }
 
 static void status_batch_done(void *ctx);
@@ -149,7 +101,7 @@ static void status_batch_start(struct status_queue *q)
 		rc = store_run(q->sq_loop, q->sq_store, status_batch_work, status_batch_done, q);
 		if (rc == 0)
 			return;
-		/* The pool refused: fail this batch, then try the rest. */
+		/* The workers refused: fail this batch, then try the rest. */
 		for (i = 0; i < q->sq_n; i++) {
 			q->sq_batch[i]->rc = rc;
 			q->sq_batch[i]->done(q->sq_batch[i]);

@@ -1,0 +1,302 @@
+/*
+ * store_workers.c - the store's worker threads and the completion ports
+ * that bring results back to the loops (see store_workers.h).
+ *
+ * One mutex guards the queue, the ports and the jobs moving between them.
+ * A worker signals a port's uv_async while it holds the mutex: the loop
+ * frees a port only after taking the mutex and finding nothing in flight
+ * for it, so no worker can signal a port that is gone.
+ */
+#include "store/store_workers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "store/store_feed.h"
+#include "store/store_ops.h"
+
+struct store_job {
+	struct store_job *j_next;
+	struct store_port *j_port;
+	store_work_fn j_work;
+	store_done_fn j_done;
+	void *j_ctx;
+};
+
+/* The done callbacks of one loop. */
+struct store_port {
+	uv_async_t p_async;
+	struct store_workers *p_w;
+	uv_loop_t *p_loop;
+	struct store_job *p_done, **p_done_tail; /* finished, not yet delivered */
+	size_t p_inflight;			 /* submitted, not yet delivered */
+	struct store_port *p_next;
+};
+
+struct store_workers {
+	struct store *w_store;
+	pthread_mutex_t w_mu;
+	pthread_cond_t w_cv;
+	pthread_t w_threads[STORE_THREADS_MAX];
+	unsigned w_nthreads; /* configured */
+	unsigned w_running;  /* started */
+	int w_stopping;
+	struct store_job *w_head, **w_tail; /* queued, not started */
+	size_t w_queued;
+	struct store_port *w_ports;
+};
+
+/* Pops the next job, waiting for one; NULL once stopping and drained. */
+static struct store_job *store_workers_next(struct store_workers *w)
+{
+	struct store_job *j;
+
+	while (w->w_head == NULL && !w->w_stopping)
+		pthread_cond_wait(&w->w_cv, &w->w_mu);
+	j = w->w_head;
+	if (j != NULL) {
+		w->w_head = j->j_next;
+		if (w->w_head == NULL)
+			w->w_tail = &w->w_head;
+		w->w_queued--;
+	}
+	return j;
+}
+
+static void *store_workers_main(void *arg)
+{
+	struct store_workers *w = arg;
+	struct store_port *p;
+	struct store_job *j;
+	sigset_t all;
+
+	/* Signals are the loop's business (uv_signal), never a worker's. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&w->w_mu);
+	while ((j = store_workers_next(w)) != NULL) {
+		pthread_mutex_unlock(&w->w_mu);
+		j->j_work(w->w_store, j->j_ctx);
+		pthread_mutex_lock(&w->w_mu);
+		p = j->j_port;
+		j->j_next = NULL;
+		*p->p_done_tail = j;
+		p->p_done_tail = &j->j_next;
+		uv_async_send(&p->p_async);
+	}
+	pthread_mutex_unlock(&w->w_mu);
+	return NULL;
+}
+
+/* ---- completion ports (loop thread) ---- */
+
+static void store_port_free(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/*
+ * Delivers the port's finished jobs: first the feed's changes (so caches
+ * see a change before the answer to the request that made it), then each
+ * done callback. A done callback may submit more work to this port. The
+ * port closes when nothing of it is in flight any more.
+ */
+static void store_port_on_async(uv_async_t *a)
+{
+	struct store_port *p = a->data;
+	struct store_workers *w = p->p_w;
+	struct store_job *list, *j;
+	struct store_port **pp;
+	int idle;
+
+	pthread_mutex_lock(&w->w_mu);
+	list = p->p_done;
+	p->p_done = NULL;
+	p->p_done_tail = &p->p_done;
+	pthread_mutex_unlock(&w->w_mu);
+	/* After taking the list: a job's changes were published before it finished. */
+	store_feed__deliver(w->w_store, p->p_loop);
+	while ((j = list) != NULL) {
+		list = j->j_next;
+		if (j->j_done != NULL)
+			j->j_done(j->j_ctx);
+		free(j);
+		pthread_mutex_lock(&w->w_mu);
+		p->p_inflight--;
+		pthread_mutex_unlock(&w->w_mu);
+	}
+	pthread_mutex_lock(&w->w_mu);
+	idle = p->p_inflight == 0;
+	if (idle)
+		for (pp = &w->w_ports; *pp; pp = &(*pp)->p_next)
+			if (*pp == p) {
+				*pp = p->p_next;
+				break;
+			}
+	pthread_mutex_unlock(&w->w_mu);
+	if (idle)
+		uv_close((uv_handle_t *)&p->p_async, store_port_free);
+}
+
+/* The port of loop, made on first use; the caller holds the mutex. */
+static struct store_port *store_port_get(struct store_workers *w, uv_loop_t *loop)
+{
+	struct store_port *p;
+
+	for (p = w->w_ports; p; p = p->p_next)
+		if (p->p_loop == loop)
+			return p;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	if (uv_async_init(loop, &p->p_async, store_port_on_async) != 0) {
+		free(p);
+		return NULL;
+	}
+	p->p_async.data = p;
+	p->p_w = w;
+	p->p_loop = loop;
+	p->p_done_tail = &p->p_done;
+	p->p_next = w->w_ports;
+	w->w_ports = p;
+	return p;
+}
+
+/* Starts the configured threads; the caller holds the mutex. 0 when at least one runs. */
+static int store_workers_start(struct store_workers *w)
+{
+	while (w->w_running < w->w_nthreads) {
+		int rc = pthread_create(&w->w_threads[w->w_running], NULL, store_workers_main, w);
+
+		if (rc != 0) {
+			LOG_ERROR("cannot start a store worker thread: %s", strerror(rc));
+			break;
+		}
+		w->w_running++;
+	}
+	return w->w_running > 0 ? 0 : UV_EAGAIN;
+}
+
+int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work,
+			 store_done_fn done, void *ctx)
+{
+	struct store_workers *w = s != NULL ? s->workers : NULL;
+	struct store_port *p = NULL;
+	struct store_job *j;
+	int rc;
+
+	if (w == NULL || loop == NULL || work == NULL)
+		return UV_EINVAL;
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return UV_ENOMEM;
+	*j = (struct store_job){NULL, NULL, work, done, ctx};
+	pthread_mutex_lock(&w->w_mu);
+	if (w->w_queued >= STORE_QUEUE_MAX)
+		rc = UV_EAGAIN;
+	else if ((rc = store_workers_start(w)) == 0 && (p = store_port_get(w, loop)) == NULL)
+		rc = UV_ENOMEM;
+	if (rc == 0) {
+		j->j_port = p;
+		p->p_inflight++;
+		*w->w_tail = j;
+		w->w_tail = &j->j_next;
+		w->w_queued++;
+		pthread_cond_signal(&w->w_cv);
+	}
+	pthread_mutex_unlock(&w->w_mu);
+	if (rc != 0)
+		free(j);
+	return rc;
+}
+
+int store_workers_set_threads(struct store *s, unsigned n)
+{
+	struct store_workers *w = s->workers;
+	int rc = 0;
+
+	if (n == 0 || n > STORE_THREADS_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&w->w_mu);
+	if (w->w_running > 0)
+		rc = -EBUSY;
+	else
+		w->w_nthreads = n;
+	pthread_mutex_unlock(&w->w_mu);
+	return rc;
+}
+
+unsigned store_workers_running(struct store *s)
+{
+	struct store_workers *w = s->workers;
+	unsigned n;
+
+	pthread_mutex_lock(&w->w_mu);
+	n = w->w_running;
+	pthread_mutex_unlock(&w->w_mu);
+	return n;
+}
+
+int store_workers__init(struct store *s)
+{
+	struct store_workers *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->w_store = s;
+	w->w_nthreads = STORE_THREADS_DEFAULT;
+	w->w_tail = &w->w_head;
+	/* Neither can fail on Linux without attributes; checked all the same. */
+	if (pthread_mutex_init(&w->w_mu, NULL) != 0 || pthread_cond_init(&w->w_cv, NULL) != 0) {
+		free(w);
+		return -ENOMEM;
+	}
+	s->workers = w;
+	return 0;
+}
+
+/*
+ * Drops what no loop will deliver any more: the loops were stopped with
+ * work in flight (the shutdown fallback). The port handles stay allocated:
+ * their loop still lists them.
+ */
+static void store_workers_drop_undelivered(struct store_workers *w)
+{
+	size_t lost = 0;
+
+	for (struct store_port *p = w->w_ports; p; p = p->p_next) {
+		while (p->p_done != NULL) {
+			struct store_job *j = p->p_done;
+
+			p->p_done = j->j_next;
+			free(j);
+			lost++;
+		}
+		p->p_done_tail = &p->p_done;
+	}
+	if (lost)
+		LOG_WARN("%zu store results were never delivered (the loop stopped first)", lost);
+}
+
+void store_workers__free(struct store *s)
+{
+	struct store_workers *w = s->workers;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->w_mu);
+	w->w_stopping = 1;
+	pthread_cond_broadcast(&w->w_cv);
+	pthread_mutex_unlock(&w->w_mu);
+	for (unsigned i = 0; i < w->w_running; i++)
+		pthread_join(w->w_threads[i], NULL);
+	store_workers_drop_undelivered(w);
+	pthread_cond_destroy(&w->w_cv);
+	pthread_mutex_destroy(&w->w_mu);
+	free(w);
+	s->workers = NULL;
+}
