@@ -35,7 +35,7 @@ struct audit_log {
 	struct server *srv;
 	uv_timer_t timer;
 	struct audit_batch *pending; /* rows waiting */
-	int writing;		     /* a batch is on the thread pool */
+	int writing;		     /* a batch is on a store worker */
 	uint64_t dropped, journal_failed, seq;
 	char id_prefix[17]; /* random per process: request ids never repeat */
 	struct audit_journal *journal;

@@ -18,8 +18,12 @@
 #include "server/enrolled.h"
 #include "server/server.h"
 #include "server/tunnels.h"
+#include "store/store_workers.h"
 #include <unistd.h>
 #include "common/version.h"
+
+#define MAIN_STR_(x) #x
+#define MAIN_STR(x) MAIN_STR_(x)
 
 static void usage(FILE *f)
 {
@@ -35,6 +39,8 @@ static void usage(FILE *f)
 	      "  --connector-public-address H:P  address put in join tokens (default: --connector-addr)\n"
 	      "  --management-public-url URL     manager URL told to clusters (default: https://--management-addr)\n"
 	      "  --db URL                        sqlite:PATH (default sqlite:DIR/lxcm.db)\n"
+	      "  --store-threads N               threads that run database work, 1.." MAIN_STR(STORE_THREADS_MAX) "\n"
+	      "                                  (default " MAIN_STR(STORE_THREADS_DEFAULT) ")\n"
 	      "  --tls-cert FILE --tls-key FILE  certificate for both listeners (default: generated in DIR)\n"
 	      "  --heartbeat-interval SECONDS    interval suggested to clusters (default 60)\n"
 	      "  --join-rate N --join-burst N    join attempts per second and burst per source address\n"
@@ -152,6 +158,7 @@ enum {
 	OPT_TRUSTED_PROXY,
 	OPT_TUNNEL_DEAD,
 	OPT_PROXY_IDLE,
+	OPT_STORE_THREADS,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -179,6 +186,7 @@ static const struct option long_opts[] = {
 	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 	{"tunnel-dead-after", required_argument, NULL, OPT_TUNNEL_DEAD},
 	{"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
+	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -220,6 +228,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->proxy_idle_timeout_ms = 300000;
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
+	cfg->store_threads = STORE_THREADS_DEFAULT;
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_DATA_DIR: cfg->data_dir = optarg; break;
@@ -270,6 +279,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		case OPT_TUNNEL_DEAD:
 			rc = parse_num(optarg, 900, 3600000, &n);
 			cfg->tunnel_dead_after_ms = (uint64_t)n;
+			break;
+		case OPT_STORE_THREADS:
+			rc = parse_num(optarg, 1, STORE_THREADS_MAX, &n);
+			cfg->store_threads = (unsigned)n;
 			break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
@@ -482,6 +495,8 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot open the store %s", srv.cfg.db_url);
 		return 1;
 	}
+	if (store_workers_set_threads(srv.store, srv.cfg.store_threads) < 0)
+		return 1;
 	rc = auth_bootstrap(&srv);
 	if (rc < 0) {
 		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));

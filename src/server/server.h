@@ -4,7 +4,7 @@
  * One struct server lives for the whole process and is reachable from every
  * request as req->server_data. It is owned by main.c. Everything here is
  * touched only on the loop thread, except `store`, whose calls go through
- * store_run() on the thread pool.
+ * store_run() on the store's worker threads.
  */
 #ifndef LXCM_SERVER_H
 #define LXCM_SERVER_H
@@ -50,6 +50,7 @@ struct server_config {
 	struct http_limits limits;
 	struct net_cidr trusted_proxies[SERVER_MAX_TRUSTED_PROXIES]; /* --trusted-proxy */
 	size_t ntrusted_proxies;
+	unsigned store_threads; /* --store-threads: the store's worker threads */
 };
 
 struct enrolled;
