@@ -153,6 +153,8 @@ struct server *fzserver_start(void)
 	tunnel_config_defaults(&fzs.tunnel_cfg);
 	fzs.tunnels = tunnels_new(&fzs);
 	FUZZ_CHECK(fzs.join_limit != NULL && fzs.tunnels != NULL);
+	/* The API token hashes and the tunnels follow the store, as in lxcm-server. */
+	FUZZ_CHECK(changes_listen(&fzs) == 0);
 	FUZZ_CHECK(fzs_listen(api_routes, api_nroutes, auth_management_pre_route, "management",
 			      &fzs.management) == 0);
 	FUZZ_CHECK(fzs_listen(connector_routes, connector_nroutes, fzs_connector_pre_route,

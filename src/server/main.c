@@ -518,7 +518,8 @@ int main(int argc, char **argv)
 	tunnel_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
-	if (srv.tunnels == NULL || srv.audit == NULL || server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
+	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
 		return 1;
 	uv_signal_init(srv.loop, &sig_int);
 	uv_signal_init(srv.loop, &sig_term);
@@ -533,6 +534,7 @@ int main(int argc, char **argv)
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	if (stop_timer.loop && !uv_is_closing((uv_handle_t *)&stop_timer))
 		uv_close((uv_handle_t *)&stop_timer, NULL);
+	changes_stop(&srv);
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);

@@ -87,6 +87,13 @@ int auth_management_pre_route(struct http_request *req);
 int auth_bootstrap(struct server *srv);
 /* 1 when the request carries a valid API token. */
 int auth_request_trusted(struct server *srv, const struct http_request *req);
+/* Change feed subscriber (data: the server): API tokens created and revoked. */
+struct store_change;
+void auth_on_change(const struct store_change *c, void *data);
+
+/* The caches that follow the store's change feed (changes.c); on the loop. */
+int changes_listen(struct server *srv);
+void changes_stop(struct server *srv);
 
 /* Connector pre_route: a client certificate is required except for join and status. */
 int connector_pre_route(struct http_request *req);

@@ -19,6 +19,7 @@
 #include "server/server.h"
 #include "server/tunnel_v1.h"
 #include "store/store_async.h"
+#include "store/store_feed.h"
 
 #define TUNNELS_BUCKETS 4096
 
@@ -466,6 +467,13 @@ void tunnels_drop(struct tunnels *reg, const char *cluster)
 			tn_hash_remove(reg, e);
 		ws_close(e->ws, WS_CLOSE_POLICY, "cluster removed from the manager");
 	}
+}
+
+/* A removed cluster's certificate is no longer trusted: nor is the tunnel it opened. */
+void tunnels_on_change(const struct store_change *c, void *data)
+{
+	if (c->kind == STORE_CHANGE_CLUSTER_REMOVED)
+		tunnels_drop(data, c->name);
 }
 
 void tunnels_close_all(struct tunnels *reg)

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/secret.h"
+#include <openssl/crypto.h>
+
 #include "store/store_tx.h"
 
 #define STORE_DEFAULT_THRESHOLD 80
@@ -207,10 +208,10 @@ static const struct store_col join_token_cols[] = {
 static int store_join_secret_ok(const struct join_token_row *t, const char *secret_hash,
 				int64_t now)
 {
-	size_t stored = t->secret_hash ? strlen(t->secret_hash) : 0;
-	size_t given = secret_hash ? strnlen(secret_hash, STORE_HASH_HEX_LEN + 1) : 0;
-	int match = stored == STORE_HASH_HEX_LEN &&
-		    secret_equal(t->secret_hash, stored, secret_hash, given);
+	const char *stored = t->secret_hash;
+	int match = stored != NULL && strlen(stored) == STORE_HASH_HEX_LEN && secret_hash != NULL &&
+		    strnlen(secret_hash, STORE_HASH_HEX_LEN + 1) == STORE_HASH_HEX_LEN &&
+		    CRYPTO_memcmp(stored, secret_hash, STORE_HASH_HEX_LEN) == 0;
 
 	return match && t->expires_at > now;
 }
