@@ -534,6 +534,11 @@ int main(int argc, char **argv)
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	if (stop_timer.loop && !uv_is_closing((uv_handle_t *)&stop_timer))
 		uv_close((uv_handle_t *)&stop_timer, NULL);
+	/*
+	 * Store work still in flight (the fallback stopped the loop) runs to
+	 * its end and is answered now, while what its callbacks touch exists.
+	 */
+	store_workers_stop(srv.store);
 	changes_stop(&srv);
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);

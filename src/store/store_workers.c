@@ -196,7 +196,9 @@ int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work,
 		return UV_ENOMEM;
 	*j = (struct store_job){NULL, NULL, work, done, ctx};
 	pthread_mutex_lock(&w->w_mu);
-	if (w->w_queued >= STORE_QUEUE_MAX)
+	if (w->w_stopping)
+		rc = UV_ECANCELED;
+	else if (w->w_queued >= STORE_QUEUE_MAX)
 		rc = UV_EAGAIN;
 	else if ((rc = store_workers_start(w)) == 0 && (p = store_port_get(w, loop)) == NULL)
 		rc = UV_ENOMEM;
@@ -260,9 +262,9 @@ int store_workers__init(struct store *s)
 }
 
 /*
- * Drops what no loop will deliver any more: the loops were stopped with
- * work in flight (the shutdown fallback). The port handles stay allocated:
- * their loop still lists them.
+ * Drops what no loop will deliver any more: the store is closed with work
+ * in flight and without store_workers_stop(). The port handles stay
+ * allocated: their loop still lists them.
  */
 static void store_workers_drop_undelivered(struct store_workers *w)
 {
@@ -282,18 +284,44 @@ static void store_workers_drop_undelivered(struct store_workers *w)
 		LOG_WARN("%zu store results were never delivered (the loop stopped first)", lost);
 }
 
-void store_workers__free(struct store *s)
+/* Lets the threads run what is queued, then joins them. */
+static void store_workers_join(struct store_workers *w)
 {
-	struct store_workers *w = s->workers;
-
-	if (w == NULL)
-		return;
 	pthread_mutex_lock(&w->w_mu);
 	w->w_stopping = 1;
 	pthread_cond_broadcast(&w->w_cv);
 	pthread_mutex_unlock(&w->w_mu);
 	for (unsigned i = 0; i < w->w_running; i++)
 		pthread_join(w->w_threads[i], NULL);
+	w->w_running = 0;
+}
+
+/*
+ * With the threads gone, every job of a port is in its done list: one
+ * delivery each empties the ports and closes them (a done callback that
+ * submits more work is refused, so nothing new comes in flight).
+ */
+void store_workers_stop(struct store *s)
+{
+	struct store_workers *w = s->workers;
+	struct store_port *p, *next;
+
+	if (w == NULL)
+		return;
+	store_workers_join(w);
+	for (p = w->w_ports; p; p = next) {
+		next = p->p_next;
+		store_port_on_async(&p->p_async);
+	}
+}
+
+void store_workers__free(struct store *s)
+{
+	struct store_workers *w = s->workers;
+
+	if (w == NULL)
+		return;
+	store_workers_join(w);
 	store_workers_drop_undelivered(w);
 	pthread_cond_destroy(&w->w_cv);
 	pthread_mutex_destroy(&w->w_mu);

@@ -10,9 +10,12 @@
  * running. A port is closed when its last job is delivered, so a loop with
  * no store work in flight holds no handle of the store.
  *
- * store_close() lets the threads finish the work queued on them and joins
- * them; done callbacks still undelivered then (the loop was stopped before
- * they came back) are dropped with a warning.
+ * Shutdown drains: store_workers_stop() lets the threads finish the work
+ * queued on them, joins them, delivers every result still undelivered (the
+ * loop may have been stopped before they came back) and closes the ports;
+ * work submitted from then on is refused. store_close() does the same
+ * without a loop to deliver on: results still undelivered then are dropped
+ * with a warning.
  */
 #ifndef LXCM_STORE_WORKERS_H
 #define LXCM_STORE_WORKERS_H
@@ -41,10 +44,17 @@ unsigned store_workers_running(struct store *s);
  * Runs work(s, ctx) on a worker thread, then done(ctx) (may be NULL) on
  * loop's thread. Called on loop's thread. 0, or a negative uv code
  * (UV_EINVAL, UV_ENOMEM, UV_EAGAIN when the queue is full or no thread
- * could start), and then neither callback runs.
+ * could start, UV_ECANCELED once stopped), and then neither callback runs.
  */
 int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work,
 			 store_done_fn done, void *ctx);
+
+/*
+ * Drains and stops the workers (see above). Called on the thread of the
+ * loops that submitted work, before they are closed; done callbacks run
+ * here, and the caller runs the loop once more to free the ports.
+ */
+void store_workers_stop(struct store *s);
 
 int store_workers__init(struct store *s);
 void store_workers__free(struct store *s);
