@@ -5,6 +5,7 @@
 #include "store/store_async.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done, void *ctx)
@@ -18,7 +19,8 @@ int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_f
  * One queue per (loop, store), made by the first post and freed when it
  * runs dry, so nothing stays allocated between bursts or at exit. Only the
  * loop thread touches a queue outside the work function, and the work
- * function touches only its own batch.
+ * function touches only its own batch. The list of queues is shared by
+ * every loop, so it has a mutex.
  */
 struct status_queue {
 	struct status_queue *sq_next;
@@ -34,8 +36,9 @@ struct status_queue {
 };
 
 static struct status_queue *status_queues;
+static pthread_mutex_t status_queues_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static struct status_queue *status_queue_get(uv_loop_t *loop, struct store *s)
+static struct status_queue *status_queue_find(uv_loop_t *loop, struct store *s)
 {
 	struct status_queue *q;
 
@@ -53,15 +56,27 @@ static struct status_queue *status_queue_get(uv_loop_t *loop, struct store *s)
 	return q;
 }
 
+static struct status_queue *status_queue_get(uv_loop_t *loop, struct store *s)
+{
+	struct status_queue *q;
+
+	pthread_mutex_lock(&status_queues_mu);
+	q = status_queue_find(loop, s);
+	pthread_mutex_unlock(&status_queues_mu);
+	return q;
+}
+
 static void status_queue_free(struct status_queue *q)
 {
 	struct status_queue **pp;
 
+	pthread_mutex_lock(&status_queues_mu);
 	for (pp = &status_queues; *pp; pp = &(*pp)->sq_next)
 		if (*pp == q) {
 			*pp = q->sq_next;
 			break;
 		}
+	pthread_mutex_unlock(&status_queues_mu);
 	free(q);
 }
 
