@@ -29,9 +29,9 @@ static size_t changes_subs(struct server *srv, struct changes_sub *out)
 	out[n++] = (struct changes_sub){
 	    STORE_CHANGE_API_TOKEN_CREATED | STORE_CHANGE_API_TOKEN_REVOKED, auth_on_change, srv};
 	if (srv->enrolled != NULL)
-		out[n++] = (struct changes_sub){
-		    STORE_CHANGE_CLUSTER_ADDED | STORE_CHANGE_CLUSTER_REMOVED, enrolled_on_change,
-		    srv->enrolled};
+		out[n++] =
+		    (struct changes_sub){STORE_CHANGE_CLUSTER_ADDED | STORE_CHANGE_CLUSTER_REMOVED,
+					 enrolled_on_change, srv->enrolled};
 	if (srv->tunnels != NULL)
 		out[n++] = (struct changes_sub){STORE_CHANGE_CLUSTER_REMOVED, tunnels_on_change,
 						srv->tunnels};

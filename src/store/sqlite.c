@@ -230,7 +230,9 @@ static int sq_columns(struct store_conn *c, sqlite3_stmt *st, struct store_val *
 	for (int i = 0; i < n; i++) {
 		memset(&cols[i], 0, sizeof(cols[i]));
 		switch (sqlite3_column_type(st, i)) {
-		case SQLITE_NULL: cols[i].type = STORE_NULL; break;
+		case SQLITE_NULL:
+			cols[i].type = STORE_NULL;
+			break;
 		case SQLITE_INTEGER:
 		case SQLITE_FLOAT:
 			cols[i].type = STORE_INT;

@@ -46,9 +46,9 @@ struct store_cluster {
 	int64_t id;
 	char *name;
 	char *description;
-	char *certificate; /* PEM */
-	char *fingerprint; /* lowercase hex SHA-256 of the DER */
-	char *status;	   /* "ACTIVE" */
+	char *certificate;    /* PEM */
+	char *fingerprint;    /* lowercase hex SHA-256 of the DER */
+	char *status;	      /* "ACTIVE" */
 	int disk_threshold;   /* percent, default 80 */
 	int memory_threshold; /* percent, default 80 */
 	int64_t joined_at;

@@ -17,8 +17,7 @@
 #include "store/store.h"
 #include "store/store_workers.h"
 
-int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done,
-	      void *ctx);
+int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done, void *ctx);
 
 /*
  * Group commit of status heartbeats. store_status_post queues one row; if

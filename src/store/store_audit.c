@@ -47,6 +47,5 @@ int store_audit_append(struct store *s, const struct store_audit *a)
 int store_audit_count(struct store *s, int64_t *count)
 {
 	*count = 0;
-	return store_read_one(s, __func__, STORE_SQL_AUDIT_COUNT, SV_NONE, SC_ONE(SC_INT64),
-			      count);
+	return store_read_one(s, __func__, STORE_SQL_AUDIT_COUNT, SV_NONE, SC_ONE(SC_INT64), count);
 }

@@ -18,10 +18,17 @@
 #define CF(field) offsetof(struct store_cluster, field)
 /* STORE_CLUSTER_COLUMNS, in order. */
 static const struct store_col cluster_cols[] = {
-    {SC_INT64, CF(id), 0},	  {SC_TEXT, CF(name), 0},	{SC_TEXT, CF(description), 0},
-    {SC_TEXT, CF(certificate), 0}, {SC_TEXT, CF(fingerprint), 0}, {SC_TEXT, CF(status), 0},
-    {SC_INT64, CF(joined_at), 0},  {SC_INT64, CF(created_at), 0}, {SC_INT, CF(disk_threshold), 0},
-    {SC_INT, CF(memory_threshold), 0}, {SC_INT64, CF(last_status_update_at), 0},
+    {SC_INT64, CF(id), 0},
+    {SC_TEXT, CF(name), 0},
+    {SC_TEXT, CF(description), 0},
+    {SC_TEXT, CF(certificate), 0},
+    {SC_TEXT, CF(fingerprint), 0},
+    {SC_TEXT, CF(status), 0},
+    {SC_INT64, CF(joined_at), 0},
+    {SC_INT64, CF(created_at), 0},
+    {SC_INT, CF(disk_threshold), 0},
+    {SC_INT, CF(memory_threshold), 0},
+    {SC_INT64, CF(last_status_update_at), 0},
     {SC_TEXT, CF(status_json), 0},
 };
 
@@ -74,7 +81,8 @@ static int store_cluster_config_set(struct store_tx *tx, int64_t id, const char 
 }
 
 /* Applies the parts of u that are set; a NULL description or a negative threshold is left. */
-static int store_cluster_apply(struct store_tx *tx, int64_t id, const struct store_cluster_update *u)
+static int store_cluster_apply(struct store_tx *tx, int64_t id,
+			       const struct store_cluster_update *u)
 {
 	int rc = 0;
 
@@ -216,21 +224,27 @@ static int store_join_secret_ok(const struct join_token_row *t, const char *secr
 	return match && t->expires_at > now;
 }
 
-/*
- * Inserts the cluster row and its default settings. A join without a
- * description takes the token's (the operator's words).
- */
+/* A join without a description takes the token's (the operator's words). */
+static const char *store_join_description(const struct store_cluster *c,
+					  const struct join_token_row *t)
+{
+	if (c->description != NULL && c->description[0] != '\0')
+		return c->description;
+	return t->description != NULL ? t->description : "";
+}
+
+/* Inserts the cluster row and its default settings. */
 static int store_join_insert(struct store_tx *tx, const struct store_cluster *c,
 			     const struct join_token_row *t, int64_t now)
 {
-	const char *desc = c->description != NULL && c->description[0] ? c->description
-					   : t->description ? t->description : "";
+	const char *desc = store_join_description(c, t);
 	int64_t id = 0;
 	int rc;
 
 	rc = store_tx_one(tx, STORE_SQL_CLUSTER_INSERT,
 			  SV_ARGS(SV_TEXT(c->name), SV_TEXT(desc), SV_TEXT(c->certificate),
-				  SV_TEXT(c->fingerprint), SV_TEXT(STORE_STATUS_ACTIVE), SV_INT(now)),
+				  SV_TEXT(c->fingerprint), SV_TEXT(STORE_STATUS_ACTIVE),
+				  SV_INT(now)),
 			  SC_ONE(SC_INT64), &id);
 	if (rc == -ENOENT)
 		rc = -EIO; /* an insert that returns no id: the backend broke its contract */

@@ -11,9 +11,8 @@
 
 #define TF(field) offsetof(struct store_join_token, field)
 static const struct store_col join_token_cols[] = {
-    {SC_TEXT, TF(cluster_name), 0}, {SC_TEXT, TF(description), 0},
-    {SC_SECRET, TF(secret_hash), 0}, {SC_INT64, TF(expires_at), 0},
-    {SC_INT64, TF(created_at), 0},
+    {SC_TEXT, TF(cluster_name), 0}, {SC_TEXT, TF(description), 0}, {SC_SECRET, TF(secret_hash), 0},
+    {SC_INT64, TF(expires_at), 0},  {SC_INT64, TF(created_at), 0},
 };
 
 /* An expired token no longer holds its name: a new one replaces it. */
@@ -29,12 +28,11 @@ static int store_join_token_insert(struct store_tx *tx, const struct store_join_
 	if (rc == 1)
 		return -EEXIST;
 	if (rc == 0)
-		rc = store_tx_exec(tx, STORE_SQL_JOIN_TOKEN_INSERT,
-				   SV_ARGS(SV_TEXT(t->cluster_name),
-					   SV_TEXT(t->description ? t->description : ""),
-					   SV_TEXT(t->secret_hash), SV_INT(t->expires_at),
-					   SV_INT(t->created_at)),
-				   NULL);
+		rc = store_tx_exec(
+		    tx, STORE_SQL_JOIN_TOKEN_INSERT,
+		    SV_ARGS(SV_TEXT(t->cluster_name), SV_TEXT(t->description ? t->description : ""),
+			    SV_TEXT(t->secret_hash), SV_INT(t->expires_at), SV_INT(t->created_at)),
+		    NULL);
 	return rc;
 }
 

@@ -22,15 +22,15 @@ static int store_migrate_one(struct store *s, const struct store_migration *m)
 
 	rc = store_tx_begin(s, &tx, STORE_TX_WRITE, __func__);
 	if (rc == 0)
-		rc = applied = store_tx_exists(&tx, STORE_SQL_MIGRATION_APPLIED,
-					       SV_ARGS(SV_INT(m->version)));
+		rc = applied =
+		    store_tx_exists(&tx, STORE_SQL_MIGRATION_APPLIED, SV_ARGS(SV_INT(m->version)));
 	if (rc == 0)
 		rc = s->ops->script(tx.conn, m->sql);
 	if (rc == 0)
-		rc = store_tx_exec(&tx, STORE_SQL_MIGRATION_RECORD,
-				   SV_ARGS(SV_INT(m->version), SV_TEXT(m->name),
-					   SV_INT((int64_t)time(NULL))),
-				   NULL);
+		rc = store_tx_exec(
+		    &tx, STORE_SQL_MIGRATION_RECORD,
+		    SV_ARGS(SV_INT(m->version), SV_TEXT(m->name), SV_INT((int64_t)time(NULL))),
+		    NULL);
 	rc = store_tx_end(&tx, rc < 0 ? rc : 0);
 	if (rc == 0 && !applied)
 		LOG_INFO("applied migration %s", m->name);
@@ -41,8 +41,8 @@ static int store_migrate_one(struct store *s, const struct store_migration *m)
 static int store_migrate_check_newer(struct store *s, int latest)
 {
 	int64_t max = 0;
-	int rc = store_read_one(s, __func__, STORE_SQL_MIGRATION_MAX, SV_NONE, SC_ONE(SC_INT64),
-				&max);
+	int rc =
+	    store_read_one(s, __func__, STORE_SQL_MIGRATION_MAX, SV_NONE, SC_ONE(SC_INT64), &max);
 
 	if (rc == 0 && max > latest)
 		LOG_WARN("database schema version %lld is newer than this binary's %d",

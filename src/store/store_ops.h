@@ -26,9 +26,9 @@
 #include "store/store.h"
 
 /* The columns of a cluster row (store_cluster.c reads them in this order). */
-#define STORE_CLUSTER_COLUMNS                                                                    \
-	"id, name, description, certificate, fingerprint, status, joined_at, created_at,"       \
-	" disk_threshold (default 80), memory_threshold (default 80), status updated_at or 0,"  \
+#define STORE_CLUSTER_COLUMNS                                                                      \
+	"id, name, description, certificate, fingerprint, status, joined_at, created_at,"          \
+	" disk_threshold (default 80), memory_threshold (default 80), status updated_at or 0,"     \
 	" status body or NULL"
 
 enum store_sql {
@@ -58,11 +58,11 @@ enum store_sql {
 	STORE_SQL_STATUS_DELETE, /* (int id) */
 
 	/* Join tokens (store_join_token.c, store_cluster.c). */
-	STORE_SQL_JOIN_TOKEN_GET,	  /* (name) -> secret_hash, expires_at, description */
-	STORE_SQL_JOIN_TOKEN_NAME_TAKEN,  /* (name) -> a row when a token or a cluster has it */
-	STORE_SQL_JOIN_TOKEN_INSERT,	  /* (name, description, hash, int expires, int created) */
-	STORE_SQL_JOIN_TOKEN_LIST,	  /* -> name, description, hash, expires, created; by name */
-	STORE_SQL_JOIN_TOKEN_DELETE,	  /* (name) */
+	STORE_SQL_JOIN_TOKEN_GET,	 /* (name) -> secret_hash, expires_at, description */
+	STORE_SQL_JOIN_TOKEN_NAME_TAKEN, /* (name) -> a row when a token or a cluster has it */
+	STORE_SQL_JOIN_TOKEN_INSERT,	 /* (name, description, hash, int expires, int created) */
+	STORE_SQL_JOIN_TOKEN_LIST,	 /* -> name, description, hash, expires, created; by name */
+	STORE_SQL_JOIN_TOKEN_DELETE,	 /* (name) */
 	STORE_SQL_JOIN_TOKEN_DELETE_EXPIRED, /* (name, int now): if expires <= now */
 
 	/* API tokens (store_api_token.c). */

@@ -12,8 +12,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 
-int store_tx_begin(struct store *s, struct store_tx *tx, enum store_tx_mode mode,
-		   const char *func)
+int store_tx_begin(struct store *s, struct store_tx *tx, enum store_tx_mode mode, const char *func)
 {
 	int rc;
 
@@ -130,8 +129,11 @@ static int store_col_read(const struct store_val *v, const struct store_col *c, 
 	int64_t i = v->type == STORE_INT ? v->i : 0;
 
 	switch (c->type) {
-	case SC_SKIP: return 0;
-	case SC_INT64: memcpy(p, &i, sizeof(i)); return 0;
+	case SC_SKIP:
+		return 0;
+	case SC_INT64:
+		memcpy(p, &i, sizeof(i));
+		return 0;
 	case SC_INT: {
 		int n = i > INT_MAX ? INT_MAX : i < INT_MIN ? INT_MIN : (int)i;
 
@@ -139,8 +141,11 @@ static int store_col_read(const struct store_val *v, const struct store_col *c, 
 		return 0;
 	}
 	case SC_TEXT:
-	case SC_SECRET: return store_col_text(v, (char **)(void *)p);
-	case SC_CHARS: store_col_chars(v, p, c->size); return 0;
+	case SC_SECRET:
+		return store_col_text(v, (char **)(void *)p);
+	case SC_CHARS:
+		store_col_chars(v, p, c->size);
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -218,8 +223,8 @@ static int store_one_row(void *arg, const struct store_val *vals, size_t nvals)
 	return rc == 0 ? 1 : rc;
 }
 
-int store_tx_one(struct store_tx *tx, enum store_sql id, const struct store_val *args,
-		 size_t nargs, const struct store_col *cols, size_t ncols, void *base)
+int store_tx_one(struct store_tx *tx, enum store_sql id, const struct store_val *args, size_t nargs,
+		 const struct store_col *cols, size_t ncols, void *base)
 {
 	struct store_one_ctx o = {cols, ncols, base, 0};
 	int rc = store_tx_rows(tx, id, args, nargs, store_one_row, &o);

@@ -37,12 +37,12 @@ struct store_tx {
 
 /* Where a column goes: a field at offset `off` of the record. */
 enum store_col_type {
-	SC_SKIP,  /* not read */
-	SC_INT64, /* int64_t; NULL reads as 0 */
-	SC_INT,	  /* int, clamped; NULL reads as 0 */
-	SC_TEXT,  /* char *, malloc'd; NULL reads as NULL */
+	SC_SKIP,   /* not read */
+	SC_INT64,  /* int64_t; NULL reads as 0 */
+	SC_INT,	   /* int, clamped; NULL reads as 0 */
+	SC_TEXT,   /* char *, malloc'd; NULL reads as NULL */
 	SC_SECRET, /* like SC_TEXT, and wiped when cleared */
-	SC_CHARS, /* char[size], truncated to fit; NULL reads as "" */
+	SC_CHARS,  /* char[size], truncated to fit; NULL reads as "" */
 };
 
 struct store_col {
@@ -52,21 +52,19 @@ struct store_col {
 };
 
 /* A bound value. */
-#define SV_TEXT(v)                                                                               \
-	((struct store_val){.type = (v) != NULL ? STORE_TEXT : STORE_NULL, .text = (v)})
+#define SV_TEXT(v) ((struct store_val){.type = (v) != NULL ? STORE_TEXT : STORE_NULL, .text = (v)})
 #define SV_INT(v) ((struct store_val){.type = STORE_INT, .i = (int64_t)(v)})
 /* The (args, nargs) pair of a list of values. */
-#define SV_ARGS(...)                                                                             \
-	(const struct store_val[]){__VA_ARGS__},                                                 \
-		sizeof((const struct store_val[]){__VA_ARGS__}) / sizeof(struct store_val)
+#define SV_ARGS(...)                                                                               \
+	(const struct store_val[]){__VA_ARGS__},                                                   \
+	    sizeof((const struct store_val[]){__VA_ARGS__}) / sizeof(struct store_val)
 #define SV_NONE NULL, 0
 /* The (cols, ncols) pair of a spec array. */
 #define SC_SPEC(a) (a), (sizeof(a) / sizeof((a)[0]))
 /* A spec of one column read into a plain variable (base = its address). */
 #define SC_ONE(type) (const struct store_col[]){{(type), 0, 0}}, 1
 
-int store_tx_begin(struct store *s, struct store_tx *tx, enum store_tx_mode mode,
-		   const char *func);
+int store_tx_begin(struct store *s, struct store_tx *tx, enum store_tx_mode mode, const char *func);
 /*
  * Ends the operation: commits when rc is 0 and a transaction is open (or
  * rolls back when rc is not), gives the connection back and, once
@@ -82,8 +80,8 @@ int store_tx_exec(struct store_tx *tx, enum store_sql id, const struct store_val
 int store_tx_change(struct store_tx *tx, enum store_sql id, const struct store_val *args,
 		    size_t nargs);
 /* Reads the first row into base by the spec: 0, -ENOENT (no row), or an error. */
-int store_tx_one(struct store_tx *tx, enum store_sql id, const struct store_val *args,
-		 size_t nargs, const struct store_col *cols, size_t ncols, void *base);
+int store_tx_one(struct store_tx *tx, enum store_sql id, const struct store_val *args, size_t nargs,
+		 const struct store_col *cols, size_t ncols, void *base);
 /* 1 when the statement returns a row, 0 when not, or a negative code. */
 int store_tx_exists(struct store_tx *tx, enum store_sql id, const struct store_val *args,
 		    size_t nargs);

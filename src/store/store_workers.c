@@ -181,8 +181,8 @@ static int store_workers_start(struct store_workers *w)
 	return w->w_running > 0 ? 0 : UV_EAGAIN;
 }
 
-int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work,
-			 store_done_fn done, void *ctx)
+int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work, store_done_fn done,
+			 void *ctx)
 {
 	struct store_workers *w = s != NULL ? s->workers : NULL;
 	struct store_port *p = NULL;

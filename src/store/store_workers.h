@@ -46,8 +46,8 @@ unsigned store_workers_running(struct store *s);
  * (UV_EINVAL, UV_ENOMEM, UV_EAGAIN when the queue is full or no thread
  * could start, UV_ECANCELED once stopped), and then neither callback runs.
  */
-int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work,
-			 store_done_fn done, void *ctx);
+int store_workers_submit(struct store *s, uv_loop_t *loop, store_work_fn work, store_done_fn done,
+			 void *ctx);
 
 /*
  * Drains and stops the workers (see above). Called on the thread of the

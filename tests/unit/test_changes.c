@@ -72,7 +72,8 @@ static int teardown(void **state)
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	store_close(f->srv.store);
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		assert_true((size_t)snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]) < sizeof(p));
+		assert_true((size_t)snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]) <
+			    sizeof(p));
 		unlink(p);
 	}
 	rmdir(f->dir);
@@ -219,8 +220,8 @@ static void run_job(struct fixture *f, struct job *j, const char *op)
 static void test_change_before_answer(void **state)
 {
 	struct fixture *f = *state;
-	struct store_join_token t = {.cluster_name = (char *)"c1", .expires_at = NOW + 60,
-				     .created_at = NOW};
+	struct store_join_token t = {
+	    .cluster_name = (char *)"c1", .expires_at = NOW + 60, .created_at = NOW};
 	char h1[65], h2[65];
 	struct job j;
 

@@ -390,8 +390,10 @@ static void test_join_rules(void **state)
 	assert_int_equal(store_cluster_get(f->s, "two", &c), -ENOENT);
 
 	/* A description given at the join wins over the token's. */
-	c = (struct store_cluster){.name = (char *)"two", .description = (char *)"mine",
-				   .certificate = (char *)CERT, .fingerprint = fp2};
+	c = (struct store_cluster){.name = (char *)"two",
+				   .description = (char *)"mine",
+				   .certificate = (char *)CERT,
+				   .fingerprint = fp2};
 	assert_int_equal(store_cluster_join(f->s, &c, hb, NOW), 0);
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(store_cluster_get(f->s, "two", &c), 0);
@@ -662,9 +664,15 @@ static void test_tunnels(void **state)
 static void test_audit(void **state)
 {
 	struct fixture *f = *state;
-	struct store_audit a = {.at = NOW, .actor = "token:aaaaaaaaaaaa", .cluster = "c",
-				.method = "GET", .path = "/1.0", .status = 200, .bytes_in = 1,
-				.bytes_out = 2, .duration_ms = 3};
+	struct store_audit a = {.at = NOW,
+				.actor = "token:aaaaaaaaaaaa",
+				.cluster = "c",
+				.method = "GET",
+				.path = "/1.0",
+				.status = 200,
+				.bytes_in = 1,
+				.bytes_out = 2,
+				.duration_ms = 3};
 	struct store_audit r[4] = {a, a, a, a};
 	int64_t count = -1;
 
@@ -738,9 +746,8 @@ static void test_feed(void **state)
 	assert_int_equal(uv_loop_init(&loop), 0);
 	assert_int_equal(uv_loop_init(&other), 0);
 	assert_int_equal(store_feed_subscribe(f->s, &loop, STORE_CHANGE_ALL, record, &all), 0);
-	assert_int_equal(store_feed_subscribe(f->s, &loop, STORE_CHANGE_CLUSTER_REMOVED, record,
-					      &removed),
-			 0);
+	assert_int_equal(
+	    store_feed_subscribe(f->s, &loop, STORE_CHANGE_CLUSTER_REMOVED, record, &removed), 0);
 	assert_int_equal(store_feed_subscribe(f->s, &other, STORE_CHANGE_ALL, record, &all),
 			 -EINVAL);
 
@@ -906,8 +913,10 @@ static void hjob_work(struct store *s, void *arg)
 		j->rc = store_audit_append(s, &a);
 		break;
 	case 1: {
-		struct store_join_token t = {.cluster_name = j->name, .secret_hash = h,
-					     .expires_at = NOW + 60, .created_at = NOW};
+		struct store_join_token t = {.cluster_name = j->name,
+					     .secret_hash = h,
+					     .expires_at = NOW + 60,
+					     .created_at = NOW};
 
 		j->rc = store_join_token_create(s, &t);
 		if (j->rc == 0)
@@ -924,8 +933,10 @@ static void hjob_work(struct store *s, void *arg)
 			j->rc = -EPROTO;
 		break;
 	default: {
-		struct store_join_token t = {.cluster_name = j->name, .secret_hash = h,
-					     .expires_at = NOW + 60, .created_at = NOW};
+		struct store_join_token t = {.cluster_name = j->name,
+					     .secret_hash = h,
+					     .expires_at = NOW + 60,
+					     .created_at = NOW};
 
 		snprintf(fp, sizeof(fp), "%02d%062d", j->h->id, j->i);
 		j->rc = store_join_token_create(s, &t);
