@@ -17,20 +17,15 @@
 
 #define CF(field) offsetof(struct store_cluster, field)
 /* STORE_CLUSTER_COLUMNS, in order. */
+/* clang-format off */
 static const struct store_col cluster_cols[] = {
-    {SC_INT64, CF(id), 0},
-    {SC_TEXT, CF(name), 0},
-    {SC_TEXT, CF(description), 0},
-    {SC_TEXT, CF(certificate), 0},
-    {SC_TEXT, CF(fingerprint), 0},
-    {SC_TEXT, CF(status), 0},
-    {SC_INT64, CF(joined_at), 0},
-    {SC_INT64, CF(created_at), 0},
-    {SC_INT, CF(disk_threshold), 0},
-    {SC_INT, CF(memory_threshold), 0},
-    {SC_INT64, CF(last_status_update_at), 0},
-    {SC_TEXT, CF(status_json), 0},
+    {SC_INT64, CF(id), 0}, {SC_TEXT, CF(name), 0}, {SC_TEXT, CF(description), 0},
+    {SC_TEXT, CF(certificate), 0}, {SC_TEXT, CF(fingerprint), 0}, {SC_TEXT, CF(status), 0},
+    {SC_INT64, CF(joined_at), 0}, {SC_INT64, CF(created_at), 0},
+    {SC_INT, CF(disk_threshold), 0}, {SC_INT, CF(memory_threshold), 0},
+    {SC_INT64, CF(last_status_update_at), 0}, {SC_TEXT, CF(status_json), 0},
 };
+/* clang-format on */
 
 /* The key columns of a cluster: what removal needs. */
 struct cluster_keys {

@@ -9,12 +9,12 @@
 #include "store/store_tx.h"
 
 #define OF(field) offsetof(struct store_tunnel_owner, field)
+/* clang-format off */
 static const struct store_col tunnel_cols[] = {
-    {SC_TEXT, OF(replica), 0},
-    {SC_TEXT, OF(protocol), 0},
-    {SC_INT64, OF(epoch), 0},
-    {SC_INT64, OF(since), 0},
+    {SC_TEXT, OF(replica), 0}, {SC_TEXT, OF(protocol), 0},
+    {SC_INT64, OF(epoch), 0}, {SC_INT64, OF(since), 0},
 };
+/* clang-format on */
 
 int store_tunnel_set(struct store *s, const char *cluster, const char *replica, int64_t epoch,
 		     const char *protocol, int64_t since)

@@ -247,18 +247,21 @@ int store_workers__init(struct store *s)
 {
 	struct store_workers *w = calloc(1, sizeof(*w));
 
-	if (w == NULL)
-		return -ENOMEM;
+	/* Neither init can fail on Linux without attributes; checked all the same. */
+	if (w == NULL || pthread_mutex_init(&w->w_mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&w->w_cv, NULL) != 0) {
+		pthread_mutex_destroy(&w->w_mu);
+		goto fail;
+	}
 	w->w_store = s;
 	w->w_nthreads = STORE_THREADS_DEFAULT;
 	w->w_tail = &w->w_head;
-	/* Neither can fail on Linux without attributes; checked all the same. */
-	if (pthread_mutex_init(&w->w_mu, NULL) != 0 || pthread_cond_init(&w->w_cv, NULL) != 0) {
-		free(w);
-		return -ENOMEM;
-	}
 	s->workers = w;
 	return 0;
+fail:
+	free(w);
+	return -ENOMEM;
 }
 
 /*
