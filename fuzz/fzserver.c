@@ -136,6 +136,7 @@ struct server *fzserver_start(void)
 	cfg->data_dir = fzs_dir;
 	cfg->heartbeat_interval_s = 60;
 	cfg->proxy_header_timeout_ms = 3000;
+	cfg->proxy_fin_timeout_ms = 200; /* a half-closed pass-through settles fast */
 	FUZZ_CHECK(snprintf(cfg->connector_public, sizeof(cfg->connector_public), "%s",
 			    "127.0.0.1:9443") < (int)sizeof(cfg->connector_public));
 	FUZZ_CHECK(snprintf(cfg->management_public, sizeof(cfg->management_public), "%s",

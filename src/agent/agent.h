@@ -124,6 +124,16 @@ int cmd_usage_error(const char *name, const char *fmt, ...) __attribute__((forma
  * reports the option that made it return ch ('?' or ':'). Returns 2.
  */
 int cmd_getopt_error(const char *name, int ch, char **argv);
+/*
+ * Parses a subcommand's options with getopt_long (longopts must not use
+ * 'h', '?' or ':'): --help prints cmd->usage on stdout and sets *done, a
+ * bad option is a usage error, and every other option goes to
+ * on_opt(state, val, optarg), which returns 0 or an exit status. Returns 0
+ * (optind is then the first positional argument) or the exit status.
+ */
+struct option;
+int cmd_parse(const struct agent_cmd *cmd, int argc, char **argv, const struct option *longopts,
+	      int (*on_opt)(void *state, int val, const char *arg), void *state, int *done);
 
 /* ---- agent.c: process lifecycle ---- */
 

@@ -65,52 +65,42 @@ static void join_usage(FILE *out)
 	      out);
 }
 
+/* The options' vals: small numbers, apart from getopt's 'h', '?' and ':'. */
+enum { JOIN_DATA_DIR = 1, JOIN_UPSTREAM, JOIN_CA, JOIN_CERT, JOIN_KEY, JOIN_FINGERPRINT };
+
+static int join_opt(void *state, int val, const char *arg)
+{
+	struct join_opts *o = state;
+	const char **slot[] = {
+	    [JOIN_DATA_DIR] = &o->data_dir,
+	    [JOIN_UPSTREAM] = &o->upstream,
+	    [JOIN_CA] = &o->ca,
+	    [JOIN_CERT] = &o->cert,
+	    [JOIN_KEY] = &o->key,
+	    [JOIN_FINGERPRINT] = &o->fingerprint,
+	};
+
+	*slot[val] = arg;
+	return 0;
+}
+
 /* 0 to go on, or an exit status (2: usage error; 0 after --help). */
 static int join_parse(int argc, char **argv, struct join_opts *o, int *done)
 {
 	static const struct option longopts[] = {
-	    {"data-dir", required_argument, NULL, 'd'},
-	    {"upstream", required_argument, NULL, 'u'},
-	    {"upstream-ca", required_argument, NULL, 'a'},
-	    {"upstream-cert", required_argument, NULL, 'c'},
-	    {"upstream-key", required_argument, NULL, 'k'},
-	    {"upstream-fingerprint", required_argument, NULL, 'f'},
+	    {"data-dir", required_argument, NULL, JOIN_DATA_DIR},
+	    {"upstream", required_argument, NULL, JOIN_UPSTREAM},
+	    {"upstream-ca", required_argument, NULL, JOIN_CA},
+	    {"upstream-cert", required_argument, NULL, JOIN_CERT},
+	    {"upstream-key", required_argument, NULL, JOIN_KEY},
+	    {"upstream-fingerprint", required_argument, NULL, JOIN_FINGERPRINT},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int ch;
+	int rc = cmd_parse(&cmd_join, argc, argv, longopts, join_opt, o, done);
 
-	*done = 0;
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o->data_dir = optarg;
-			break;
-		case 'u':
-			o->upstream = optarg;
-			break;
-		case 'a':
-			o->ca = optarg;
-			break;
-		case 'c':
-			o->cert = optarg;
-			break;
-		case 'k':
-			o->key = optarg;
-			break;
-		case 'f':
-			o->fingerprint = optarg;
-			break;
-		case 'h':
-			join_usage(stdout);
-			*done = 1;
-			return 0;
-		default:
-			return cmd_getopt_error("join", ch, argv);
-		}
-	}
+	if (rc != 0 || *done)
+		return rc;
 	if (optind != argc - 1)
 		return cmd_usage_error("join", "%s",
 				       optind >= argc ? "missing TOKEN" : "too many arguments");

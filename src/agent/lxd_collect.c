@@ -37,8 +37,8 @@ struct lxd_req {
 	struct lxd_collect *lc;
 	enum lxd_kind kind;
 	char *target;	    /* malloc'd: path and query */
-	const char *pool;   /* borrowed from lc->pools */
-	const char *member; /* borrowed from lc->members */
+	const char *pool;   /* borrowed from lc->snap.pools */
+	const char *member; /* borrowed from lc->snap.members */
 	struct fetch *f;    /* while in flight */
 };
 
@@ -51,10 +51,15 @@ struct lxd_collect {
 	int failed;   /* 0, or the error for the callback: a network code or -EPROTO */
 	int starting; /* inside lxd_collect_start: do not call back yet */
 	char errmsg[512];
-	json_t *server, *instances, *resources, *members, *pools;
-	json_t *pool_res, *member_res, *member_pool_res; /* objects, see status.h */
-	char *metrics;
-	size_t metrics_len;
+	json_t *server; /* GET /1.0, for the member name and the UI address */
+	/*
+	 * Filled as the answers come, and handed to the callback as it is.
+	 * Its json_t members are references of ours (lc_free); its keyed
+	 * objects (pool_resources, member_*) exist from the start, and an
+	 * empty one means the same to status.c as none.
+	 */
+	struct lxd_snapshot snap;
+	char *metrics; /* owns snap.metrics */
 	char ui_url[AGENT_HOST_MAX + 16];
 	lxd_collect_cb cb;
 	void *arg;
@@ -204,10 +209,10 @@ static int lc_round2(struct lxd_collect *lc)
 
 	lc_free_reqs(lc);
 	lc->round = 2;
-	if (json_is_array(lc->pools))
-		np = lc_names(lc->pools, "name", pools, LXD_COLLECT_MAX_POOLS, NULL);
-	if (json_is_array(lc->members))
-		nm = lc_names(lc->members, "server_name", members, LXD_COLLECT_MAX_MEMBERS,
+	if (json_is_array(lc->snap.pools))
+		np = lc_names(lc->snap.pools, "name", pools, LXD_COLLECT_MAX_POOLS, NULL);
+	if (json_is_array(lc->snap.members))
+		nm = lc_names(lc->snap.members, "server_name", members, LXD_COLLECT_MAX_MEMBERS,
 			      "Offline");
 	if (np + nm == 0)
 		return 0;
@@ -294,46 +299,58 @@ static int lc_type_ok(enum lxd_kind kind, json_t *meta)
 	}
 }
 
+/* Where the answer of a one-request kind goes; NULL for the other kinds. */
+static json_t **lc_slot(struct lxd_collect *lc, enum lxd_kind kind)
+{
+	json_t **slot[] = {
+	    [LK_SERVER] = &lc->server,
+	    [LK_INSTANCES] = &lc->snap.instances,
+	    [LK_RESOURCES] = &lc->snap.resources,
+	    [LK_MEMBERS] = &lc->snap.members,
+	    [LK_POOLS] = &lc->snap.pools,
+	    [LK_MEMBER_POOL_RES] = NULL,
+	};
+
+	return slot[kind];
+}
+
+/* member's object in snap.member_pool_resources, made on first use; NULL: no memory. */
+static json_t *lc_member_pools(struct lxd_collect *lc, const char *member)
+{
+	json_t *per = json_object_get(lc->snap.member_pool_resources, member);
+
+	if (per == NULL) {
+		per = json_object();
+		if (json_object_set_new(lc->snap.member_pool_resources, member, per) < 0)
+			per = NULL;
+	}
+	return per;
+}
+
 /* Files meta (a new reference, taken) in the snapshot. */
 static void lc_keep(struct lxd_collect *lc, struct lxd_req *r, json_t *meta)
 {
-	json_t *per;
+	json_t **slot = lc_slot(lc, r->kind), *per;
 
+	if (slot != NULL) {
+		*slot = meta;
+		return;
+	}
 	switch (r->kind) {
-	case LK_SERVER:
-		lc->server = meta;
-		return;
-	case LK_INSTANCES:
-		lc->instances = meta;
-		return;
-	case LK_RESOURCES:
-		lc->resources = meta;
-		return;
-	case LK_MEMBERS:
-		lc->members = meta;
-		return;
-	case LK_POOLS:
-		lc->pools = meta;
-		return;
 	case LK_POOL_RES:
-		json_object_set_new(lc->pool_res, r->pool, meta);
+		json_object_set_new(lc->snap.pool_resources, r->pool, meta);
 		return;
 	case LK_MEMBER_RES:
-		json_object_set_new(lc->member_res, r->member, meta);
+		json_object_set_new(lc->snap.member_resources, r->member, meta);
 		return;
 	case LK_MEMBER_POOL_RES:
-		per = json_object_get(lc->member_pool_res, r->member);
-		if (per == NULL) {
-			per = json_object();
-			if (json_object_set_new(lc->member_pool_res, r->member, per) < 0)
-				per = NULL;
-		}
+		per = lc_member_pools(lc, r->member);
 		if (per)
 			json_object_set_new(per, r->pool, meta);
 		else
 			json_decref(meta);
 		return;
-	case LK_METRICS:
+	default: /* LK_METRICS: not JSON, see lc_store_metrics */
 		break;
 	}
 	json_decref(meta);
@@ -347,7 +364,7 @@ static void lc_store_metrics(struct lxd_collect *lc, struct http_fetch_result *r
 		return;
 	}
 	lc->metrics = res->body; /* ours now: fetch frees only what is left */
-	lc->metrics_len = res->body_len;
+	lc->snap.metrics_len = res->body_len;
 	res->body = NULL;
 	res->body_len = 0;
 }
@@ -429,43 +446,29 @@ static void lc_free(struct lxd_collect *lc)
 {
 	lc_free_reqs(lc);
 	json_decref(lc->server);
-	json_decref(lc->instances);
-	json_decref(lc->resources);
-	json_decref(lc->members);
-	json_decref(lc->pools);
-	json_decref(lc->pool_res);
-	json_decref(lc->member_res);
-	json_decref(lc->member_pool_res);
+	json_decref(lc->snap.instances);
+	json_decref(lc->snap.resources);
+	json_decref(lc->snap.members);
+	json_decref(lc->snap.pools);
+	json_decref(lc->snap.pool_resources);
+	json_decref(lc->snap.member_resources);
+	json_decref(lc->snap.member_pool_resources);
 	free(lc->metrics);
 	free(lc);
 }
 
 static void lc_finish(struct lxd_collect *lc)
 {
-	struct lxd_snapshot snap;
-	const char *name = NULL;
-
 	if (lc->failed) {
 		lc->cb(lc->failed, lc->errmsg, NULL, lc->arg);
 		lc_free(lc);
 		return;
 	}
-	memset(&snap, 0, sizeof(snap));
-	json_get_string(json_object_get(lc->server, "environment"), "server_name", &name);
-	snap.instances = lc->instances;
-	snap.resources = lc->resources;
-	snap.members = lc->members;
-	snap.pools = lc->pools;
-	snap.pool_resources = lc->pool_res;
-	snap.metrics = lc->metrics;
-	snap.metrics_len = lc->metrics_len;
-	snap.member_name = name;
-	snap.ui_url = lc_ui_url(lc);
-	if (json_object_size(lc->member_res) > 0)
-		snap.member_resources = lc->member_res;
-	if (json_object_size(lc->member_pool_res) > 0)
-		snap.member_pool_resources = lc->member_pool_res;
-	lc->cb(0, NULL, &snap, lc->arg);
+	json_get_string(json_object_get(lc->server, "environment"), "server_name",
+			&lc->snap.member_name);
+	lc->snap.metrics = lc->metrics;
+	lc->snap.ui_url = lc_ui_url(lc);
+	lc->cb(0, NULL, &lc->snap, lc->arg);
 	lc_free(lc);
 }
 
@@ -507,10 +510,11 @@ struct lxd_collect *lxd_collect_start(struct agent *ag, lxd_collect_cb cb, void 
 	lc->cb = cb;
 	lc->arg = arg;
 	upstream_opts(&ag->cfg.up, ag->lxd_tls, &lc->opts);
-	lc->pool_res = json_object();
-	lc->member_res = json_object();
-	lc->member_pool_res = json_object();
-	if (!lc->pool_res || !lc->member_res || !lc->member_pool_res || lc_round1(lc) < 0) {
+	lc->snap.pool_resources = json_object();
+	lc->snap.member_resources = json_object();
+	lc->snap.member_pool_resources = json_object();
+	if (!lc->snap.pool_resources || !lc->snap.member_resources ||
+	    !lc->snap.member_pool_resources || lc_round1(lc) < 0) {
 		agent_errf(err, errlen, "out of memory");
 		lc_free(lc);
 		return NULL;

@@ -41,6 +41,29 @@ int cmd_getopt_error(const char *name, int ch, char **argv)
 	return cmd_usage_error(name, "unknown option '%s'", opt);
 }
 
+int cmd_parse(const struct agent_cmd *cmd, int argc, char **argv, const struct option *longopts,
+	      int (*on_opt)(void *state, int val, const char *arg), void *state, int *done)
+{
+	int ch, rc;
+
+	*done = 0;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (ch == 'h') {
+			cmd->usage(stdout);
+			*done = 1;
+			return 0;
+		}
+		if (ch == '?' || ch == ':')
+			return cmd_getopt_error(cmd->name, ch, argv);
+		rc = on_opt(state, ch, optarg);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static void main_usage(FILE *out)
 {
 	size_t i;

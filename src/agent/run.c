@@ -36,6 +36,43 @@ static void run_usage(FILE *out)
 	      out);
 }
 
+/* What run_parse fills. */
+struct run_parse_out {
+	struct agent *ag;
+	const char *dir;
+};
+
+static int run_opt(void *state, int val, const char *arg)
+{
+	struct run_parse_out *p = state;
+	long long v;
+
+	switch (val) {
+	case 'd':
+		p->dir = arg;
+		break;
+	case 'i':
+		if (slice_to_int64(slice_cstr(arg), 1, 86400, &v) < 0)
+			return cmd_usage_error("run", "--interval takes 1 to 86400 seconds");
+		p->ag->interval_s = (unsigned)v;
+		break;
+	case 'o':
+		p->ag->once = 1;
+		break;
+	case 'a':
+		if (forward_allow_add(p->ag, arg) < 0)
+			return cmd_usage_error("run",
+					       "--allow-path takes an absolute path "
+					       "prefix without '.' segments, at most %d",
+					       AGENT_MAX_ALLOW);
+		break;
+	default:
+		log_set_level(LOG_LEVEL_DEBUG);
+		break;
+	}
+	return 0;
+}
+
 static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, int *done)
 {
 	static const struct option longopts[] = {
@@ -44,43 +81,12 @@ static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, 
 	    {"help", no_argument, NULL, 'h'},		{"allow-path", required_argument, NULL, 'a'},
 	    {NULL, 0, NULL, 0},
 	};
-	long long v;
-	int ch;
+	struct run_parse_out p = {ag, NULL};
+	int rc = cmd_parse(&cmd_run, argc, argv, longopts, run_opt, &p, done);
 
-	*done = 0;
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			*dir = optarg;
-			break;
-		case 'i':
-			if (slice_to_int64(slice_cstr(optarg), 1, 86400, &v) < 0)
-				return cmd_usage_error("run",
-						       "--interval takes 1 to 86400 seconds");
-			ag->interval_s = (unsigned)v;
-			break;
-		case 'o':
-			ag->once = 1;
-			break;
-		case 'a':
-			if (forward_allow_add(ag, optarg) < 0)
-				return cmd_usage_error("run", "--allow-path takes an absolute path "
-							      "prefix without '.' segments, at most %d",
-						       AGENT_MAX_ALLOW);
-			break;
-		case 'D':
-			log_set_level(LOG_LEVEL_DEBUG);
-			break;
-		case 'h':
-			run_usage(stdout);
-			*done = 1;
-			return 0;
-		default:
-			return cmd_getopt_error("run", ch, argv);
-		}
-	}
+	if (rc != 0 || *done)
+		return rc;
+	*dir = p.dir;
 	if (optind != argc)
 		return cmd_usage_error("run", "unexpected argument");
 	if (*dir == NULL || (*dir)[0] == '\0')

@@ -44,16 +44,38 @@ struct cli_ctx {
 	struct client_state *client;
 };
 
+/*
+ * What main.c parsed from a command's arguments before running it: the
+ * positional ones (exactly the command's nargs) and the value of each of
+ * its own options.
+ */
+#define CLI_MAX_OPTS 8
+struct cli_args {
+	const char *name; /* "lxcm token create", for messages */
+	char **pos;	  /* nargs positional arguments */
+	/*
+	 * opt[i] belongs to the option whose val is CLI_OPT_OWN + i: its
+	 * argument (the last one when given twice), "" for a flag that was
+	 * given, NULL when absent.
+	 */
+	const char *opt[CLI_MAX_OPTS];
+};
+
+struct cmdrun_list;
+
 struct cli_command {
 	const char *name;    /* "token create" */
 	const char *args;    /* "NAME [--description D] [--expiry T]" */
 	const char *summary; /* one line, for command lists */
 	const char *help;    /* paragraphs and the command's own options */
-	/*
-	 * argv[0] is the full command name for messages ("lxcm token create"),
-	 * then the arguments after the command name. Returns an exit code.
-	 */
-	int (*fn)(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv);
+	int nargs;	     /* how many positional arguments, exactly */
+	/* The command's own long options, zero-terminated, or NULL. */
+	const struct option *options;
+	/* Runs after the arguments were parsed. Returns an exit code. */
+	int (*fn)(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a);
+	/* Only for the shared runners of cmdrun.h: what the command acts on. */
+	const char *path;
+	const struct cmdrun_list *list;
 };
 
 /* The table, in main.c, terminated by an entry with a NULL name. */
@@ -64,23 +86,13 @@ void cli_usage(const struct cli_command *cmd, FILE *out);
 void cli_help(const struct cli_command *cmd);
 
 /*
- * Option parsing for commands. own lists the command's own long options
- * (terminated by a zero entry; their val must be >= CLI_OPT_OWN); the common
- * ones (--help, --json, --server, --token-file, --server-fingerprint) are
- * added and handled here, so they may also follow the command name. For
- * each own option on_opt(state, val, optarg) runs and returns 0, or prints
- * why the value is bad and returns CLI_EXIT_USAGE.
- *
- * Positional arguments must number min_args..max_args; *first is set to the
- * index of the first one. Returns -1 when the command should go on, or the
- * exit code to return right away (0 after --help, 2 after a usage error).
+ * Options of commands. A command's own options have val CLI_OPT_OWN + i,
+ * i < CLI_MAX_OPTS; main.c adds the common ones (--help, --json, --server,
+ * --token-file, --server-fingerprint), so they may also follow the
+ * command name, and checks the number of positional arguments.
  */
 #define CLI_OPT_OWN 1000
-int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-	      const struct option *own, int (*on_opt)(void *state, int val, const char *arg),
-	      void *state, int min_args, int max_args, int *first);
-
-/* Applies one global option (shared by main.c and cli_parse); 0 or -1 unknown. */
+/* Applies one global option; 0, or -1 when val is not one. */
 int cli_global_option(struct cli_ctx *ctx, int val, const char *arg);
 #define CLI_OPT_SERVER 900
 #define CLI_OPT_TOKEN_FILE 901

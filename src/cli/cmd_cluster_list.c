@@ -2,17 +2,19 @@
 #include "cli/cli.h"
 
 #include "cli/clusterfmt.h"
-#include "cli/output.h"
+#include "cli/cmdrun.h"
 #include "cli/util.h"
-#include "common/timefmt.h"
 
 #define CLUSTER_LIST_COLS 9
 
+/* A row per cluster object; anything else in the list is skipped. */
 static int cluster_list_row(struct output_table *t, json_t *c, int64_t now)
 {
 	char members[24], instances[24], cpu[64], mem[40], storage[40], beat[32];
 	const char *row[CLUSTER_LIST_COLS];
 
+	if (!json_is_object(c))
+		return 0;
 	clusterfmt_count(c, "member_count", members, sizeof(members));
 	clusterfmt_count(c, "instance_count", instances, sizeof(instances));
 	clusterfmt_cpu(c, cpu, sizeof(cpu));
@@ -31,54 +33,12 @@ static int cluster_list_row(struct output_table *t, json_t *c, int64_t now)
 	return output_table_add(t, row);
 }
 
-static int cluster_list_table(json_t *list)
-{
-	static const char *const headers[CLUSTER_LIST_COLS] = {
-	    "NAME",   "STATUS",	 "MEMBERS", "INSTANCES",     "CPU",
-	    "MEMORY", "STORAGE", "TUNNEL",  "LAST HEARTBEAT"};
-	struct output_table t;
-	int64_t now = time_now();
-	json_t *c;
-	size_t i;
-	int rc = 0;
-
-	output_table_init(&t, CLUSTER_LIST_COLS, headers);
-	json_array_foreach(list, i, c)
-	{
-		if (json_is_object(c) && cluster_list_row(&t, c, now) != 0) {
-			rc = CLI_EXIT_FAIL;
-			break;
-		}
-	}
-	if (rc == 0)
-		output_table_print(&t, stdout);
-	output_table_free(&t);
-	return rc;
-}
-
-static int cluster_list_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			    char **argv)
-{
-	json_t *md;
-	int first, rc;
-
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first);
-	if (rc >= 0)
-		return rc;
-	rc = client_request(ctx, "GET", "/1.0/remote-cluster", NULL, &md);
-	if (rc != 0)
-		return rc;
-	if (!json_is_array(md)) {
-		fputs("Error: the server did not send a list of clusters\n", stderr);
-		rc = CLI_EXIT_FAIL;
-	} else if (ctx->json) {
-		rc = output_json(md) == 0 ? 0 : CLI_EXIT_FAIL;
-	} else {
-		rc = cluster_list_table(md);
-	}
-	json_decref(md);
-	return rc;
-}
+static const struct cmdrun_list cluster_list = {
+    .bad = "the server did not send a list of clusters",
+    .headers = {"NAME", "STATUS", "MEMBERS", "INSTANCES", "CPU", "MEMORY", "STORAGE", "TUNNEL",
+		"LAST HEARTBEAT"},
+    .row = cluster_list_row,
+};
 
 const struct cli_command cmd_cluster_list = {
     .name = "cluster list",
@@ -88,5 +48,7 @@ const struct cli_command cmd_cluster_list = {
 	    "STORAGE are used over total (storage summed over all pools); TUNNEL says\n"
 	    "whether the cluster's tunnel is connected; LAST HEARTBEAT is the age of\n"
 	    "the latest status report.\n",
-    .fn = cluster_list_run,
+    .fn = cmdrun_list,
+    .path = "/1.0/remote-cluster",
+    .list = &cluster_list,
 };

@@ -1,20 +1,7 @@
 /* cmd_cluster_remove.c - `lxcm cluster remove NAME`: forget a cluster. */
 #include "cli/cli.h"
 
-static int cluster_remove_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			      char **argv)
-{
-	char path[1200];
-	int first, rc;
-
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
-	rc = client_path(path, sizeof(path), "/1.0/remote-cluster", argv[first]);
-	if (rc != 0)
-		return rc;
-	return client_request(ctx, "DELETE", path, NULL, NULL);
-}
+#include "cli/cmdrun.h"
 
 const struct cli_command cmd_cluster_remove = {
     .name = "cluster remove",
@@ -23,5 +10,7 @@ const struct cli_command cmd_cluster_remove = {
     .help = "Deletes the cluster and its status from the manager; its certificate is\n"
 	    "no longer accepted and its live tunnel, if any, is closed at once. Nothing\n"
 	    "is changed on the cluster itself: to enroll it again, create a new token.\n",
-    .fn = cluster_remove_run,
+    .nargs = 1,
+    .fn = cmdrun_delete,
+    .path = "/1.0/remote-cluster",
 };

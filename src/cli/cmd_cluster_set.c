@@ -4,68 +4,72 @@
  */
 #include "cli/cli.h"
 
+#include "cli/cmdrun.h"
 #include "cli/util.h"
 
-struct cluster_set_args {
-	json_t *patch;
-	const char *cmd; /* for messages */
-};
-
-enum { OPT_DESCRIPTION = CLI_OPT_OWN, OPT_DISK, OPT_MEMORY };
+enum { SET_DESCRIPTION, SET_DISK, SET_MEMORY };
 
 static const struct option cluster_set_options[] = {
-    {"description", required_argument, NULL, OPT_DESCRIPTION},
-    {"disk-threshold", required_argument, NULL, OPT_DISK},
-    {"memory-threshold", required_argument, NULL, OPT_MEMORY},
+    {"description", required_argument, NULL, CLI_OPT_OWN + SET_DESCRIPTION},
+    {"disk-threshold", required_argument, NULL, CLI_OPT_OWN + SET_DISK},
+    {"memory-threshold", required_argument, NULL, CLI_OPT_OWN + SET_MEMORY},
     {NULL, 0, NULL, 0},
 };
 
-static int cluster_set_opt(void *state, int val, const char *arg)
+/* Adds --WHICH-threshold to the patch if given; 0 or an exit code, printed. */
+static int cluster_set_threshold(json_t *patch, const struct cli_args *a, int opt,
+				 const char *which, const char *key)
 {
-	struct cluster_set_args *a = state;
-	const char *key = val == OPT_DISK ? "disk_threshold" : "memory_threshold";
+	const char *arg = a->opt[opt];
 	int pct;
 
-	if (val == OPT_DESCRIPTION) {
-		if (json_object_set_new(a->patch, "description", json_string(arg)) != 0) {
-			fprintf(stderr, "%s: --description must be valid UTF-8\n", a->cmd);
-			return CLI_EXIT_USAGE;
-		}
+	if (arg == NULL)
 		return 0;
-	}
 	if (util_parse_percent(arg, &pct) != 0) {
 		fprintf(stderr,
 			"%s: --%s-threshold must be a whole number from 0 to 100, not '%s'\n",
-			a->cmd, val == OPT_DISK ? "disk" : "memory", arg);
+			a->name, which, arg);
 		return CLI_EXIT_USAGE;
 	}
-	return json_object_set_new(a->patch, key, json_integer(pct)) == 0 ? 0 : CLI_EXIT_FAIL;
+	return json_object_set_new(patch, key, json_integer(pct)) == 0 ? 0 : CLI_EXIT_FAIL;
 }
 
-static int cluster_set_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			   char **argv)
+/* Fills the patch with the fields given; 0 or an exit code, printed. */
+static int cluster_set_patch(json_t *patch, const struct cli_args *a)
 {
-	struct cluster_set_args a = {json_object(), argv[0]};
-	char path[1200];
-	int first, rc;
+	const char *desc = a->opt[SET_DESCRIPTION];
+	int rc;
 
-	if (a.patch == NULL)
+	if (desc != NULL && json_object_set_new(patch, "description", json_string(desc)) != 0) {
+		fprintf(stderr, "%s: --description must be valid UTF-8\n", a->name);
+		return CLI_EXIT_USAGE;
+	}
+	rc = cluster_set_threshold(patch, a, SET_DISK, "disk", "disk_threshold");
+	if (rc == 0)
+		rc = cluster_set_threshold(patch, a, SET_MEMORY, "memory", "memory_threshold");
+	return rc;
+}
+
+static int cluster_set_run(struct cli_ctx *ctx, const struct cli_command *cmd,
+			   const struct cli_args *a)
+{
+	json_t *patch = json_object();
+	int rc;
+
+	if (patch == NULL)
 		return CLI_EXIT_FAIL;
-	rc =
-	    cli_parse(ctx, cmd, argc, argv, cluster_set_options, cluster_set_opt, &a, 1, 1, &first);
-	if (rc >= 0)
-		goto out;
-	if (json_object_size(a.patch) == 0) {
-		fprintf(stderr, "%s: nothing to change\n", argv[0]);
+	rc = cluster_set_patch(patch, a);
+	if (rc == 0 && json_object_size(patch) == 0) {
+		fprintf(stderr, "%s: nothing to change\n", a->name);
 		cli_usage(cmd, stderr);
 		rc = CLI_EXIT_USAGE;
-		goto out;
 	}
-	rc = client_path(path, sizeof(path), "/1.0/remote-cluster", argv[first]);
 	if (rc == 0)
-		rc = client_request(ctx, "PATCH", path, a.patch, NULL);
-out:
-	json_decref(a.patch);
+		rc = cmdrun_request(ctx, &(const struct cmdrun_req){.method = "PATCH",
+								    .prefix = cmd->path,
+								    .name = a->pos[0],
+								    .body = patch});
+	json_decref(patch);
 	return rc;
 }
 
@@ -80,5 +84,8 @@ const struct cli_command cmd_cluster_set = {
 	    "  --disk-threshold N    storage use, in percent (0-100), above which the\n"
 	    "                        cluster is flagged (default 80)\n"
 	    "  --memory-threshold N  the same for memory use\n",
+    .nargs = 1,
+    .options = cluster_set_options,
     .fn = cluster_set_run,
+    .path = "/1.0/remote-cluster",
 };

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/clusterfmt.h"
+#include "cli/cmdrun.h"
 #include "cli/output.h"
 #include "cli/util.h"
 #include "common/cert.h"
@@ -100,11 +101,12 @@ static void cluster_show_fingerprint(json_t *c)
 		output_kv("certificate fingerprint", NULL);
 }
 
-static void cluster_show_print(json_t *c)
+static int cluster_show_print(json_t *c, const void *arg)
 {
 	int64_t now = time_now();
 	char buf[64];
 
+	(void)arg;
 	output_kv("name", util_json_str(c, "name"));
 	output_kv("description", util_json_str(c, "description"));
 	output_kv("status", util_json_str(c, "status"));
@@ -128,33 +130,24 @@ static void cluster_show_print(json_t *c)
 	cluster_show_statuses(c, "members", "member_count", "member_statuses");
 	cluster_show_statuses(c, "instances", "instance_count", "instance_statuses");
 	cluster_show_statuses(c, "ceph", "ceph_count", "ceph_statuses");
+	return CLI_EXIT_OK;
 }
 
-static int cluster_show_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			    char **argv)
+static int cluster_show_valid(json_t *c)
 {
-	char path[1200];
-	json_t *md;
-	int first, rc;
+	return util_json_str(c, "name") != NULL;
+}
 
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
-	rc = client_path(path, sizeof(path), "/1.0/remote-cluster", argv[first]);
-	if (rc == 0)
-		rc = client_request(ctx, "GET", path, NULL, &md);
-	if (rc != 0)
-		return rc;
-	if (util_json_str(md, "name") == NULL) {
-		fputs("Error: the server did not send a cluster\n", stderr);
-		rc = CLI_EXIT_FAIL;
-	} else if (ctx->json) {
-		rc = output_json(md) == 0 ? 0 : CLI_EXIT_FAIL;
-	} else {
-		cluster_show_print(md);
-	}
-	json_decref(md);
-	return rc;
+static int cluster_show_run(struct cli_ctx *ctx, const struct cli_command *cmd,
+			    const struct cli_args *a)
+{
+	return cmdrun_request(ctx,
+			      &(const struct cmdrun_req){.method = "GET",
+							 .prefix = cmd->path,
+							 .name = a->pos[0],
+							 .check = cluster_show_valid,
+							 .bad = "the server did not send a cluster",
+							 .print = cluster_show_print});
 }
 
 const struct cli_command cmd_cluster_show = {
@@ -163,5 +156,7 @@ const struct cli_command cmd_cluster_show = {
     .summary = "Show one cluster's details and latest status",
     .help = "Prints the cluster's settings and its latest status report, one\n"
 	    "\"key: value\" per line; --json prints the API object instead.\n",
+    .nargs = 1,
     .fn = cluster_show_run,
+    .path = "/1.0/remote-cluster",
 };

@@ -22,29 +22,13 @@
 #include "common/secret.h"
 #include "net/http_client.h"
 
-struct proxy_args {
-	const char *listen;
-	int quiet;
-};
-
-enum { OPT_LISTEN = CLI_OPT_OWN, OPT_QUIET };
+enum { PROXY_LISTEN, PROXY_QUIET };
 
 static const struct option proxy_options[] = {
-    {"listen", required_argument, NULL, OPT_LISTEN},
-    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"listen", required_argument, NULL, CLI_OPT_OWN + PROXY_LISTEN},
+    {"quiet", no_argument, NULL, CLI_OPT_OWN + PROXY_QUIET},
     {NULL, 0, NULL, 0},
 };
-
-static int proxy_opt(void *state, int val, const char *arg)
-{
-	struct proxy_args *a = state;
-
-	if (val == OPT_LISTEN)
-		a->listen = arg;
-	else
-		a->quiet = 1;
-	return 0;
-}
 
 /* The running proxy, for the signal handlers. */
 struct proxy_loop {
@@ -86,13 +70,14 @@ static void proxy_note_tunnel(json_t *cluster, const char *name)
  * Checks the cluster exists (and so the server, its certificate and the
  * token) and builds the tunnel prefix. 0 or an exit code, already printed.
  */
-static int proxy_preflight(struct cli_ctx *ctx, const char *name, char *prefix, size_t len)
+static int proxy_preflight(struct cli_ctx *ctx, const char *clusters, const char *name,
+			   char *prefix, size_t len)
 {
 	char path[1200];
 	json_t *cluster = NULL;
 	int rc, n;
 
-	rc = client_path(path, sizeof(path), "/1.0/remote-cluster", name);
+	rc = client_path(path, sizeof(path), clusters, name);
 	if (rc != 0)
 		return rc;
 	rc = client_request(ctx, "GET", path, NULL, &cluster);
@@ -169,21 +154,17 @@ static int proxy_serve(struct portfwd_config *cfg, const char *name)
 	return CLI_EXIT_OK;
 }
 
-static int proxy_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
+static int proxy_run(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)
 {
-	struct proxy_args a = {0};
 	struct portfwd_config cfg;
 	char host[64], prefix[1300];
 	char *auth = NULL;
-	int first, rc;
+	int rc;
 
 	memset(&cfg, 0, sizeof(cfg));
-	rc = cli_parse(ctx, cmd, argc, argv, proxy_options, proxy_opt, &a, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
-	rc = proxy_parse_listen(a.listen, host, &cfg.listen_port);
+	rc = proxy_parse_listen(a->opt[PROXY_LISTEN], host, &cfg.listen_port);
 	if (rc == 0)
-		rc = proxy_preflight(ctx, argv[first], prefix, sizeof(prefix));
+		rc = proxy_preflight(ctx, cmd->path, a->pos[0], prefix, sizeof(prefix));
 	if (rc != 0)
 		return rc;
 	if (client_conn_opts(ctx, &cfg.upstream) != 0 || client_bearer(ctx, &auth) != 0) {
@@ -195,8 +176,8 @@ static int proxy_run(struct cli_ctx *ctx, const struct cli_command *cmd, int arg
 	cfg.server_key = client_server_key(ctx);
 	cfg.prefix = prefix;
 	cfg.auth = auth;
-	cfg.quiet = a.quiet;
-	rc = proxy_serve(&cfg, argv[first]);
+	cfg.quiet = a->opt[PROXY_QUIET] != NULL;
+	rc = proxy_serve(&cfg, a->pos[0]);
 	if (auth != NULL) {
 		secret_wipe(auth, strlen(auth));
 		free(auth);
@@ -228,5 +209,8 @@ const struct cli_command cmd_proxy = {
 	    "  --listen ADDR  PORT, 127.0.0.1:PORT or [::1]:PORT (default: 127.0.0.1 and\n"
 	    "                 a free port)\n"
 	    "  --quiet        do not log each request\n",
+    .nargs = 1,
+    .options = proxy_options,
     .fn = proxy_run,
+    .path = "/1.0/remote-cluster",
 };

@@ -6,58 +6,43 @@
 
 #include <string.h>
 
-#include "cli/output.h"
+#include "cli/cmdrun.h"
 #include "cli/util.h"
 #include "common/jointoken.h"
 #include "common/timefmt.h"
 
-struct token_create_args {
-	const char *description;
-	const char *expiry;
-};
-
-enum { OPT_DESCRIPTION = CLI_OPT_OWN, OPT_EXPIRY };
+enum { CREATE_DESCRIPTION, CREATE_EXPIRY };
 
 static const struct option token_create_options[] = {
-    {"description", required_argument, NULL, OPT_DESCRIPTION},
-    {"expiry", required_argument, NULL, OPT_EXPIRY},
+    {"description", required_argument, NULL, CLI_OPT_OWN + CREATE_DESCRIPTION},
+    {"expiry", required_argument, NULL, CLI_OPT_OWN + CREATE_EXPIRY},
     {NULL, 0, NULL, 0},
 };
 
-static int token_create_opt(void *state, int val, const char *arg)
-{
-	struct token_create_args *a = state;
-
-	if (val == OPT_DESCRIPTION)
-		a->description = arg;
-	else
-		a->expiry = arg;
-	return 0;
-}
-
 /* The request body; NULL after printing why (a usage error). */
-static json_t *token_create_body(const char *name, const struct token_create_args *a)
+static json_t *token_create_body(const struct cli_args *a)
 {
+	const char *description = a->opt[CREATE_DESCRIPTION], *expiry = a->opt[CREATE_EXPIRY];
 	json_t *body = json_object();
 	char when[TIME_RFC3339_LEN];
 	int bad = body == NULL;
 
-	bad = bad || json_object_set_new(body, "cluster_name", json_string(name)) != 0;
-	if (!bad && a->description)
-		bad = json_object_set_new(body, "description", json_string(a->description)) != 0;
+	bad = bad || json_object_set_new(body, "cluster_name", json_string(a->pos[0])) != 0;
+	if (!bad && description)
+		bad = json_object_set_new(body, "description", json_string(description)) != 0;
 	if (bad) {
 		fputs("lxcm token create: NAME and --description must be valid UTF-8\n", stderr);
 		json_decref(body);
 		return NULL;
 	}
-	if (a->expiry == NULL)
+	if (expiry == NULL)
 		return body;
-	if (util_parse_expiry(a->expiry, time_now(), when, sizeof(when)) != 0 ||
+	if (util_parse_expiry(expiry, time_now(), when, sizeof(when)) != 0 ||
 	    json_object_set_new(body, "expiry", json_string(when)) != 0) {
 		fprintf(stderr,
 			"lxcm token create: invalid --expiry '%s': give a future RFC 3339 time "
 			"(2030-01-31T12:00:00Z)\nor a duration such as 30m, 2h, 7d, 1h30m\n",
-			a->expiry);
+			expiry);
 		json_decref(body);
 		return NULL;
 	}
@@ -65,16 +50,18 @@ static json_t *token_create_body(const char *name, const struct token_create_arg
 }
 
 /* The token goes into shell commands: insist on the base64 alphabet. */
-static int token_create_valid(const char *t)
+static int token_create_valid(json_t *md)
 {
-	size_t n = strlen(t);
+	const char *t = util_json_str(md, "token");
+	size_t n = t ? strlen(t) : 0;
 
 	return n > 0 && n <= JOIN_TOKEN_MAX &&
 	       strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") == n;
 }
 
-static void token_create_print(const char *name, const char *token)
+static int token_create_print(json_t *md, const void *arg)
 {
+	const char *name = arg, *token = util_json_str(md, "token");
 	struct join_token jt;
 	char safe[256], when[TIME_RFC3339_LEN], rel[32];
 
@@ -91,37 +78,26 @@ static void token_create_print(const char *name, const char *token)
 		}
 		join_token_clear(&jt);
 	}
+	return CLI_EXIT_OK;
 }
 
-static int token_create_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			    char **argv)
+static int token_create_run(struct cli_ctx *ctx, const struct cli_command *cmd,
+			    const struct cli_args *a)
 {
-	struct token_create_args a = {0};
-	json_t *body, *md = NULL;
-	const char *token;
-	int first, rc;
+	json_t *body = token_create_body(a);
+	int rc;
 
-	rc = cli_parse(ctx, cmd, argc, argv, token_create_options, token_create_opt, &a, 1, 1,
-		       &first);
-	if (rc >= 0)
-		return rc;
-	body = token_create_body(argv[first], &a);
 	if (body == NULL)
 		return CLI_EXIT_USAGE;
-	rc = client_request(ctx, "POST", "/1.0/remote-cluster-join-token", body, &md);
+	rc = cmdrun_request(
+	    ctx, &(const struct cmdrun_req){.method = "POST",
+					    .path = cmd->path,
+					    .body = body,
+					    .check = token_create_valid,
+					    .bad = "the server's reply holds no valid token",
+					    .print = token_create_print,
+					    .arg = a->pos[0]});
 	json_decref(body);
-	if (rc != 0)
-		return rc;
-	token = util_json_str(md, "token");
-	if (token == NULL || !token_create_valid(token)) {
-		fputs("Error: the server's reply holds no valid token\n", stderr);
-		rc = CLI_EXIT_FAIL;
-	} else if (ctx->json) {
-		rc = output_json(md) == 0 ? 0 : CLI_EXIT_FAIL;
-	} else {
-		token_create_print(argv[first], token);
-	}
-	json_decref(md);
 	return rc;
 }
 
@@ -137,5 +113,8 @@ const struct cli_command cmd_token_create = {
 	    "  --expiry T       when the token stops working: an RFC 3339 time\n"
 	    "                   (2030-01-31T12:00:00Z) or a duration from now\n"
 	    "                   (30m, 2h, 7d, 1h30m); the server's default is 24h\n",
+    .nargs = 1,
+    .options = token_create_options,
     .fn = token_create_run,
+    .path = "/1.0/remote-cluster-join-token",
 };

@@ -1,20 +1,7 @@
 /* cmd_token_revoke.c - `lxcm token revoke NAME`: delete an unused join token. */
 #include "cli/cli.h"
 
-static int token_revoke_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc,
-			    char **argv)
-{
-	char path[1200];
-	int first, rc;
-
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 1, 1, &first);
-	if (rc >= 0)
-		return rc;
-	rc = client_path(path, sizeof(path), "/1.0/remote-cluster-join-token", argv[first]);
-	if (rc != 0)
-		return rc;
-	return client_request(ctx, "DELETE", path, NULL, NULL);
-}
+#include "cli/cmdrun.h"
 
 const struct cli_command cmd_token_revoke = {
     .name = "token revoke",
@@ -22,5 +9,7 @@ const struct cli_command cmd_token_revoke = {
     .summary = "Revoke the join token of cluster NAME",
     .help = "Deletes the pending join token for NAME, so it can no longer be used.\n"
 	    "A cluster that already joined is not affected (see 'lxcm cluster remove').\n",
-    .fn = token_revoke_run,
+    .nargs = 1,
+    .fn = cmdrun_delete,
+    .path = "/1.0/remote-cluster-join-token",
 };

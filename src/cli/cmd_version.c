@@ -1,28 +1,24 @@
-/*
- * cmd_version.c - `lxcm version`.
- */
+/* cmd_version.c - `lxcm version`. */
 #include "cli/cli.h"
+
+#include "cli/cmdrun.h"
 #include "common/version.h"
 
-#include "cli/output.h"
-
-
-static int version_run(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv)
+static int version_print(json_t *v, const void *arg)
 {
-	json_t *v;
-	int first, rc;
+	(void)v;
+	(void)arg;
+	printf("lxcm %s\n", lxcm_version());
+	return CLI_EXIT_OK;
+}
 
-	rc = cli_parse(ctx, cmd, argc, argv, NULL, NULL, NULL, 0, 0, &first);
-	if (rc >= 0)
-		return rc;
-	if (!ctx->json) {
-		printf("lxcm %s\n", lxcm_version());
-		return CLI_EXIT_OK;
-	}
-	v = json_pack("{s:s}", "version", lxcm_version());
-	rc = v && output_json(v) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-	json_decref(v);
-	return rc;
+static int version_run(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)
+{
+	json_t *v = json_pack("{s:s}", "version", lxcm_version());
+
+	(void)cmd;
+	(void)a;
+	return cmdrun_reply(ctx, v, v != NULL, "out of memory", version_print, NULL);
 }
 
 const struct cli_command cmd_version = {

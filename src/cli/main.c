@@ -91,32 +91,37 @@ static size_t cli_count_options(const struct option *o)
 }
 
 /* Reports a wrong argument count the way getopt reports a bad option. */
-static int cli_check_args(const struct cli_command *cmd, char **argv, int nargs, int min_args,
-			  int max_args, int first)
+static int cli_check_args(const struct cli_command *cmd, char **argv, int nargs, int first)
 {
-	if (nargs < min_args)
+	if (nargs < cmd->nargs)
 		fprintf(stderr, "%s: missing argument\n", argv[0]);
-	else if (max_args >= 0 && nargs > max_args)
-		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0], argv[first + max_args]);
+	else if (nargs > cmd->nargs)
+		fprintf(stderr, "%s: unexpected argument '%s'\n", argv[0],
+			argv[first + cmd->nargs]);
 	else
 		return -1;
 	cli_usage(cmd, stderr);
 	return CLI_EXIT_USAGE;
 }
 
-int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
-	      const struct option *own, int (*on_opt)(void *state, int val, const char *arg),
-	      void *state, int min_args, int max_args, int *first)
+/*
+ * Parses a command's argv (argv[0] its full name) into ctx (common
+ * options) and a (the command's own options and its positional
+ * arguments). Returns -1 when the command should run, else the exit code
+ * to return right away: 0 after --help, 2 after a usage error.
+ */
+static int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char **argv,
+		     struct cli_args *a)
 {
 	static const struct option global[] = {CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct option all[32];
-	size_t nown = cli_count_options(own), nglobal = cli_count_options(global);
-	int c, rc;
+	size_t nown = cli_count_options(cmd->options), nglobal = cli_count_options(global);
+	int c;
 
-	if (nown + nglobal + 1 > sizeof(all) / sizeof(all[0]))
+	if (nown > CLI_MAX_OPTS || nown + nglobal + 1 > sizeof(all) / sizeof(all[0]))
 		abort(); /* our own table is too large: a bug, not input */
 	if (nown)
-		memcpy(all, own, nown * sizeof(*own));
+		memcpy(all, cmd->options, nown * sizeof(*all));
 	memcpy(all + nown, global, (nglobal + 1) * sizeof(*global));
 	optind = 0; /* glibc: start over, argv differs from the last call */
 	while ((c = getopt_long(argc, argv, "h", all, NULL)) != -1) {
@@ -124,10 +129,8 @@ int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char
 			cli_help(cmd);
 			return CLI_EXIT_OK;
 		}
-		if (c >= CLI_OPT_OWN && on_opt != NULL) {
-			rc = on_opt(state, c, optarg);
-			if (rc != 0)
-				return rc;
+		if (c >= CLI_OPT_OWN && c < CLI_OPT_OWN + CLI_MAX_OPTS) {
+			a->opt[c - CLI_OPT_OWN] = optarg ? optarg : "";
 			continue;
 		}
 		if (cli_global_option(ctx, c, optarg) == 0)
@@ -135,8 +138,9 @@ int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int argc, char
 		cli_usage(cmd, stderr); /* getopt said what was wrong */
 		return CLI_EXIT_USAGE;
 	}
-	*first = optind;
-	return cli_check_args(cmd, argv, argc - optind, min_args, max_args, optind);
+	a->name = argv[0];
+	a->pos = argv + optind;
+	return cli_check_args(cmd, argv, argc - optind, optind);
 }
 
 static void cli_main_help(void)
@@ -257,6 +261,7 @@ static int cli_help_command(int n, char **words)
 static int cli_dispatch(struct cli_ctx *ctx, int n, char **words)
 {
 	const struct cli_command *cmd;
+	struct cli_args a = {0};
 	char name[64];
 	char **sub;
 	int used, rc, i;
@@ -277,7 +282,9 @@ static int cli_dispatch(struct cli_ctx *ctx, int n, char **words)
 	sub[0] = name;
 	for (i = used; i < n; i++)
 		sub[i - used + 1] = words[i];
-	rc = cmd->fn(ctx, cmd, n - used + 1, sub);
+	rc = cli_parse(ctx, cmd, n - used + 1, sub, &a);
+	if (rc < 0)
+		rc = cmd->fn(ctx, cmd, &a);
 	free(sub);
 	return rc;
 }
@@ -301,8 +308,8 @@ int main(int argc, char **argv)
 			return CLI_EXIT_OK;
 		}
 		if (c == 'V')
-			return cmd_version.fn(&ctx, &cmd_version, 1,
-					      (char *[]){"lxcm version", NULL});
+			return cmd_version.fn(&ctx, &cmd_version,
+					      &(const struct cli_args){.name = "lxcm version"});
 		if (cli_global_option(&ctx, c, optarg) != 0) {
 			fprintf(stderr, "%sRun 'lxcm --help' for the options.\n", cli_global_usage);
 			return CLI_EXIT_USAGE;

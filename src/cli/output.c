@@ -100,6 +100,27 @@ void output_table_free(struct output_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+int output_list(FILE *out, json_t *list, size_t ncols, const char *const *headers,
+		output_row_fn row, int64_t now)
+{
+	struct output_table t;
+	json_t *item;
+	size_t i;
+	int rc = 0;
+
+	output_table_init(&t, ncols, headers);
+	json_array_foreach(list, i, item)
+	{
+		rc = row(&t, item, now);
+		if (rc != 0)
+			break;
+	}
+	if (rc == 0)
+		output_table_print(&t, out);
+	output_table_free(&t);
+	return rc;
+}
+
 int output_json(json_t *v)
 {
 	if (json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY) != 0)

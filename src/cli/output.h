@@ -8,6 +8,7 @@
 #define LXCM_CLI_OUTPUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -30,6 +31,21 @@ int output_table_add(struct output_table *t, const char *const *cells);
 /* Prints the header and rows, columns two spaces apart. */
 void output_table_print(const struct output_table *t, FILE *out);
 void output_table_free(struct output_table *t);
+
+/*
+ * Adds the row of one list element to t (output_table_add); 0 or -ENOMEM,
+ * or 0 without a row for an element it skips. now is the one time every
+ * relative time in the table is measured from.
+ */
+typedef int (*output_row_fn)(struct output_table *t, json_t *item, int64_t now);
+
+/*
+ * Prints a table of ncols columns with one row per element of the JSON
+ * array list (only the header when it is empty). 0, or -ENOMEM with
+ * nothing printed.
+ */
+int output_list(FILE *out, json_t *list, size_t ncols, const char *const *headers,
+		output_row_fn row, int64_t now);
 
 /* Prints v as indented JSON and a newline on stdout; 0 or -EIO. */
 int output_json(json_t *v);

@@ -114,33 +114,29 @@ static char util_lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
 }
 
-/* A DNS name or IPv4 address: letters, digits, '-', '.', '_'. */
-static int util_valid_hostname(const char *h, size_t n)
+/* 1 when each of the n bytes at s is one of set (and not NUL). */
+static int util_all_in(const char *s, size_t n, const char *set)
 {
 	size_t i;
 
-	if (n == 0 || n > 253)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = h[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '.' || c == '_'))
+	for (i = 0; i < n; i++)
+		if (s[i] == '\0' || strchr(set, s[i]) == NULL)
 			return 0;
-	}
 	return 1;
+}
+
+/* A DNS name or IPv4 address: letters, digits, '-', '.', '_'. */
+static int util_valid_hostname(const char *h, size_t n)
+{
+	return n > 0 && n <= 253 &&
+	       util_all_in(h, n,
+			   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._");
 }
 
 /* The inside of "[...]": hex digits, ':' and '.' (IPv4-mapped). */
 static int util_valid_ipv6(const char *h, size_t n)
 {
-	size_t i;
-
-	if (n < 2 || n > 45)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!util_is_hex(h[i]) && h[i] != ':' && h[i] != '.')
-			return 0;
-	return 1;
+	return n >= 2 && n <= 45 && util_all_in(h, n, "0123456789abcdefABCDEF:.");
 }
 
 /* Splits an authority into host (borrowed) and port. */

@@ -12,6 +12,7 @@ void buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->alloc = 0;
 	b->max = max;
+	b->sealed = 0;
 }
 
 static int buf_reserve(struct buf *b, size_t extra)
@@ -19,6 +20,8 @@ static int buf_reserve(struct buf *b, size_t extra)
 	size_t need, n;
 	char *p;
 
+	if (b->sealed)
+		return -EPERM;
 	if (extra > b->max - b->len)
 		return -E2BIG;
 	need = b->len + extra + 1;
@@ -77,8 +80,27 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return 0;
 }
 
+/*
+ * Consuming, resetting or stealing a sealed buffer would change bytes that
+ * slices still point at: a bug in our code, never peer input, so it stops
+ * the process in every build (an assert would vanish under NDEBUG).
+ */
+static void buf__check_unsealed(const struct buf *b)
+{
+	if (b->sealed) {
+		fprintf(stderr, "buf: a sealed buffer was consumed, reset or stolen\n");
+		abort();
+	}
+}
+
+void buf_seal(struct buf *b)
+{
+	b->sealed = 1;
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
+	buf__check_unsealed(b);
 	if (n >= b->len) {
 		b->len = 0;
 	} else {
@@ -91,6 +113,7 @@ void buf_consume(struct buf *b, size_t n)
 
 void buf_reset(struct buf *b)
 {
+	buf__check_unsealed(b);
 	b->len = 0;
 	if (b->data)
 		b->data[0] = '\0';
@@ -102,12 +125,14 @@ void buf_free(struct buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->alloc = 0;
+	b->sealed = 0;
 }
 
 char *buf_steal(struct buf *b, size_t *len)
 {
 	char *p = b->data;
 
+	buf__check_unsealed(b);
 	if (len)
 		*len = b->len;
 	if (p == NULL)

@@ -120,17 +120,19 @@ static int cert_add_ext(X509 *x, int nid, const char *value)
 	return ok == 1 ? 0 : -EIO;
 }
 
-static int cert_push_dns(GENERAL_NAMES *gens, const char *dns)
+/*
+ * Appends a name of type (GEN_DNS, GEN_IPADD) holding value, which it
+ * takes; a NULL value (its allocation failed) is -ENOMEM.
+ */
+static int cert_push_name(GENERAL_NAMES *gens, int type, ASN1_STRING *value)
 {
-	GENERAL_NAME *gen = GENERAL_NAME_new();
-	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+	GENERAL_NAME *gen = value ? GENERAL_NAME_new() : NULL;
 
-	if (gen == NULL || s == NULL || ASN1_STRING_set(s, dns, -1) != 1) {
-		GENERAL_NAME_free(gen);
-		ASN1_IA5STRING_free(s);
+	if (gen == NULL) {
+		ASN1_STRING_free(value);
 		return -ENOMEM;
 	}
-	GENERAL_NAME_set0_value(gen, GEN_DNS, s);
+	GENERAL_NAME_set0_value(gen, type, value);
 	if (sk_GENERAL_NAME_push(gens, gen) <= 0) {
 		GENERAL_NAME_free(gen);
 		return -ENOMEM;
@@ -138,22 +140,20 @@ static int cert_push_dns(GENERAL_NAMES *gens, const char *dns)
 	return 0;
 }
 
+static int cert_push_dns(GENERAL_NAMES *gens, const char *dns)
+{
+	ASN1_IA5STRING *s = ASN1_IA5STRING_new();
+
+	if (s != NULL && ASN1_STRING_set(s, dns, -1) != 1) {
+		ASN1_IA5STRING_free(s);
+		s = NULL;
+	}
+	return cert_push_name(gens, GEN_DNS, s);
+}
+
 static int cert_push_ip(GENERAL_NAMES *gens, const char *ip)
 {
-	GENERAL_NAME *gen = GENERAL_NAME_new();
-	ASN1_OCTET_STRING *s = a2i_IPADDRESS(ip);
-
-	if (gen == NULL || s == NULL) {
-		GENERAL_NAME_free(gen);
-		ASN1_OCTET_STRING_free(s);
-		return -ENOMEM;
-	}
-	GENERAL_NAME_set0_value(gen, GEN_IPADD, s);
-	if (sk_GENERAL_NAME_push(gens, gen) <= 0) {
-		GENERAL_NAME_free(gen);
-		return -ENOMEM;
-	}
-	return 0;
+	return cert_push_name(gens, GEN_IPADD, a2i_IPADDRESS(ip));
 }
 
 /*

@@ -55,6 +55,7 @@ struct http_client {
 	int chunked_body;
 	int head_request;
 	int in_value;
+	size_t trailer_bytes; /* of the response's chunk trailers (dropped) */
 	int finished; /* on_done delivered or cancelled: no more callbacks */
 	int upgraded;
 	int informational; /* parsing a 1xx other than 101: skipped */
@@ -149,10 +150,25 @@ static int cl_append(struct http_client *cl, const char *at, size_t len)
 	return buf_append(&cl->head, at, len) < 0 ? -1 : 0;
 }
 
+/*
+ * Chunk trailers arrive through the header callbacks once the head was
+ * handed out (sealed, see cl_on_headers_complete). They are dropped; their
+ * bytes count against the header cap.
+ */
+static int cl_trailer(struct http_client *cl, size_t len)
+{
+	if (len > HTTP_CLIENT_MAX_HEADER_BYTES - cl->trailer_bytes)
+		return -1;
+	cl->trailer_bytes += len;
+	return 0;
+}
+
 static int cl_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_client *cl = p->data;
 
+	if (cl->head.sealed)
+		return cl_trailer(cl, len);
 	if (cl->in_value || cl->nh == 0) {
 		if (cl->nh >= HTTP_MAX_HEADERS)
 			return -1;
@@ -169,6 +185,8 @@ static int cl_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_client *cl = p->data;
 
+	if (cl->head.sealed)
+		return cl_trailer(cl, len);
 	if (!cl->in_value) {
 		cl->hoff[cl->nh - 1].value_off = cl->head.len;
 		cl->in_value = 1;
@@ -190,6 +208,8 @@ static int cl_on_headers_complete(llhttp_t *p)
 		buf_reset(&cl->head);
 		return 0;
 	}
+	/* The slices below point into the head: it never moves again. */
+	buf_seal(&cl->head);
 	cl->resp.status = p->status_code;
 	cl->resp.nheaders = cl->nh;
 	for (i = 0; i < cl->nh; i++) {

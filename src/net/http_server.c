@@ -50,6 +50,7 @@ struct http_conn {
 	struct hc_hdr_off hoff[HTTP_MAX_HEADERS];
 	size_t url_off, url_len;
 	size_t nheaders_seen;
+	size_t trailer_bytes; /* of the current request's chunk trailers (dropped) */
 	int close_after;  /* send Connection: close and close after the response */
 	int in_execute;
 	int taken;
@@ -372,6 +373,7 @@ static int hc_on_message_begin(llhttp_t *p)
 		return -1;
 	hc->url_off = hc->url_len = 0;
 	hc->nheaders_seen = 0;
+	hc->trailer_bytes = 0;
 	hc->upgrade_ok = 0;
 	if (hc->tmode != TM_HEADER)
 		hc_timer(hc, TM_HEADER, hc->srv->cfg.limits.header_timeout_ms);
@@ -397,11 +399,28 @@ static int hc_on_url(llhttp_t *p, const char *at, size_t len)
 	return hc_head_append(hc, at, len);
 }
 
+/*
+ * Chunk trailers come through the header callbacks after the head is
+ * complete (and sealed: slices into it are out). They are not kept; their
+ * bytes count against the header cap so a peer cannot stream them forever.
+ */
+static int hc_trailer(struct http_conn *hc, size_t len)
+{
+	if (len > hc->srv->cfg.limits.max_header_bytes - hc->trailer_bytes) {
+		hc->error_status = 431;
+		return -1;
+	}
+	hc->trailer_bytes += len;
+	return 0;
+}
+
 static int hc_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_conn *hc = p->data;
 	struct http_request *req = hc->req;
 
+	if (req->st & RQ_HEADERS_DONE)
+		return hc_trailer(hc, len);
 	if ((req->st & RQ_IN_VALUE) || hc->nheaders_seen == 0) {
 		if (hc->nheaders_seen >= hc->srv->cfg.limits.max_headers) {
 			hc->error_status = 431;
@@ -424,6 +443,8 @@ static int hc_on_header_value(llhttp_t *p, const char *at, size_t len)
 	struct http_request *req = hc->req;
 	struct hc_hdr_off *h = &hc->hoff[hc->nheaders_seen - 1];
 
+	if (req->st & RQ_HEADERS_DONE)
+		return hc_trailer(hc, len);
 	if (!(req->st & RQ_IN_VALUE)) {
 		h->value_off = req->head.len;
 		req->st |= RQ_IN_VALUE;
@@ -432,12 +453,19 @@ static int hc_on_header_value(llhttp_t *p, const char *at, size_t len)
 	return hc_head_append(hc, at, len);
 }
 
-/* Turns the offsets into slices once the head buffer stops moving. */
+/*
+ * Turns the offsets into slices. The head is sealed first: it never moves
+ * or grows again for the life of the request, so the slices stay valid
+ * whatever the parser sees later (trailers, pipelined bytes).
+ */
 static void hc_fill_request(struct http_conn *hc, struct http_request *req)
 {
-	const char *base = req->head.data;
+	const char *base;
 	const char *m = llhttp_method_name((llhttp_method_t)hc->parser.method);
 	size_t i, q;
+
+	buf_seal(&req->head);
+	base = req->head.data;
 
 	req->method = slice_cstr(m);
 	if (slice_eq(req->method, LIT("HEAD")))

@@ -5,22 +5,73 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "common/log.h"
+
 struct stream_pipe {
 	struct conn *c;		 /* NULL once closed */
 	struct tunnel_stream *s; /* NULL once closed */
 	size_t unconsumed;	 /* stream bytes written to c, not yet credited */
 	uint64_t to_stream, to_conn;
+	uv_timer_t fin;	 /* half-closed and quiet this long: cut (sp_on_fin) */
+	uint64_t fin_ms; /* 0: no limit */
+	int c_ended;	 /* the socket's peer sent its EOF */
+	int s_ended;	 /* the stream's peer sent END_STREAM */
+	int freeing;	 /* both sides gone; waiting for the timer's close */
 	stream_pipe_done_cb done;
 	void *arg;
 };
 
-static void sp_maybe_free(struct stream_pipe *p)
+static void sp_on_timer_closed(uv_handle_t *h)
 {
-	if (p->c || p->s)
-		return;
+	struct stream_pipe *p = h->data;
+
 	if (p->done)
 		p->done(p->arg, p->to_stream, p->to_conn);
 	free(p);
+}
+
+static void sp_maybe_free(struct stream_pipe *p)
+{
+	if (p->c || p->s || p->freeing)
+		return;
+	p->freeing = 1;
+	uv_close((uv_handle_t *)&p->fin, sp_on_timer_closed);
+}
+
+/*
+ * Once one side has ended, the pipe is half-closed: the other direction
+ * may go on (stream_pipe.h), but only while bytes move. A side that never
+ * ends and stays quiet (a cluster that keeps an events stream open after
+ * the user left, a user gone without a word after its EOF) would otherwise
+ * hold the socket, the stream and their memory forever: HAProxy's
+ * client-fin/server-fin timeouts, for the same reason.
+ */
+static void sp_on_fin(uv_timer_t *t)
+{
+	struct stream_pipe *p = t->data;
+
+	LOG_INFO("half-closed pass-through quiet for %llu ms: closing it",
+		 (unsigned long long)p->fin_ms);
+	if (p->s)
+		tunnel_stream_reset(p->s, NGHTTP2_CANCEL);
+	if (p->c)
+		conn_close(p->c);
+}
+
+/* (Re)starts the half-close timer if a side has ended. */
+static void sp_fin_touch(struct stream_pipe *p)
+{
+	if ((p->c_ended || p->s_ended) && p->fin_ms && !p->freeing)
+		uv_timer_start(&p->fin, sp_on_fin, p->fin_ms, 0);
+}
+
+void stream_pipe_set_fin_timeout(struct stream_pipe *p, uint64_t ms)
+{
+	p->fin_ms = ms;
+	if (ms == 0)
+		uv_timer_stop(&p->fin);
+	else
+		sp_fin_touch(p);
 }
 
 /* ---- socket side ---- */
@@ -33,6 +84,7 @@ static void sp_c_on_data(struct conn *c, const char *data, size_t len)
 	if (p->s == NULL)
 		return;
 	p->to_stream += len;
+	sp_fin_touch(p);
 	rc = tunnel_stream_write(p->s, data, len);
 	if (rc == 0)
 		conn_read_stop(c);
@@ -50,6 +102,8 @@ static void sp_c_on_end(struct conn *c, int err)
 	struct stream_pipe *p = conn_data(c);
 
 	if (p->s && err == 0) {
+		p->c_ended = 1;
+		sp_fin_touch(p);
 		tunnel_stream_end(p->s);
 		return;
 	}
@@ -97,6 +151,7 @@ static void sp_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t le
 		return;
 	}
 	p->to_conn += len;
+	sp_fin_touch(p);
 	rc = conn_write(p->c, data, len);
 	if (rc == 1)
 		tunnel_stream_consume(s, len);
@@ -110,6 +165,8 @@ static void sp_s_on_end(struct tunnel_stream *s)
 {
 	struct stream_pipe *p = tunnel_stream_data(s);
 
+	p->s_ended = 1;
+	sp_fin_touch(p);
 	if (p->c)
 		conn_shutdown(p->c);
 }
@@ -155,6 +212,9 @@ struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_stream *s, c
 	}
 	p->c = c;
 	p->s = s;
+	p->fin_ms = STREAM_PIPE_DEFAULT_FIN_TIMEOUT_MS;
+	uv_timer_init(conn_loop(c), &p->fin);
+	p->fin.data = p;
 	p->done = done;
 	p->arg = arg;
 	conn_set_callbacks(c, &sp_conn_cbs);

@@ -10,7 +10,9 @@
  *   stream -> socket: conn_write returns 0 -> the bytes are credited to the
  *                     stream window only on the socket's on_drain
  * A clean end on one side ends the other (half-close, then close); an
- * error on either side resets the stream and closes the socket.
+ * error on either side resets the stream and closes the socket. A
+ * half-closed pipe lives on only while bytes move: quiet for the fin
+ * timeout (STREAM_PIPE_DEFAULT_FIN_TIMEOUT_MS unless set), it is cut.
  */
 #ifndef LXCM_STREAM_PIPE_H
 #define LXCM_STREAM_PIPE_H
@@ -23,6 +25,8 @@
 
 struct stream_pipe;
 
+#define STREAM_PIPE_DEFAULT_FIN_TIMEOUT_MS 30000
+
 /* Runs once both sides are gone, with the bytes moved each way. */
 typedef void (*stream_pipe_done_cb)(void *arg, uint64_t to_stream, uint64_t to_conn);
 
@@ -34,5 +38,11 @@ typedef void (*stream_pipe_done_cb)(void *arg, uint64_t to_stream, uint64_t to_c
  */
 struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_stream *s, const char *extra,
 				      size_t extra_len, stream_pipe_done_cb done, void *arg);
+
+/*
+ * How long a half-closed pipe (one side ended) may stay quiet before both
+ * sides are cut; each byte moved restarts the wait. 0: no limit.
+ */
+void stream_pipe_set_fin_timeout(struct stream_pipe *p, uint64_t ms);
 
 #endif

@@ -81,7 +81,8 @@ struct tunnel_config {
 };
 
 struct tunnel_callbacks {
-	/* Agent side: a request's headers arrived. Set stream callbacks with
+	/* Agent side: a request's headers arrived (h valid during the call only).
+	 * Set stream callbacks with
 	 * tunnel_stream_set_callbacks, then answer with tunnel_respond or
 	 * tunnel_stream_reset. */
 	void (*on_request)(struct tunnel *t, struct tunnel_stream *s, const struct tunnel_headers *h);
@@ -90,7 +91,9 @@ struct tunnel_callbacks {
 };
 
 struct tunnel_stream_callbacks {
-	/* Manager side: the final response headers (":status" first). */
+	/* Manager side: the final response headers (":status" first). h and its
+	 * slices are valid during the call only (the next HEADERS frame of the
+	 * stream reuses their buffer): copy what must outlive it. */
 	void (*on_response)(struct tunnel_stream *s, const struct tunnel_headers *h);
 	/* Body bytes; credit them back with tunnel_stream_consume. */
 	void (*on_data)(struct tunnel_stream *s, const uint8_t *data, size_t len);

@@ -23,50 +23,60 @@ static json_t *cj_time(int64_t t)
 	return json_string(buf);
 }
 
-/* Copies a list of {"status","count"} and sums the counts. */
-static json_t *cj_status_list(json_t *src, json_int_t *sum)
+/*
+ * A new array of conv(e, arg) for each element e of src, leaving out those
+ * conv turns down (NULL); [] when src is not an array.
+ */
+static json_t *cj_map(json_t *src, json_t *(*conv)(json_t *e, void *arg), void *arg)
 {
-	json_t *out = json_array(), *e;
+	json_t *out = json_array(), *e, *v;
 	size_t i;
 
-	*sum = 0;
 	if (!json_is_array(src))
 		return out;
 	json_array_foreach(src, i, e) {
-		json_t *st = json_object_get(e, "status"), *cnt = json_object_get(e, "count");
-
-		if (!json_is_string(st) || !json_is_integer(cnt) || json_integer_value(cnt) < 0)
-			continue;
-		/* Saturate: a hostile heartbeat must not overflow the sum. */
-		if (json_integer_value(cnt) > LLONG_MAX - *sum)
-			*sum = LLONG_MAX;
-		else
-			*sum += json_integer_value(cnt);
-		json_array_append_new(out, json_pack("{s:O,s:O}", "status", st, "count", cnt));
+		v = conv(e, arg);
+		if (v != NULL)
+			json_array_append_new(out, v);
 	}
 	return out;
 }
 
-static json_t *cj_pools(json_t *src)
+/* One {"status","count"}, its count added to *sum (a json_int_t). */
+static json_t *cj_status(json_t *e, void *sum_arg)
 {
-	json_t *out = json_array(), *e;
-	size_t i;
+	json_t *st = json_object_get(e, "status"), *cnt = json_object_get(e, "count");
+	json_int_t *sum = sum_arg;
 
-	if (!json_is_array(src))
-		return out;
-	json_array_foreach(src, i, e) {
-		json_t *name = json_object_get(e, "name"), *member = json_object_get(e, "member");
-		json_t *total = json_object_get(e, "total"), *usage = json_object_get(e, "usage");
+	if (!json_is_string(st) || !json_is_integer(cnt) || json_integer_value(cnt) < 0)
+		return NULL;
+	/* Saturate: a hostile heartbeat must not overflow the sum. */
+	if (json_integer_value(cnt) > LLONG_MAX - *sum)
+		*sum = LLONG_MAX;
+	else
+		*sum += json_integer_value(cnt);
+	return json_pack("{s:O,s:O}", "status", st, "count", cnt);
+}
 
-		if (!json_is_string(name))
-			continue;
-		json_array_append_new(
-			out, json_pack("{s:O,s:s,s:I,s:I}", "name", name, "member",
-				       json_is_string(member) ? json_string_value(member) : "",
-				       "total", json_is_integer(total) ? json_integer_value(total) : 0,
-				       "usage", json_is_integer(usage) ? json_integer_value(usage) : 0));
-	}
-	return out;
+/* Copies a list of {"status","count"} and sums the counts. */
+static json_t *cj_status_list(json_t *src, json_int_t *sum)
+{
+	*sum = 0;
+	return cj_map(src, cj_status, sum);
+}
+
+static json_t *cj_pool(json_t *e, void *arg)
+{
+	json_t *name = json_object_get(e, "name"), *member = json_object_get(e, "member");
+	json_t *total = json_object_get(e, "total"), *usage = json_object_get(e, "usage");
+
+	(void)arg;
+	if (!json_is_string(name))
+		return NULL;
+	return json_pack("{s:O,s:s,s:I,s:I}", "name", name, "member",
+			 json_is_string(member) ? json_string_value(member) : "", "total",
+			 json_is_integer(total) ? json_integer_value(total) : 0, "usage",
+			 json_is_integer(usage) ? json_integer_value(usage) : 0);
 }
 
 static json_t *cj_int(json_t *st, const char *key)
@@ -119,7 +129,7 @@ json_t *cluster_to_json(const struct store_cluster *c)
 	json_object_set_new(o, "memory_total_amount", cj_int(st, "memory_total_amount"));
 	json_object_set_new(o, "memory_usage", cj_int(st, "memory_usage"));
 	json_object_set_new(o, "storage_pool_usages",
-			    cj_pools(json_object_get(st, "storage_pool_usages")));
+			    cj_map(json_object_get(st, "storage_pool_usages"), cj_pool, NULL));
 	json_object_set_new(o, "member_statuses",
 			    cj_status_list(json_object_get(st, "member_statuses"), &members));
 	json_object_set_new(o, "member_count", json_integer(members));

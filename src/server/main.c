@@ -16,6 +16,7 @@
 #include "net/tls.h"
 #include "server/audit.h"
 #include "server/enrolled.h"
+#include "net/stream_pipe.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include "store/store_workers.h"
@@ -56,6 +57,8 @@ static void usage(FILE *f)
 	      "                                  in time (default 60000)\n"
 	      "  --proxy-idle-timeout MS         cut a proxied response whose body made no\n"
 	      "                                  progress this long (default 300000)\n"
+	      "  --proxy-fin-timeout MS          cut a proxied WebSocket one side of which has\n"
+	      "                                  ended, once quiet this long (default 30000)\n"
 	      "  --tunnel-dead-after MS          close a v2 tunnel silent this long; PINGs\n"
 	      "                                  every third of it (default 45000)\n"
 	      "  --trusted-proxy CIDR[,CIDR...]  believe X-Forwarded-For from these sources\n"
@@ -158,6 +161,7 @@ enum {
 	OPT_TRUSTED_PROXY,
 	OPT_TUNNEL_DEAD,
 	OPT_PROXY_IDLE,
+	OPT_PROXY_FIN,
 	OPT_STORE_THREADS,
 	OPT_VERSION,
 	OPT_HELP,
@@ -186,6 +190,7 @@ static const struct option long_opts[] = {
 	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
 	{"tunnel-dead-after", required_argument, NULL, OPT_TUNNEL_DEAD},
 	{"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
+	{"proxy-fin-timeout", required_argument, NULL, OPT_PROXY_FIN},
 	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -226,6 +231,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->heartbeat_interval_s = SERVER_DEFAULT_HEARTBEAT_S;
 	cfg->proxy_header_timeout_ms = 60000;
 	cfg->proxy_idle_timeout_ms = 300000;
+	cfg->proxy_fin_timeout_ms = STREAM_PIPE_DEFAULT_FIN_TIMEOUT_MS;
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
 	cfg->store_threads = STORE_THREADS_DEFAULT;
@@ -275,6 +281,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		case OPT_PROXY_IDLE:
 			rc = parse_num(optarg, 100, 86400000, &n);
 			cfg->proxy_idle_timeout_ms = (uint64_t)n;
+			break;
+		case OPT_PROXY_FIN:
+			rc = parse_num(optarg, 100, 86400000, &n);
+			cfg->proxy_fin_timeout_ms = (uint64_t)n;
 			break;
 		case OPT_TUNNEL_DEAD:
 			rc = parse_num(optarg, 900, 3600000, &n);

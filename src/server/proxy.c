@@ -407,6 +407,7 @@ static void proxy_ws_on_response(struct tunnel_stream *s, const struct tunnel_he
 	struct slice st = tunnel_header(h, LIT(":status"));
 	size_t n = 0, extra_len = 0;
 	char *extra = NULL;
+	struct stream_pipe *pipe;
 	struct conn *c;
 
 	if (p->req == NULL)
@@ -441,9 +442,12 @@ static void proxy_ws_on_response(struct tunnel_stream *s, const struct tunnel_he
 	/* From here the pipe owns the socket and the stream. */
 	p->stream = NULL;
 	p->piping = 1;
-	if (stream_pipe_start(c, s, extra, extra_len, proxy_ws_done, p) == NULL) {
+	pipe = stream_pipe_start(c, s, extra, extra_len, proxy_ws_done, p);
+	if (pipe == NULL) {
 		p->piping = 0;
 		proxy_maybe_free(p);
+	} else if (p->srv->cfg.proxy_fin_timeout_ms) {
+		stream_pipe_set_fin_timeout(pipe, p->srv->cfg.proxy_fin_timeout_ms);
 	}
 	free(extra);
 }

@@ -40,6 +40,7 @@ struct server_config {
 	uint64_t proxy_header_timeout_ms; /* 504 when the upstream sends no headers */
 	uint64_t tunnel_dead_after_ms;	  /* a silent v2 tunnel is closed (0: default) */
 	uint64_t proxy_idle_timeout_ms;	  /* a proxied response body stalled this long is cut */
+	uint64_t proxy_fin_timeout_ms;	  /* a half-closed WebSocket quiet this long is cut */
 	char db_url[4096];
 	char tls_cert[4096];
 	char tls_key[4096];

@@ -669,7 +669,11 @@ class Tests:
                     sys.stdout.flush()
                     _cleanup_all()
                     os._exit(1)
+            # LXCM_TEST_ONLY=name[,name...] runs only those tests (setup still runs).
+            only = set(filter(None, os.environ.get("LXCM_TEST_ONLY", "").split(",")))
             for fn in self.tests:
+                if only and fn.__name__ not in only:
+                    continue
                 start = time.monotonic()
                 try:
                     fn()

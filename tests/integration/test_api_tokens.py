@@ -2,6 +2,7 @@
 revoke (effective on the next request and after a restart), the last token
 kept, through the REST API and the CLI."""
 import os
+import re
 import sqlite3
 import sys
 
@@ -83,6 +84,35 @@ def test_cli():
     L.eq(srv.mgmt("GET", "/1.0", token=tok).metadata["auth"], "untrusted", "revoked via CLI")
     cp = cli("api-token", "revoke", "admin", check_rc=1)
     L.check("last API token" in cp.stderr, "CLI explains the last token: %r" % cp.stderr)
+
+
+@t.test
+def test_cli_role():
+    srv = S["srv"]
+    cli = L.Cli(srv)
+    cp = cli("api-token", "create", "nosuchrole", "--role", "root", check_rc=2)
+    L.check("--role must be admin, operator or viewer" in cp.stderr, "bad role: %r" % cp.stderr)
+    cp = cli("api-token", "create", "dash", "--role", "viewer", check_rc=None)
+    listed = {x["name"]: x for x in cli.json("api-token", "list")}
+    L.check("nosuchrole" not in listed, "a token was made with a bad role")
+    table = cli("api-token", "list").stdout
+    L.check(table.startswith("NAME ") and " ROLE " in table.splitlines()[0],
+            "ROLE column: %r" % table)
+    if any("role" in x for x in listed.values()):
+        # A server with roles made a viewer token.
+        L.eq(cp.returncode, 0, "create --role viewer: %r" % cp.stderr)
+        L.check(cp.stdout.strip().startswith("lxcm_"), "token printed: %r" % cp.stdout)
+        L.eq(listed["dash"]["role"], "viewer", "role in the list")
+        L.check(re.search(r"^dash\s+viewer\s", table, re.M), "ROLE of dash: %r" % table)
+        cli("api-token", "revoke", "dash")
+    else:
+        # A server from before roles made an admin token: the CLI took it back
+        # without showing it, and the table has "-" for the unknown roles.
+        L.eq(cp.returncode, 1, "create --role viewer on a server without roles")
+        L.eq(cp.stdout, "", "no secret printed")
+        L.check("did not confirm the role viewer" in cp.stderr, "says why: %r" % cp.stderr)
+        L.check("dash" not in listed, "the admin-rights token was left: %r" % (listed,))
+        L.check(re.search(r"^admin\s+-\s", table, re.M), "ROLE '-': %r" % table)
 
 
 @t.test

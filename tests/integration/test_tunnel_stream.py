@@ -761,6 +761,69 @@ def test_response_body_idle_timeout():
 
 
 @test
+def test_half_closed_websocket_fin_timeout():
+    # End to end over TLS: a WebSocket with both sides open outlives
+    # --proxy-fin-timeout; the user's half-close (close_notify) then ends
+    # the pass-through even though the cluster's LXD ignores its EOF and
+    # stays quiet (the agent closes its LXD socket at the stream's end), and
+    # the stream is gone on the manager. The manager's own fin timeout, for
+    # a cluster whose agent never ends the stream (issue 17,
+    # proxy-stream-never-ends.bin), is tested in tests/unit/test_stream_pipe.c
+    # and by fuzz_proxy's seed of it.
+    s4 = L.Server("--proxy-fin-timeout", "700").start()
+    add_cluster("e", "E", srv=s4)
+    up = CL["e"]["up"]
+    try:
+        s = L.tls_connect(s4.mgmt_port)
+        try:
+            resp, ws = L.ws_upgrade(s, tpath("e", "/1.0/wsquiet"), headers={
+                "Authorization": "Bearer " + s4.token})
+            L.eq(resp.status, 101, "WebSocket upgrade through the tunnel")
+            op, payload = ws.recv_message(15)
+            L.eq((op, payload), (1, b"hello"), "the cluster's first message")
+            time.sleep(2.1)  # three fin timeouts, both sides open: nothing happens
+            s.settimeout(0.2)
+            try:
+                early = s.recv(1)
+            except (socket.timeout, TimeoutError):
+                early = None
+            L.eq(early, None, "an open WebSocket with both sides open was touched")
+            L.eq(active_streams("e", s4), 1, "active_streams with the WebSocket open")
+            # The user's half-close over TLS: close_notify, then read on.
+            # (unwrap waits for the server's close_notify, which comes only
+            # when the server closes: that wait is cut short on purpose.)
+            s.settimeout(0.3)
+            try:
+                s.unwrap()
+            except (OSError, ssl.SSLError):
+                pass
+            raw = socket.socket(fileno=os.dup(s.fileno()))
+            raw.settimeout(20)
+            eof = False
+            try:
+                while raw.recv(65536):
+                    pass
+                eof = True
+            except (socket.timeout, TimeoutError):
+                pass
+            except OSError:
+                eof = True
+            finally:
+                raw.close()
+            L.check(eof, "the half-closed WebSocket was not closed by the server")
+        finally:
+            s.close()
+        L.wait_for(lambda: up.stats()["eof"]["wsquiet"] >= 1, timeout=15,
+                   what="the agent to pass the user's half-close on to the cluster")
+        L.wait_for(lambda: active_streams("e", s4) == 0, timeout=15,
+                   what="the stream of the half-closed WebSocket to end")
+        L.eq(echo_marker("e", srv=s4), (200, "E"), "the tunnel still works")
+    finally:
+        CL["e"]["proc"].terminate()
+        s4.stop()
+
+
+@test
 def test_cluster_cert_cannot_reach_other_cluster():
     certA = L.agent_cert(CL["a"]["dir"])
     # The management listener wants an API token, whatever certificate comes.

@@ -15,6 +15,9 @@ lxcmtest harness. Endpoints:
   GET  /1.0/nohead           never answers; returns when the peer closes
   GET  /1.0/stall?n=N        announces 1 MiB, sends N bytes, then nothing until the
                              peer closes (a cluster stalled mid-body)
+  GET  /1.0/wsquiet          a WebSocket upgrade (101), one text message "hello",
+                             then silence: the peer's EOF is ignored and the
+                             socket kept for 60 s (a cluster that never ends)
   GET  /forbidden            outside /1.0: the agent must refuse it (403) itself
   GET  /1.0/stats            counters (hits per path, holds in flight, aborts...);
                              /1.0/stats?reset=1 clears them
@@ -26,6 +29,7 @@ upstream answered. Python standard library only.
 """
 
 import argparse
+import base64
 import hashlib
 import http.server
 import json
@@ -92,7 +96,8 @@ class Stats:
             self.hits = {}
             self.holds = 0
             self.max_holds = 0
-            self.active = {"bytes": 0, "nohead": 0, "upload": 0, "stall": 0}
+            self.active = {"bytes": 0, "nohead": 0, "upload": 0, "stall": 0, "wsquiet": 0}
+            self.eof = {"wsquiet": 0}
             self.aborted = {"bytes": 0, "upload": 0}
             self.closed = {"nohead": 0, "stall": 0}
             self.bytes_sent = 0
@@ -116,7 +121,7 @@ class Stats:
             return {"hits": dict(self.hits), "holds": self.holds,
                     "max_holds": self.max_holds, "active": dict(self.active),
                     "aborted": dict(self.aborted), "closed": dict(self.closed),
-                    "bytes_sent": self.bytes_sent}
+                    "eof": dict(self.eof), "bytes_sent": self.bytes_sent}
 
 
 STATS = Stats()
@@ -298,6 +303,37 @@ class Handler(http.server.BaseHTTPRequestHandler):
             STATS.add("closed", "nohead", 1)
         self.close_connection = True
 
+    def ep_wsquiet(self, q):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.write(b"\x81\x05hello")
+        self.wfile.flush()
+        STATS.add("active", "wsquiet", +1)
+        sock = self.connection
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:
+                r, _, _ = select.select([sock], [], [], 0.5)
+                if not r:
+                    continue
+                try:
+                    if not sock.recv(65536):
+                        STATS.add("eof", "wsquiet", 1)
+                        break
+                except OSError:
+                    break
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            STATS.add("active", "wsquiet", -1)
+        self.close_connection = True
+
     def ep_stall(self, q):
         n = int(q.get("n", ["1000"])[0])
         self.send_response(200)
@@ -367,6 +403,7 @@ ROUTES = {
     "/1.0/echo": Handler.ep_echo,
     "/1.0/nohead": Handler.ep_nohead,
     "/1.0/stall": Handler.ep_stall,
+    "/1.0/wsquiet": Handler.ep_wsquiet,
     "/forbidden": Handler.ep_forbidden,
     "/1.0/stats": Handler.ep_stats,
     "/1.0": Handler.ep_server,

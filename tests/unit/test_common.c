@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "common/buf.h"
 #include "common/cert.h"
 #include "common/envelope.h"
 #include "common/fsutil.h"
@@ -67,6 +68,32 @@ static int group_teardown(void **state)
 }
 
 /* ---- secret ---- */
+
+/*
+ * A sealed buffer never moves or changes again: appends fail with -EPERM
+ * and leave data, len and the bytes as they were (issue 17: slices into a
+ * head that grew after they were made).
+ */
+static void test_buf_seal(void **state)
+{
+	struct buf b;
+	const char *data;
+
+	(void)state;
+	buf_init(&b, 1024);
+	assert_int_equal(buf_append(&b, "Host: a", 7), 0);
+	buf_seal(&b);
+	data = b.data;
+	assert_int_equal(buf_append(&b, "more bytes that would move it", 29), -EPERM);
+	assert_int_equal(buf_printf(&b, "%d", 1), -EPERM);
+	assert_ptr_equal(b.data, data);
+	assert_int_equal(b.len, 7);
+	assert_memory_equal(b.data, "Host: a", 8);
+	buf_free(&b);
+	/* buf_free ends the seal: the struct can be used again. */
+	assert_int_equal(buf_append(&b, "x", 1), 0);
+	buf_free(&b);
+}
 
 static void test_secret_random_hex(void **state)
 {
@@ -1061,6 +1088,7 @@ static void test_join_token_decode_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_buf_seal),
 	    cmocka_unit_test(test_secret_random_hex),
 	    cmocka_unit_test(test_secret_random_hex_large),
 	    cmocka_unit_test(test_secret_sha256),

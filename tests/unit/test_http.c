@@ -15,6 +15,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "common/cert.h"
 #include "common/fsutil.h"
 #include "net/http.h"
@@ -107,7 +111,29 @@ static void h_sync_stream(struct http_request *req)
 	http_respond(req, 200, NULL, 0, "sync", 4);
 }
 
+/*
+ * Answers 200 only if every header slice points into the request's head as
+ * it is now: slices into a buffer that moved afterwards (chunk trailers
+ * appended to it) were a use-after-free found by fuzz_http.
+ */
+static void h_slices_valid(struct http_request *req)
+{
+	const char *lo = req->head.data, *hi = req->head.data + req->head.len;
+	size_t i;
+	int ok = req->nheaders == 5;
+
+	for (i = 0; i < req->nheaders; i++) {
+		struct slice n = req->headers[i].name, v = req->headers[i].value;
+
+		ok &= n.base >= lo && n.base + n.len <= hi && v.base >= lo && v.base + v.len <= hi;
+	}
+	ok &= slice_eq(http_request_header(req, LIT("X-Last")), LIT("kept"));
+	http_respond(req, ok ? 200 : 500, NULL, 0, "slices", 6);
+}
+
 static const struct http_route routes[] = {
+	{"GET", "/slices", h_slices_valid, HTTP_ROUTE_UPGRADE, 0},
+	{"POST", "/slices", h_slices_valid, 0, 0},
 	{"GET", "/hello/{name}", h_hello, 0, 0},
 	{"GET", "/hello", h_hello, 0, 0},
 	{"POST", "/echo", h_echo, 0, 0},
@@ -459,6 +485,169 @@ static void test_upgrade_headers_on_plain_route(void **state)
 }
 
 /*
+ * Chunk trailers after the head: on an upgrade request (the route's
+ * handler runs at the message's end, like ws_server_accept did) and on a
+ * plain one. The trailers are dropped, the head's slices stay valid, and
+ * pipelined requests behind are answered; trailers past the header cap are
+ * a 431 (http-use-after-free.bin of issue 17, found by fuzz_http).
+ */
+static void test_trailers_keep_head(void **state)
+{
+	struct fixture *f = start(0, NULL);
+	char big[600], req[4096], out[8192];
+	int n;
+
+	(void)state;
+	memset(big, 'O', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	n = snprintf(req, sizeof(req),
+		     "GET /slices HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+		     "Connection: Upgrade\r\nTransfer-Encoding: chunked\r\nX-Last: kept\r\n\r\n"
+		     "0\r\nX-Trailer: %s\r\nX-Trailer-2: %s\r\n\r\n",
+		     big, big);
+	assert_true(n > 0 && (size_t)n < sizeof(req));
+	raw(f->port, req, (size_t)n, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	/* Pipelined: the request behind one with trailers is answered too. */
+	n = snprintf(req, sizeof(req),
+		     "POST /slices HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+		     "X-Last: kept\r\nX-Pad: 1\r\nX-Pad: 2\r\n\r\n"
+		     "2\r\nhi\r\n0\r\nX-T: %s\r\n\r\n"
+		     "GET /hello/two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+		     big);
+	assert_true(n > 0 && (size_t)n < sizeof(req));
+	raw(f->port, req, (size_t)n, out, sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "\"name\":\"two\""));
+	stop(f);
+
+	{
+		struct http_limits lim = {.max_header_bytes = 1024};
+
+		f = start(0, &lim);
+		n = snprintf(req, sizeof(req),
+			     "POST /slices HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+			     "X-Last: kept\r\n\r\n0\r\nX-A: %s\r\nX-B: %s\r\n\r\n",
+			     big, big);
+		raw(f->port, req, (size_t)n, out, sizeof(out), 5);
+		assert_int_equal(status_of(out), 431);
+		stop(f);
+	}
+}
+
+/* A raw server for one exchange: reads a request head, writes `answer`. */
+struct raw_server {
+	int lfd, port;
+	const char *answer;
+	uv_thread_t thread;
+};
+
+static void raw_server_thread(void *arg)
+{
+	struct raw_server *rs = arg;
+	char in[4096];
+	size_t got = 0;
+	ssize_t n;
+	int c = accept(rs->lfd, NULL, NULL);
+
+	assert_true(c >= 0);
+	while (got < sizeof(in) - 1 && (n = read(c, in + got, sizeof(in) - 1 - got)) > 0) {
+		got += (size_t)n;
+		in[got] = '\0';
+		if (strstr(in, "\r\n\r\n"))
+			break;
+	}
+	assert_int_equal(write(c, rs->answer, strlen(rs->answer)), (ssize_t)strlen(rs->answer));
+	close(c);
+}
+
+static void raw_server_start(struct raw_server *rs, const char *answer)
+{
+	struct sockaddr_in a;
+	socklen_t alen = sizeof(a);
+
+	rs->answer = answer;
+	rs->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	assert_int_equal(bind(rs->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(rs->lfd, 1), 0);
+	assert_int_equal(getsockname(rs->lfd, (struct sockaddr *)&a, &alen), 0);
+	rs->port = ntohs(a.sin_port);
+	uv_thread_create(&rs->thread, raw_server_thread, rs);
+}
+
+struct trailer_seen {
+	const struct http_response_head *head;
+	int done, err, last_kept_at_end;
+	size_t body;
+};
+
+static void tc_on_head(struct http_client *cl, const struct http_response_head *h)
+{
+	((struct trailer_seen *)http_client_data(cl))->head = h;
+}
+
+static void tc_on_body(struct http_client *cl, const char *d, size_t n)
+{
+	(void)d;
+	((struct trailer_seen *)http_client_data(cl))->body += n;
+}
+
+/* Reads the head handed out at on_head once the trailers went by. */
+static void tc_on_done(struct http_client *cl, int err)
+{
+	struct trailer_seen *t = http_client_data(cl);
+	size_t i;
+
+	t->done = 1;
+	t->err = err;
+	for (i = 0; t->head && i < t->head->nheaders; i++)
+		if (slice_eq_nocase(t->head->headers[i].name, LIT("X-Last")) &&
+		    slice_eq(t->head->headers[i].value, LIT("kept")))
+			t->last_kept_at_end = 1;
+}
+
+/*
+ * The client's side of the same bug class: a chunked response's trailers
+ * came through the header callbacks and were appended to the head that
+ * on_head's slices point into (a use-after-free under ASan). The trailers
+ * are dropped now and the head stays valid until the client is gone.
+ */
+static void test_client_trailers_keep_head(void **state)
+{
+	static const struct http_client_callbacks cbs = {
+		.on_head = tc_on_head, .on_body = tc_on_body, .on_done = tc_on_done};
+	static char answer[2048];
+	struct raw_server rs;
+	struct http_client_opts o = {0};
+	struct trailer_seen t = {0};
+	char big[700];
+	uv_loop_t loop;
+
+	(void)state;
+	memset(big, 'T', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_true(snprintf(answer, sizeof(answer),
+			     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Last: kept\r\n"
+			     "Connection: close\r\n\r\n3\r\nabc\r\n0\r\nX-T1: %s\r\nX-T2: %s\r\n\r\n",
+			     big, big) < (int)sizeof(answer));
+	raw_server_start(&rs, answer);
+	uv_loop_init(&loop);
+	o.host = "127.0.0.1";
+	o.port = rs.port;
+	assert_non_null(http_client_request(&loop, &o, "GET", "/", NULL, 0, 0, &cbs, &t));
+	while (!t.done)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(t.err, 0);
+	assert_int_equal(t.body, 3);
+	assert_true(t.last_kept_at_end);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	uv_thread_join(&rs.thread);
+	close(rs.lfd);
+}
+
+/*
  * A request that paused reading and was answered without resuming: the
  * connection reads on, so a later request on it is answered (found by
  * fuzz_http with FUZZ_STRICT=1: the connection stalled until its idle timeout).
@@ -658,6 +847,8 @@ int main(void)
 		cmocka_unit_test(test_handshakes_per_ip),
 		cmocka_unit_test(test_pipelined_partial_head),
 		cmocka_unit_test(test_upgrade_headers_on_plain_route),
+		cmocka_unit_test(test_trailers_keep_head),
+		cmocka_unit_test(test_client_trailers_keep_head),
 		cmocka_unit_test(test_paused_request_then_keepalive),
 		cmocka_unit_test(test_sync_answer_at_headers),
 		cmocka_unit_test(test_connection_cap),
