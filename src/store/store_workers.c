@@ -2,10 +2,15 @@
  * store_workers.c - the store's worker threads and the completion ports
  * that bring results back to the loops (see store_workers.h).
  *
- * One mutex guards the queue, the ports and the jobs moving between them.
- * A worker signals a port's uv_async while it holds the mutex: the loop
- * frees a port only after taking the mutex and finding nothing in flight
- * for it, so no worker can signal a port that is gone.
+ * Two kinds of mutex, so the loop and the workers meet as little as
+ * possible (a worker preempted while it holds a lock the loop wants stalls
+ * the loop): the workers' mutex guards the job queue and the list of
+ * ports; each port's mutex guards its list of finished jobs. A worker
+ * signals a port's uv_async while it holds the port's mutex, as libuv's
+ * own pool does. A port's in-flight count is touched only by its loop's
+ * thread (which submits and delivers), and the loop frees a port only when
+ * that count is 0: then no job of it is queued, running or finished, so no
+ * worker can signal a port that is gone.
  */
 #include "store/store_workers.h"
 
@@ -32,8 +37,9 @@ struct store_port {
 	uv_async_t p_async;
 	struct store_workers *p_w;
 	uv_loop_t *p_loop;
-	struct store_job *p_done, **p_done_tail; /* finished, not yet delivered */
-	size_t p_inflight;			 /* submitted, not yet delivered */
+	pthread_mutex_t p_mu;
+	struct store_job *p_done, **p_done_tail; /* finished, not yet delivered (p_mu) */
+	size_t p_inflight; /* submitted, not yet delivered (loop thread only) */
 	struct store_port *p_next;
 };
 
@@ -81,12 +87,14 @@ static void *store_workers_main(void *arg)
 	while ((j = store_workers_next(w)) != NULL) {
 		pthread_mutex_unlock(&w->w_mu);
 		j->j_work(w->w_store, j->j_ctx);
-		pthread_mutex_lock(&w->w_mu);
 		p = j->j_port;
 		j->j_next = NULL;
+		pthread_mutex_lock(&p->p_mu);
 		*p->p_done_tail = j;
 		p->p_done_tail = &j->j_next;
 		uv_async_send(&p->p_async);
+		pthread_mutex_unlock(&p->p_mu);
+		pthread_mutex_lock(&w->w_mu);
 	}
 	pthread_mutex_unlock(&w->w_mu);
 	return NULL;
@@ -96,7 +104,10 @@ static void *store_workers_main(void *arg)
 
 static void store_port_free(uv_handle_t *h)
 {
-	free(h->data);
+	struct store_port *p = h->data;
+
+	pthread_mutex_destroy(&p->p_mu);
+	free(p);
 }
 
 /*
@@ -111,35 +122,31 @@ static void store_port_on_async(uv_async_t *a)
 	struct store_workers *w = p->p_w;
 	struct store_job *list, *j;
 	struct store_port **pp;
-	int idle;
 
-	pthread_mutex_lock(&w->w_mu);
+	pthread_mutex_lock(&p->p_mu);
 	list = p->p_done;
 	p->p_done = NULL;
 	p->p_done_tail = &p->p_done;
-	pthread_mutex_unlock(&w->w_mu);
+	pthread_mutex_unlock(&p->p_mu);
 	/* After taking the list: a job's changes were published before it finished. */
 	store_feed__deliver(w->w_store, p->p_loop);
 	while ((j = list) != NULL) {
 		list = j->j_next;
+		p->p_inflight--;
 		if (j->j_done != NULL)
 			j->j_done(j->j_ctx);
 		free(j);
-		pthread_mutex_lock(&w->w_mu);
-		p->p_inflight--;
-		pthread_mutex_unlock(&w->w_mu);
 	}
+	if (p->p_inflight != 0)
+		return;
 	pthread_mutex_lock(&w->w_mu);
-	idle = p->p_inflight == 0;
-	if (idle)
-		for (pp = &w->w_ports; *pp; pp = &(*pp)->p_next)
-			if (*pp == p) {
-				*pp = p->p_next;
-				break;
-			}
+	for (pp = &w->w_ports; *pp; pp = &(*pp)->p_next)
+		if (*pp == p) {
+			*pp = p->p_next;
+			break;
+		}
 	pthread_mutex_unlock(&w->w_mu);
-	if (idle)
-		uv_close((uv_handle_t *)&p->p_async, store_port_free);
+	uv_close((uv_handle_t *)&p->p_async, store_port_free);
 }
 
 /* The port of loop, made on first use; the caller holds the mutex. */
@@ -151,9 +158,12 @@ static struct store_port *store_port_get(struct store_workers *w, uv_loop_t *loo
 		if (p->p_loop == loop)
 			return p;
 	p = calloc(1, sizeof(*p));
-	if (p == NULL)
+	if (p == NULL || pthread_mutex_init(&p->p_mu, NULL) != 0) {
+		free(p);
 		return NULL;
+	}
 	if (uv_async_init(loop, &p->p_async, store_port_on_async) != 0) {
+		pthread_mutex_destroy(&p->p_mu);
 		free(p);
 		return NULL;
 	}
