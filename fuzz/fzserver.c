@@ -36,7 +36,7 @@ static void fzs_store_token(const char *name, const char *secret)
 	t.secret_hash = hash;
 	t.expires_at = time_now() + 100 * 365 * 86400LL;
 	t.created_at = time_now();
-	(void)fzs.store->ops->token_create(fzs.store, &t);
+	(void)store_join_token_create(fzs.store, &t);
 }
 
 void fzserver_enroll(const char *name, const char *fingerprint)
@@ -48,17 +48,17 @@ void fzserver_enroll(const char *name, const char *fingerprint)
 	int rc;
 
 	/* A token an input made for this name would have another secret. */
-	(void)fzs.store->ops->token_delete(fzs.store, name);
+	(void)store_join_token_delete(fzs.store, name);
 	fzs_store_token(name, secret);
 	secret_sha256_hex(secret, sizeof(secret) - 1, hash);
 	c.name = (char *)name;
 	c.description = (char *)"";
 	c.certificate = (char *)pem;
 	c.fingerprint = (char *)fingerprint;
-	rc = fzs.store->ops->cluster_join(fzs.store, &c, hash, time_now());
+	rc = store_cluster_join(fzs.store, &c, hash, time_now());
 	/* -ENOENT: no token could be made because the cluster is there. */
 	FUZZ_CHECK(rc == 0 || rc == -EEXIST || rc == -ENOENT);
-	(void)fzs.store->ops->token_delete(fzs.store, name);
+	(void)store_join_token_delete(fzs.store, name);
 }
 
 /* Stores the fuzz API token as "fuzz-admin" and loads the hashes as the server does. */
@@ -66,11 +66,11 @@ static void fzs_install_token(void)
 {
 	struct store *st = fzs.store;
 
-	if (st->ops->api_token_create(st, "fuzz-admin", fzs_token_hash, time_now()) == -EEXIST) {
-		(void)st->ops->api_token_delete(st, "fuzz-admin");
-		(void)st->ops->api_token_create(st, "fuzz-admin", fzs_token_hash, time_now());
+	if (store_api_token_create(st, "fuzz-admin", fzs_token_hash, time_now()) == -EEXIST) {
+		(void)store_api_token_delete(st, "fuzz-admin");
+		(void)store_api_token_create(st, "fuzz-admin", fzs_token_hash, time_now());
 	}
-	FUZZ_CHECK(st->ops->api_token_hashes(st, fzs.api_token_hashes, SERVER_MAX_API_TOKENS,
+	FUZZ_CHECK(store_api_token_hashes(st, fzs.api_token_hashes, SERVER_MAX_API_TOKENS,
 					     &fzs.napi_tokens) == 0);
 }
 
@@ -86,8 +86,8 @@ void fzserver_rearm_auth(void)
 
 void fzserver_rearm_join(void)
 {
-	(void)fzs.store->ops->cluster_delete(fzs.store, "joinme");
-	(void)fzs.store->ops->token_delete(fzs.store, "joinme");
+	(void)store_cluster_delete(fzs.store, "joinme");
+	(void)store_join_token_delete(fzs.store, "joinme");
 	fzs_store_token("joinme", FZSERVER_JOIN_SECRET);
 }
 
@@ -154,6 +154,8 @@ struct server *fzserver_start(void)
 	tunnel_config_defaults(&fzs.tunnel_cfg);
 	fzs.tunnels = tunnels_new(&fzs);
 	FUZZ_CHECK(fzs.join_limit != NULL && fzs.tunnels != NULL);
+	/* The API token hashes and the tunnels follow the store, as in lxcm-server. */
+	FUZZ_CHECK(changes_listen(&fzs) == 0);
 	FUZZ_CHECK(fzs_listen(api_routes, api_nroutes, auth_management_pre_route, "management",
 			      &fzs.management) == 0);
 	FUZZ_CHECK(fzs_listen(connector_routes, connector_nroutes, fzs_connector_pre_route,

@@ -18,9 +18,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
-#include "server/enrolled.h"
 #include "server/server.h"
-#include "server/tunnels.h"
 #include "common/version.h"
 #include "store/store_async.h"
 
@@ -34,8 +32,6 @@ struct api_job {
 	struct store_join_token token;
 	struct store_join_token *tokens;
 	struct store_api_token *api_tokens;
-	char (*hashes)[65]; /* API token hashes reloaded after a change */
-	size_t nhashes;
 	size_t n;
 	struct store_cluster_update upd;
 	char *description;
@@ -67,10 +63,6 @@ static void api_job_free(struct api_job *j)
 		store_join_token_list_free(j->tokens, j->n);
 	if (j->api_tokens)
 		store_api_token_list_free(j->api_tokens, j->n);
-	if (j->hashes) {
-		secret_wipe(j->hashes, SERVER_MAX_API_TOKENS * sizeof(*j->hashes));
-		free(j->hashes);
-	}
 	free(j->description);
 	if (j->token_text) {
 		secret_wipe(j->token_text, strlen(j->token_text));
@@ -132,7 +124,7 @@ static void api_status_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->api_token_count(s, &j->count);
+	j->rc = store_api_token_count(s, &j->count);
 }
 
 static void api_status_done(void *arg)
@@ -160,7 +152,7 @@ static void api_cluster_list_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->cluster_list(s, &j->clusters, &j->n);
+	j->rc = store_cluster_list(s, &j->clusters, &j->n);
 }
 
 static void api_cluster_list_done(void *arg)
@@ -192,7 +184,7 @@ static void api_cluster_get_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->cluster_get(s, j->name, &j->cluster);
+	j->rc = store_cluster_get(s, j->name, &j->cluster);
 }
 
 static void api_cluster_get_done(void *arg)
@@ -219,7 +211,7 @@ static void api_cluster_patch_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 
 	j->upd.description = j->description;
-	j->rc = s->ops->cluster_update(s, j->name, &j->upd);
+	j->rc = store_cluster_update(s, j->name, &j->upd);
 }
 
 static void api_empty_done(void *arg)
@@ -281,23 +273,16 @@ static void api_cluster_delete_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	/* Its fingerprint, to forget it (enrolled.h); the delete decides. */
-	if (s->ops->cluster_get(s, j->name, &j->cluster) != 0)
-		store_cluster_clear(&j->cluster);
-	j->rc = s->ops->cluster_delete(s, j->name);
+	j->rc = store_cluster_delete(s, j->name);
 }
 
 static void api_cluster_delete_done(void *arg)
 {
 	struct api_job *j = arg;
 
-	if (j->rc == 0) {
+	/* The enrolled set and the tunnels heard of it from the change feed (changes.c). */
+	if (j->rc == 0)
 		LOG_INFO("cluster %s removed by an operator", j->name);
-		if (j->srv->enrolled && j->cluster.fingerprint)
-			enrolled_remove(j->srv->enrolled, j->cluster.fingerprint);
-		/* Its certificate is no longer trusted: nor is the tunnel it opened. */
-		tunnels_drop(j->srv->tunnels, j->name);
-	}
 	api_empty_done(j);
 }
 
@@ -315,7 +300,7 @@ static void api_token_create_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->token_create(s, &j->token);
+	j->rc = store_join_token_create(s, &j->token);
 }
 
 static void api_token_create_done(void *arg)
@@ -419,7 +404,7 @@ static void api_token_list_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->token_list(s, &j->tokens, &j->n);
+	j->rc = store_join_token_list(s, &j->tokens, &j->n);
 }
 
 static json_t *api_time(int64_t t)
@@ -469,7 +454,7 @@ static void api_token_delete_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->token_delete(s, j->name);
+	j->rc = store_join_token_delete(s, j->name);
 }
 
 static void api_token_delete_done(void *arg)
@@ -493,37 +478,17 @@ static void api_token_delete(struct http_request *req)
 
 /* ---- API tokens (operators) ---- */
 
-/* Reloads the token hashes after a change, on the thread pool. */
-static void api_reload_hashes(struct store *s, struct api_job *j)
-{
-	j->hashes = calloc(SERVER_MAX_API_TOKENS, sizeof(*j->hashes));
-	if (j->hashes == NULL ||
-	    s->ops->api_token_hashes(s, j->hashes, SERVER_MAX_API_TOKENS, &j->nhashes) != 0) {
-		free(j->hashes);
-		j->hashes = NULL;
-	}
-}
-
-/* On the loop: the new set of hashes takes effect for the next request. */
-static void api_install_hashes(struct api_job *j)
-{
-	struct server *srv = j->srv;
-
-	if (j->hashes == NULL) {
-		LOG_ERROR("could not reload the API tokens; restart the server to apply the change");
-		return;
-	}
-	memcpy(srv->api_token_hashes, j->hashes, j->nhashes * sizeof(*j->hashes));
-	secret_wipe(srv->api_token_hashes[j->nhashes],
-		    (SERVER_MAX_API_TOKENS - j->nhashes) * sizeof(*j->hashes));
-	srv->napi_tokens = j->nhashes;
-}
+/*
+ * The hashes auth.c checks follow the store's change feed (changes.c): a
+ * token made or revoked here counts from the next request, without a poke
+ * from these handlers.
+ */
 
 static void api_apitoken_list_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
 
-	j->rc = s->ops->api_token_list(s, &j->api_tokens, &j->n);
+	j->rc = store_api_token_list(s, &j->api_tokens, &j->n);
 }
 
 static void api_apitoken_list_done(void *arg)
@@ -563,13 +528,11 @@ static void api_apitoken_create_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 	int64_t count = 0;
 
-	j->rc = s->ops->api_token_count(s, &count);
+	j->rc = store_api_token_count(s, &count);
 	if (j->rc == 0 && count >= SERVER_MAX_API_TOKENS)
 		j->rc = -ENOSPC;
 	if (j->rc == 0)
-		j->rc = s->ops->api_token_create(s, j->name, j->token.secret_hash, time_now());
-	if (j->rc == 0)
-		api_reload_hashes(s, j);
+		j->rc = store_api_token_create(s, j->name, j->token.secret_hash, time_now());
 }
 
 static void api_apitoken_create_done(void *arg)
@@ -583,7 +546,6 @@ static void api_apitoken_create_done(void *arg)
 	} else if (j->rc < 0) {
 		handler_store_error(j->req, j->rc, "API token");
 	} else {
-		api_install_hashes(j);
 		LOG_INFO("API token %s created", j->name);
 		/* The only time the secret is shown. */
 		http_respond_json(j->req, 200,
@@ -643,7 +605,7 @@ static int api_admin_file_holds(struct store *s, const char *dir, const char *na
 	secret_sha256_hex(text, len, hash);
 	secret_wipe(text, len);
 	free(text);
-	found = s->ops->api_token_check(s, hash, &owner) == 0;
+	found = store_api_token_check(s, hash, &owner) == 0;
 	same = found && owner && strcmp(owner, name) == 0; /* compares names */
 	free(owner);
 	return same;
@@ -654,9 +616,7 @@ static void api_apitoken_delete_work(struct store *s, void *arg)
 	struct api_job *j = arg;
 	int in_file = api_admin_file_holds(s, j->srv->cfg.data_dir, j->name);
 
-	j->rc = s->ops->api_token_delete(s, j->name);
-	if (j->rc == 0)
-		api_reload_hashes(s, j);
+	j->rc = store_api_token_delete(s, j->name);
 	/* A revoked admin token is not left lying around in admin.token. */
 	if (j->rc == 0 && in_file) {
 		char path[4200];
@@ -678,7 +638,6 @@ static void api_apitoken_delete_done(void *arg)
 	} else if (j->rc < 0) {
 		handler_store_error(j->req, j->rc, "API token");
 	} else {
-		api_install_hashes(j);
 		LOG_INFO("API token %s revoked%s", j->name,
 			 j->count == 1 ? "; removed admin.token, which held it" : "");
 		http_respond_json(j->req, 200, json_object());

@@ -36,7 +36,7 @@ struct audit_log {
 	struct server *srv;
 	uv_timer_t timer;
 	struct audit_batch *pending; /* rows waiting */
-	int writing;		     /* a batch is on the thread pool */
+	int writing;		     /* a batch is on a store worker */
 	uint64_t dropped, journal_failed, seq;
 	char id_prefix[17]; /* random per process: request ids never repeat */
 	struct audit_journal *journal;
@@ -168,7 +168,7 @@ static void audit_work(struct store *s, void *arg)
 {
 	struct audit_batch *b = arg;
 
-	b->rc = s->ops->audit_append_many(s, b->a, b->n);
+	b->rc = store_audit_append_many(s, b->a, b->n);
 }
 
 static void audit_done(void *arg)
@@ -269,7 +269,7 @@ void audit_flush_sync(struct audit_log *log)
 	}
 	log->pending = NULL;
 	if (audit_batch_prepare(b) == 0)
-		b->rc = log->srv->store->ops->audit_append_many(log->srv->store, b->a, b->n);
+		b->rc = store_audit_append_many(log->srv->store, b->a, b->n);
 	if (b->rc < 0 || b->a == NULL) {
 		LOG_WARN("%zu audit rows not written at shutdown; the journal keeps them for the "
 			 "next start",

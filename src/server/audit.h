@@ -3,9 +3,9 @@
  *
  * One row per request that reached a cluster's tunnel (v1 or v2): who,
  * which cluster, method, path, status, bytes each way, duration. Rows are
- * gathered in memory and written in batches, one transaction each, on the
- * thread pool: every AUDIT_FLUSH_MS or as soon as AUDIT_BATCH_ROWS are
- * waiting (one transaction per request cost a third of the small-request
+ * gathered in memory and written in batches, one transaction each, on a
+ * store worker thread: every AUDIT_FLUSH_MS or as soon as AUDIT_BATCH_ROWS
+ * are waiting (one transaction per request cost a third of the small-request
  * throughput). At most AUDIT_MAX_PENDING rows wait; past that a row is
  * dropped and counted in the log, never a failed request. audit_flush_sync
  * writes what waits at shutdown.

@@ -240,7 +240,7 @@ static int aj_flush(struct store *s, struct aj_row *rows, size_t n)
 
 	for (i = 0; i < n; i++)
 		a[i] = rows[i].a;
-	return n ? s->ops->audit_append_many(s, a, n) : 0;
+	return n ? store_audit_append_many(s, a, n) : 0;
 }
 
 /* Reads file idx record by record into the database. Rows read, or -errno. */

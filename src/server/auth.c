@@ -3,8 +3,9 @@
  *
  * Operators present `Authorization: Bearer <API token>`. Only SHA-256
  * hashes of API tokens are stored; the hashes are loaded at start into
- * struct server and compared in constant time, so checking a request needs
- * no database round trip. `GET /1.0` and `GET /1.0/status` are public (the
+ * struct server, kept up to date by the store's change feed
+ * (auth_on_change) and compared in constant time, so checking a request
+ * needs no database round trip. `GET /1.0` and `GET /1.0/status` are public (the
  * first says whether the caller is trusted, like LXD).
  */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "common/timefmt.h"
 #include "net/http_hdr.h"
 #include "server/server.h"
+#include "store/store_feed.h"
 
 int auth_request_trusted(struct server *srv, const struct http_request *req)
 {
@@ -33,6 +35,35 @@ int auth_request_trusted(struct server *srv, const struct http_request *req)
 	for (i = 0; i < srv->napi_tokens; i++)
 		ok |= secret_equal(hash, 64, srv->api_token_hashes[i], 64);
 	return ok;
+}
+
+/*
+ * A token created or revoked by any code path counts from the next request:
+ * the feed delivers the change before the answer to the call that made it.
+ * Idempotent, so a change already in the loaded set does no harm.
+ */
+void auth_on_change(const struct store_change *c, void *data)
+{
+	struct server *srv = data;
+	size_t i, last;
+
+	if (c->key == NULL || strlen(c->key) != 64)
+		return;
+	for (i = 0; i < srv->napi_tokens; i++)
+		if (secret_equal(srv->api_token_hashes[i], 64, c->key, 64))
+			break;
+	if (c->kind == STORE_CHANGE_API_TOKEN_CREATED && i == srv->napi_tokens) {
+		if (i == SERVER_MAX_API_TOKENS) {
+			LOG_ERROR("more than %d API tokens: %s is not usable until a restart",
+				  SERVER_MAX_API_TOKENS, c->name);
+			return;
+		}
+		memcpy(srv->api_token_hashes[srv->napi_tokens++], c->key, 65);
+	} else if (c->kind == STORE_CHANGE_API_TOKEN_REVOKED && i < srv->napi_tokens) {
+		last = --srv->napi_tokens;
+		memcpy(srv->api_token_hashes[i], srv->api_token_hashes[last], 65);
+		secret_wipe(srv->api_token_hashes[last], 65);
+	}
 }
 
 static int auth_is_public(const struct http_request *req)
@@ -65,7 +96,7 @@ int auth_bootstrap(struct server *srv)
 	int64_t count = 0;
 	int rc;
 
-	rc = srv->store->ops->api_token_count(srv->store, &count);
+	rc = store_api_token_count(srv->store, &count);
 	if (rc < 0)
 		return rc;
 	if (snprintf(path, sizeof(path), "%s/admin.token", srv->cfg.data_dir) >= (int)sizeof(path))
@@ -79,7 +110,7 @@ int auth_bootstrap(struct server *srv)
 		secret_sha256_hex(token, strlen(token), hash);
 		rc = fs_write_file(path, token, strlen(token), 0600);
 		if (rc == 0)
-			rc = srv->store->ops->api_token_create(srv->store, "admin", hash, time_now());
+			rc = store_api_token_create(srv->store, "admin", hash, time_now());
 		secret_wipe(token, sizeof(token));
 		secret_wipe(secret, sizeof(secret));
 		if (rc < 0)
@@ -88,6 +119,6 @@ int auth_bootstrap(struct server *srv)
 	} else {
 		LOG_INFO("admin API token: %s", path);
 	}
-	return srv->store->ops->api_token_hashes(srv->store, srv->api_token_hashes,
+	return store_api_token_hashes(srv->store, srv->api_token_hashes,
 						 SERVER_MAX_API_TOKENS, &srv->napi_tokens);
 }

@@ -21,7 +21,6 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
-#include "server/enrolled.h"
 #include "server/server.h"
 #include "server/tunnel_v1.h"
 #include "server/tunnels.h"
@@ -93,7 +92,7 @@ static void connector_join_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_join(s, &j->cluster, j->secret_hash, time_now());
+	j->rc = store_cluster_join(s, &j->cluster, j->secret_hash, time_now());
 }
 
 static void connector_join_done(void *arg)
@@ -103,10 +102,9 @@ static void connector_join_done(void *arg)
 
 	switch (j->rc) {
 	case 0:
+		/* The enrolled set heard of it from the change feed (changes.c). */
 		LOG_INFO("cluster %s joined from %s (certificate %.16s...)", j->cluster.name,
 			 req->peer_addr, j->cluster.fingerprint);
-		if (j->srv->enrolled)
-			(void)enrolled_add(j->srv->enrolled, j->cluster.fingerprint);
 		http_respond_json(req, 200, json_object());
 		break;
 	case -ENOENT:
@@ -218,7 +216,7 @@ static void connector_identify_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
+	j->rc = store_cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
 }
 
 /* Answers 403 for an unknown certificate; returns 0 when j->cluster is set. */
@@ -339,20 +337,18 @@ static void connector_leave_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = s->ops->cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
+	j->rc = store_cluster_name_by_fingerprint(s, j->req->peer_fp, &j->cluster.name);
 	if (j->rc == 0)
-		j->rc = s->ops->cluster_delete(s, j->cluster.name);
+		j->rc = store_cluster_delete(s, j->cluster.name);
 }
 
 static void connector_leave_done(void *arg)
 {
 	struct conn_job *j = arg;
 
+	/* The enrolled set and the tunnels heard of it from the change feed (changes.c). */
 	if (connector_identified(j) == 0) {
 		LOG_INFO("cluster %s removed itself", j->cluster.name);
-		if (j->srv->enrolled)
-			enrolled_remove(j->srv->enrolled, j->req->peer_fp);
-		tunnels_drop(j->srv->tunnels, j->cluster.name);
 		http_respond_json(j->req, 200, json_object());
 	}
 	conn_job_free(j);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_feed.h"
+
 #define ENROLLED_BUCKETS 4096
 
 struct enrolled_fp {
@@ -105,12 +107,20 @@ int enrolled_load(struct enrolled *e, struct store *s)
 {
 	struct store_cluster *list = NULL;
 	size_t n = 0, i;
-	int rc = s->ops->cluster_list(s, &list, &n);
+	int rc = store_cluster_list(s, &list, &n);
 
 	for (i = 0; rc == 0 && i < n; i++)
 		rc = enrolled_add(e, list[i].fingerprint);
 	store_cluster_list_free(list, n);
 	return rc;
+}
+
+void enrolled_on_change(const struct store_change *c, void *data)
+{
+	if (c->kind == STORE_CHANGE_CLUSTER_ADDED)
+		(void)enrolled_add(data, c->key);
+	else if (c->kind == STORE_CHANGE_CLUSTER_REMOVED)
+		enrolled_remove(data, c->key);
 }
 
 int enrolled_session_filter(const char *fingerprint, void *arg)

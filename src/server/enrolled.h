@@ -5,7 +5,8 @@
  * The connector keeps TLS sessions for resumption only for enrolled
  * clusters (tls_server_set_session_filter), so a stranger with a
  * self-signed certificate cannot fill the session store. Loaded from the
- * store at start, kept up to date on join and on removal.
+ * store at start, then kept up to date by the store's change feed
+ * (enrolled_on_change), whatever code path joined or removed a cluster.
  */
 #ifndef LXCM_ENROLLED_H
 #define LXCM_ENROLLED_H
@@ -22,6 +23,9 @@ int enrolled_add(struct enrolled *e, const char *fingerprint);
 void enrolled_remove(struct enrolled *e, const char *fingerprint);
 int enrolled_has(const struct enrolled *e, const char *fingerprint);
 size_t enrolled_count(const struct enrolled *e);
+/* Change feed subscriber (data: the set): adds joined clusters, forgets removed ones. */
+struct store_change;
+void enrolled_on_change(const struct store_change *c, void *data);
 /* A tls_session_filter_fn over the set (arg: struct enrolled *). */
 int enrolled_session_filter(const char *fingerprint, void *arg);
 

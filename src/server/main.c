@@ -19,8 +19,12 @@
 #include "net/stream_pipe.h"
 #include "server/server.h"
 #include "server/tunnels.h"
+#include "store/store_workers.h"
 #include <unistd.h>
 #include "common/version.h"
+
+#define MAIN_STR_(x) #x
+#define MAIN_STR(x) MAIN_STR_(x)
 
 static void usage(FILE *f)
 {
@@ -36,6 +40,8 @@ static void usage(FILE *f)
 	      "  --connector-public-address H:P  address put in join tokens (default: --connector-addr)\n"
 	      "  --management-public-url URL     manager URL told to clusters (default: https://--management-addr)\n"
 	      "  --db URL                        sqlite:PATH (default sqlite:DIR/lxcm.db)\n"
+	      "  --store-threads N               threads that run database work, 1.." MAIN_STR(STORE_THREADS_MAX) "\n"
+	      "                                  (default " MAIN_STR(STORE_THREADS_DEFAULT) ")\n"
 	      "  --tls-cert FILE --tls-key FILE  certificate for both listeners (default: generated in DIR)\n"
 	      "  --heartbeat-interval SECONDS    interval suggested to clusters (default 60)\n"
 	      "  --join-rate N --join-burst N    join attempts per second and burst per source address\n"
@@ -142,6 +148,7 @@ enum {
 	OPT_PROXY_IDLE,
 	OPT_PROXY_FIN,
 	OPT_PROXY_PROTOCOL_FROM,
+	OPT_STORE_THREADS,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -171,6 +178,7 @@ static const struct option long_opts[] = {
 	{"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
 	{"proxy-fin-timeout", required_argument, NULL, OPT_PROXY_FIN},
 	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
+	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -213,6 +221,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->proxy_fin_timeout_ms = STREAM_PIPE_DEFAULT_FIN_TIMEOUT_MS;
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
+	cfg->store_threads = STORE_THREADS_DEFAULT;
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_DATA_DIR: cfg->data_dir = optarg; break;
@@ -276,6 +285,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		case OPT_TUNNEL_DEAD:
 			rc = parse_num(optarg, 900, 3600000, &n);
 			cfg->tunnel_dead_after_ms = (uint64_t)n;
+			break;
+		case OPT_STORE_THREADS:
+			rc = parse_num(optarg, 1, STORE_THREADS_MAX, &n);
+			cfg->store_threads = (unsigned)n;
 			break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
@@ -490,6 +503,8 @@ int main(int argc, char **argv)
 		LOG_ERROR("cannot open the store %s", srv.cfg.db_url);
 		return 1;
 	}
+	if (store_workers_set_threads(srv.store, srv.cfg.store_threads) < 0)
+		return 1;
 	rc = auth_bootstrap(&srv);
 	if (rc < 0) {
 		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));
@@ -500,7 +515,7 @@ int main(int argc, char **argv)
 	if (srv.cfg.replica[0])
 		snprintf(srv.replica, sizeof(srv.replica), "%s", srv.cfg.replica);
 	/* This replica holds no tunnel yet, whatever a crash left in the store. */
-	srv.store->ops->tunnel_clear_replica(srv.store, srv.replica);
+	store_tunnel_clear_replica(srv.store, srv.replica);
 	/* TLS sessions are kept for enrolled clusters only (enrolled.h). */
 	srv.enrolled = enrolled_new();
 	if (srv.enrolled == NULL || enrolled_load(srv.enrolled, srv.store) < 0) {
@@ -511,7 +526,8 @@ int main(int argc, char **argv)
 	tunnel_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
-	if (srv.tunnels == NULL || srv.audit == NULL || server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
+	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
 		return 1;
 	uv_signal_init(srv.loop, &sig_int);
 	uv_signal_init(srv.loop, &sig_term);
@@ -526,6 +542,12 @@ int main(int argc, char **argv)
 	uv_run(srv.loop, UV_RUN_DEFAULT);
 	if (stop_timer.loop && !uv_is_closing((uv_handle_t *)&stop_timer))
 		uv_close((uv_handle_t *)&stop_timer, NULL);
+	/*
+	 * Store work still in flight (the fallback stopped the loop) runs to
+	 * its end and is answered now, while what its callbacks touch exists.
+	 */
+	store_workers_stop(srv.store);
+	changes_stop(&srv);
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);

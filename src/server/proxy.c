@@ -556,7 +556,7 @@ static void proxy_lookup_work(struct store *s, void *arg)
 {
 	struct proxy_lookup *l = arg;
 
-	l->rc = s->ops->cluster_get(s, l->name, &l->c);
+	l->rc = store_cluster_get(s, l->name, &l->c);
 }
 
 static void proxy_lookup_done(void *arg)

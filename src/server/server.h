@@ -4,7 +4,7 @@
  * One struct server lives for the whole process and is reachable from every
  * request as req->server_data. It is owned by main.c. Everything here is
  * touched only on the loop thread, except `store`, whose calls go through
- * store_run() on the thread pool.
+ * store_run() on the store's worker threads.
  */
 #ifndef LXCM_SERVER_H
 #define LXCM_SERVER_H
@@ -55,6 +55,7 @@ struct server_config {
 	/* --proxy-protocol-from: sources that must send a PROXY protocol header */
 	struct net_cidr proxy_protocol_from[SERVER_MAX_PROXY_PROTOCOL_FROM];
 	size_t nproxy_protocol_from;
+	unsigned store_threads; /* --store-threads: the store's worker threads */
 };
 
 struct enrolled;
@@ -91,6 +92,13 @@ int auth_management_pre_route(struct http_request *req);
 int auth_bootstrap(struct server *srv);
 /* 1 when the request carries a valid API token. */
 int auth_request_trusted(struct server *srv, const struct http_request *req);
+/* Change feed subscriber (data: the server): API tokens created and revoked. */
+struct store_change;
+void auth_on_change(const struct store_change *c, void *data);
+
+/* The caches that follow the store's change feed (changes.c); on the loop. */
+int changes_listen(struct server *srv);
+void changes_stop(struct server *srv);
 
 /* Connector pre_route: a client certificate is required except for join and status. */
 int connector_pre_route(struct http_request *req);

@@ -19,6 +19,7 @@
 #include "server/server.h"
 #include "server/tunnel_v1.h"
 #include "store/store_async.h"
+#include "store/store_feed.h"
 
 #define TUNNELS_BUCKETS 4096
 
@@ -117,9 +118,9 @@ static void tn_job_work(struct store *s, void *arg)
 	struct tn_job *j = arg;
 
 	if (j->set)
-		j->rc = s->ops->tunnel_set(s, j->cluster, j->replica, j->epoch, j->protocol, j->since);
+		j->rc = store_tunnel_set(s, j->cluster, j->replica, j->epoch, j->protocol, j->since);
 	else
-		j->rc = s->ops->tunnel_clear(s, j->cluster, j->replica, j->epoch);
+		j->rc = store_tunnel_clear(s, j->cluster, j->replica, j->epoch);
 }
 
 static void tn_job_done(void *arg)
@@ -466,6 +467,13 @@ void tunnels_drop(struct tunnels *reg, const char *cluster)
 			tn_hash_remove(reg, e);
 		ws_close(e->ws, WS_CLOSE_POLICY, "cluster removed from the manager");
 	}
+}
+
+/* A removed cluster's certificate is no longer trusted: nor is the tunnel it opened. */
+void tunnels_on_change(const struct store_change *c, void *data)
+{
+	if (c->kind == STORE_CHANGE_CLUSTER_REMOVED)
+		tunnels_drop(data, c->name);
 }
 
 void tunnels_close_all(struct tunnels *reg)

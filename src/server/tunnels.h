@@ -61,6 +61,9 @@ void tunnels_close_all(struct tunnels *reg);
 
 /* Closes every tunnel of a cluster that was removed: its agent is no longer trusted. */
 void tunnels_drop(struct tunnels *reg, const char *cluster);
+/* Change feed subscriber (data: the registry): drops a removed cluster's tunnel. */
+struct store_change;
+void tunnels_on_change(const struct store_change *c, void *data);
 
 /* The live tunnel of a cluster, or NULL. */
 struct tunnel_entry *tunnels_get(struct tunnels *reg, const char *cluster);

@@ -1,5 +1,7 @@
 /*
- * store.c - picks a backend from the store URL, and frees store records.
+ * store.c - opens a store: picks the backend from the URL, checks that it
+ * provides every statement, sets up the layers above it (feed, worker
+ * threads) and applies the migrations; closes it.
  */
 #include "store/store.h"
 
@@ -8,6 +10,9 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "store/store_feed.h"
+#include "store/store_ops.h"
+#include "store/store_workers.h"
 
 #define STORE_SQLITE_PREFIX "sqlite:"
 
@@ -22,11 +27,10 @@ static int store_has_prefix(const char *s, const char *prefix)
  * a file name, so a typo in a scheme does not silently create a database
  * file.
  */
-int store_open(const char *url, struct store **out)
+static int store_open_backend(const char *url, struct store **out)
 {
 	const char *path, *sep;
 
-	*out = NULL;
 	if (url == NULL || url[0] == '\0') {
 		LOG_ERROR("no store URL given");
 		return -EINVAL;
@@ -50,63 +54,52 @@ int store_open(const char *url, struct store **out)
 	return store_sqlite_open(path, out);
 }
 
+/* A backend that lacks a statement is a programming error: refuse it at open. */
+static int store_check_backend(const struct store_ops *ops)
+{
+	for (int i = 0; i < STORE_SQL__COUNT; i++) {
+		if (ops->sql[i] == NULL) {
+			LOG_ERROR("the %s backend has no statement %d", ops->name, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int store_open(const char *url, struct store **out)
+{
+	struct store *s = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = store_open_backend(url, &s);
+	if (rc != 0)
+		return rc;
+	rc = store_check_backend(s->ops);
+	if (rc == 0)
+		rc = store_feed__init(s);
+	if (rc == 0)
+		rc = store_workers__init(s);
+	if (rc == 0)
+		rc = store_migrate(s);
+	if (rc != 0) {
+		store_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
 void store_close(struct store *s)
 {
-	if (s != NULL)
-		s->ops->close(s);
+	if (s == NULL)
+		return;
+	store_workers__free(s);
+	store_feed__free(s);
+	s->ops->close(s);
 }
 
-void store_cluster_clear(struct store_cluster *c)
+const char *store_backend(const struct store *s)
 {
-	if (c == NULL)
-		return;
-	free(c->name);
-	free(c->description);
-	free(c->certificate);
-	free(c->fingerprint);
-	free(c->status);
-	free(c->status_json);
-	memset(c, 0, sizeof(*c));
-}
-
-void store_cluster_list_free(struct store_cluster *list, size_t n)
-{
-	if (list == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		store_cluster_clear(&list[i]);
-	free(list);
-}
-
-void store_join_token_clear(struct store_join_token *t)
-{
-	if (t == NULL)
-		return;
-	free(t->cluster_name);
-	free(t->description);
-	/* Only a hash, but there is no reason to leave it in freed memory. */
-	if (t->secret_hash != NULL)
-		explicit_bzero(t->secret_hash, strlen(t->secret_hash));
-	free(t->secret_hash);
-	memset(t, 0, sizeof(*t));
-}
-
-void store_join_token_list_free(struct store_join_token *list, size_t n)
-{
-	if (list == NULL)
-		return;
-	for (size_t i = 0; i < n; i++)
-		store_join_token_clear(&list[i]);
-	free(list);
-}
-
-void store_api_token_list_free(struct store_api_token *list, size_t n)
-{
-	size_t i;
-
-	if (list == NULL)
-		return;
-	for (i = 0; i < n; i++)
-		free(list[i].name);
-	free(list);
+	return s->ops->name;
 }

@@ -1,21 +1,38 @@
 /*
- * store.h - the one storage interface of lxcm.
+ * store.h - the one storage interface of lxcm: records and operations.
  *
- * A store is a table of functions (struct store_ops) with one file per
- * backend: sqlite.c now, postgres.c later. Every function here is
- * synchronous and may block on disk or network, so code on the event loop
- * never calls them directly: it goes through store_run() (store_async.c),
- * which runs a piece of work on libuv's thread pool and calls back on the
- * loop. Backends must therefore be safe to call from several threads.
+ * The store has three layers (docs/architecture.md, "The store"):
+ *
+ *   store_*()       the operations below, with the rules (the atomic join
+ *                   with its constant-time secret check, single-use join
+ *                   tokens, the last API token, audit dedupe, the cascade
+ *                   on cluster removal), written once: store_cluster.c,
+ *                   store_join_token.c, store_api_token.c, store_tunnel.c,
+ *                   store_audit.c.
+ *   store_tx        one operation's hold on a backend connection, with
+ *                   typed statement runners (store_tx.c).
+ *   struct store_ops  a backend: its SQL dialect, one text per statement
+ *                   id, plus connections and transactions (store_ops.h;
+ *                   sqlite.c now, postgres.c later).
+ *
+ * Every operation is synchronous and may block on disk or network, so code
+ * on the event loop never calls one directly: it goes through store_run()
+ * (store_async.h), which runs it on the store's own worker threads and
+ * calls back on the loop. Operations are safe to call from several threads.
+ * Writes announce what they changed to the change feed (store_feed.h) once
+ * they have committed.
  *
  * Return values: 0 on success, or a negative errno-style code:
  *   -ENOENT  the row does not exist
  *   -EEXIST  a unique name is already taken
  *   -EACCES  a secret did not match or has expired
- *   -EIO     the database failed (logged by the backend)
+ *   -EBUSY   the change would lock everybody out (the last API token)
+ *   -EINVAL  a required argument is missing
+ *   -EIO     the database failed (logged once, by the backend)
  *   -ENOMEM  allocation failed
- * Strings in records are malloc'd and owned by the record; the *_free
- * functions accept NULL. Times are Unix seconds (int64_t), 0 meaning "never".
+ * Strings in records are malloc'd and owned by the record; the *_clear and
+ * *_free functions accept NULL. Times are Unix seconds (int64_t), 0 meaning
+ * "never".
  */
 #ifndef LXCM_STORE_H
 #define LXCM_STORE_H
@@ -29,9 +46,9 @@ struct store_cluster {
 	int64_t id;
 	char *name;
 	char *description;
-	char *certificate; /* PEM */
-	char *fingerprint; /* lowercase hex SHA-256 of the DER */
-	char *status;	   /* "ACTIVE" */
+	char *certificate;    /* PEM */
+	char *fingerprint;    /* lowercase hex SHA-256 of the DER */
+	char *status;	      /* "ACTIVE" */
 	int disk_threshold;   /* percent, default 80 */
 	int memory_threshold; /* percent, default 80 */
 	int64_t joined_at;
@@ -54,6 +71,14 @@ struct store_api_token {
 	char hash_prefix[13]; /* the first 12 hex digits of its SHA-256: audit rows name it so */
 };
 
+/* Which replica holds the tunnel of a cluster (store_tunnel_get). */
+struct store_tunnel_owner {
+	char *replica;
+	char *protocol; /* "v1" or "v2" */
+	int64_t epoch;
+	int64_t since;
+};
+
 struct store_audit {
 	const char *request_id; /* unique; a row with a known id is ignored */
 	int64_t at;
@@ -67,7 +92,7 @@ struct store_audit {
 	int64_t duration_ms;
 };
 
-/* One heartbeat to write (cluster_set_status_many). */
+/* One heartbeat to write (store_cluster_set_status_many). */
 struct store_status_row {
 	const char *name;
 	const char *status_json;
@@ -81,93 +106,107 @@ struct store_cluster_update {
 	int memory_threshold;
 };
 
-struct store_ops {
-	const char *name;
-	void (*close)(struct store *s);
-
-	int (*cluster_list)(struct store *s, struct store_cluster **out, size_t *n);
-	int (*cluster_get)(struct store *s, const char *name, struct store_cluster *out);
-	int (*cluster_get_by_fingerprint)(struct store *s, const char *fp,
-					  struct store_cluster *out);
-	/* Only the name (malloc'd into *name): identifying a caller needs no more. */
-	int (*cluster_name_by_fingerprint)(struct store *s, const char *fp, char **name);
-	int (*cluster_update)(struct store *s, const char *name,
-			      const struct store_cluster_update *u);
-	int (*cluster_delete)(struct store *s, const char *name);
-	int (*cluster_set_status)(struct store *s, const char *name, const char *status_json,
-				  int64_t now);
-	/*
-	 * Writes n statuses in one transaction. rcs[i] gets row i's result:
-	 * 0, -ENOENT (no such cluster: the others still commit), -EINVAL (no
-	 * status_json), or -EIO for every row when the transaction failed and
-	 * was rolled back (then nothing of it was written). Returns 0 or -EIO.
-	 */
-	int (*cluster_set_status_many)(struct store *s, const struct store_status_row *rows,
-				       size_t n, int *rcs);
-
-	/*
-	 * Enrolls a cluster with a join token, atomically: the token for
-	 * c->name must exist (-ENOENT), its hash must equal secret_hash in
-	 * constant time and it must not have expired at `now` (-EACCES), the
-	 * name and the fingerprint must be free (-EEXIST). On success the
-	 * cluster row is inserted and the token deleted in one transaction.
-	 */
-	int (*cluster_join)(struct store *s, const struct store_cluster *c,
-			    const char *secret_hash, int64_t now);
-
-	/* -EEXIST when a token or a cluster of that name exists. */
-	int (*token_create)(struct store *s, const struct store_join_token *t);
-	int (*token_list)(struct store *s, struct store_join_token **out, size_t *n);
-	int (*token_delete)(struct store *s, const char *cluster_name);
-
-	int (*api_token_create)(struct store *s, const char *name, const char *hash, int64_t now);
-	/* 0 when a token with that hash exists (name copied to *name_out if non-NULL). */
-	int (*api_token_check)(struct store *s, const char *hash, char **name_out);
-	int (*api_token_count)(struct store *s, int64_t *count);
-	int (*api_token_list)(struct store *s, struct store_api_token **out, size_t *n);
-	/* -ENOENT unknown name; -EBUSY when it is the last token (nobody could log in). */
-	int (*api_token_delete)(struct store *s, const char *name);
-	/* Copies up to max token hashes (64 hex chars + NUL each) into out. */
-	int (*api_token_hashes)(struct store *s, char (*out)[65], size_t max, size_t *n);
-
-	/*
-	 * Tunnel ownership: which replica holds the tunnel of a cluster, with
-	 * an epoch that grows with every new tunnel. tunnel_clear removes the
-	 * row only if it still names this replica and epoch (a newer tunnel,
-	 * maybe on another replica, must not be erased by an old one closing).
-	 */
-	int (*tunnel_set)(struct store *s, const char *cluster, const char *replica, int64_t epoch,
-			  const char *protocol, int64_t since);
-	int (*tunnel_clear)(struct store *s, const char *cluster, const char *replica,
-			    int64_t epoch);
-	/* Drops every tunnel row of a replica (at its start: it holds none). */
-	int (*tunnel_clear_replica)(struct store *s, const char *replica);
-
-	int (*audit_append)(struct store *s, const struct store_audit *a);
-	/* Appends n rows in one transaction: all or none. */
-	int (*audit_append_many)(struct store *s, const struct store_audit *a, size_t n);
-	int (*audit_count)(struct store *s, int64_t *count);
-};
-
-struct store {
-	const struct store_ops *ops;
-};
-
 /*
  * Opens the store named by url: "sqlite:PATH" or a plain path for SQLite
  * (later "postgres://..." for PostgreSQL). Applies pending migrations.
  * Returns 0 and *out, or a negative code with a logged reason.
  */
 int store_open(const char *url, struct store **out);
+/*
+ * Waits for the worker threads to finish the work queued on them, then
+ * closes the backend. No operation may be running or start any more.
+ */
 void store_close(struct store *s);
+/* The backend's name ("sqlite"). */
+const char *store_backend(const struct store *s);
 
+/* ---- clusters (store_cluster.c) ---- */
+
+int store_cluster_list(struct store *s, struct store_cluster **out, size_t *n);
+int store_cluster_get(struct store *s, const char *name, struct store_cluster *out);
+int store_cluster_get_by_fingerprint(struct store *s, const char *fp, struct store_cluster *out);
+/* Only the name (malloc'd into *name): identifying a caller needs no more. */
+int store_cluster_name_by_fingerprint(struct store *s, const char *fp, char **name);
+int store_cluster_update(struct store *s, const char *name, const struct store_cluster_update *u);
+/*
+ * Removes a cluster with everything that hangs on it (status, settings,
+ * tunnel row), in one transaction; announces STORE_CHANGE_CLUSTER_REMOVED.
+ */
+int store_cluster_delete(struct store *s, const char *name);
+int store_cluster_set_status(struct store *s, const char *name, const char *status_json,
+			     int64_t now);
+/*
+ * Writes n statuses in one transaction. rcs[i] gets row i's result:
+ * 0, -ENOENT (no such cluster: the others still commit), -EINVAL (no
+ * status_json), or -EIO for every row when the transaction failed and
+ * was rolled back (then nothing of it was written). Returns 0 or -EIO.
+ */
+int store_cluster_set_status_many(struct store *s, const struct store_status_row *rows, size_t n,
+				  int *rcs);
+/*
+ * Enrolls a cluster with a join token, atomically: the token for c->name
+ * must exist (-ENOENT), its hash must equal secret_hash in constant time
+ * and it must not have expired at `now` (-EACCES), the name and the
+ * fingerprint must be free (-EEXIST). On success the cluster row is
+ * inserted and the token used up in one transaction; a failed join writes
+ * nothing. Announces STORE_CHANGE_CLUSTER_ADDED and _JOIN_TOKEN_USED.
+ */
+int store_cluster_join(struct store *s, const struct store_cluster *c, const char *secret_hash,
+		       int64_t now);
 void store_cluster_clear(struct store_cluster *c);
 void store_cluster_list_free(struct store_cluster *list, size_t n);
+
+/* ---- join tokens (store_join_token.c) ---- */
+
+/* -EEXIST when a live token or a cluster of that name exists. */
+int store_join_token_create(struct store *s, const struct store_join_token *t);
+/* Every token, expired ones included, by cluster name. */
+int store_join_token_list(struct store *s, struct store_join_token **out, size_t *n);
+int store_join_token_delete(struct store *s, const char *cluster_name);
 void store_join_token_clear(struct store_join_token *t);
 void store_join_token_list_free(struct store_join_token *list, size_t n);
+
+/* ---- API tokens (store_api_token.c) ---- */
+
+/* -EEXIST when a token with that name or hash exists. */
+int store_api_token_create(struct store *s, const char *name, const char *hash, int64_t now);
+/* 0 when a token with that hash exists (name copied to *name_out if non-NULL). */
+int store_api_token_check(struct store *s, const char *hash, char **name_out);
+int store_api_token_count(struct store *s, int64_t *count);
+int store_api_token_list(struct store *s, struct store_api_token **out, size_t *n);
+/* -ENOENT unknown name; -EBUSY when it is the last token (nobody could log in). */
+int store_api_token_delete(struct store *s, const char *name);
+/* Copies up to max token hashes (64 hex chars + NUL each) into out. */
+int store_api_token_hashes(struct store *s, char (*out)[65], size_t max, size_t *n);
 void store_api_token_list_free(struct store_api_token *list, size_t n);
 
-/* Backend constructors (one file each). */
-int store_sqlite_open(const char *path, struct store **out);
+/* ---- tunnel ownership (store_tunnel.c) ---- */
+
+/*
+ * Which replica holds the tunnel of a cluster, with an epoch that grows
+ * with every new tunnel. tunnel_clear removes the row only if it still
+ * names this replica and epoch (a newer tunnel, maybe on another replica,
+ * must not be erased by an old one closing). set: -ENOENT for an unknown
+ * cluster.
+ */
+int store_tunnel_set(struct store *s, const char *cluster, const char *replica, int64_t epoch,
+		     const char *protocol, int64_t since);
+int store_tunnel_clear(struct store *s, const char *cluster, const char *replica, int64_t epoch);
+/* Drops every tunnel row of a replica (at its start: it holds none). */
+int store_tunnel_clear_replica(struct store *s, const char *replica);
+/* -ENOENT when no replica holds the cluster's tunnel. */
+int store_tunnel_get(struct store *s, const char *cluster, struct store_tunnel_owner *out);
+void store_tunnel_owner_clear(struct store_tunnel_owner *t);
+
+/* ---- audit log (store_audit.c) ---- */
+
+int store_audit_append(struct store *s, const struct store_audit *a);
+/*
+ * Appends n rows in one transaction: all or none. A row whose request id
+ * is already in the log (a journal replay) is skipped, so each request is
+ * written once.
+ */
+int store_audit_append_many(struct store *s, const struct store_audit *a, size_t n);
+int store_audit_count(struct store *s, int64_t *count);
 
 #endif

@@ -1,63 +1,16 @@
 /*
- * store_async.c - runs store calls on libuv's thread pool.
- *
- * One store_job per call: it owns the uv_work_t and is freed in the
- * after-work callback, on the loop thread, once done has returned.
+ * store_async.c - store calls off the loop: store_run on the store's worker
+ * threads, and the group commit of heartbeats.
  */
 #include "store/store_async.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
-
-struct store_job {
-	uv_work_t sj_req;
-	struct store *sj_store;
-	store_work_fn sj_work;
-	store_done_fn sj_done;
-	void *sj_ctx;
-};
-
-/* Runs on a thread-pool thread. */
-static void store_job_work(uv_work_t *req)
-{
-	struct store_job *job = req->data;
-
-	job->sj_work(job->sj_store, job->sj_ctx);
-}
-
-/*
- * Runs on the loop thread. The request is never handed out, so nobody can
- * uv_cancel() it and status is always 0: done follows every work.
- */
-static void store_job_after(uv_work_t *req, int status)
-{
-	struct store_job *job = req->data;
-
-	(void)status;
-	if (job->sj_done != NULL)
-		job->sj_done(job->sj_ctx);
-	free(job);
-}
 
 int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done, void *ctx)
 {
-	struct store_job *job;
-	int rc;
-
-	if (loop == NULL || s == NULL || work == NULL)
-		return UV_EINVAL;
-	job = calloc(1, sizeof(*job));
-	if (job == NULL)
-		return UV_ENOMEM;
-	job->sj_req.data = job;
-	job->sj_store = s;
-	job->sj_work = work;
-	job->sj_done = done;
-	job->sj_ctx = ctx;
-	rc = uv_queue_work(loop, &job->sj_req, store_job_work, store_job_after);
-	if (rc != 0)
-		free(job);
-	return rc;
+	return store_workers_submit(s, loop, work, done, ctx);
 }
 
 /* ---- group commit of status rows ---- */
@@ -66,7 +19,8 @@ int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_f
  * One queue per (loop, store), made by the first post and freed when it
  * runs dry, so nothing stays allocated between bursts or at exit. Only the
  * loop thread touches a queue outside the work function, and the work
- * function touches only its own batch.
+ * function touches only its own batch. The list of queues is shared by
+ * every loop, so it has a mutex.
  */
 struct status_queue {
 	struct status_queue *sq_next;
@@ -74,7 +28,7 @@ struct status_queue {
 	struct store *sq_store;
 	struct store_status_post *sq_head, **sq_tailp; /* waiting */
 	int sq_running;
-	/* The batch on the thread pool. */
+	/* The batch on a worker thread. */
 	struct store_status_post *sq_batch[STORE_STATUS_BATCH_MAX];
 	struct store_status_row sq_rows[STORE_STATUS_BATCH_MAX];
 	int sq_rcs[STORE_STATUS_BATCH_MAX];
@@ -82,8 +36,9 @@ struct status_queue {
 };
 
 static struct status_queue *status_queues;
+static pthread_mutex_t status_queues_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static struct status_queue *status_queue_get(uv_loop_t *loop, struct store *s)
+static struct status_queue *status_queue_find(uv_loop_t *loop, struct store *s)
 {
 	struct status_queue *q;
 
@@ -101,15 +56,27 @@ static struct status_queue *status_queue_get(uv_loop_t *loop, struct store *s)
 	return q;
 }
 
+static struct status_queue *status_queue_get(uv_loop_t *loop, struct store *s)
+{
+	struct status_queue *q;
+
+	pthread_mutex_lock(&status_queues_mu);
+	q = status_queue_find(loop, s);
+	pthread_mutex_unlock(&status_queues_mu);
+	return q;
+}
+
 static void status_queue_free(struct status_queue *q)
 {
 	struct status_queue **pp;
 
+	pthread_mutex_lock(&status_queues_mu);
 	for (pp = &status_queues; *pp; pp = &(*pp)->sq_next)
 		if (*pp == q) {
 			*pp = q->sq_next;
 			break;
 		}
+	pthread_mutex_unlock(&status_queues_mu);
 	free(q);
 }
 
@@ -117,7 +84,7 @@ static void status_batch_work(struct store *s, void *ctx)
 {
 	struct status_queue *q = ctx;
 
-	s->ops->cluster_set_status_many(s, q->sq_rows, q->sq_n, q->sq_rcs);
+	store_cluster_set_status_many(s, q->sq_rows, q->sq_n, q->sq_rcs);
 }
 
 static void status_batch_done(void *ctx);
@@ -149,7 +116,7 @@ static void status_batch_start(struct status_queue *q)
 		rc = store_run(q->sq_loop, q->sq_store, status_batch_work, status_batch_done, q);
 		if (rc == 0)
 			return;
-		/* The pool refused: fail this batch, then try the rest. */
+		/* The workers refused: fail this batch, then try the rest. */
 		for (i = 0; i < q->sq_n; i++) {
 			q->sq_batch[i]->rc = rc;
 			q->sq_batch[i]->done(q->sq_batch[i]);

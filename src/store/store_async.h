@@ -1,11 +1,13 @@
 /*
  * store_async.h - database calls off the event loop.
  *
- * store_run() queues work(s, ctx) on libuv's thread pool and then calls
- * done(ctx) on the loop thread. work may call any store_ops function; it
- * must not touch loop-owned objects. ctx is owned by the caller and must
- * stay valid until done runs. Returns 0 or a negative uv error, in which
- * case neither callback runs.
+ * store_run() queues work(s, ctx) on the store's own worker threads
+ * (store_workers.h; --store-threads) and then calls done(ctx) on the loop
+ * thread. work may call any store_* operation; it must not touch
+ * loop-owned objects. ctx is owned by the caller and must stay valid until
+ * done runs. Returns 0 or a negative uv error, in which case neither
+ * callback runs. Changes the work made reach the change feed's
+ * subscribers (store_feed.h) before done runs.
  */
 #ifndef LXCM_STORE_ASYNC_H
 #define LXCM_STORE_ASYNC_H
@@ -13,12 +15,9 @@
 #include <uv.h>
 
 #include "store/store.h"
+#include "store/store_workers.h"
 
-typedef void (*store_work_fn)(struct store *s, void *ctx);
-typedef void (*store_done_fn)(void *ctx);
-
-int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done,
-	      void *ctx);
+int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_fn done, void *ctx);
 
 /*
  * Group commit of status heartbeats. store_status_post queues one row; if
@@ -28,7 +27,7 @@ int store_run(uv_loop_t *loop, struct store *s, store_work_fn work, store_done_f
  * the loop once the post's own transaction has ended, with post->rc: 0 (the
  * row is committed), -ENOENT (the cluster is gone), -EIO (the transaction
  * failed and was rolled back: nothing of it was written) or a negative uv
- * code (the thread pool refused the work). So nothing is acknowledged
+ * code (the workers refused the work). So nothing is acknowledged
  * before it is on disk, as with one transaction per post.
  *
  * The caller owns post and its strings until done runs; done may free them.

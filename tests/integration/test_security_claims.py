@@ -301,15 +301,16 @@ def test_constant_time_compare():
     auth_c = src("src/server/auth.c")
     L.check(re.search(r"ok \|= secret_equal\(", auth_c),
             "auth.c does not compare the token hash with every entry through secret_equal")
-    for path in ("src/server/auth.c", "src/store/sqlite.c", "src/server/api.c",
-                 "src/server/connector.c"):
+    for path in ("src/server/auth.c", "src/store/sqlite.c", "src/store/store_cluster.c",
+                 "src/server/api.c", "src/server/connector.c"):
         for i, line in enumerate(src(path).splitlines(), 1):
             if re.search(r"\b(str|mem|strn|strcase)cmp\s*\(", line) and \
                     re.search(r"hash|secret|token", line, re.I):
                 raise L.TestFailure("%s:%d compares a secret without constant time: %s" % (
                     path, i, line.strip()))
-    L.check("CRYPTO_memcmp(stored, secret_hash" in src("src/store/sqlite.c"),
-            "the join secret's hash is not compared with CRYPTO_memcmp in sqlite.c")
+    # The join rule lives above the backends since issue 10 (store_cluster.c).
+    L.check("CRYPTO_memcmp(stored, secret_hash" in src("src/store/store_cluster.c"),
+            "the join secret's hash is not compared with CRYPTO_memcmp in store_cluster.c")
 
 
 # ---------------------------------------------------------------------------

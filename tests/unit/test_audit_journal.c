@@ -78,7 +78,7 @@ static int64_t count(struct fixture *f)
 {
 	int64_t n = -1;
 
-	assert_int_equal(f->s->ops->audit_count(f->s, &n), 0);
+	assert_int_equal(store_audit_count(f->s, &n), 0);
 	return n;
 }
 
