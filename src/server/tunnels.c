@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "server/server.h"
-#include "server/tunnel_v1.h"
+#include "server/upstream.h"
 #include "store/store_async.h"
 
 #define TUNNELS_BUCKETS 4096
@@ -97,7 +97,7 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
 	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->protocol == 2 ? "v2" : "v1",
 			 "connected_since", since, "replica", reg->srv->replica,
 			 "rtt_ms", (json_int_t)(e->t ? tunnel_rtt_ms(e->t) : -1), "active_streams",
-			 (json_int_t)(e->t ? tunnel_active_streams(e->t) : tunnel_v1_active(e)));
+			 (json_int_t)(e->ops ? e->ops->active(e) : 0));
 }
 
 /* ---- store bookkeeping (fire and forget) ---- */
@@ -381,6 +381,7 @@ int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 	io.writable = tn_v2_writable;
 	io.io = e;
 	e->ws = ws;
+	e->ops = &upstream_h2_ops;
 	e->t = tunnel_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
 	if (e->t == NULL) {
 		free(e);
