@@ -1,6 +1,6 @@
 /*
  * upstream.c - what the upstream interface shares: the one mapping from a
- * failed exchange's reason to the status the user gets (upstream.h).
+ * failed exchange's reason to the status answered to the user (upstream.h).
  */
 #include "server/upstream.h"
 
