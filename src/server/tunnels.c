@@ -94,7 +94,7 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
 		return NULL;
 	if (time_format_rfc3339(e->connected_since, since, sizeof(since)) != 0)
 		since[0] = '\0';
-	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->protocol == 2 ? "v2" : "v1",
+	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->ops ? e->ops->name : "v1",
 			 "connected_since", since, "replica", reg->srv->replica,
 			 "rtt_ms", (json_int_t)(e->t ? tunnel_rtt_ms(e->t) : -1), "active_streams",
 			 (json_int_t)(e->ops ? e->ops->active(e) : 0));
@@ -139,7 +139,7 @@ static void tn_record(struct tunnels *reg, struct tunnel_entry *e, int set)
 		return;
 	snprintf(j->cluster, sizeof(j->cluster), "%s", e->cluster);
 	snprintf(j->replica, sizeof(j->replica), "%s", reg->srv->replica);
-	snprintf(j->protocol, sizeof(j->protocol), "%s", e->protocol == 2 ? "v2" : "v1");
+	snprintf(j->protocol, sizeof(j->protocol), "%s", e->ops ? e->ops->name : "v1");
 	j->epoch = e->epoch;
 	j->since = e->connected_since;
 	j->set = set;
@@ -202,7 +202,7 @@ int tunnels_register(struct tunnels *reg, struct tunnel_entry *e)
 	reg->all = e;
 	tn_hash_add(reg, e);
 	tn_record(reg, e, 1);
-	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->protocol == 2 ? "v2" : "v1",
+	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->ops ? e->ops->name : "v1",
 		 e->cluster, (long long)e->epoch);
 	return 0;
 }
