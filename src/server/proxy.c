@@ -1,29 +1,34 @@
 /*
  * proxy.c - ANY /1.0/remote-cluster/{name}/tunnel/{path...}: one operator
- * request becomes one tunnel stream to the cluster's agent.
+ * request becomes one exchange with an upstream (upstream.h) that reaches
+ * the cluster, whatever the tunnel's protocol.
  *
  * This is the body-stream seam of DESIGN.md made concrete: two pipes.
- *   request body:  http_request (on_body)  -> tunnel_stream_write
+ *   request body:  http_request (on_body)  -> upstream write
  *                  backpressure: write returns 0 -> http_request_pause,
- *                  stream on_drain -> http_request_resume
- *   response body: tunnel stream (on_data) -> http_response_write
+ *                  upstream on_drain -> http_request_resume
+ *   response body: upstream on_data -> http_response_write
  *                  backpressure: write returns 0 -> the bytes are credited
- *                  back to the stream window (tunnel_stream_consume) only on
- *                  the HTTP side's on_drain; the agent then stops sending.
- * WebSocket upgrades become RFC 8441 extended CONNECT streams; after the
- * agent's 200 we answer 101 and pipe raw bytes between the user's socket
- * and the stream, with the same backpressure.
+ *                  back to the upstream (consume) only on the HTTP side's
+ *                  on_drain; the cluster then stops sending.
+ * WebSocket upgrades: when the upstream reports the upgrade accepted
+ * (on_head 101), we answer 101 and hand the user's socket to the upstream's
+ * pipe.
  *
- * Lifetime: struct proxy lives until both the HTTP request is finished
- * (p->req == NULL) and the stream is closed (p->stream == NULL).
+ * Everything that does not depend on the protocol is here, once: the header
+ * filter both ways (http_hdr.c), the forwarding headers, the path rule, the
+ * audit row, the header and body idle timeouts, and the statuses of failed
+ * exchanges (upstream_status).
+ *
+ * Lifetime: struct proxy lives until the HTTP request is finished
+ * (p->req == NULL), the upstream is gone (p->up == NULL) and no pipe runs.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <nghttp2/nghttp2.h>
-
+#include "common/envelope.h"
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "net/http_hdr.h"
@@ -31,18 +36,18 @@
 #include "net/ws.h"
 #include "server/audit.h"
 #include "server/server.h"
-#include "server/tunnel_v1.h"
 #include "server/tunnels.h"
+#include "server/upstream.h"
 #include "store/store_async.h"
 
 #define PROXY_MAX_PATH 8192
 
 struct proxy {
 	struct server *srv;
-	struct http_request *req;   /* NULL once finished */
-	struct tunnel_stream *stream; /* NULL once closed */
-	int piping;		    /* a stream_pipe carries the upgraded WebSocket */
-	uv_timer_t timer;	    /* response header timeout */
+	struct http_request *req; /* NULL once finished */
+	struct upstream *up;	  /* NULL once gone */
+	int piping;		  /* a stream_pipe carries the upgraded WebSocket */
+	uv_timer_t timer;	  /* response header timeout, then body idle timeout */
 	int timer_open;
 	char cluster[64];
 	char method[16];
@@ -53,12 +58,10 @@ struct proxy {
 	int audited;	   /* the audit row is recorded */
 	int body_done;	   /* the user's request body ended */
 	int64_t resp_clen; /* the response's Content-Length, or -1 */
-	int stream_ended;  /* agent finished the response body */
 	size_t unconsumed; /* response bytes written but not yet credited back */
 	uint64_t bytes_in, bytes_out;
 	uint64_t start_ms;
 	int status;
-	char peer[64];
 	char actor[AUDIT_ACTOR_MAX];
 };
 
@@ -104,7 +107,7 @@ static void proxy_on_timer_closed(uv_handle_t *h)
 
 static void proxy_maybe_free(struct proxy *p)
 {
-	if (p->req || p->stream || p->piping)
+	if (p->req || p->up || p->piping)
 		return;
 	if (p->timer_open) {
 		if (!uv_is_closing((uv_handle_t *)&p->timer))
@@ -123,7 +126,8 @@ static void proxy_fail(struct proxy *p, int status, const char *msg)
 	if (req == NULL)
 		return;
 	p->req = NULL;
-	uv_timer_stop(&p->timer);
+	if (p->timer_open)
+		uv_timer_stop(&p->timer);
 	if (!p->responded) {
 		p->status = status;
 		proxy_audit(p);
@@ -133,42 +137,45 @@ static void proxy_fail(struct proxy *p, int status, const char *msg)
 	}
 }
 
-static void proxy_reset_stream(struct proxy *p, uint32_t code)
+/* The one place an upstream's failure becomes the user's status. */
+static void proxy_fail_upstream(struct proxy *p, const struct upstream_error *err)
 {
-	if (p->stream)
-		tunnel_stream_reset(p->stream, code);
+	proxy_fail(p, upstream_status(err->reason), err->msg);
 }
 
-/* ---- response path: stream -> HTTP ---- */
-
-static void proxy_on_response(struct tunnel_stream *s, const struct tunnel_headers *h)
+/* Cancels the exchange; no upstream callback follows. */
+static void proxy_reset_upstream(struct proxy *p)
 {
-	struct proxy *p = tunnel_stream_data(s);
-	struct http_header out[TUNNEL_MAX_HEADERS];
-	int64_t clen = -1;
-	long long v;
-	size_t i, n = 0;
+	struct upstream *up = p->up;
+
+	p->up = NULL;
+	if (up)
+		up->ops->reset(up);
+}
+
+/* ---- response path: upstream -> HTTP ---- */
+
+static void proxy_upgrade(struct proxy *p, const struct http_header *h, size_t n);
+
+static void proxy_on_head(struct upstream *up, int status, const struct http_header *h, size_t n,
+			  int64_t clen)
+{
+	struct proxy *p = up->arg;
+	struct http_header out[UPSTREAM_MAX_HEADERS];
+	size_t i, m = 0;
 
 	if (p->req == NULL)
 		return;
 	uv_timer_stop(&p->timer);
-	if (slice_to_int64(tunnel_header(h, LIT(":status")), 200, 599, &v) != 0) {
-		proxy_fail(p, 502, "the cluster's agent sent an invalid response");
-		proxy_reset_stream(p, NGHTTP2_PROTOCOL_ERROR);
+	if (p->websocket && status == 101) {
+		proxy_upgrade(p, h, n);
 		return;
 	}
-	p->status = (int)v;
-	for (i = 0; i < h->n; i++) {
-		if (h->h[i].name.len && h->h[i].name.base[0] == ':')
+	p->status = status;
+	for (i = 0; i < n && m < UPSTREAM_MAX_HEADERS; i++) {
+		if (http_hdr_drop(h, n, h[i].name, HTTP_HDR_DROP_TO_USER))
 			continue;
-		if (slice_eq(h->h[i].name, LIT("content-length"))) {
-			if (slice_to_int64(h->h[i].value, 0, INT64_MAX, &v) == 0)
-				clen = v;
-			continue;
-		}
-		if (http_hdr_drop(h->h, h->n, h->h[i].name, HTTP_HDR_DROP_TO_USER))
-			continue;
-		out[n++] = h->h[i];
+		out[m++] = h[i];
 	}
 	p->responded = 1;
 	p->resp_clen = clen;
@@ -176,103 +183,93 @@ static void proxy_on_response(struct tunnel_stream *s, const struct tunnel_heade
 	if (clen == 0 || p->status == 204 || p->status == 304 ||
 	    slice_eq(slice_cstr(p->method), LIT("HEAD")))
 		proxy_audit(p);
-	if (http_response_start(p->req, p->status, out, n, clen) < 0) {
+	if (http_response_start(p->req, p->status, out, m, clen) < 0) {
 		proxy_fail(p, 502, "client gone");
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
+		proxy_reset_upstream(p);
+		proxy_maybe_free(p);
 		return;
 	}
 	proxy_idle_restart(p);
 }
 
-static void proxy_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+static void proxy_on_data(struct upstream *up, const uint8_t *data, size_t len)
 {
-	struct proxy *p = tunnel_stream_data(s);
+	struct proxy *p = up->arg;
 	int rc;
 
 	p->bytes_out += len;
 	if (p->req == NULL) {
-		tunnel_stream_consume(s, len);
-		return;
-	}
-	if (!p->responded) {
-		/* Body bytes before a response head (say, after a 1xx the tunnel
-		 * dropped): never written raw to the user. */
-		tunnel_stream_consume(s, len);
-		proxy_fail(p, 502, "the cluster's agent sent a body without a response");
-		proxy_reset_stream(p, NGHTTP2_PROTOCOL_ERROR);
+		up->ops->consume(up, len);
 		return;
 	}
 	proxy_idle_restart(p);
 	/* The last byte of a Content-Length body completes the response for the
-	 * client (the stream's end may come later): the row goes before it. */
+	 * client (the upstream's end may come later): the row goes before it. */
 	if (p->resp_clen >= 0 && p->bytes_out >= (uint64_t)p->resp_clen)
 		proxy_audit(p);
 	rc = http_response_write(p->req, data, len);
 	if (rc == 1) {
-		tunnel_stream_consume(s, len);
+		up->ops->consume(up, len);
 	} else if (rc == 0) {
 		p->unconsumed += len; /* credited on the HTTP side's drain */
 	} else {
 		proxy_fail(p, 502, "client gone");
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
+		proxy_reset_upstream(p);
+		proxy_maybe_free(p);
 	}
 }
 
-static void proxy_on_end(struct tunnel_stream *s)
+static void proxy_on_end(struct upstream *up)
 {
-	struct proxy *p = tunnel_stream_data(s);
+	struct proxy *p = up->arg;
 	struct http_request *req = p->req;
 
-	p->stream_ended = 1;
-	if (req == NULL || !p->responded)
-		return; /* on_close reports a stream that ended without headers */
-	p->req = NULL;
-	proxy_audit(p);
-	http_response_end(req);
-	/*
-	 * The answer is complete. A request body still on its way is not
-	 * wanted (and may be blocked by flow control forever): cancel the
-	 * stream rather than end it behind that body.
-	 */
-	if (p->stream && !(p->body_done && tunnel_stream_sent_all(p->stream)))
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
-	else if (p->stream)
-		tunnel_stream_end(p->stream);
+	p->up = NULL;
+	up->ops->close(up); /* ends or cancels what is left of the request */
+	if (req != NULL) {
+		p->req = NULL;
+		proxy_audit(p);
+		http_response_end(req);
+	}
+	proxy_maybe_free(p);
 }
 
-static void proxy_on_drain_stream(struct tunnel_stream *s)
+static void proxy_on_drain_upstream(struct upstream *up)
 {
-	struct proxy *p = tunnel_stream_data(s);
+	struct proxy *p = up->arg;
 
 	if (p->req)
 		http_request_resume(p->req);
 }
 
-static void proxy_on_close(struct tunnel_stream *s, uint32_t code)
+/* The exchange failed; up is freed when this returns. */
+static void proxy_on_error(struct upstream *up)
 {
-	struct proxy *p = tunnel_stream_data(s);
+	struct proxy *p = up->arg;
 
-	p->stream = NULL;
-	if (p->req) {
-		if (code == NGHTTP2_REFUSED_STREAM)
-			proxy_fail(p, 503, "the cluster's agent refused the request (too busy)");
-		else if (code == NGHTTP2_CANCEL && !p->responded)
-			proxy_fail(p, 502, "the tunnel to the cluster closed before a response");
-		else
-			proxy_fail(p, 502, "the cluster's agent did not complete the response");
-	}
+	p->up = NULL;
+	proxy_fail_upstream(p, &up->err);
 	proxy_maybe_free(p);
 }
 
-static const struct tunnel_stream_callbacks proxy_stream_cbs = {
-	.on_response = proxy_on_response,
+static const struct upstream_callbacks proxy_upstream_cbs = {
+	.on_head = proxy_on_head,
 	.on_data = proxy_on_data,
 	.on_end = proxy_on_end,
-	.on_drain = proxy_on_drain_stream,
-	.on_close = proxy_on_close,
+	.on_drain = proxy_on_drain_upstream,
+	.on_error = proxy_on_error,
 };
 
-/* ---- request path: HTTP -> stream ---- */
+/* ---- request path: HTTP -> upstream ---- */
+
+static void proxy_upstream_failed(struct proxy *p)
+{
+	struct upstream_error err = p->up->err;
+
+	proxy_reset_upstream(p);
+	proxy_fail_upstream(p, &err);
+	proxy_maybe_free(p);
+}
 
 static void proxy_req_on_body(struct http_request *req, const char *data, size_t len)
 {
@@ -280,16 +277,16 @@ static void proxy_req_on_body(struct http_request *req, const char *data, size_t
 	int rc;
 
 	p->bytes_in += len;
-	if (p->stream == NULL)
+	if (p->up == NULL)
 		return;
 	if (!p->responded)
 		uv_timer_start(&p->timer, proxy_on_header_timeout,
 			       p->srv->cfg.proxy_header_timeout_ms, 0);
-	rc = tunnel_stream_write(p->stream, data, len);
+	rc = p->up->ops->write(p->up, data, len);
 	if (rc == 0)
 		http_request_pause(req);
 	else if (rc < 0)
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
+		proxy_upstream_failed(p);
 }
 
 static void proxy_req_on_body_end(struct http_request *req)
@@ -297,37 +294,37 @@ static void proxy_req_on_body_end(struct http_request *req)
 	struct proxy *p = req->data;
 
 	p->body_done = 1;
-	/* An upgrade's request has no body, but its stream carries the
-	 * WebSocket afterwards: it must stay open for writing. */
-	if (p->stream && !p->websocket) {
-		tunnel_stream_end(p->stream);
-		if (!p->responded)
-			uv_timer_start(&p->timer, proxy_on_header_timeout,
-				       p->srv->cfg.proxy_header_timeout_ms, 0);
+	if (p->up == NULL)
+		return;
+	if (p->up->ops->end(p->up) < 0) {
+		proxy_upstream_failed(p);
+		return;
 	}
+	if (!p->responded && !p->websocket)
+		uv_timer_start(&p->timer, proxy_on_header_timeout,
+			       p->srv->cfg.proxy_header_timeout_ms, 0);
 }
 
 static void proxy_req_on_drain(struct http_request *req)
 {
 	struct proxy *p = req->data;
 
-	if (p->stream && p->unconsumed) {
-		tunnel_stream_consume(p->stream, p->unconsumed);
+	if (p->up && p->unconsumed) {
+		p->up->ops->consume(p->up, p->unconsumed);
 		p->unconsumed = 0;
 	}
 	proxy_idle_restart(p); /* the client took bytes: progress */
 }
 
-/* The user went away: cancel the stream; on_close finishes the request. */
+/* The user went away: cancel the exchange and finish the request. */
 static void proxy_req_on_abort(struct http_request *req)
 {
 	struct proxy *p = req->data;
 
-	if (p->stream) {
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
-		return;
-	}
+	proxy_reset_upstream(p);
 	p->req = NULL;
+	if (p->timer_open)
+		uv_timer_stop(&p->timer);
 	http_response_abort(req);
 	proxy_maybe_free(p);
 }
@@ -336,7 +333,7 @@ static void proxy_req_on_abort(struct http_request *req)
  * A response body that makes no progress either way (nothing from the
  * cluster, nothing taken by the client) for --proxy-idle-timeout is cut: a
  * stalled cluster must not hold a connection (whose client may be long
- * gone: it is not read while its answer is made) and a stream forever.
+ * gone: it is not read while its answer is made) and an upstream forever.
  */
 static void proxy_on_body_idle(uv_timer_t *t)
 {
@@ -348,7 +345,7 @@ static void proxy_on_body_idle(uv_timer_t *t)
 		 p->cluster, p->method, p->path,
 		 (unsigned long long)p->srv->cfg.proxy_idle_timeout_ms);
 	proxy_fail(p, 504, "the cluster stopped sending its response");
-	proxy_reset_stream(p, NGHTTP2_CANCEL);
+	proxy_reset_upstream(p);
 	proxy_maybe_free(p);
 }
 
@@ -361,97 +358,92 @@ static void proxy_idle_restart(struct proxy *p)
 static void proxy_on_header_timeout(uv_timer_t *t)
 {
 	struct proxy *p = t->data;
+	struct upstream_error err;
 
 	LOG_WARN("cluster %s sent no response headers for %s %s in time", p->cluster, p->method,
 		 p->path);
-	proxy_fail(p, 504, "the cluster did not answer in time");
-	proxy_reset_stream(p, NGHTTP2_CANCEL);
+	upstream_error_set(&err, UPSTREAM_TIMEOUT, "the cluster did not answer in time");
+	proxy_fail_upstream(p, &err);
+	proxy_reset_upstream(p);
 	proxy_maybe_free(p);
 }
 
 /* ---- WebSocket pass-through ---- */
 
-static void proxy_ws_done(void *arg, uint64_t to_stream, uint64_t to_conn)
+static void proxy_ws_done(void *arg, uint64_t to_upstream, uint64_t to_user)
 {
 	struct proxy *p = arg;
 
-	p->bytes_in += to_stream;
-	p->bytes_out += to_conn;
+	p->bytes_in += to_upstream;
+	p->bytes_out += to_user;
 	p->piping = 0;
 	proxy_maybe_free(p);
 }
 
-/* The agent accepted the extended CONNECT: answer 101 and start piping. */
-static void proxy_ws_on_response(struct tunnel_stream *s, const struct tunnel_headers *h)
+static struct slice proxy_header(const struct http_header *h, size_t n, struct slice name)
 {
-	struct proxy *p = tunnel_stream_data(s);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (slice_eq_nocase(h[i].name, name))
+			return h[i].value;
+	return SLICE_NULL;
+}
+
+/* The cluster accepted the upgrade: answer 101 and start piping. */
+static void proxy_upgrade(struct proxy *p, const struct http_header *h, size_t n)
+{
 	struct http_header out[4];
-	struct slice proto = tunnel_header(h, LIT("sec-websocket-protocol"));
-	struct slice st = tunnel_header(h, LIT(":status"));
-	size_t n = 0, extra_len = 0;
+	struct slice proto = proxy_header(h, n, LIT("sec-websocket-protocol"));
+	size_t m = 0, extra_len = 0;
 	char *extra = NULL;
 	struct stream_pipe *pipe;
+	struct upstream *up = p->up;
 	struct conn *c;
 
-	if (p->req == NULL)
-		return;
-	uv_timer_stop(&p->timer);
-	if (!slice_eq(st, LIT("200"))) {
-		/* LXD refused the upgrade: pass its answer on as a normal response. */
-		proxy_on_response(s, h);
-		tunnel_stream_set_callbacks(s, &proxy_stream_cbs, p);
-		return;
-	}
 	p->status = 101;
 	proxy_audit(p); /* a console may last for hours: the row is written at the upgrade */
-	out[n++] = (struct http_header){LIT("Upgrade"), LIT("websocket")};
-	out[n++] = (struct http_header){LIT("Connection"), LIT("Upgrade")};
-	out[n++] = (struct http_header){LIT("Sec-WebSocket-Accept"), slice_cstr(p->accept)};
+	out[m++] = (struct http_header){LIT("Upgrade"), LIT("websocket")};
+	out[m++] = (struct http_header){LIT("Connection"), LIT("Upgrade")};
+	out[m++] = (struct http_header){LIT("Sec-WebSocket-Accept"), slice_cstr(p->accept)};
 	if (proto.base)
-		out[n++] = (struct http_header){LIT("Sec-WebSocket-Protocol"), proto};
+		out[m++] = (struct http_header){LIT("Sec-WebSocket-Protocol"), proto};
 	p->responded = 1;
-	if (http_response_start(p->req, 101, out, n, -1) < 0) {
+	if (http_response_start(p->req, 101, out, m, -1) < 0) {
 		proxy_fail(p, 502, "client gone");
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
+		proxy_reset_upstream(p);
+		proxy_maybe_free(p);
 		return;
 	}
 	c = http_request_take_conn(p->req, &extra, &extra_len);
 	p->req = NULL;
 	if (c == NULL) {
 		free(extra);
-		proxy_reset_stream(p, NGHTTP2_CANCEL);
+		proxy_reset_upstream(p);
+		proxy_maybe_free(p);
 		return;
 	}
-	/* From here the pipe owns the socket and the stream. */
-	p->stream = NULL;
+	/* From here the pipe owns the socket and the upstream. */
+	p->up = NULL;
 	p->piping = 1;
-	pipe = stream_pipe_start(c, s, extra, extra_len, proxy_ws_done, p);
-	if (pipe == NULL) {
+	pipe = up->ops->pipe(up, c, extra, extra_len, proxy_ws_done, p);
+	if (pipe == NULL)
 		p->piping = 0;
-		proxy_maybe_free(p);
-	} else if (p->srv->cfg.proxy_fin_timeout_ms) {
+	else if (p->srv->cfg.proxy_fin_timeout_ms)
 		stream_pipe_set_fin_timeout(pipe, p->srv->cfg.proxy_fin_timeout_ms);
-	}
 	free(extra);
+	/* The upstream's callback returns into nothing of ours: safe to free. */
+	proxy_maybe_free(p);
 }
 
-static const struct tunnel_stream_callbacks proxy_ws_stream_cbs = {
-	.on_response = proxy_ws_on_response,
-	.on_data = proxy_on_data,
-	.on_end = proxy_on_end,
-	.on_drain = proxy_on_drain_stream,
-	.on_close = proxy_on_close,
-};
-
-/* ---- building the stream's request ---- */
+/* ---- building the upstream's request ---- */
 
 struct proxy_head {
-	struct http_header h[TUNNEL_MAX_HEADERS];
+	struct http_header h[UPSTREAM_MAX_HEADERS];
 	size_t n;
 	char path[PROXY_MAX_PATH];
 	char fwd[512];
 	char xff[512];
-	char clen[24];
 	struct buf cookies;
 };
 
@@ -465,7 +457,7 @@ static void proxy_head_free(struct proxy_head *ph)
 
 static int proxy_add(struct proxy_head *ph, struct slice name, struct slice value)
 {
-	if (ph->n >= TUNNEL_MAX_HEADERS)
+	if (ph->n >= UPSTREAM_MAX_HEADERS)
 		return -E2BIG;
 	ph->h[ph->n].name = name;
 	ph->h[ph->n].value = value;
@@ -485,29 +477,43 @@ static int proxy_quotable(struct slice v)
 	return v.len <= 200;
 }
 
-static int proxy_build_head(struct proxy *p, struct http_request *req, struct proxy_head *ph)
+/* Forwarded, X-Forwarded-*: from the client address, never from the user's headers. */
+static int proxy_add_forwarding(struct proxy_head *ph, struct http_request *req, struct slice host)
+{
+	int n, rc = 0, q = host.base && proxy_quotable(host);
+	int v6 = strchr(req->peer_addr, ':') != NULL;
+
+	n = snprintf(ph->fwd, sizeof(ph->fwd), "for=\"%s%s%s\";proto=https%s%.*s%s", v6 ? "[" : "",
+		     req->peer_addr, v6 ? "]" : "", q ? ";host=\"" : "", q ? (int)host.len : 0,
+		     host.base ? host.base : "", q ? "\"" : "");
+	if (n > 0 && (size_t)n < sizeof(ph->fwd))
+		rc |= proxy_add(ph, LIT("forwarded"), slice_cstr(ph->fwd));
+	snprintf(ph->xff, sizeof(ph->xff), "%s", req->peer_addr);
+	rc |= proxy_add(ph, LIT("x-forwarded-for"), slice_cstr(ph->xff));
+	rc |= proxy_add(ph, LIT("x-forwarded-proto"), LIT("https"));
+	if (host.base)
+		rc |= proxy_add(ph, LIT("x-forwarded-host"), host);
+	return rc;
+}
+
+/*
+ * The one header filter towards clusters (http_hdr.c): the user's
+ * end-to-end headers, the manager's own cookies taken out, then the
+ * forwarding headers. Fills rq's path and headers.
+ */
+static int proxy_build_head(struct proxy *p, struct http_request *req, struct proxy_head *ph,
+			    struct upstream_req *rq)
 {
 	struct slice rest = req->params[1], host = http_request_header(req, LIT("Host"));
-	struct slice xff_in = http_request_header(req, LIT("X-Forwarded-For"));
 	size_t i;
 	int n, rc = 0;
 
-	(void)xff_in; /* replaced below by the client address (believed only from --trusted-proxy) */
 	n = snprintf(ph->path, sizeof(ph->path), "/%.*s%s%.*s", (int)rest.len, rest.base,
 		     req->query.base ? "?" : "", (int)req->query.len,
 		     req->query.base ? req->query.base : "");
 	if (n < 0 || (size_t)n >= sizeof(ph->path))
 		return -E2BIG;
 	snprintf(p->path, sizeof(p->path), "%.*s", (int)(sizeof(p->path) - 1), ph->path);
-	if (p->websocket) {
-		rc |= proxy_add(ph, LIT(":method"), LIT("CONNECT"));
-		rc |= proxy_add(ph, LIT(":protocol"), LIT("websocket"));
-	} else {
-		rc |= proxy_add(ph, LIT(":method"), req->method);
-	}
-	rc |= proxy_add(ph, LIT(":scheme"), LIT("https"));
-	rc |= proxy_add(ph, LIT(":authority"), host.base && host.len ? host : LIT("lxd"));
-	rc |= proxy_add(ph, LIT(":path"), slice_cstr(ph->path));
 	for (i = 0; i < req->nheaders; i++) {
 		struct slice name = req->headers[i].name;
 
@@ -522,23 +528,11 @@ static int proxy_build_head(struct proxy *p, struct http_request *req, struct pr
 	}
 	if (ph->cookies.len)
 		rc |= proxy_add(ph, LIT("cookie"), slice_make(ph->cookies.data, ph->cookies.len));
-	if (req->content_length >= 0 && !p->websocket) {
-		snprintf(ph->clen, sizeof(ph->clen), "%lld", (long long)req->content_length);
-		rc |= proxy_add(ph, LIT("content-length"), slice_cstr(ph->clen));
-	}
-	n = snprintf(ph->fwd, sizeof(ph->fwd), "for=\"%s%s%s\";proto=https%s%.*s%s",
-		     strchr(req->peer_addr, ':') ? "[" : "", req->peer_addr,
-		     strchr(req->peer_addr, ':') ? "]" : "",
-		     host.base && proxy_quotable(host) ? ";host=\"" : "",
-		     host.base && proxy_quotable(host) ? (int)host.len : 0,
-		     host.base ? host.base : "", host.base && proxy_quotable(host) ? "\"" : "");
-	if (n > 0 && (size_t)n < sizeof(ph->fwd))
-		rc |= proxy_add(ph, LIT("forwarded"), slice_cstr(ph->fwd));
-	snprintf(ph->xff, sizeof(ph->xff), "%s", req->peer_addr);
-	rc |= proxy_add(ph, LIT("x-forwarded-for"), slice_cstr(ph->xff));
-	rc |= proxy_add(ph, LIT("x-forwarded-proto"), LIT("https"));
-	if (host.base)
-		rc |= proxy_add(ph, LIT("x-forwarded-host"), host);
+	rc |= proxy_add_forwarding(ph, req, host);
+	rq->path = slice_make(ph->path, (size_t)n);
+	rq->authority = host.base ? host : SLICE_NULL;
+	rq->h = ph->h;
+	rq->n = ph->n;
 	return rc ? -E2BIG : 0;
 }
 
@@ -620,14 +614,99 @@ static int proxy_is_websocket(struct http_request *req)
 	return req->upgrade && up.base && slice_eq_nocase(up, LIT("websocket"));
 }
 
+/* What admit looks at, before anything is built. */
+static void proxy_req_init(struct upstream_req *rq, struct http_request *req)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->method = req->method;
+	rq->tail = req->params[1];
+	rq->content_length = req->content_length;
+	rq->upgrade = req->upgrade;
+	rq->websocket = proxy_is_websocket(req);
+	rq->has_body = rq->websocket || req->content_length > 0 || req->chunked;
+	rq->user_key = http_hdr_bearer(http_request_header(req, LIT("Authorization")));
+}
+
+/* An upstream's refusal, in the LXD error envelope (with Allow for a 405). */
+static void proxy_refuse(struct http_request *req, const struct upstream_refusal *ref)
+{
+	struct http_header h[2] = {
+	    {LIT("Content-Type"), LIT("application/json")},
+	    {LIT("Allow"), ref->allow},
+	};
+	size_t len = 0;
+	char *env;
+
+	if (ref->allow.base == NULL) {
+		http_respond_error(req, ref->status, "%s", ref->msg);
+		return;
+	}
+	env = envelope_error(ref->status, ref->msg, &len);
+	if (env == NULL) {
+		http_respond_error(req, 500, "out of memory");
+		return;
+	}
+	http_respond(req, ref->status, h, 2, env, len);
+	free(env);
+}
+
+/* A WebSocket upgrade must be a valid one; 0, or -1 when answered (400). */
+static int proxy_check_websocket(struct proxy *p, struct http_request *req)
+{
+	const char *why = NULL;
+	struct slice key = http_request_header(req, LIT("Sec-WebSocket-Key"));
+
+	if (ws_check_upgrade_request(req, &why) == 0 &&
+	    ws_accept_key(key.base, key.len, p->accept) == 0)
+		return 0;
+	http_respond_error(req, 400, "invalid WebSocket upgrade: %s", why ? why : "bad key");
+	return -1;
+}
+
+static struct proxy *proxy_new(struct server *srv, struct http_request *req, const char *name)
+{
+	struct proxy *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->srv = srv;
+	p->req = req;
+	p->start_ms = uv_now(srv->loop);
+	p->resp_clen = -1;
+	snprintf(p->cluster, sizeof(p->cluster), "%s", name);
+	snprintf(p->method, sizeof(p->method), "%.*s", (int)req->method.len, req->method.base);
+	return p;
+}
+
+/* Takes over req's body callbacks and arms the header timeout. */
+static void proxy_attach(struct proxy *p, struct http_request *req)
+{
+	req->data = p;
+	req->on_body = proxy_req_on_body;
+	req->on_body_end = proxy_req_on_body_end;
+	req->on_drain = proxy_req_on_drain;
+	req->on_abort = proxy_req_on_abort;
+	uv_timer_init(p->srv->loop, &p->timer);
+	p->timer.data = p;
+	p->timer_open = 1;
+	/*
+	 * No answer within the timeout is a 504. While the request body
+	 * uploads, the timer restarts with every chunk: a long upload that
+	 * moves is fine, one that stalls (client or cluster) is not.
+	 */
+	uv_timer_start(&p->timer, proxy_on_header_timeout, p->srv->cfg.proxy_header_timeout_ms, 0);
+}
+
 void proxy_handle(struct http_request *req)
 {
 	struct server *srv = req->server_data;
+	struct upstream_refusal ref;
+	struct upstream_error err;
+	struct upstream_req rq;
 	struct tunnel_entry *e;
-	struct proxy_head *ph;
-	struct proxy *p;
+	struct proxy_head *ph = NULL;
+	struct proxy *p = NULL;
 	char name[64];
-	int has_body;
 
 	if (http_request_param(req, 0, name, sizeof(name)) != 0 || !handler_valid_name(name)) {
 		http_respond_error(req, 404, "cluster not found");
@@ -638,81 +717,43 @@ void proxy_handle(struct http_request *req)
 		proxy_no_tunnel(req, name);
 		return;
 	}
-	if (e->protocol == 1) {
-		tunnel_v1_proxy(e, req); /* MicroCloud's JSON frames (tunnel_v1.c) */
+	proxy_req_init(&rq, req);
+	memset(&ref, 0, sizeof(ref));
+	if (e->ops == NULL || e->ops->admit(e, &rq, &ref) != 0) {
+		if (e->ops == NULL)
+			ref.status = 503;
+		proxy_refuse(req, &ref);
 		return;
 	}
-	if (e->t == NULL) {
-		http_respond_error(req, 501, "this cluster's tunnel protocol cannot carry this request");
-		return;
-	}
-	p = calloc(1, sizeof(*p));
+	p = proxy_new(srv, req, name);
 	ph = calloc(1, sizeof(*ph));
 	if (ph)
 		buf_init(&ph->cookies, HTTP_HDR_MAX_COOKIE);
 	if (p == NULL || ph == NULL) {
-		free(p);
-		proxy_head_free(ph);
 		http_respond_error(req, 500, "out of memory");
-		return;
+		goto out_free;
 	}
-	p->srv = srv;
-	p->req = req;
-	p->start_ms = uv_now(srv->loop);
-	p->resp_clen = -1;
 	audit_actor(req, p->actor);
-	snprintf(p->cluster, sizeof(p->cluster), "%s", name);
-	snprintf(p->method, sizeof(p->method), "%.*s", (int)req->method.len, req->method.base);
-	p->websocket = proxy_is_websocket(req);
-	if (p->websocket) {
-		const char *why = NULL;
-		struct slice key = http_request_header(req, LIT("Sec-WebSocket-Key"));
-
-		if (ws_check_upgrade_request(req, &why) != 0 ||
-		    ws_accept_key(key.base, key.len, p->accept) != 0) {
-			proxy_head_free(ph);
-			free(p);
-			http_respond_error(req, 400, "invalid WebSocket upgrade: %s",
-					   why ? why : "bad key");
-			return;
-		}
-		if (!tunnel_connect_protocol_enabled(e->t)) {
-			proxy_head_free(ph);
-			free(p);
-			http_respond_error(req, 501, "the cluster's agent cannot carry WebSockets");
-			return;
-		}
-	}
-	if (proxy_build_head(p, req, ph) < 0) {
-		proxy_head_free(ph);
-		free(p);
+	p->websocket = rq.websocket;
+	if (p->websocket && proxy_check_websocket(p, req) != 0)
+		goto out_free;
+	if (proxy_build_head(p, req, ph, &rq) < 0) {
 		http_respond_error(req, 431, "request path or headers too large for the tunnel");
-		return;
+		goto out_free;
 	}
 	if (proxy_refuse_path(p, req)) {
-		proxy_head_free(ph);
-		return;
+		p = NULL; /* freed, req answered */
+		goto out_free;
 	}
-	has_body = p->websocket || req->content_length > 0 || req->chunked;
-	req->data = p;
-	req->on_body = proxy_req_on_body;
-	req->on_body_end = proxy_req_on_body_end;
-	req->on_drain = proxy_req_on_drain;
-	req->on_abort = proxy_req_on_abort;
-	uv_timer_init(srv->loop, &p->timer);
-	p->timer.data = p;
-	p->timer_open = 1;
-	/*
-	 * No answer within the timeout is a 504. While the request body
-	 * uploads, the timer restarts with every chunk: a long upload that
-	 * moves is fine, one that stalls (client or cluster) is not.
-	 */
-	uv_timer_start(&p->timer, proxy_on_header_timeout, srv->cfg.proxy_header_timeout_ms, 0);
-	p->stream = tunnel_request(e->t, ph->h, ph->n, has_body,
-				   p->websocket ? &proxy_ws_stream_cbs : &proxy_stream_cbs, p);
+	proxy_attach(p, req);
+	p->up = e->ops->start(e, &rq, &proxy_upstream_cbs, p, &err);
 	proxy_head_free(ph);
-	if (p->stream == NULL) {
-		proxy_fail(p, 503, "the tunnel to the cluster cannot take more requests");
+	if (p->up == NULL) {
+		proxy_fail_upstream(p, &err);
 		proxy_maybe_free(p);
 	}
+	return;
+out_free:
+	proxy_head_free(ph);
+	free(p);
 }

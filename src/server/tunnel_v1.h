@@ -5,11 +5,13 @@
  *
  * A cluster that opens /1.0/remote-cluster/ws without the lxcm-tunnel.v2
  * subprotocol gets a v1 tunnel: an entry with protocol 1 in the tunnel
- * registry, replacing an older tunnel of the same cluster. The proxy route
- * hands requests for such a cluster to tunnel_v1_proxy, which buffers the
- * request body, sends one frame per request and answers the user from the
- * matching response frame. Several requests may be in flight; responses are
- * matched by uuid in any order.
+ * registry, replacing an older tunnel of the same cluster, whose upstream
+ * table is upstream_v1_ops. Three files:
+ *   tunnel_v1.c        the WebSocket and the registry entry (this header);
+ *   upstream_v1.c      requests as an upstream (upstream.h): the body is
+ *                      buffered, one frame per request, answered from the
+ *                      response frame with the same uuid, in any order;
+ *   tunnel_v1_frame.c  the frame codec.
  *
  * Caps (every buffer a peer can grow, STYLE.md rule 4):
  *   TUNNEL_V1_MAX_FRAME    one message from the cluster; bigger: the
@@ -25,18 +27,41 @@
 #define LXCM_TUNNEL_V1_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "net/http.h"
+#include "server/tunnel_v1_frame.h"
 
-#define TUNNEL_V1_MAX_FRAME (16 * 1024 * 1024)
+#define TUNNEL_V1_MAX_FRAME TUNNEL_V1_FRAME_MAX
 #define TUNNEL_V1_MAX_BODY (8 * 1024 * 1024)
 #define TUNNEL_V1_MAX_PENDING 256
 #define TUNNEL_V1_MAX_BUFFERED (64 * 1024 * 1024)
 #define TUNNEL_V1_MAX_QUEUED (64 * 1024 * 1024)
-#define TUNNEL_V1_MAX_HEADERS 100
+#define TUNNEL_V1_MAX_HEADERS TUNNEL_V1_FRAME_MAX_HEADERS
 
 struct server;
 struct tunnel_entry;
+struct session_cookies;
+struct ws;
+struct upstream_v1;
+
+struct tunnel_v1_list {
+	struct upstream_v1 *head, *tail;
+	size_t n;
+};
+
+/* One live v1 WebSocket, hung on its registry entry (e->impl). */
+struct tunnel_v1 {
+	struct server *srv;
+	struct tunnel_entry *e; /* NULL once unregistered */
+	struct ws *ws;		/* NULL once closed */
+	struct session_cookies *jar;
+	struct tunnel_v1_list buffering; /* request bodies still arriving */
+	struct tunnel_v1_list inflight;	 /* frames sent, waiting for an answer */
+	size_t buffered;		 /* body bytes held by the buffering list */
+	uint64_t bad_frames;
+	char cluster[64];
+};
 
 /*
  * For the connector's /1.0/remote-cluster/ws handler, after the cluster was
@@ -46,13 +71,11 @@ struct tunnel_entry;
  */
 void tunnel_v1_accept(struct server *srv, const char *cluster, struct http_request *req);
 
-/*
- * For the proxy route: carries req over the v1 tunnel of entry e. Takes
- * over req (sets its body callbacks) and finishes it exactly once.
- */
-void tunnel_v1_proxy(struct tunnel_entry *e, struct http_request *req);
+/* Counts a dropped frame; logs the first few and then one in a thousand. */
+void tunnel_v1_bad_frame(struct tunnel_v1 *tv, const char *what, const char *detail);
 
-/* Requests in flight on a v1 entry (0 for anything else). */
-size_t tunnel_v1_active(const struct tunnel_entry *e);
+/* upstream_v1.c, for tunnel_v1.c: a response frame arrived; the tunnel closed. */
+void upstream_v1__on_frame(struct tunnel_v1 *tv, json_t *root);
+void upstream_v1__fail_all(struct tunnel_v1 *tv, const char *msg);
 
 #endif

@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "server/server.h"
-#include "server/tunnel_v1.h"
+#include "server/upstream.h"
 #include "store/store_async.h"
 #include "store/store_feed.h"
 
@@ -95,10 +95,10 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
 		return NULL;
 	if (time_format_rfc3339(e->connected_since, since, sizeof(since)) != 0)
 		since[0] = '\0';
-	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->protocol == 2 ? "v2" : "v1",
+	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->ops ? e->ops->name : "v1",
 			 "connected_since", since, "replica", reg->srv->replica,
 			 "rtt_ms", (json_int_t)(e->t ? tunnel_rtt_ms(e->t) : -1), "active_streams",
-			 (json_int_t)(e->t ? tunnel_active_streams(e->t) : tunnel_v1_active(e)));
+			 (json_int_t)(e->ops ? e->ops->active(e) : 0));
 }
 
 /* ---- store bookkeeping (fire and forget) ---- */
@@ -140,7 +140,7 @@ static void tn_record(struct tunnels *reg, struct tunnel_entry *e, int set)
 		return;
 	snprintf(j->cluster, sizeof(j->cluster), "%s", e->cluster);
 	snprintf(j->replica, sizeof(j->replica), "%s", reg->srv->replica);
-	snprintf(j->protocol, sizeof(j->protocol), "%s", e->protocol == 2 ? "v2" : "v1");
+	snprintf(j->protocol, sizeof(j->protocol), "%s", e->ops ? e->ops->name : "v1");
 	j->epoch = e->epoch;
 	j->since = e->connected_since;
 	j->set = set;
@@ -203,7 +203,7 @@ int tunnels_register(struct tunnels *reg, struct tunnel_entry *e)
 	reg->all = e;
 	tn_hash_add(reg, e);
 	tn_record(reg, e, 1);
-	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->protocol == 2 ? "v2" : "v1",
+	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->ops ? e->ops->name : "v1",
 		 e->cluster, (long long)e->epoch);
 	return 0;
 }
@@ -382,6 +382,7 @@ int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 	io.writable = tn_v2_writable;
 	io.io = e;
 	e->ws = ws;
+	e->ops = &upstream_h2_ops;
 	e->t = tunnel_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
 	if (e->t == NULL) {
 		free(e);

@@ -32,6 +32,7 @@
 
 struct server;
 struct tunnels;
+struct upstream_ops;
 
 /* One live (or draining) tunnel of one cluster. */
 struct tunnel_entry {
@@ -40,7 +41,9 @@ struct tunnel_entry {
 	int protocol; /* 1 or 2 */
 	struct ws *ws;
 	struct tunnel *t;  /* v2 session, NULL for v1 */
-	void *v1;	   /* v1 state (tunnel_v1.c), NULL for v2 */
+	void *impl;	   /* the protocol's own state (v1: struct tunnel_v1) */
+	/* How requests reach the cluster (upstream.h), set by the protocol. */
+	const struct upstream_ops *ops;
 	int64_t connected_since;
 	int64_t epoch;
 	uint64_t last_ping_ms;
