@@ -784,6 +784,13 @@ def tunnel_v1():
 # written only with --known-bugs, so `make check` stays green until it is
 # fixed; then move it here.
 def fixed_bugs():
+    # Inputs found by long runs are also committed as files of their own in
+    # fuzz/corpus/ (not written here): issue17-trailers-use-after-free (http:
+    # chunk trailers grew a head that slices pointed into),
+    # issue17-stream-never-ends and slow-reader-half-closed-not-cut (proxy: a
+    # half-closed WebSocket with a quiet cluster held forever; then one with
+    # a slow reader cut too early). scripts/fuzz-merge.sh keeps such
+    # hand-named seeds whatever the merge picks.
     # stream_pipe.c sp_c_on_end: the user's clean EOF on an upgraded
     # WebSocket ends the stream (right) and closes the socket (wrong): what
     # the agent still sends is dropped; the user gets one stream window
