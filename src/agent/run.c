@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/forward.h"
+#include "common/config_file.h"
 #include "common/log.h"
 #include "common/slice.h"
 
@@ -26,6 +27,8 @@ static void run_usage(FILE *out)
 	      "SIGTERM.\n"
 	      "\n"
 	      "options:\n"
+	      "  --config FILE        read options from FILE (`key = value` lines; the\n"
+	      "                       command line wins)\n"
 	      "  --data-dir DIR       the directory `join` filled (required)\n"
 	      "  --interval SECONDS   heartbeat interval, 1..86400 (overrides the manager)\n"
 	      "  --once               send one heartbeat and exit: 0 if it was accepted, else 1\n"
@@ -35,6 +38,9 @@ static void run_usage(FILE *out)
 	      "  -h, --help           this help\n",
 	      out);
 }
+
+/* The --config file; dir and the allowed paths point into it: it lives with the process. */
+static struct config_file run_config_file;
 
 /* What run_parse fills. */
 struct run_parse_out {
@@ -53,18 +59,21 @@ static int run_opt(void *state, int val, const char *arg)
 		break;
 	case 'i':
 		if (slice_to_int64(slice_cstr(arg), 1, 86400, &v) < 0)
-			return cmd_usage_error("run", "--interval takes 1 to 86400 seconds");
+			return cmd_usage_error("run", "%s--interval takes 1 to 86400 seconds",
+					       config_file_where(&run_config_file, arg));
 		p->ag->interval_s = (unsigned)v;
 		break;
 	case 'o':
 		p->ag->once = 1;
 		break;
+	case 'C': /* read by config_file_merge */
+		break;
 	case 'a':
 		if (forward_allow_add(p->ag, arg) < 0)
 			return cmd_usage_error("run",
-					       "--allow-path takes an absolute path "
+					       "%s--allow-path takes an absolute path "
 					       "prefix without '.' segments, at most %d",
-					       AGENT_MAX_ALLOW);
+					       config_file_where(&run_config_file, arg), AGENT_MAX_ALLOW);
 		break;
 	default:
 		log_set_level(LOG_LEVEL_DEBUG);
@@ -79,10 +88,16 @@ static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, 
 	    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
 	    {"once", no_argument, NULL, 'o'},		{"debug", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},		{"allow-path", required_argument, NULL, 'a'},
-	    {NULL, 0, NULL, 0},
+	    {CONFIG_FILE_OPTION, required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
 	};
 	struct run_parse_out p = {ag, NULL};
-	int rc = cmd_parse(&cmd_run, argc, argv, longopts, run_opt, &p, done);
+	int rc;
+
+	if (config_file_merge(&run_config_file, argc, argv, ":h", longopts) < 0)
+		return cmd_usage_error("run", "%s", run_config_file.err);
+	argc = run_config_file.argc;
+	argv = run_config_file.argv;
+	rc = cmd_parse(&cmd_run, argc, argv, longopts, run_opt, &p, done);
 
 	if (rc != 0 || *done)
 		return rc;

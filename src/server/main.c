@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "common/cert.h"
+#include "common/config_file.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "net/tls.h"
@@ -34,6 +35,8 @@ static void usage(FILE *f)
 	      "and the connector listener (clusters: join, heartbeats; mutual TLS).\n"
 	      "\n"
 	      "Options:\n"
+	      "  --config FILE                   read flags from FILE (`key = value` lines; the\n"
+	      "                                  command line wins)\n"
 	      "  --data-dir DIR                  state: database, certificate, admin.token (required)\n"
 	      "  --management-addr HOST:PORT     management listener (default " SERVER_DEFAULT_MANAGEMENT_ADDR ")\n"
 	      "  --connector-addr HOST:PORT      connector listener (default " SERVER_DEFAULT_CONNECTOR_ADDR ")\n"
@@ -149,6 +152,7 @@ enum {
 	OPT_PROXY_FIN,
 	OPT_PROXY_PROTOCOL_FROM,
 	OPT_STORE_THREADS,
+	OPT_CONFIG,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -179,6 +183,7 @@ static const struct option long_opts[] = {
 	{"proxy-fin-timeout", required_argument, NULL, OPT_PROXY_FIN},
 	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
 	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
+	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -208,6 +213,9 @@ static int parse_log_level(const char *s)
 	return 0;
 }
 
+/* The --config file; cfg's strings point into it, so it lives as long as the process. */
+static struct config_file server_config_file;
+
 /* Returns 0 to run, 1 to exit 0 (help, version), -1 for a usage error. */
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
@@ -222,6 +230,12 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
 	cfg->store_threads = STORE_THREADS_DEFAULT;
+	if (config_file_merge(&server_config_file, argc, argv, "h", long_opts) < 0) {
+		fprintf(stderr, "lxcm-server: %s\n", server_config_file.err);
+		return -1;
+	}
+	argc = server_config_file.argc;
+	argv = server_config_file.argv;
 	while ((opt = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_DATA_DIR: cfg->data_dir = optarg; break;
@@ -290,13 +304,15 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			rc = parse_num(optarg, 1, STORE_THREADS_MAX, &n);
 			cfg->store_threads = (unsigned)n;
 			break;
+		case OPT_CONFIG: break; /* read by config_file_merge */
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;
 		default: usage(stderr); return -1;
 		}
 		if (rc < 0) {
-			fprintf(stderr, "lxcm-server: invalid value for --%s: %s\n",
+			fprintf(stderr, "lxcm-server: %sinvalid value for --%s: %s\n",
+				config_file_where(&server_config_file, optarg),
 				long_opts[opt - OPT_DATA_DIR].name, optarg);
 			return -1;
 		}
@@ -313,12 +329,14 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	}
 	if (parse_hostport(mgmt, cfg->management_host, sizeof(cfg->management_host),
 			   &cfg->management_port) < 0) {
-		fprintf(stderr, "lxcm-server: invalid --management-addr %s\n", mgmt);
+		fprintf(stderr, "lxcm-server: %sinvalid --management-addr %s\n",
+			config_file_where(&server_config_file, mgmt), mgmt);
 		return -1;
 	}
 	if (parse_hostport(conn, cfg->connector_host, sizeof(cfg->connector_host),
 			   &cfg->connector_port) < 0) {
-		fprintf(stderr, "lxcm-server: invalid --connector-addr %s\n", conn);
+		fprintf(stderr, "lxcm-server: %sinvalid --connector-addr %s\n",
+			config_file_where(&server_config_file, conn), conn);
 		return -1;
 	}
 	if ((cfg->tls_cert[0] != '\0') != (cfg->tls_key[0] != '\0')) {
