@@ -940,11 +940,43 @@ def proxy_proto():
     write("proxy_proto", "tls_client_hello", hello)
 
 
+# ---------------------------------------------------------------- config_file
+def config_file():
+    # First byte: 'P' parse in memory, 'M' through config_file_merge.
+    example = ("# lxcm-server.conf\n"
+               "\n"
+               "data-dir = /var/lib/lxcm-server\n"
+               "# management-addr = 127.0.0.1:8443\n"
+               "management-addr = [::1]:8443\n"
+               "trusted-proxy = 10.0.0.0/8\n"
+               "trusted-proxy = fd00::/8\n"
+               "log-level = info\n")
+    write("config_file", "example", "P" + example)
+    write("config_file", "merge_example", "M" + example)
+    write("config_file", "merge_interval_in_file", "Minterval = 5\nonce = true\ndata-dir=/x\n")
+    write("config_file", "agent", "P\tdata-dir\t=\t/var/lib/lxcm-agent\t\n"
+          "allow-path = /1.0\nallow-path=/ui\ndebug = true\nonce = false\n")
+    write("config_file", "quoted", "Pdata-dir = \"  /a b # c  \"\nlog-level=\"debug\"\n")
+    write("config_file", "crlf", "Pdata-dir = /x\r\ninterval = 60\r\n")
+    write("config_file", "no_final_newline", "Pinterval = 60")
+    write("config_file", "unknown_key", "P# ok\nnope = 1\n")
+    write("config_file", "reserved_key", "Pconfig = /etc/other.conf\n")
+    write("config_file", "bool_bad", "Ponce = yes\n")
+    write("config_file", "no_equals", "Pdata-dir /x\n")
+    write("config_file", "empty_value", "Pdata-dir =\n")
+    write("config_file", "unbalanced_quote", "Pdata-dir = \"/x\n")
+    write("config_file", "nul", b"Pdata-dir = /a\x00b\n")
+    write("config_file", "control", b"Pdata-dir = /a\x1b[31m\n")
+    write("config_file", "long_line", "Pdata-dir = " + "x" * 4100 + "\n")
+    write("config_file", "merge_missing_value", "Mdata-dir\n")
+
+
 if __name__ == "__main__":
     if "--known-bugs" in sys.argv[1:]:
         proxy_known_bugs()
         sys.exit(0)
     jointoken()
+    config_file()
     cert_pem()
     rfc3339()
     router()
