@@ -1,5 +1,6 @@
 # Top-level entry points. `make` builds, `make check` runs every test,
-# `make demo` runs the server with its embedded SQLite store.
+# `make demo` runs the server with its embedded SQLite store, `make install`
+# installs (PREFIX, SYSCONFDIR, DESTDIR), `make deb` builds a Debian package.
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
@@ -11,8 +12,16 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS ?=
 CHECK_FUZZ_SECONDS ?= 30
+# `make install`: binaries, man pages, bash completion and systemd units
+# under PREFIX, the example config files in SYSCONFDIR/lxcm (kept when
+# already there), everything below DESTDIR when set.
+PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+# `make deb`: where the .deb and its build tree go.
+DEB_BUILD ?= $(BUILD)/deb
 
-.PHONY: all deps build check unit integration demo clean format lint asan fuzz
+.PHONY: all deps build check unit integration demo clean format lint asan fuzz install deb
 
 all: build
 
@@ -39,6 +48,19 @@ asan:
 
 fuzz: deps
 	@sh scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+# The install paths are set at configure time (the units name them), so the
+# build directory is configured again with this PREFIX and SYSCONFDIR.
+install:
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+		-DCMAKE_INSTALL_SYSCONFDIR=$(SYSCONFDIR) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR="$(if $(DESTDIR),$(abspath $(DESTDIR)))" cmake --install $(BUILD)
+
+# A binary package of this tree with debhelper (packaging/debian/), then
+# lintian when it is installed. The .deb lands in DEB_BUILD.
+deb:
+	@sh scripts/make-deb.sh $(DEB_BUILD)
 
 unit: build
 	cd $(BUILD) && ctest -L unit --output-on-failure
