@@ -1,13 +1,17 @@
 #!/bin/sh
 # Installs everything lxcm needs to build, run and test, from Debian's packages.
 # Idempotent: packages already present are not fetched again.
+# systemd (for systemd-analyze: the units are verified offline, no running
+# systemd needed), dpkg-dev, debhelper and lintian (`make deb`) and man-db
+# (the man page checks) serve `make install`'s tests and the package.
 set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
 libuv1-dev libssl-dev node-llhttp libnghttp2-dev libjansson-dev
 libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
 lxd lxd-client curl jq python3 procps iproute2 openssl
-nginx openssh-server openssh-client wrk haproxy"
+nginx openssh-server openssh-client wrk haproxy
+systemd dpkg-dev debhelper lintian man-db"
 
 missing=""
 for p in $PKGS; do
