@@ -81,8 +81,8 @@ static char *fuzz_write_back(const struct config_file *cf, size_t *len)
 		size_t vl = strlen(v);
 		int quote = v[0] == ' ' || v[0] == '\t' || v[vl - 1] == ' ' || v[vl - 1] == '\t';
 		int n = snprintf(out + *len, cap - *len, "%.*s=%s%s%s\n",
-				 (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg, quote ? "\"" : "",
-				 v, quote ? "\"" : "");
+				 (int)(eq ? (size_t)(eq - arg) : strlen(arg)), arg,
+				 quote ? "\"" : "", v, quote ? "\"" : "");
 
 		FUZZ_CHECK(n > 0 && (size_t)n < cap - *len);
 		*len += (size_t)n;

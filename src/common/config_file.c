@@ -25,7 +25,7 @@ static const char *const cf_reserved[] = {CONFIG_FILE_OPTION, "help", "version"}
 
 /* Writes "path:line: message" (no line when 0) to cf->err; returns -EINVAL. */
 __attribute__((format(printf, 4, 5))) static int cf_fail(struct config_file *cf, const char *path,
-							  unsigned line, const char *fmt, ...)
+							 unsigned line, const char *fmt, ...)
 {
 	char msg[sizeof(cf->err)];
 	va_list ap;
@@ -156,8 +156,8 @@ static int cf_add_pair(struct config_file *cf, const char *path, unsigned line, 
 	return cf_fail(cf, path, line, "'%s' takes true or false", o->name);
 }
 
-static int cf_parse_line(struct config_file *cf, const char *path, unsigned line,
-			 struct slice text, const struct option *opts)
+static int cf_parse_line(struct config_file *cf, const char *path, unsigned line, struct slice text,
+			 const struct option *opts)
 {
 	const char *eq;
 	struct slice key;
@@ -344,8 +344,8 @@ const char *config_file_where(struct config_file *cf, const char *arg)
 		n = snprintf(cf->where, sizeof(cf->where), "%s:%u: ", cf->path,
 			     cf->entries[i].line);
 		if (n < 0 || (size_t)n >= sizeof(cf->where))
-			n = snprintf(cf->where, sizeof(cf->where), "config file line %u: ",
-				     cf->entries[i].line);
+			n = snprintf(cf->where, sizeof(cf->where),
+				     "config file line %u: ", cf->entries[i].line);
 		return n < 0 ? "" : cf->where;
 	}
 	return "";

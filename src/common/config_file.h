@@ -30,9 +30,9 @@
 #define CONFIG_FILE_OPTION "config"
 
 struct config_file_entry {
-	char *arg;	   /* "--key=value" or "--key", an argv element */
-	unsigned line;	   /* 1-based line in the file */
-	size_t opt;	   /* index of the key in the option table */
+	char *arg;     /* "--key=value" or "--key", an argv element */
+	unsigned line; /* 1-based line in the file */
+	size_t opt;    /* index of the key in the option table */
 };
 
 struct config_file {

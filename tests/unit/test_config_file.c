@@ -16,9 +16,12 @@
 
 /* A table shaped like the agent's: char vals, a boolean, a repeatable flag. */
 static const struct option opts[] = {
-    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
-    {"once", no_argument, NULL, 'o'},		{"allow-path", required_argument, NULL, 'a'},
-    {"config", required_argument, NULL, 'C'},	{"help", no_argument, NULL, 'h'},
+    {"data-dir", required_argument, NULL, 'd'},
+    {"interval", required_argument, NULL, 'i'},
+    {"once", no_argument, NULL, 'o'},
+    {"allow-path", required_argument, NULL, 'a'},
+    {"config", required_argument, NULL, 'C'},
+    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
@@ -41,7 +44,9 @@ static int parse_like_a_program(struct config_file *cf, struct parsed *p)
 	opterr = 0;
 	while ((ch = getopt_long(cf->argc, cf->argv, ":h", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'd': p->dir = optarg; break;
+		case 'd':
+			p->dir = optarg;
+			break;
 		case 'i':
 			if (slice_to_int64(slice_cstr(optarg), 1, 86400, &p->interval) < 0) {
 				snprintf(p->bad_where, sizeof(p->bad_where), "%s",
@@ -49,10 +54,16 @@ static int parse_like_a_program(struct config_file *cf, struct parsed *p)
 				return -1;
 			}
 			break;
-		case 'o': p->once = 1; break;
-		case 'a': p->allow[p->nallow++] = optarg; break;
-		case 'C': break;
-		default: return -2;
+		case 'o':
+			p->once = 1;
+			break;
+		case 'a':
+			p->allow[p->nallow++] = optarg;
+			break;
+		case 'C':
+			break;
+		default:
+			return -2;
 		}
 	}
 	return optind == cf->argc ? 0 : -3;
@@ -319,7 +330,8 @@ static void test_command_line_overrides(void **state)
 	(void)state;
 	{
 		/* Abbreviated, separate and joined forms all count as given. */
-		char *argv[] = {"prog", "--inter", "7", "--config", path, "--allow-path=/only", NULL};
+		char *argv[] = {"prog", "--inter", "7", "--config", path, "--allow-path=/only",
+				NULL};
 
 		assert_int_equal(config_file_merge(&cf, 6, argv, ":h", opts), 0);
 		assert_int_equal(parse_like_a_program(&cf, &p), 0);
