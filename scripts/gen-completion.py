@@ -15,7 +15,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helptext import command_names, options, parse, run_help  # noqa: E402
+from helptext import command_names, options, parse, run_help, write_atomic  # noqa: E402
 
 FILE_OPTIONS = ["--token-file"]
 
@@ -120,10 +120,7 @@ def main():
             .replace("@CASES@", "\n".join(cases))
             .replace("@VALUE_OPTIONS@", " ".join(sorted(value_opts)))
             .replace("@FILE_OPTIONS@", "|".join(FILE_OPTIONS)))
-    tmp = output + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, output)
+    write_atomic(output, text)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helptext import command_names, parse, run_help  # noqa: E402
+from helptext import command_names, parse, run_help, write_atomic  # noqa: E402
 
 
 def esc(text):
@@ -112,10 +112,7 @@ def main():
             parts[key] = fn()
     for key, value in parts.items():
         page = page.replace(key, value)
-    tmp = output + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(page)
-    os.replace(tmp, output)
+    write_atomic(output, page)
 
 
 if __name__ == "__main__":

@@ -79,3 +79,11 @@ def options(lists):
             for m in re.finditer(r"(--[a-z][a-z0-9-]*)(?:[ =]([A-Z][A-Z_]*|[a-z]+\|\S+))?", t):
                 out[m.group(1)] = out.get(m.group(1), False) or bool(m.group(2))
     return out
+
+
+def write_atomic(path, text):
+    """Writes text to path through a temporary file, so make never sees half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -27,22 +27,22 @@ static const char *const cf_reserved[] = {CONFIG_FILE_OPTION, "help", "version"}
 __attribute__((format(printf, 4, 5))) static int cf_fail(struct config_file *cf, const char *path,
 							 unsigned line, const char *fmt, ...)
 {
-	char msg[sizeof(cf->err)];
+	size_t cap = sizeof(cf->err);
 	va_list ap;
-	int n;
+	int n, m;
 
-	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	n = line ? snprintf(cf->err, cap, "%s:%u: ", path, line)
+		 : snprintf(cf->err, cap, "%s: ", path);
+	if (n < 0 || (size_t)n >= cap / 2) /* a path this long: the reason matters more */
+		n = snprintf(cf->err, cap, "config file line %u: ", line);
 	if (n < 0)
-		msg[0] = '\0';
-	if (line)
-		n = snprintf(cf->err, sizeof(cf->err), "%s:%u: %s", path, line, msg);
-	else
-		n = snprintf(cf->err, sizeof(cf->err), "%s: %s", path, msg);
+		n = 0;
+	va_start(ap, fmt);
+	m = vsnprintf(cf->err + n, cap - (size_t)n, fmt, ap);
+	va_end(ap);
 	/* A message cut short still says what is wrong; mark the cut. */
-	if (n < 0 || (size_t)n >= sizeof(cf->err))
-		memcpy(cf->err + sizeof(cf->err) - 4, "...", 4);
+	if (m < 0 || (size_t)m >= cap - (size_t)n)
+		memcpy(cf->err + cap - 4, "...", 4);
 	return -EINVAL;
 }
 
