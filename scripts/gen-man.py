@@ -75,6 +75,9 @@ def render_list(heading, entries, level):
 
 
 def render_lists(lists, level="SS"):
+    if level == "SS" and len(lists) == 1 and lists[0][0].lower() == "options":
+        # The only list, under .SH OPTIONS: no subsection of the same name.
+        return "\n".join(render_list(h, e, level)[len('.SS "Options"\n'):] for h, e in lists)
     return "\n".join(render_list(h, e, level) for h, e in lists)
 
 
