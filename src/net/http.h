@@ -66,6 +66,17 @@ typedef void (*http_handler_fn)(struct http_request *req);
 
 #define HTTP_ROUTE_STREAM_BODY 0x1 /* call the handler after the headers */
 #define HTTP_ROUTE_UPGRADE 0x2	   /* the handler may take the connection over */
+/*
+ * Bits 8 to 15 of a route's flags belong to the listener's pre_route hook
+ * (the management listener keeps each route's access level there,
+ * server/principal.h); the HTTP server never looks at them.
+ */
+#define HTTP_ROUTE_HOOK_SHIFT 8
+#define HTTP_ROUTE_HOOK(v) (((unsigned)(v) & 0xffu) << HTTP_ROUTE_HOOK_SHIFT)
+#define HTTP_ROUTE_HOOK_BITS(flags) (((unsigned)(flags) >> HTTP_ROUTE_HOOK_SHIFT) & 0xffu)
+
+/* pre_route's answer when it decides later: see http_server_config.pre_route. */
+#define HTTP_PRE_ROUTE_PENDING 1
 
 /*
  * A route pattern is a path of segments: literal, "{name}" (one non-empty
@@ -114,6 +125,14 @@ struct http_request {
 	char forwarded_addr[NET_ADDR_TEXT_MAX];
 	uint64_t start_ms;
 
+	/*
+	 * Who is calling, set once by the pre_route hook (server/principal.h).
+	 * Opaque here: a malloc'd block of principal_len bytes holding no
+	 * pointer, which the HTTP server wipes and frees with the request.
+	 */
+	struct principal *principal;
+	size_t principal_len;
+
 	struct buf body; /* the buffered body (non-streaming routes) */
 
 	/* For handlers. */
@@ -157,7 +176,14 @@ struct http_server_config {
 	/*
 	 * Runs after the headers are parsed and a route matched, before the
 	 * handler. Return 0 to go on; or respond (finishing the request) and
-	 * return -1.
+	 * return -1; or return HTTP_PRE_ROUTE_PENDING to decide later (after
+	 * a database lookup). A pending request reads nothing more from its
+	 * connection and no handler runs; the hook owns it until it calls
+	 * http_request_proceed (go on: the handler runs, the body is read) or
+	 * answers it (a refusal, which closes the connection as a synchronous
+	 * one does). A client that leaves meanwhile sets req->aborted (and
+	 * calls req->on_abort if the hook set one); the hook must still finish
+	 * the request, and http_request_proceed then only frees it.
 	 */
 	int (*pre_route)(struct http_request *req);
 	/* Runs after each request is finished (for access logs and metrics). */
@@ -197,6 +223,13 @@ int http_response_write(struct http_request *req, const void *data, size_t len);
 int http_response_end(struct http_request *req);
 /* Gives up on the response and closes the connection. */
 void http_response_abort(struct http_request *req);
+
+/*
+ * Goes on with a request whose pre_route hook answered
+ * HTTP_PRE_ROUTE_PENDING: from the next loop turn, never inside the call,
+ * the route's handler runs and parsing resumes. Frees an aborted request.
+ */
+void http_request_proceed(struct http_request *req);
 
 /* Request body flow control for HTTP_ROUTE_STREAM_BODY routes. */
 void http_request_pause(struct http_request *req);

@@ -32,9 +32,18 @@ enum {
 	RQ_PAUSED = 1 << 6,
 	RQ_IN_VALUE = 1 << 7,
 	RQ_HEAD_METHOD = 1 << 8,
+	RQ_PENDING = 1 << 9, /* pre_route decides later (HTTP_PRE_ROUTE_PENDING) */
 };
 
-enum timer_mode { TM_NONE, TM_HEADER, TM_IDLE, TM_BODY, TM_NEXT };
+enum timer_mode { TM_NONE, TM_HEADER, TM_IDLE, TM_BODY, TM_NEXT, TM_PROCEED };
+
+/*
+ * While pre_route decides, the connection reads on (so that a client who
+ * leaves is seen) into hc->pending until that holds more than one read's
+ * worth (conn delivers at most 64 KiB at a time), hence a cap of two.
+ */
+#define HC_PENDING_WAIT_READ (64 * 1024)
+#define HC_PENDING_WAIT_MAX (2 * HC_PENDING_WAIT_READ)
 
 /* A connection's first bytes, with --proxy-protocol-from (proxy_proto.h). */
 enum {
@@ -96,6 +105,7 @@ static int hc_settings_ready;
 static void hc_parse(struct http_conn *hc, const char *data, size_t len);
 static void hc_close(struct http_conn *hc);
 static void hc_request_free(struct http_request *req);
+static void hc_proceed(struct http_conn *hc);
 
 void http_limits_fill_defaults(struct http_limits *l)
 {
@@ -187,21 +197,31 @@ static void hc_timer(struct http_conn *hc, enum timer_mode mode, uint64_t ms)
 		uv_timer_start(&hc->timer, hc_on_timer, ms, 0);
 }
 
-static void hc_next_request(struct http_conn *hc)
+/*
+ * Resumes the parser on what waited in hc->pending (always: a request
+ * paused at its headers moves on without a byte), then reads on unless a
+ * whole request is waiting for its answer (a pipelined head may have
+ * arrived only in part), its handler paused the body, or pre_route is
+ * deciding (hc_wait_read then chose).
+ */
+static void hc_parse_pending(struct http_conn *hc)
 {
 	struct buf in = hc->pending;
 
 	buf_init(&hc->pending, hc->srv->cfg.limits.max_header_bytes);
 	llhttp_resume(&hc->parser);
-	hc_timer(hc, TM_IDLE, hc->srv->cfg.limits.idle_timeout_ms);
-	if (in.len)
-		hc_parse(hc, in.data, in.len);
+	hc_parse(hc, in.len ? in.data : "", in.len);
 	buf_free(&in);
-	/* Read on unless a whole request is already waiting for its answer
-	 * (a pipelined head may have arrived only in part). */
-	if (hc->conn && !hc->taken && (hc->req == NULL || !(hc->req->st & RQ_MSG_DONE)) &&
+	if (hc->conn && !hc->taken &&
+	    (hc->req == NULL || !(hc->req->st & (RQ_MSG_DONE | RQ_PAUSED | RQ_PENDING))) &&
 	    !conn_is_closing(hc->conn))
 		conn_read_start(hc->conn);
+}
+
+static void hc_next_request(struct http_conn *hc)
+{
+	hc_timer(hc, TM_IDLE, hc->srv->cfg.limits.idle_timeout_ms);
+	hc_parse_pending(hc);
 }
 
 static void hc_abort_request(struct http_conn *hc)
@@ -231,6 +251,9 @@ static void hc_on_timer(uv_timer_t *t)
 	switch (mode) {
 	case TM_NEXT:
 		hc_next_request(hc);
+		break;
+	case TM_PROCEED:
+		hc_proceed(hc);
 		break;
 	case TM_HEADER:
 		LOG_INFO("%s: closing %s: no complete %s within %llu ms", hc->srv->cfg.name,
@@ -298,10 +321,26 @@ static void hc_close(struct http_conn *hc)
 		conn_close(hc->conn);
 }
 
+/* A pending request's connection reads on while hc->pending has room for one more read. */
+static void hc_wait_read(struct http_conn *hc)
+{
+	if (hc->pending.len > HC_PENDING_WAIT_READ)
+		conn_read_stop(hc->conn);
+	else
+		conn_read_start(hc->conn);
+}
+
 static void hc_on_data(struct conn *c, const char *data, size_t len)
 {
 	struct http_conn *hc = conn_data(c);
 
+	if (hc->req && (hc->req->st & RQ_PENDING)) {
+		if (buf_append(&hc->pending, data, len) < 0)
+			hc_close(hc);
+		else
+			hc_wait_read(hc);
+		return;
+	}
 	if (hc->req && (hc->req->st & RQ_MSG_DONE)) {
 		/* Waiting for a response: keep a bounded amount, then stop reading. */
 		if (buf_append(&hc->pending, data, len) < 0) {
@@ -374,6 +413,10 @@ static void hc_request_free(struct http_request *req)
 		return;
 	buf_free(&req->head);
 	buf_free(&req->body);
+	if (req->principal) {
+		explicit_bzero(req->principal, req->principal_len);
+		free(req->principal);
+	}
 	free(req);
 }
 
@@ -579,11 +622,12 @@ done:
 	}
 }
 
+static int hc_route_accepted(struct http_conn *hc, struct http_request *req);
+
 static int hc_on_headers_complete(llhttp_t *p)
 {
 	struct http_conn *hc = p->data;
 	struct http_request *req = hc->req;
-	const struct http_limits *lim = &hc->srv->cfg.limits;
 	int rc;
 
 	req->st |= RQ_HEADERS_DONE;
@@ -604,10 +648,32 @@ static int hc_on_headers_complete(llhttp_t *p)
 		/* An answer from pre_route (a refusal) ends the connection: it
 		 * says Connection: close and hc_finish shuts the socket. */
 		hc->close_after = 1;
-		if (hc->srv->cfg.pre_route(req) != 0)
+		rc = hc->srv->cfg.pre_route(req);
+		if (rc == HTTP_PRE_ROUTE_PENDING) {
+			/* The hook owns the request until it proceeds or answers
+			 * (then RQ_PENDING closes the connection as above). */
+			hc->close_after = close_after;
+			req->st |= RQ_HANDLER | RQ_PENDING;
+			if (hc->pending.max < HC_PENDING_WAIT_MAX)
+				hc->pending.max = HC_PENDING_WAIT_MAX;
+			return HPE_PAUSED;
+		}
+		if (rc != 0)
 			return HPE_PAUSED; /* it answered; it counted as the handler */
 		hc->close_after = close_after;
 	}
+	return hc_route_accepted(hc, req);
+}
+
+/*
+ * The request passed pre_route: calls a streaming route's handler now, or
+ * prepares to buffer the body. 0 to parse on; HPE_PAUSED when the request
+ * is already finished (answered early).
+ */
+static int hc_route_accepted(struct http_conn *hc, struct http_request *req)
+{
+	const struct http_limits *lim = &hc->srv->cfg.limits;
+
 	if (req->route->flags & HTTP_ROUTE_STREAM_BODY) {
 		if (req->content_length != 0 || req->chunked)
 			hc_timer(hc, TM_BODY, lim->body_timeout_ms);
@@ -750,7 +816,10 @@ static void hc_parse(struct http_conn *hc, const char *data, size_t len)
 				hc_close(hc);
 				return;
 			}
-			conn_read_stop(hc->conn);
+			if (hc->req->st & RQ_PENDING)
+				hc_wait_read(hc);
+			else
+				conn_read_stop(hc->conn);
 			return;
 		}
 		/* Answered synchronously: go on with the next request, and read
@@ -996,6 +1065,31 @@ int http_request_param(const struct http_request *req, size_t i, char *out, size
 	return 0;
 }
 
+void http_request_proceed(struct http_request *req)
+{
+	struct http_conn *hc = req->hc;
+
+	/* No longer the hook's: a client leaving from now on frees it. */
+	req->st &= ~(RQ_HANDLER | RQ_PENDING);
+	if (hc == NULL) {
+		hc_request_free(req);
+		return;
+	}
+	hc_timer(hc, TM_PROCEED, 0);
+}
+
+/* The zero timer of http_request_proceed: the handler runs, parsing resumes. */
+static void hc_proceed(struct http_conn *hc)
+{
+	struct http_request *req = hc->req;
+
+	if (req == NULL || hc->conn == NULL)
+		return;
+	if (hc_route_accepted(hc, req) != 0 || hc->req != req)
+		return; /* answered already; hc_finish decided what comes next */
+	hc_parse_pending(hc);
+}
+
 void http_request_pause(struct http_request *req)
 {
 	req->st |= RQ_PAUSED;
@@ -1053,7 +1147,7 @@ int http_response_start(struct http_request *req, int status, const struct http_
 	req->status = status;
 	if (hc == NULL)
 		return -EPIPE;
-	if (!req->keep_alive || !(req->st & RQ_HEADERS_DONE))
+	if (!req->keep_alive || !(req->st & RQ_HEADERS_DONE) || (req->st & RQ_PENDING))
 		hc->close_after = 1;
 	/* An answer that starts before the request body has arrived closes
 	 * the connection after it (see hc_finish): say so in the head. */
@@ -1126,7 +1220,7 @@ static void hc_finish(struct http_request *req)
 	struct http_conn *hc = req->hc;
 	struct http_server *srv = req->server;
 
-	if (srv->cfg.on_finished && !req->aborted)
+	if (!req->aborted && srv->cfg.on_finished)
 		srv->cfg.on_finished(req);
 	if (hc == NULL) {
 		hc_request_free(req);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -149,6 +150,7 @@ struct fixture {
 	struct http_server *srv;
 	uv_thread_t thread;
 	uv_async_t stop;
+	uv_async_t decide; /* the pending pre_route's answer (pend_*) */
 	int port;
 	SSL_CTX *server_ctx;
 	char dir[64];
@@ -162,6 +164,48 @@ static void on_stop(uv_async_t *a)
 
 	http_server_stop(f->srv);
 	uv_close((uv_handle_t *)a, NULL);
+	uv_close((uv_handle_t *)&f->decide, NULL);
+}
+
+/*
+ * A pre_route hook that decides later for requests with "X-Auth: later":
+ * it keeps the request and the test thread decides through f->decide
+ * (pend_answer: 1 go on, 2 refuse). pend_state says where it is.
+ */
+enum { PEND_NONE, PEND_WAITING, PEND_DECIDED };
+static struct http_request *pend_req;
+static atomic_int pend_state, pend_answer, pend_saw_abort, pend_count;
+
+static int pend_pre_route(struct http_request *req)
+{
+	struct slice v = http_request_header(req, LIT("X-Auth"));
+
+	if (v.base && slice_eq(v, LIT("refuse"))) {
+		http_respond_error(req, 403, "refused at once");
+		return -1;
+	}
+	if (v.base == NULL || !slice_eq(v, LIT("later")))
+		return 0;
+	pend_req = req;
+	atomic_fetch_add(&pend_count, 1);
+	atomic_store(&pend_state, PEND_WAITING);
+	return HTTP_PRE_ROUTE_PENDING;
+}
+
+static void on_decide(uv_async_t *a)
+{
+	struct http_request *req = pend_req;
+
+	(void)a;
+	if (req == NULL)
+		return;
+	pend_req = NULL;
+	atomic_store(&pend_saw_abort, req->aborted);
+	if (atomic_load(&pend_answer) == 1 || req->aborted)
+		http_request_proceed(req);
+	else
+		http_respond_error(req, 403, "refused later");
+	atomic_store(&pend_state, PEND_DECIDED);
 }
 
 static void server_thread(void *arg)
@@ -171,7 +215,8 @@ static void server_thread(void *arg)
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 
-static struct fixture *start(int tls, struct http_limits *lim)
+static struct fixture *start_hooked(int tls, struct http_limits *lim,
+				    int (*pre_route)(struct http_request *))
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct http_server_config cfg = {0};
@@ -185,6 +230,7 @@ static struct fixture *start(int tls, struct http_limits *lim)
 	cfg.routes = routes;
 	cfg.nroutes = sizeof(routes) / sizeof(routes[0]);
 	cfg.name = "test";
+	cfg.pre_route = pre_route;
 	if (lim)
 		cfg.limits = *lim;
 	if (tls) {
@@ -200,22 +246,39 @@ static struct fixture *start(int tls, struct http_limits *lim)
 	f->port = http_server_port(f->srv);
 	uv_async_init(&f->loop, &f->stop, on_stop);
 	f->stop.data = f;
+	uv_async_init(&f->loop, &f->decide, on_decide);
 	uv_thread_create(&f->thread, server_thread, f);
 	return f;
 }
 
-static void stop(struct fixture *f)
+static struct fixture *start(int tls, struct http_limits *lim)
+{
+	return start_hooked(tls, lim, NULL);
+}
+
+/* Stops the server and waits for the loop thread (the loop is still open). */
+static void stop_thread(struct fixture *f)
+{
+	uv_async_send(&f->stop);
+	uv_thread_join(&f->thread);
+}
+
+static void stop_finish(struct fixture *f)
 {
 	char cmd[128];
 
-	uv_async_send(&f->stop);
-	uv_thread_join(&f->thread);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	SSL_CTX_free(f->server_ctx);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
+}
+
+static void stop(struct fixture *f)
+{
+	stop_thread(f);
+	stop_finish(f);
 }
 
 /* A raw exchange: send bytes, read until the peer closes or timeout_s. */
@@ -721,6 +784,208 @@ static void test_sync_answer_at_headers(void **state)
 	stop(f);
 }
 
+/* ---- a pre_route that decides later ---- */
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a;
+	struct timeval tv = {5, 0};
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	uv_ip4_addr("127.0.0.1", port, &a);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return s;
+}
+
+static void send_all(int s, const char *data, size_t len)
+{
+	assert_int_equal(write(s, data, len), (ssize_t)len);
+}
+
+/* Reads until the peer closes (or 5 s pass). */
+static size_t read_all(int s, char *out, size_t outlen)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got + 1 < outlen && (n = read(s, out + got, outlen - got - 1)) > 0)
+		got += (size_t)n;
+	out[got] = '\0';
+	return got;
+}
+
+static void wait_pend_state(int want)
+{
+	int i;
+
+	for (i = 0; i < 500 && atomic_load(&pend_state) != want; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&pend_state), want);
+}
+
+/* Sends req, waits until pre_route holds it, checks nothing was answered yet. */
+static int send_pending(struct fixture *f, const char *req)
+{
+	struct timeval quick = {0, 200000}, tv = {5, 0};
+	char c;
+	int s = connect_to(f->port);
+
+	atomic_store(&pend_state, PEND_NONE);
+	send_all(s, req, strlen(req));
+	wait_pend_state(PEND_WAITING);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &quick, sizeof(quick));
+	assert_int_equal(read(s, &c, 1), -1); /* no answer, no handler, no close */
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return s;
+}
+
+static void decide(struct fixture *f, int answer)
+{
+	atomic_store(&pend_answer, answer);
+	uv_async_send(&f->decide);
+	wait_pend_state(PEND_DECIDED);
+}
+
+/* Paused at its headers, the request goes on when told: body and pipelined request included. */
+static void test_pre_route_pending_proceeds(void **state)
+{
+	struct fixture *f = start_hooked(0, NULL, pend_pre_route);
+	const char *get = "GET /hello/later HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n"
+			  "GET /hello/next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	const char *post = "POST /echo HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
+			   "Content-Length: 11\r\nConnection: close\r\n\r\nhello world";
+	const char *put = "PUT /stream HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
+			  "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+			  "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+	char out[8192], *first, *second;
+	int s;
+
+	(void)state;
+	/* A pipelined request waits behind the pending one, then both are answered in order. */
+	s = send_pending(f, get);
+	decide(f, 1);
+	read_all(s, out, sizeof(out));
+	close(s);
+	assert_int_equal(status_of(out), 200);
+	first = strstr(out, "\"name\":\"later\"");
+	assert_non_null(first);
+	assert_non_null(strstr(first, "\"name\":\"next\""));
+	/* The first answer kept the connection open for the second. */
+	second = strstr(out + 1, "HTTP/1.1 200 ");
+	assert_non_null(second);
+	*second = '\0';
+	assert_null(strstr(out, "Connection: close"));
+	/* A buffered body that arrived with the head is read once it goes on. */
+	s = send_pending(f, post);
+	decide(f, 1);
+	read_all(s, out, sizeof(out));
+	close(s);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "\r\n\r\nhello world"));
+	/* A streaming route's handler runs only then, and gets the whole body. */
+	s = send_pending(f, put);
+	decide(f, 1);
+	read_all(s, out, sizeof(out));
+	close(s);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "hello"));
+	assert_non_null(strstr(out, " world"));
+	/* A request the hook lets through at once is not held. */
+	raw(f->port, "GET /hello/now HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 55, out,
+	    sizeof(out), 5);
+	assert_non_null(strstr(out, "\"name\":\"now\""));
+	stop(f);
+}
+
+/* Refused after pending: the answer closes the connection; a pipelined request is not served. */
+static void test_pre_route_pending_refused(void **state)
+{
+	struct fixture *f = start_hooked(0, NULL, pend_pre_route);
+	const char *get = "GET /hello/later HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n"
+			  "GET /hello/next HTTP/1.1\r\nHost: a\r\n\r\n";
+	const char *post = "POST /echo HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
+			   "Content-Length: 5\r\n\r\nhello";
+	char out[8192];
+	int s;
+
+	(void)state;
+	s = send_pending(f, get);
+	decide(f, 2);
+	read_all(s, out, sizeof(out)); /* returns: the server closed */
+	close(s);
+	assert_int_equal(status_of(out), 403);
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+	assert_non_null(strstr(out, "refused later"));
+	assert_non_null(strstr(out, "\"error_code\":403"));
+	assert_null(strstr(out, "\"name\":\"next\""));
+	s = send_pending(f, post);
+	decide(f, 2);
+	read_all(s, out, sizeof(out));
+	close(s);
+	assert_int_equal(status_of(out), 403);
+	assert_null(strstr(out, "hello"));
+	/* A synchronous refusal is unchanged. */
+	raw(f->port, "GET /hello/x HTTP/1.1\r\nHost: a\r\nX-Auth: refuse\r\n\r\n", 50, out,
+	    sizeof(out), 5);
+	assert_int_equal(status_of(out), 403);
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+	stop(f);
+}
+
+/*
+ * The client leaves while pre_route decides: the request is aborted (the
+ * hook sees req->aborted), no handler runs, and finishing it frees it
+ * (ASan would see a use after free or a leak).
+ */
+static void test_pre_route_pending_client_gone(void **state)
+{
+	struct fixture *f = start_hooked(0, NULL, pend_pre_route);
+	const char *post = "PUT /stream HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
+			   "Content-Length: 100\r\n\r\nsome of the body";
+	int s, i;
+
+	(void)state;
+	s = send_pending(f, post);
+	close(s);
+	for (i = 0; i < 500 && http_server_connection_count(f->srv) != 0; i++)
+		usleep(10000);
+	assert_int_equal(http_server_connection_count(f->srv), 0);
+	decide(f, 1);
+	assert_int_equal(atomic_load(&pend_saw_abort), 1);
+	/* The same with a refusal as the hook's answer. */
+	s = send_pending(f, "GET /hello/x HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n");
+	close(s);
+	for (i = 0; i < 500 && http_server_connection_count(f->srv) != 0; i++)
+		usleep(10000);
+	atomic_store(&pend_saw_abort, 0);
+	atomic_store(&pend_answer, 2);
+	uv_async_send(&f->decide);
+	wait_pend_state(PEND_DECIDED);
+	assert_int_equal(atomic_load(&pend_saw_abort), 1);
+	stop(f);
+}
+
+/* A pending request on a server that stops is aborted and still finished by its hook. */
+static void test_pre_route_pending_server_stops(void **state)
+{
+	struct fixture *f = start_hooked(0, NULL, pend_pre_route);
+	struct http_request *req;
+	int s;
+
+	(void)state;
+	s = send_pending(f, "GET /hello/x HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n");
+	stop_thread(f); /* the server and its connections are gone */
+	req = pend_req;
+	pend_req = NULL;
+	assert_non_null(req);
+	assert_int_equal(req->aborted, 1);
+	assert_null(req->hc);
+	http_request_proceed(req); /* frees it without touching the freed server */
+	close(s);
+	stop_finish(f);
+}
+
 /* Past max_connections new sockets are closed at once; a freed slot serves again. */
 static void test_connection_cap(void **state)
 {
@@ -853,6 +1118,10 @@ int main(void)
 		cmocka_unit_test(test_sync_answer_at_headers),
 		cmocka_unit_test(test_connection_cap),
 		cmocka_unit_test(test_body_stall_closes),
+		cmocka_unit_test(test_pre_route_pending_proceeds),
+		cmocka_unit_test(test_pre_route_pending_refused),
+		cmocka_unit_test(test_pre_route_pending_client_gone),
+		cmocka_unit_test(test_pre_route_pending_server_stops),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
