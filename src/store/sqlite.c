@@ -94,8 +94,13 @@ static const char *const sq_sql[STORE_SQL__COUNT] = {
     [STORE_SQL_API_TOKEN_HASH_BY_NAME] = "SELECT hash FROM api_tokens WHERE name = ?1",
     [STORE_SQL_API_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
     [STORE_SQL_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
-    [STORE_SQL_API_TOKEN_LIST] = "SELECT name, created_at, hash FROM api_tokens ORDER BY name",
+    [STORE_SQL_API_TOKEN_LIST] =
+	"SELECT name, created_at, hash, role FROM api_tokens ORDER BY name",
     [STORE_SQL_API_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE name = ?1",
+    [STORE_SQL_API_TOKEN_INSERT_ROLE] =
+	"INSERT INTO api_tokens (name, hash, created_at, role) VALUES (?1, ?2, ?3, ?4)",
+    [STORE_SQL_API_TOKEN_LOOKUP] = "SELECT id, name, role FROM api_tokens WHERE hash = ?1",
+    [STORE_SQL_API_TOKEN_ADMIN_COUNT] = "SELECT COUNT(*) FROM api_tokens WHERE role = 'admin'",
 
     [STORE_SQL_TUNNEL_SET] =
 	"INSERT INTO tunnels (cluster_id, replica, epoch, protocol, connected_since)"

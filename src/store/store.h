@@ -69,6 +69,15 @@ struct store_api_token {
 	char *name;
 	int64_t created_at;
 	char hash_prefix[13]; /* the first 12 hex digits of its SHA-256: audit rows name it so */
+	char role[16];	      /* "admin", "operator" or "viewer" */
+};
+
+/* What a request's bearer token is (store_api_token_lookup): no secret in it. */
+#define STORE_API_TOKEN_NAME_MAX 64
+struct store_api_token_info {
+	int64_t id; /* the row's id */
+	char name[STORE_API_TOKEN_NAME_MAX];
+	char role[16]; /* "admin", "operator" or "viewer" */
 };
 
 /* Which replica holds the tunnel of a cluster (store_tunnel_get). */
@@ -174,11 +183,21 @@ int store_api_token_create(struct store *s, const char *name, const char *hash, 
 int store_api_token_check(struct store *s, const char *hash, char **name_out);
 int store_api_token_count(struct store *s, int64_t *count);
 int store_api_token_list(struct store *s, struct store_api_token **out, size_t *n);
-/* -ENOENT unknown name; -EBUSY when it is the last token (nobody could log in). */
+/* -ENOENT unknown name; -EBUSY when it is the last admin token (nobody could manage tokens). */
 int store_api_token_delete(struct store *s, const char *name);
 /* Copies up to max token hashes (64 hex chars + NUL each) into out. */
 int store_api_token_hashes(struct store *s, char (*out)[65], size_t max, size_t *n);
 void store_api_token_list_free(struct store_api_token *list, size_t n);
+/*
+ * Roles (migration 004). store_api_token_create_role is
+ * store_api_token_create with a role: "admin", "operator" or "viewer"
+ * (anything else -EINVAL); store_api_token_create makes admins.
+ * store_api_token_lookup finds the token whose SHA-256 (lowercase hex) is
+ * hash: its id, name and role, or -ENOENT.
+ */
+int store_api_token_create_role(struct store *s, const char *name, const char *hash,
+				const char *role, int64_t now);
+int store_api_token_lookup(struct store *s, const char *hash, struct store_api_token_info *out);
 
 /* ---- tunnel ownership (store_tunnel.c) ---- */
 

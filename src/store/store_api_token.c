@@ -1,7 +1,7 @@
 /*
  * store_api_token.c - API tokens of the management API, kept as SHA-256
- * hashes. The rule: the last token cannot be revoked, or nobody could log
- * in any more.
+ * hashes, each with a role (viewer, operator, admin). The rule: the last
+ * admin token cannot be revoked, or nobody could manage tokens any more.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,6 +17,15 @@ static const struct store_col api_token_cols[] = {
     {SC_TEXT, AF(name), 0},
     {SC_INT64, AF(created_at), 0},
     {SC_CHARS, AF(hash_prefix), sizeof(((struct store_api_token *)0)->hash_prefix)},
+    {SC_CHARS, AF(role), sizeof(((struct store_api_token *)0)->role)},
+};
+
+#define IF(field) offsetof(struct store_api_token_info, field)
+/* STORE_SQL_API_TOKEN_LOOKUP */
+static const struct store_col api_token_info_cols[] = {
+    {SC_INT64, IF(id), 0},
+    {SC_CHARS, IF(name), sizeof(((struct store_api_token_info *)0)->name)},
+    {SC_CHARS, IF(role), sizeof(((struct store_api_token_info *)0)->role)},
 };
 
 int store_api_token_create(struct store *s, const char *name, const char *hash, int64_t now)
@@ -75,11 +84,13 @@ static int store_api_token_revoke(struct store_tx *tx, const char *name, char **
 	rc = store_tx_one(tx, STORE_SQL_API_TOKEN_HASH_BY_NAME, SV_ARGS(SV_TEXT(name)),
 			  SC_ONE(SC_TEXT), hash);
 	if (rc == 0)
-		rc = store_tx_one(tx, STORE_SQL_API_TOKEN_COUNT, SV_NONE, SC_ONE(SC_INT64), &count);
-	if (rc == 0 && count <= 1)
-		rc = -EBUSY;
-	if (rc == 0)
 		rc = store_tx_change(tx, STORE_SQL_API_TOKEN_DELETE, SV_ARGS(SV_TEXT(name)));
+	/* Counted after the delete: none left means it was the last admin. */
+	if (rc == 0)
+		rc = store_tx_one(tx, STORE_SQL_API_TOKEN_ADMIN_COUNT, SV_NONE, SC_ONE(SC_INT64),
+				  &count);
+	if (rc == 0 && count == 0)
+		rc = -EBUSY; /* rolled back by store_tx_end */
 	return rc;
 }
 
@@ -127,6 +138,38 @@ int store_api_token_hashes(struct store *s, char (*out)[65], size_t max, size_t 
 				   store_api_token_hash_row, &h);
 	*n = rc == 0 ? h.n : 0;
 	return store_tx_end(&tx, rc);
+}
+
+static int store_api_token_role_valid(const char *role)
+{
+	return role != NULL && (strcmp(role, "admin") == 0 || strcmp(role, "operator") == 0 ||
+				strcmp(role, "viewer") == 0);
+}
+
+int store_api_token_create_role(struct store *s, const char *name, const char *hash,
+				const char *role, int64_t now)
+{
+	struct store_tx tx;
+	int rc;
+
+	if (name == NULL || hash == NULL || !store_api_token_role_valid(role))
+		return -EINVAL;
+	rc = store_tx_begin(s, &tx, STORE_TX_AUTO, __func__);
+	if (rc == 0)
+		rc = store_tx_exec(&tx, STORE_SQL_API_TOKEN_INSERT_ROLE,
+				   SV_ARGS(SV_TEXT(name), SV_TEXT(hash), SV_INT(now), SV_TEXT(role)),
+				   NULL);
+	if (rc == 0)
+		store_tx_announce(&tx, STORE_CHANGE_API_TOKEN_CREATED, name, hash);
+	return store_tx_end(&tx, rc);
+}
+
+/* Not constant time, for the reason store_api_token_check gives. */
+int store_api_token_lookup(struct store *s, const char *hash, struct store_api_token_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	return store_read_one(s, __func__, STORE_SQL_API_TOKEN_LOOKUP, SV_ARGS(SV_TEXT(hash)),
+			      SC_SPEC(api_token_info_cols), out);
 }
 
 void store_api_token_list_free(struct store_api_token *list, size_t n)

@@ -71,8 +71,11 @@ enum store_sql {
 	STORE_SQL_API_TOKEN_HASH_BY_NAME, /* (name) -> hash */
 	STORE_SQL_API_TOKEN_COUNT,	  /* -> number of tokens */
 	STORE_SQL_API_TOKEN_HASHES,	  /* -> hash; in creation order */
-	STORE_SQL_API_TOKEN_LIST,	  /* -> name, created_at, hash; by name */
+	STORE_SQL_API_TOKEN_LIST,	  /* -> name, created_at, hash, role; by name */
 	STORE_SQL_API_TOKEN_DELETE,	  /* (name) */
+	STORE_SQL_API_TOKEN_INSERT_ROLE,  /* (name, hash, int created_at, role) */
+	STORE_SQL_API_TOKEN_LOOKUP,	  /* (hash) -> id, name, role */
+	STORE_SQL_API_TOKEN_ADMIN_COUNT,  /* -> number of tokens with the role admin */
 
 	/* Tunnel ownership (store_tunnel.c, store_cluster.c). */
 	/* (cluster name, replica, int epoch, protocol, int since): insert or

@@ -613,6 +613,51 @@ static void test_api_tokens(void **state)
 	store_api_token_list_free(NULL, 0);
 }
 
+/* Roles (migration 004): create with a role, look up by hash, list, the last admin kept. */
+static void test_api_token_roles(void **state)
+{
+	struct fixture *f = *state;
+	struct store_api_token_info info;
+	struct store_api_token *list = NULL;
+	char ha[65], hb[65], hc[65];
+	size_t n = 0;
+
+	hex64('a', ha);
+	hex64('b', hb);
+	hex64('c', hc);
+	/* A token made without a role is an admin, as every token was before roles. */
+	assert_int_equal(store_api_token_create(f->s, "admin", ha, NOW), 0);
+	assert_int_equal(store_api_token_create_role(f->s, "ci", hb, "viewer", NOW), 0);
+	assert_int_equal(store_api_token_create_role(f->s, "x", hc, "root", NOW), -EINVAL);
+	assert_int_equal(store_api_token_create_role(f->s, "x", hc, NULL, NOW), -EINVAL);
+	assert_int_equal(store_api_token_create_role(f->s, NULL, hc, "admin", NOW), -EINVAL);
+	assert_int_equal(store_api_token_create_role(f->s, "ci", hc, "operator", NOW), -EEXIST);
+	assert_int_equal(store_api_token_create_role(f->s, "y", hb, "operator", NOW), -EEXIST);
+	assert_int_equal(store_api_token_lookup(f->s, ha, &info), 0);
+	assert_string_equal(info.name, "admin");
+	assert_string_equal(info.role, "admin");
+	assert_true(info.id > 0);
+	assert_int_equal(store_api_token_lookup(f->s, hb, &info), 0);
+	assert_string_equal(info.name, "ci");
+	assert_string_equal(info.role, "viewer");
+	assert_int_equal(store_api_token_lookup(f->s, hc, &info), -ENOENT);
+	assert_string_equal(info.name, "");
+	assert_int_equal(store_api_token_list(f->s, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].name, "admin");
+	assert_string_equal(list[0].role, "admin");
+	assert_string_equal(list[1].role, "viewer");
+	store_api_token_list_free(list, n);
+	/* The last admin token stays even with others left; a second admin lets it go. */
+	assert_int_equal(store_api_token_delete(f->s, "admin"), -EBUSY);
+	assert_int_equal(store_api_token_lookup(f->s, ha, &info), 0); /* rolled back */
+	assert_int_equal(store_api_token_create_role(f->s, "ops", hc, "admin", NOW), 0);
+	assert_int_equal(store_api_token_delete(f->s, "admin"), 0);
+	assert_int_equal(store_api_token_lookup(f->s, ha, &info), -ENOENT);
+	assert_int_equal(store_api_token_delete(f->s, "ci"), 0);
+	assert_int_equal(store_api_token_delete(f->s, "ops"), -EBUSY);
+}
+
 /* ---- tunnel ownership ---- */
 
 static void test_tunnels(void **state)
@@ -1089,6 +1134,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_join_once_workers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_join_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_api_tokens, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_api_token_roles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tunnels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
