@@ -11,6 +11,7 @@
 #include "common/timefmt.h"
 #include "fuzz.h"
 #include "fznet.h"
+#include "server/principal.h"
 #include "server/ratelimit.h"
 #include "server/tunnels.h"
 
@@ -61,26 +62,32 @@ void fzserver_enroll(const char *name, const char *fingerprint)
 	(void)store_join_token_delete(fzs.store, name);
 }
 
-/* Stores the fuzz API token as "fuzz-admin" and loads the hashes as the server does. */
+/*
+ * Stores the fuzz API token as "fuzz-admin" (role admin) and makes the
+ * server's token cache forget what it knew, as a revoke does.
+ */
 static void fzs_install_token(void)
 {
 	struct store *st = fzs.store;
+	struct store_api_token_info info;
 
-	if (store_api_token_create(st, "fuzz-admin", fzs_token_hash, time_now()) == -EEXIST) {
+	if (store_api_token_create_role(st, "fuzz-admin", fzs_token_hash, "admin", time_now()) ==
+	    -EEXIST) {
 		(void)store_api_token_delete(st, "fuzz-admin");
-		(void)store_api_token_create(st, "fuzz-admin", fzs_token_hash, time_now());
+		(void)store_api_token_create_role(st, "fuzz-admin", fzs_token_hash, "admin",
+						  time_now());
 	}
-	FUZZ_CHECK(store_api_token_hashes(st, fzs.api_token_hashes, SERVER_MAX_API_TOKENS,
-					     &fzs.napi_tokens) == 0);
+	FUZZ_CHECK(store_api_token_lookup(st, fzs_token_hash, &info) == 0);
+	principal_cache_flush(fzs.principals);
 }
 
 void fzserver_rearm_auth(void)
 {
-	size_t i;
+	struct store_api_token_info info;
 
-	for (i = 0; i < fzs.napi_tokens; i++)
-		if (strcmp(fzs.api_token_hashes[i], fzs_token_hash) == 0)
-			return;
+	if (store_api_token_lookup(fzs.store, fzs_token_hash, &info) == 0 &&
+	    strcmp(info.name, "fuzz-admin") == 0 && strcmp(info.role, "admin") == 0)
+		return;
 	fzs_install_token();
 }
 
@@ -149,6 +156,8 @@ struct server *fzserver_start(void)
 	FUZZ_CHECK(snprintf(url, sizeof(url), "sqlite:%s/lxcm.db", fzs_dir) < (int)sizeof(url));
 	FUZZ_CHECK(store_open(url, &fzs.store) == 0);
 	secret_sha256_hex(FZSERVER_API_TOKEN, strlen(FZSERVER_API_TOKEN), fzs_token_hash);
+	fzs.principals = principal_cache_new(PRINCIPAL_CACHE_TTL_MS);
+	FUZZ_CHECK(fzs.principals != NULL);
 	fzs_install_token();
 	fzs.join_limit = ratelimit_new(1e9, 1e9);
 	tunnel_config_defaults(&fzs.tunnel_cfg);

@@ -1069,8 +1069,9 @@ void http_request_proceed(struct http_request *req)
 {
 	struct http_conn *hc = req->hc;
 
-	/* No longer the hook's: a client leaving from now on frees it. */
-	req->st &= ~(RQ_HANDLER | RQ_PENDING);
+	/* No longer the hook's: a client leaving from now on frees it. Input
+	 * still waits in hc->pending (RQ_PENDING) until the parser resumes. */
+	req->st &= ~RQ_HANDLER;
 	if (hc == NULL) {
 		hc_request_free(req);
 		return;
@@ -1085,6 +1086,7 @@ static void hc_proceed(struct http_conn *hc)
 
 	if (req == NULL || hc->conn == NULL)
 		return;
+	req->st &= ~RQ_PENDING;
 	if (hc_route_accepted(hc, req) != 0 || hc->req != req)
 		return; /* answered already; hc_finish decided what comes next */
 	hc_parse_pending(hc);

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/principal.h"
 #include "server/server.h"
 #include "common/version.h"
 #include "store/store_async.h"
@@ -32,6 +33,7 @@ struct api_job {
 	struct store_join_token token;
 	struct store_join_token *tokens;
 	struct store_api_token *api_tokens;
+	char role[16]; /* of a new API token */
 	size_t n;
 	struct store_cluster_update upd;
 	char *description;
@@ -102,7 +104,7 @@ static struct api_job *api_job_with_name(struct http_request *req, const char *w
 static void api_get_root(struct http_request *req)
 {
 	struct server *srv = req->server_data;
-	int trusted = auth_request_trusted(srv, req);
+	int trusted = principal_of(req) != NULL; /* a public route: set only for a valid token */
 	json_t *m = json_object();
 
 	json_object_set_new(m, "api_extensions", json_array());
@@ -479,9 +481,9 @@ static void api_token_delete(struct http_request *req)
 /* ---- API tokens (operators) ---- */
 
 /*
- * The hashes auth.c checks follow the store's change feed (changes.c): a
- * token made or revoked here counts from the next request, without a poke
- * from these handlers.
+ * The token cache auth.c keeps follows the store's change feed
+ * (changes.c): a token made or revoked here counts from the next request,
+ * without a poke from these handlers.
  */
 
 static void api_apitoken_list_work(struct store *s, void *arg)
@@ -505,10 +507,11 @@ static void api_apitoken_list_done(void *arg)
 			char actor[32];
 
 			snprintf(actor, sizeof(actor), "token:%s", j->api_tokens[i].hash_prefix);
-			json_array_append_new(arr, json_pack("{s:s,s:o,s:s}", "name",
+			json_array_append_new(arr, json_pack("{s:s,s:o,s:s,s:s}", "name",
 							     j->api_tokens[i].name, "created_at",
 							     api_time(j->api_tokens[i].created_at),
-							     "audit_actor", actor));
+							     "audit_actor", actor, "role",
+							     j->api_tokens[i].role));
 		}
 		http_respond_json(j->req, 200, arr);
 	}
@@ -526,13 +529,9 @@ static void api_apitoken_list(struct http_request *req)
 static void api_apitoken_create_work(struct store *s, void *arg)
 {
 	struct api_job *j = arg;
-	int64_t count = 0;
 
-	j->rc = store_api_token_count(s, &count);
-	if (j->rc == 0 && count >= SERVER_MAX_API_TOKENS)
-		j->rc = -ENOSPC;
-	if (j->rc == 0)
-		j->rc = store_api_token_create(s, j->name, j->token.secret_hash, time_now());
+	j->rc = store_api_token_create_role(s, j->name, j->token.secret_hash, j->role,
+					     time_now());
 }
 
 static void api_apitoken_create_done(void *arg)
@@ -541,17 +540,33 @@ static void api_apitoken_create_done(void *arg)
 
 	if (j->rc == -EEXIST) {
 		http_respond_error(j->req, 409, "an API token named %s already exists", j->name);
-	} else if (j->rc == -ENOSPC) {
-		http_respond_error(j->req, 409, "at most %d API tokens", SERVER_MAX_API_TOKENS);
 	} else if (j->rc < 0) {
 		handler_store_error(j->req, j->rc, "API token");
 	} else {
-		LOG_INFO("API token %s created", j->name);
+		LOG_INFO("API token %s created (role %s) by %s", j->name, j->role,
+			 principal_of(j->req) ? principal_of(j->req)->name : "?");
 		/* The only time the secret is shown. */
 		http_respond_json(j->req, 200,
 				  json_pack("{s:s,s:s}", "name", j->name, "token", j->token_text));
 	}
 	api_job_free(j);
+}
+
+/* The "role" of a new token: absent or null means admin (as before roles). 0 or -EINVAL. */
+static int api_apitoken_role(json_t *body, char *out, size_t outlen)
+{
+	json_t *v = json_object_get(body, "role");
+	struct slice role = json_is_string(v) ? slice_make(json_string_value(v),
+							    json_string_length(v))
+					      : LIT("admin");
+
+	if (v != NULL && !json_is_null(v) && !json_is_string(v))
+		return -EINVAL;
+	if (principal_role_parse(role) == PRINCIPAL_ROLE_NONE || role.len >= outlen)
+		return -EINVAL;
+	memcpy(out, role.base, role.len);
+	out[role.len] = '\0';
+	return 0;
 }
 
 static void api_apitoken_create(struct http_request *req)
@@ -576,6 +591,12 @@ static void api_apitoken_create(struct http_request *req)
 		return;
 	}
 	memcpy(j->name, json_string_value(name), json_string_length(name) + 1);
+	if (api_apitoken_role(body, j->role, sizeof(j->role)) != 0) {
+		json_decref(body);
+		http_respond_error(req, 400, "role must be admin, operator or viewer");
+		api_job_free(j);
+		return;
+	}
 	json_decref(body);
 	j->token_text = malloc(80);
 	if (j->token_text == NULL || secret_random_hex(32, secret, sizeof(secret)) != 0 ||
@@ -593,18 +614,11 @@ static void api_apitoken_create(struct http_request *req)
 /* 1 when DATA_DIR/admin.token holds the secret of the API token called name. */
 static int api_admin_file_holds(struct store *s, const char *dir, const char *name)
 {
-	char path[4200], hash[65], *text = NULL, *owner = NULL;
-	size_t len = 0;
+	char hash[65], *owner = NULL;
 	int found, same;
 
-	if (snprintf(path, sizeof(path), "%s/admin.token", dir) >= (int)sizeof(path) ||
-	    fs_read_file(path, 4096, &text, &len) != 0)
+	if (auth_admin_file_hash(dir, hash) != 0)
 		return 0;
-	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
-		len--;
-	secret_sha256_hex(text, len, hash);
-	secret_wipe(text, len);
-	free(text);
 	found = store_api_token_check(s, hash, &owner) == 0;
 	same = found && owner && strcmp(owner, name) == 0; /* compares names */
 	free(owner);
@@ -633,7 +647,9 @@ static void api_apitoken_delete_done(void *arg)
 	struct api_job *j = arg;
 
 	if (j->rc == -EBUSY) {
-		http_respond_error(j->req, 409, "%s is the last API token; create another first",
+		http_respond_error(j->req, 409,
+				   "%s is the last API token with the admin role; create another "
+				   "admin token first",
 				   j->name);
 	} else if (j->rc < 0) {
 		handler_store_error(j->req, j->rc, "API token");
@@ -653,20 +669,21 @@ static void api_apitoken_delete(struct http_request *req)
 		api_submit(j, api_apitoken_delete_work, api_apitoken_delete_done);
 }
 
+/* Each route's access level (principal.h): reading needs a viewer, changing the manager an admin. */
 const struct http_route api_routes[] = {
-	{"GET", "/1.0/auth/tokens", api_apitoken_list, 0, 0},
-	{"POST", "/1.0/auth/tokens", api_apitoken_create, 0, 0},
-	{"DELETE", "/1.0/auth/tokens/{name}", api_apitoken_delete, 0, 0},
-	{"GET", "/1.0", api_get_root, 0, 0},
-	{"GET", "/1.0/status", api_get_status, 0, 0},
-	{"GET", "/1.0/remote-cluster", api_cluster_list, 0, 0},
-	{"GET", "/1.0/remote-cluster/{name}", api_cluster_get, 0, 0},
-	{"PATCH", "/1.0/remote-cluster/{name}", api_cluster_patch, 0, 0},
-	{"DELETE", "/1.0/remote-cluster/{name}", api_cluster_delete, 0, 0},
-	{"POST", "/1.0/remote-cluster-join-token", api_token_create, 0, 0},
-	{"GET", "/1.0/remote-cluster-join-token", api_token_list, 0, 0},
-	{"DELETE", "/1.0/remote-cluster-join-token/{name}", api_token_delete, 0, 0},
+	{"GET", "/1.0/auth/tokens", api_apitoken_list, ROUTE_VIEWER, 0},
+	{"POST", "/1.0/auth/tokens", api_apitoken_create, ROUTE_ADMIN, 0},
+	{"DELETE", "/1.0/auth/tokens/{name}", api_apitoken_delete, ROUTE_ADMIN, 0},
+	{"GET", "/1.0", api_get_root, ROUTE_PUBLIC, 0},
+	{"GET", "/1.0/status", api_get_status, ROUTE_PUBLIC, 0},
+	{"GET", "/1.0/remote-cluster", api_cluster_list, ROUTE_VIEWER, 0},
+	{"GET", "/1.0/remote-cluster/{name}", api_cluster_get, ROUTE_VIEWER, 0},
+	{"PATCH", "/1.0/remote-cluster/{name}", api_cluster_patch, ROUTE_ADMIN, 0},
+	{"DELETE", "/1.0/remote-cluster/{name}", api_cluster_delete, ROUTE_ADMIN, 0},
+	{"POST", "/1.0/remote-cluster-join-token", api_token_create, ROUTE_ADMIN, 0},
+	{"GET", "/1.0/remote-cluster-join-token", api_token_list, ROUTE_VIEWER, 0},
+	{"DELETE", "/1.0/remote-cluster-join-token/{name}", api_token_delete, ROUTE_ADMIN, 0},
 	{NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", proxy_handle,
-	 HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPGRADE, 0},
+	 HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPGRADE | ROUTE_TUNNEL, 0},
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

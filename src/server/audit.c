@@ -5,13 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
-#include "net/http_hdr.h"
 #include "server/audit_journal.h"
+#include "server/principal.h"
 #include "server/server.h"
 #include "store/store_async.h"
 
@@ -296,17 +295,9 @@ void audit_log_free(struct audit_log *log)
 	uv_close((uv_handle_t *)&log->timer, audit_on_closed);
 }
 
-void audit_actor(const struct http_request *req, char out[AUDIT_ACTOR_MAX])
+void audit_actor_of(const struct principal *p, char out[AUDIT_ACTOR_MAX])
 {
-	struct slice tok = http_hdr_bearer(http_request_header(req, LIT("Authorization")));
-	char hash[65];
-
-	if (tok.base == NULL) {
-		snprintf(out, AUDIT_ACTOR_MAX, "anonymous");
-		return;
-	}
-	secret_sha256_hex(tok.base, tok.len, hash);
-	snprintf(out, AUDIT_ACTOR_MAX, "token:%.12s", hash);
+	snprintf(out, AUDIT_ACTOR_MAX, "%s", p ? p->id : "anonymous");
 }
 
 /* Makes r survive a crash before its batch is written: see audit_journal.h. */

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 struct server;
-struct http_request;
+struct principal;
 
 #define AUDIT_ACTOR_MAX 32
 #define AUDIT_REQUEST_ID_LEN 32 /* hex digits */
@@ -45,10 +45,11 @@ struct audit_entry {
 };
 
 /*
- * Names the caller without revealing its secret: "token:" and the first 12
- * hex digits of the SHA-256 of its API token, or "anonymous".
+ * The actor of a request's row: its principal's stable id ("token:" and
+ * the first 12 hex digits of the SHA-256 of its API token; principal.h),
+ * or "anonymous". Never the secret, never read from a header.
  */
-void audit_actor(const struct http_request *req, char out[AUDIT_ACTOR_MAX]);
+void audit_actor_of(const struct principal *p, char out[AUDIT_ACTOR_MAX]);
 struct audit_log *audit_log_new(struct server *srv);
 /* Writes the rows still waiting, synchronously (the loop has stopped). */
 void audit_flush_sync(struct audit_log *log);

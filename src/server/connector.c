@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/principal.h"
 #include "server/server.h"
 #include "server/tunnel_v1.h"
 #include "server/tunnels.h"
@@ -72,8 +73,17 @@ int connector_pre_route(struct http_request *req)
 	int is_join = slice_eq(req->method, LIT("POST")) &&
 		      slice_eq(req->path, LIT("/1.0/remote-cluster"));
 	int is_status = slice_eq(req->path, LIT("/1.0/status"));
+	struct principal p;
 
-	if (is_join || is_status || req->peer_fp != NULL)
+	if (req->peer_fp != NULL) {
+		/* Who it is (a certificate; which cluster, the store says later). */
+		principal_from_cluster_cert(&p, req->peer_fp);
+		if (principal_attach(req, &p) == 0)
+			return 0;
+		http_respond_error(req, 500, "out of memory");
+		return -1;
+	}
+	if (is_join || is_status)
 		return 0;
 	http_respond_error(req, 403, "a client certificate of an enrolled cluster is required");
 	return -1;

@@ -569,6 +569,7 @@ int main(int argc, char **argv)
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);
+	auth_free(&srv);
 	audit_flush_sync(srv.audit);
 	audit_log_free(srv.audit);
 	uv_run(srv.loop, UV_RUN_NOWAIT);

@@ -35,6 +35,7 @@
 #include "net/stream_pipe.h"
 #include "net/ws.h"
 #include "server/audit.h"
+#include "server/principal.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include "server/upstream.h"
@@ -614,6 +615,14 @@ static int proxy_is_websocket(struct http_request *req)
 	return req->upgrade && up.base && slice_eq_nocase(up, LIT("websocket"));
 }
 
+/* The user's key for per-user state upstream: the principal's seal (auth.c), or none. */
+static struct slice proxy_user_key(const struct principal *who)
+{
+	if (who == NULL || !who->has_seal)
+		return SLICE_NULL;
+	return slice_make((const char *)who->seal, sizeof(who->seal));
+}
+
 /* What admit looks at, before anything is built. */
 static void proxy_req_init(struct upstream_req *rq, struct http_request *req)
 {
@@ -624,7 +633,7 @@ static void proxy_req_init(struct upstream_req *rq, struct http_request *req)
 	rq->upgrade = req->upgrade;
 	rq->websocket = proxy_is_websocket(req);
 	rq->has_body = rq->websocket || req->content_length > 0 || req->chunked;
-	rq->user_key = http_hdr_bearer(http_request_header(req, LIT("Authorization")));
+	rq->user_key = proxy_user_key(principal_of(req));
 }
 
 /* An upstream's refusal, in the LXD error envelope (with Allow for a 405). */
@@ -733,7 +742,7 @@ void proxy_handle(struct http_request *req)
 		http_respond_error(req, 500, "out of memory");
 		goto out_free;
 	}
-	audit_actor(req, p->actor);
+	audit_actor_of(principal_of(req), p->actor);
 	p->websocket = rq.websocket;
 	if (p->websocket && proxy_check_websocket(p, req) != 0)
 		goto out_free;

@@ -25,7 +25,6 @@
 #define SERVER_DEFAULT_HEARTBEAT_S 60
 #define SERVER_DEFAULT_TOKEN_TTL_S (24 * 3600)
 #define SERVER_STATUS_BODY_MAX (8 * 1024 * 1024) /* heartbeats carry metrics */
-#define SERVER_MAX_API_TOKENS 64
 #define SERVER_MAX_TRUSTED_PROXIES 64
 #define SERVER_MAX_PROXY_PROTOCOL_FROM 64
 
@@ -59,6 +58,8 @@ struct server_config {
 };
 
 struct enrolled;
+struct principal_cache;
+struct auth_lookup;
 
 struct server {
 	uv_loop_t *loop;
@@ -75,9 +76,12 @@ struct server {
 	struct enrolled *enrolled; /* fingerprints of enrolled clusters (TLS sessions) */
 	struct tunnel_config tunnel_cfg;
 	char replica[128];
-	/* SHA-256 (hex) of every API token, checked in constant time. */
-	char api_token_hashes[SERVER_MAX_API_TOKENS][65];
-	size_t napi_tokens;
+	/* API tokens by hash, for a few seconds (principal.h), and the store
+	 * lookups in flight (auth.c). */
+	struct principal_cache *principals;
+	struct auth_lookup *auth_lookups;
+	size_t auth_nlookups;
+	char admin_token_hash[65]; /* SHA-256 of the token in admin.token at start, or "" */
 };
 
 /* Route tables (api.c, connector.c). */
@@ -86,13 +90,22 @@ extern const size_t api_nroutes;
 extern const struct http_route connector_routes[];
 extern const size_t connector_nroutes;
 
-/* Management authentication (auth.c): pre_route hook of the management listener. */
+/*
+ * Management authentication (auth.c): pre_route hook of the management
+ * listener. Sets the request's principal and checks the route's access
+ * (principal.h); may decide later (HTTP_PRE_ROUTE_PENDING).
+ */
 int auth_management_pre_route(struct http_request *req);
-/* Creates the admin token on first start. */
+/* Creates the admin token on first start and the token cache. */
 int auth_bootstrap(struct server *srv);
-/* 1 when the request carries a valid API token. */
-int auth_request_trusted(struct server *srv, const struct http_request *req);
-/* Change feed subscriber (data: the server): API tokens created and revoked. */
+/* Frees the token cache (after the loop has run dry). */
+void auth_free(struct server *srv);
+/* The SHA-256 (hex) of the token in DATA_DIR/admin.token. 0 or -ENOENT. Any thread. */
+int auth_admin_file_hash(const char *data_dir, char hash[65]);
+/*
+ * Change feed subscriber (data: the server): an API token created or
+ * revoked by any code path is forgotten by the token cache at once.
+ */
 struct store_change;
 void auth_on_change(const struct store_change *c, void *data);
 

@@ -12,15 +12,15 @@
  * are not kept.
  *
  * Encryption: every value is sealed with AES-256-GCM under a key that is
- * derived, per user, from that user's own secret (today the API token the
- * request carried) and a random key of the jar:
+ * derived, per user, from that user's own secret (the principal's seal,
+ * which the auth step derives from the credential the request carried,
+ * principal.h) and a random key of the jar:
  *     key = HMAC-SHA256(jar key, user secret)
  * with a fresh random 96-bit nonce per encryption and the cluster name and
  * the user id as additional data. Neither the user's secret nor the derived
  * key is stored in the jar, so the table alone (say, in a core dump taken
  * while nobody is making requests) does not open any cookie; the user id
- * used to find an entry is SHA-256(secret), which is what auth.c compares
- * tokens by anyway.
+ * used to find an entry is SHA-256(secret).
  *
  * Loop thread only. No function here fires callbacks.
  */

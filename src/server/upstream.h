@@ -90,7 +90,7 @@ struct upstream_req {
 	int has_body;
 	int upgrade;	      /* the user asked for any protocol upgrade */
 	int websocket;	      /* ... and that was a WebSocket */
-	struct slice user_key; /* who the user is for per-user state (the bearer secret) */
+	struct slice user_key; /* who the user is for per-user state (the principal's seal) */
 };
 
 /* A refusal from admit: answered as it is, in the LXD error envelope. */

@@ -1,8 +1,9 @@
 /*
  * test_changes.c - the server's caches follow the store's change feed
- * (src/server/changes.c): the API token hashes auth.c checks and the
- * enrolled set change whatever code path changed the store, and before
- * the answer to a store_run job that made the change.
+ * (src/server/changes.c): the API token cache of the auth step (a revoked
+ * or created token is forgotten) and the enrolled set change whatever
+ * code path changed the store, and before the answer to a store_run job
+ * that made the change.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +21,7 @@
 
 #include "common/secret.h"
 #include "server/enrolled.h"
+#include "server/principal.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include "store/store_async.h"
@@ -27,6 +29,7 @@
 #define NOW 1700000000
 #define TOKEN_1 "lxcm_1111111111111111111111111111111111111111111111111111111111111111"
 #define TOKEN_2 "lxcm_2222222222222222222222222222222222222222222222222222222222222222"
+#define TOKEN_3 "lxcm_3333333333333333333333333333333333333333333333333333333333333333"
 #define FP_1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define CERT "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -50,6 +53,8 @@ static int setup(void **state)
 	assert_int_equal(uv_loop_init(&f->loop), 0);
 	f->srv.loop = &f->loop;
 	assert_int_equal(store_open(f->path, &f->srv.store), 0);
+	f->srv.principals = principal_cache_new(PRINCIPAL_CACHE_TTL_MS);
+	assert_non_null(f->srv.principals);
 	f->srv.enrolled = enrolled_new();
 	f->srv.tunnels = tunnels_new(&f->srv);
 	assert_non_null(f->srv.enrolled);
@@ -68,6 +73,7 @@ static int teardown(void **state)
 	changes_stop(&f->srv);
 	tunnels_free(f->srv.tunnels);
 	enrolled_free(f->srv.enrolled);
+	principal_cache_free(f->srv.principals);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	store_close(f->srv.store);
@@ -100,23 +106,54 @@ static void pump(struct fixture *f)
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 }
 
-/* What auth_management_pre_route asks of a request with this bearer token. */
-static int trusted(struct fixture *f, const char *token)
-{
-	static struct http_request req;
-	char value[128];
-
-	assert_true((size_t)snprintf(value, sizeof(value), "Bearer %s", token) < sizeof(value));
-	memset(&req, 0, sizeof(req));
-	req.headers[0].name = LIT("Authorization");
-	req.headers[0].value = slice_cstr(value);
-	req.nheaders = 1;
-	return auth_request_trusted(&f->srv, &req);
-}
-
 static void hash_of(const char *token, char out[65])
 {
 	secret_sha256_hex(token, strlen(token), out);
+}
+
+/*
+ * What the auth step (auth_management_pre_route) decides for a request with
+ * this bearer token now: the token cache answers when it holds the hash,
+ * else the store does (the lookup a cache miss waits for).
+ */
+static int trusted(struct fixture *f, const char *token)
+{
+	struct store_api_token_info info;
+	struct principal p;
+	char h[65];
+
+	hash_of(token, h);
+	if (principal_cache_get(f->srv.principals, h, uv_now(&f->loop), &p))
+		return p.kind != PRINCIPAL_NONE;
+	return store_api_token_lookup(f->srv.store, h, &info) == 0;
+}
+
+/* A request with this token went through the auth step: the cache keeps the answer. */
+static void seen(struct fixture *f, const char *token)
+{
+	struct store_api_token_info info;
+	struct principal p;
+	char h[65];
+
+	hash_of(token, h);
+	if (store_api_token_lookup(f->srv.store, h, &info) == 0) {
+		principal_from_api_token(&p, &info, h, 0);
+		principal_cache_put(f->srv.principals, h, uv_now(&f->loop), &p,
+				    principal_cache_generation(f->srv.principals));
+	} else {
+		principal_cache_put(f->srv.principals, h, uv_now(&f->loop), NULL,
+				    principal_cache_generation(f->srv.principals));
+	}
+}
+
+/* Whether the cache holds an answer for this token. */
+static int cached(struct fixture *f, const char *token)
+{
+	struct principal p;
+	char h[65];
+
+	hash_of(token, h);
+	return principal_cache_get(f->srv.principals, h, uv_now(&f->loop), &p);
 }
 
 struct revoker {
@@ -148,19 +185,30 @@ static void test_revoke_from_elsewhere(void **state)
 	hash_of(TOKEN_2, h2);
 	assert_int_equal(store_api_token_create(f->srv.store, "admin", h1, NOW), 0);
 	assert_int_equal(store_api_token_create(f->srv.store, "ci", h2, NOW), 0);
-	assert_false(trusted(f, TOKEN_2)); /* not before the loop delivered the change */
 	pump(f);
+	seen(f, TOKEN_1);
+	seen(f, TOKEN_2);
 	assert_true(trusted(f, TOKEN_1));
 	assert_true(trusted(f, TOKEN_2));
-	assert_int_equal(f->srv.napi_tokens, 2);
+	assert_true(cached(f, TOKEN_2));
 
 	assert_int_equal(pthread_create(&th, NULL, revoke_thread, &r), 0);
 	pthread_join(th, NULL);
 	assert_int_equal(r.rc, 0);
+	assert_true(trusted(f, TOKEN_2)); /* the cache's stale answer, until the loop delivers */
 	pump(f);
+	assert_false(cached(f, TOKEN_2)); /* forgotten: the next request asks the store */
 	assert_false(trusted(f, TOKEN_2));
 	assert_true(trusted(f, TOKEN_1));
-	assert_int_equal(f->srv.napi_tokens, 1);
+	assert_true(cached(f, TOKEN_1)); /* the others stay */
+
+	/* "No such token" is forgotten too when a token with that secret is made. */
+	seen(f, TOKEN_3);
+	assert_false(trusted(f, TOKEN_3));
+	hash_of(TOKEN_3, h2);
+	assert_int_equal(store_api_token_create_role(f->srv.store, "late", h2, "viewer", NOW), 0);
+	pump(f);
+	assert_true(trusted(f, TOKEN_3));
 
 	/* The last token cannot go: nothing changes, nothing is announced. */
 	r.name = "admin";
@@ -232,8 +280,10 @@ static void test_change_before_answer(void **state)
 	assert_int_equal(store_join_token_create(f->srv.store, &t), 0);
 	pump(f);
 
+	seen(f, TOKEN_2); /* "no such token", cached */
 	run_job(f, &j, "create");
 	assert_true(j.trusted_at_done);
+	seen(f, TOKEN_2); /* the token and its role, cached */
 	run_job(f, &j, "revoke");
 	assert_false(j.trusted_at_done);
 	assert_false(trusted(f, TOKEN_2));
