@@ -856,6 +856,16 @@ static void decide(struct fixture *f, int answer)
 	wait_pend_state(PEND_DECIDED);
 }
 
+/* One request held by pre_route, then decided (answer as pend_answer); the whole response in out. */
+static void exchange(struct fixture *f, const char *req, int answer, char *out, size_t outlen)
+{
+	int s = send_pending(f, req);
+
+	decide(f, answer);
+	read_all(s, out, outlen); /* returns: the server closed */
+	close(s);
+}
+
 /* Paused at its headers, the request goes on when told: body and pipelined request included. */
 static void test_pre_route_pending_proceeds(void **state)
 {
@@ -868,14 +878,10 @@ static void test_pre_route_pending_proceeds(void **state)
 			  "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
 			  "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
 	char out[8192], *first, *second;
-	int s;
 
 	(void)state;
 	/* A pipelined request waits behind the pending one, then both are answered in order. */
-	s = send_pending(f, get);
-	decide(f, 1);
-	read_all(s, out, sizeof(out));
-	close(s);
+	exchange(f, get, 1, out, sizeof(out));
 	assert_int_equal(status_of(out), 200);
 	first = strstr(out, "\"name\":\"later\"");
 	assert_non_null(first);
@@ -886,17 +892,11 @@ static void test_pre_route_pending_proceeds(void **state)
 	*second = '\0';
 	assert_null(strstr(out, "Connection: close"));
 	/* A buffered body that arrived with the head is read once it goes on. */
-	s = send_pending(f, post);
-	decide(f, 1);
-	read_all(s, out, sizeof(out));
-	close(s);
+	exchange(f, post, 1, out, sizeof(out));
 	assert_int_equal(status_of(out), 200);
 	assert_non_null(strstr(out, "\r\n\r\nhello world"));
 	/* A streaming route's handler runs only then, and gets the whole body. */
-	s = send_pending(f, put);
-	decide(f, 1);
-	read_all(s, out, sizeof(out));
-	close(s);
+	exchange(f, put, 1, out, sizeof(out));
 	assert_int_equal(status_of(out), 200);
 	assert_non_null(strstr(out, "hello"));
 	assert_non_null(strstr(out, " world"));
@@ -946,22 +946,15 @@ static void test_pre_route_pending_refused(void **state)
 	const char *post = "POST /echo HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
 			   "Content-Length: 5\r\n\r\nhello";
 	char out[8192];
-	int s;
 
 	(void)state;
-	s = send_pending(f, get);
-	decide(f, 2);
-	read_all(s, out, sizeof(out)); /* returns: the server closed */
-	close(s);
+	exchange(f, get, 2, out, sizeof(out));
 	assert_int_equal(status_of(out), 403);
 	assert_non_null(strstr(out, "Connection: close\r\n"));
 	assert_non_null(strstr(out, "refused later"));
 	assert_non_null(strstr(out, "\"error_code\":403"));
 	assert_null(strstr(out, "\"name\":\"next\""));
-	s = send_pending(f, post);
-	decide(f, 2);
-	read_all(s, out, sizeof(out));
-	close(s);
+	exchange(f, post, 2, out, sizeof(out));
 	assert_int_equal(status_of(out), 403);
 	assert_null(strstr(out, "hello"));
 	/* A synchronous refusal is unchanged. */
