@@ -854,6 +854,14 @@ void conn_read_start(struct conn *c)
 	}
 }
 
+void conn_replay_end(struct conn *c)
+{
+	if (!(c->flags & CONN_F_ENDED) || (c->flags & CONN_F_CLOSING))
+		return;
+	c->flags |= CONN_F_END_PENDING;
+	conn_idle_start(c);
+}
+
 static int conn_check_peer(struct conn *c)
 {
 	X509 *peer = SSL_get0_peer_certificate(c->ssl);

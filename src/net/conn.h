@@ -99,6 +99,12 @@ size_t conn_write_pending(const struct conn *c);
 uint64_t conn_bytes_sent(const struct conn *c);
 void conn_read_stop(struct conn *c);
 void conn_read_start(struct conn *c);
+/*
+ * Delivers the end (on_end) once more, on the next loop turn: for a new
+ * owner of the callbacks when the old one saw the end but kept it.
+ * Nothing happens if the connection has not ended.
+ */
+void conn_replay_end(struct conn *c);
 /* Flushes queued output (and TLS close_notify), then closes. */
 void conn_shutdown(struct conn *c);
 /*

@@ -181,9 +181,12 @@ struct http_server_config {
 	 * connection and no handler runs; the hook owns it until it calls
 	 * http_request_proceed (go on: the handler runs, the body is read) or
 	 * answers it (a refusal, which closes the connection as a synchronous
-	 * one does). A client that leaves meanwhile sets req->aborted (and
-	 * calls req->on_abort if the hook set one); the hook must still finish
-	 * the request, and http_request_proceed then only frees it.
+	 * one does). The connection reads on meanwhile (into a bounded
+	 * buffer): a client that is gone (a reset) sets req->aborted (and
+	 * calls req->on_abort if the hook set one); the hook must still
+	 * finish the request, and http_request_proceed then only frees it. A
+	 * client that merely ended its side (half-close) is answered first,
+	 * as if its end were read later.
 	 */
 	int (*pre_route)(struct http_request *req);
 	/* Runs after each request is finished (for access logs and metrics). */

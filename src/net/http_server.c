@@ -75,6 +75,7 @@ struct http_conn {
 	int handshaking;  /* counted in srv->handshakes until TLS is up */
 	int upgrade_ok;	  /* the current request is an upgrade its route takes */
 	int pp;		  /* HC_PP_*: the PROXY protocol header still awaited */
+	int peer_eof;	  /* the client's end came while pre_route decided (hc_on_end) */
 	struct http_conn *prev, *next;
 };
 
@@ -106,6 +107,7 @@ static void hc_parse(struct http_conn *hc, const char *data, size_t len);
 static void hc_close(struct http_conn *hc);
 static void hc_request_free(struct http_request *req);
 static void hc_proceed(struct http_conn *hc);
+static void hc_read_on(struct http_conn *hc);
 
 void http_limits_fill_defaults(struct http_limits *l)
 {
@@ -215,7 +217,7 @@ static void hc_parse_pending(struct http_conn *hc)
 	if (hc->conn && !hc->taken &&
 	    (hc->req == NULL || !(hc->req->st & (RQ_MSG_DONE | RQ_PAUSED | RQ_PENDING))) &&
 	    !conn_is_closing(hc->conn))
-		conn_read_start(hc->conn);
+		hc_read_on(hc);
 }
 
 static void hc_next_request(struct http_conn *hc)
@@ -321,10 +323,22 @@ static void hc_close(struct http_conn *hc)
 		conn_close(hc->conn);
 }
 
+/*
+ * Reads on; or, when the client's end was seen early (while pre_route
+ * decided), closes, which is what reading it now would have done.
+ */
+static void hc_read_on(struct http_conn *hc)
+{
+	if (hc->peer_eof)
+		hc_close(hc);
+	else
+		conn_read_start(hc->conn);
+}
+
 /* A pending request's connection reads on while hc->pending has room for one more read. */
 static void hc_wait_read(struct http_conn *hc)
 {
-	if (hc->pending.len > HC_PENDING_WAIT_READ)
+	if (hc->pending.len > HC_PENDING_WAIT_READ || hc->peer_eof)
 		conn_read_stop(hc->conn);
 	else
 		conn_read_start(hc->conn);
@@ -355,6 +369,18 @@ static void hc_on_data(struct conn *c, const char *data, size_t len)
 	hc_parse(hc, data, len);
 }
 
+/*
+ * Whether reading is held back now (so the client's end is not to be
+ * acted on yet): a request is pending or complete and being answered, or
+ * queued input waits to be parsed.
+ */
+static int hc_holding(const struct http_conn *hc)
+{
+	if (hc->req)
+		return (hc->req->st & (RQ_MSG_DONE | RQ_PENDING)) != 0;
+	return hc->pending.len > 0 || hc->tmode == TM_NEXT;
+}
+
 static void hc_on_end(struct conn *c, int err)
 {
 	struct http_conn *hc = conn_data(c);
@@ -363,6 +389,18 @@ static void hc_on_end(struct conn *c, int err)
 		LOG_INFO("%s: closing %s: the connection ended inside its PROXY protocol header (%s)",
 			 hc->srv->cfg.name, conn_peer_addr(c),
 			 err == 0 ? "end of stream" : err == CONN_EPREFIX ? "too long" : uv_strerror(err));
+	/*
+	 * The client's end, read while a pre_route decided (the connection
+	 * reads on then) and seen now: the client may only have half-closed,
+	 * and would get its answers had the end not been read yet (reading
+	 * stops while a request is answered). So it is kept for when reading
+	 * would go on (hc_read_on) or for the upgrade's new owner. A reset is
+	 * a client gone: the request is aborted.
+	 */
+	if (err == 0 && hc_holding(hc)) {
+		hc->peer_eof = 1;
+		return;
+	}
 	hc_close(hc);
 }
 
@@ -1107,7 +1145,7 @@ void http_request_resume(struct http_request *req)
 	req->st &= ~RQ_PAUSED;
 	if (req->hc && req->hc->conn && !(req->st & RQ_MSG_DONE)) {
 		hc_timer(req->hc, TM_BODY, req->hc->srv->cfg.limits.body_timeout_ms);
-		conn_read_start(req->hc->conn);
+		hc_read_on(req->hc);
 	}
 }
 
@@ -1341,6 +1379,8 @@ struct conn *http_request_take_conn(struct http_request *req, char **extra, size
 	}
 	conn_set_data(c, NULL);
 	conn_set_callbacks(c, NULL);
+	if (hc->peer_eof)
+		conn_replay_end(c); /* the new owner learns of the client's end */
 	/* Parsing stopped reading at the upgrade; the new owner reads. Nothing
 	 * is delivered before the caller has set its callbacks (next turn). */
 	conn_read_start(c);

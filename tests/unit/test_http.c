@@ -132,7 +132,37 @@ static void h_slices_valid(struct http_request *req)
 	http_respond(req, ok ? 200 : 500, NULL, 0, "slices", 6);
 }
 
+/* Upgrades and owns the socket: says "up", closes when the client's end comes. */
+static atomic_int upg_end_seen;
+
+static void upg_on_end(struct conn *c, int err)
+{
+	(void)err;
+	atomic_store(&upg_end_seen, 1);
+	conn_close(c);
+}
+
+static const struct conn_callbacks upg_cbs = {.on_end = upg_on_end};
+
+static void h_upgrade(struct http_request *req)
+{
+	static const struct http_header h[] = {{LIT("Upgrade"), LIT("test")},
+					       {LIT("Connection"), LIT("Upgrade")}};
+	struct conn *c;
+	char *extra;
+	size_t n;
+
+	http_response_start(req, 101, h, 2, -1);
+	c = http_request_take_conn(req, &extra, &n);
+	free(extra);
+	if (c == NULL)
+		return;
+	conn_set_callbacks(c, &upg_cbs);
+	conn_write(c, "up", 2);
+}
+
 static const struct http_route routes[] = {
+	{"GET", "/upgrade", h_upgrade, HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPGRADE, 0},
 	{"GET", "/slices", h_slices_valid, HTTP_ROUTE_UPGRADE, 0},
 	{"POST", "/slices", h_slices_valid, 0, 0},
 	{"GET", "/hello/{name}", h_hello, 0, 0},
@@ -965,10 +995,67 @@ static void test_pre_route_pending_refused(void **state)
 	stop(f);
 }
 
+/* Closes a socket with a reset (SO_LINGER 0): the client is gone, not just done sending. */
+static void reset_close(int s)
+{
+	struct linger l = {1, 0};
+
+	assert_int_equal(setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l)), 0);
+	close(s);
+}
+
 /*
- * The client leaves while pre_route decides: the request is aborted (the
- * hook sees req->aborted), no handler runs, and finishing it frees it
- * (ASan would see a use after free or a leak).
+ * A client that only half-closes while pre_route decides still gets its
+ * answers, the pipelined one too, as when the end is read after them.
+ */
+static void test_pre_route_pending_half_close(void **state)
+{
+	struct fixture *f = start_hooked(0, NULL, pend_pre_route);
+	const char *get = "GET /hello/later HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n"
+			  "GET /hello/next HTTP/1.1\r\nHost: a\r\n\r\n";
+	char out[8192];
+	int s;
+
+	(void)state;
+	s = send_pending(f, get);
+	assert_int_equal(shutdown(s, SHUT_WR), 0);
+	usleep(200000); /* the end arrives while the hook decides */
+	decide(f, 1);
+	read_all(s, out, sizeof(out)); /* returns: the server closed after both */
+	close(s);
+	assert_int_equal(status_of(out), 200);
+	assert_non_null(strstr(out, "\"name\":\"later\""));
+	assert_non_null(strstr(out, "\"name\":\"next\""));
+	stop(f);
+}
+
+/* An upgrade whose client ended its side while pending: the new owner of the socket learns it. */
+static void test_pre_route_pending_upgrade_half_close(void **state)
+{
+	struct fixture *f = start_hooked(0, NULL, pend_pre_route);
+	const char *up = "GET /upgrade HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
+			 "Connection: Upgrade\r\nUpgrade: test\r\n\r\n";
+	char out[8192];
+	int s;
+
+	(void)state;
+	atomic_store(&upg_end_seen, 0);
+	s = send_pending(f, up);
+	assert_int_equal(shutdown(s, SHUT_WR), 0);
+	usleep(200000);
+	decide(f, 1);
+	read_all(s, out, sizeof(out)); /* returns: the new owner closed at the end */
+	close(s);
+	assert_int_equal(status_of(out), 101);
+	assert_non_null(strstr(out, "\r\n\r\nup"));
+	assert_int_equal(atomic_load(&upg_end_seen), 1);
+	stop(f);
+}
+
+/*
+ * The client leaves (a reset) while pre_route decides: the request is
+ * aborted (the hook sees req->aborted), no handler runs, and finishing it
+ * frees it (ASan would see a use after free or a leak).
  */
 static void test_pre_route_pending_client_gone(void **state)
 {
@@ -979,7 +1066,7 @@ static void test_pre_route_pending_client_gone(void **state)
 
 	(void)state;
 	s = send_pending(f, post);
-	close(s);
+	reset_close(s);
 	for (i = 0; i < 500 && http_server_connection_count(f->srv) != 0; i++)
 		usleep(10000);
 	assert_int_equal(http_server_connection_count(f->srv), 0);
@@ -987,7 +1074,7 @@ static void test_pre_route_pending_client_gone(void **state)
 	assert_int_equal(atomic_load(&pend_saw_abort), 1);
 	/* The same with a refusal as the hook's answer. */
 	s = send_pending(f, "GET /hello/x HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n");
-	close(s);
+	reset_close(s);
 	for (i = 0; i < 500 && http_server_connection_count(f->srv) != 0; i++)
 		usleep(10000);
 	atomic_store(&pend_saw_abort, 0);
@@ -1153,6 +1240,8 @@ int main(void)
 		cmocka_unit_test(test_pre_route_pending_proceeds),
 		cmocka_unit_test(test_pre_route_pending_body_with_decision),
 		cmocka_unit_test(test_pre_route_pending_refused),
+		cmocka_unit_test(test_pre_route_pending_half_close),
+		cmocka_unit_test(test_pre_route_pending_upgrade_half_close),
 		cmocka_unit_test(test_pre_route_pending_client_gone),
 		cmocka_unit_test(test_pre_route_pending_server_stops),
 	};
