@@ -148,7 +148,10 @@ static int auth_decide(struct http_request *req, const struct principal *known)
 		http_respond_error(req, 403, "invalid API token");
 		return -1;
 	}
-	rc = auth_bearer(req, &secret) == 1 ? principal_seal(&p, secret) : -EINVAL;
+	/* Only a proxied request can need the seal (tunnel v1's cookie jar). */
+	rc = 0;
+	if (access == PRINCIPAL_ACCESS_TUNNEL)
+		rc = auth_bearer(req, &secret) == 1 ? principal_seal(&p, secret) : -EINVAL;
 	if (rc == 0)
 		rc = principal_attach(req, &p);
 	secret_wipe(&p, sizeof(p));

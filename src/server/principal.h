@@ -81,7 +81,8 @@ struct principal {
 	 * Key material derived from the credential's secret (never stored, and
 	 * not derivable from the hash the store and the cache hold): tunnel v1
 	 * seals the user's LXD session cookie under it (session_cookies.h).
-	 * Only in the request's copy, wiped with the request.
+	 * Only in the copy of a proxied request (the auth step derives it for
+	 * tunnel routes only), wiped with the request.
 	 */
 	uint8_t seal[PRINCIPAL_SEAL_LEN];
 	int has_seal;
