@@ -896,6 +896,18 @@ static void exchange(struct fixture *f, const char *req, int answer, char *out, 
 	close(s);
 }
 
+/* Like exchange, the client half-closing (its end arriving while the hook decides); answer 1. */
+static void exchange_half_closed(struct fixture *f, const char *req, char *out, size_t outlen)
+{
+	int s = send_pending(f, req);
+
+	assert_int_equal(shutdown(s, SHUT_WR), 0);
+	usleep(200000);
+	decide(f, 1);
+	read_all(s, out, outlen); /* returns: the server closed */
+	close(s);
+}
+
 /* Paused at its headers, the request goes on when told: body and pipelined request included. */
 static void test_pre_route_pending_proceeds(void **state)
 {
@@ -1014,15 +1026,9 @@ static void test_pre_route_pending_half_close(void **state)
 	const char *get = "GET /hello/later HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n\r\n"
 			  "GET /hello/next HTTP/1.1\r\nHost: a\r\n\r\n";
 	char out[8192];
-	int s;
 
 	(void)state;
-	s = send_pending(f, get);
-	assert_int_equal(shutdown(s, SHUT_WR), 0);
-	usleep(200000); /* the end arrives while the hook decides */
-	decide(f, 1);
-	read_all(s, out, sizeof(out)); /* returns: the server closed after both */
-	close(s);
+	exchange_half_closed(f, get, out, sizeof(out)); /* closed after both */
 	assert_int_equal(status_of(out), 200);
 	assert_non_null(strstr(out, "\"name\":\"later\""));
 	assert_non_null(strstr(out, "\"name\":\"next\""));
@@ -1036,16 +1042,10 @@ static void test_pre_route_pending_upgrade_half_close(void **state)
 	const char *up = "GET /upgrade HTTP/1.1\r\nHost: a\r\nX-Auth: later\r\n"
 			 "Connection: Upgrade\r\nUpgrade: test\r\n\r\n";
 	char out[8192];
-	int s;
 
 	(void)state;
 	atomic_store(&upg_end_seen, 0);
-	s = send_pending(f, up);
-	assert_int_equal(shutdown(s, SHUT_WR), 0);
-	usleep(200000);
-	decide(f, 1);
-	read_all(s, out, sizeof(out)); /* returns: the new owner closed at the end */
-	close(s);
+	exchange_half_closed(f, up, out, sizeof(out)); /* the new owner closed at the end */
 	assert_int_equal(status_of(out), 101);
 	assert_non_null(strstr(out, "\r\n\r\nup"));
 	assert_int_equal(atomic_load(&upg_end_seen), 1);
