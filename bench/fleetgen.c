@@ -54,7 +54,7 @@ struct fg_cluster {
 	char *token;
 	SSL_CTX *ctx;
 	struct ws *ws;
-	struct tunnel *t;
+	struct tunnel_h2 *t;
 	uv_timer_t timer;
 	unsigned attempt;
 	uint64_t connected_at;
@@ -256,18 +256,18 @@ static int fg_send(void *io, const uint8_t *data, size_t len)
 	return ws_send(c->ws, WS_BINARY, data, len);
 }
 
-static void fg_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+static void fg_s_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_t len)
 {
 	(void)data;
-	tunnel_stream_consume(s, len);
+	tunnel_h2_stream_consume(s, len);
 }
 
-static const struct tunnel_stream_callbacks fg_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks fg_stream_cbs = {
 	.on_data = fg_s_on_data,
 };
 
 /* Every request gets 200 and a small JSON body, like a tiny LXD answer. */
-static void fg_on_request(struct tunnel *t, struct tunnel_stream *s, const struct tunnel_headers *h)
+static void fg_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
 	static const char body[] = "{\"type\":\"sync\",\"status\":\"Success\",\"status_code\":200,"
 				   "\"metadata\":{\"fleet\":true}}";
@@ -280,22 +280,22 @@ static void fg_on_request(struct tunnel *t, struct tunnel_stream *s, const struc
 	out[0] = (struct http_header){LIT(":status"), LIT("200")};
 	out[1] = (struct http_header){LIT("content-type"), LIT("application/json")};
 	out[2] = (struct http_header){LIT("content-length"), slice_cstr(clen)};
-	tunnel_stream_set_callbacks(s, &fg_stream_cbs, NULL);
-	if (tunnel_respond(s, out, 3, 1) == 0) {
-		tunnel_stream_write(s, body, sizeof(body) - 1);
-		tunnel_stream_end(s);
+	tunnel_h2_stream_set_callbacks(s, &fg_stream_cbs, NULL);
+	if (tunnel_h2_respond(s, out, 3, 1) == 0) {
+		tunnel_h2_stream_write(s, body, sizeof(body) - 1);
+		tunnel_h2_stream_end(s);
 	}
 }
 
-static void fg_on_goaway(struct tunnel *t, uint32_t code)
+static void fg_on_goaway(struct tunnel_h2 *t, uint32_t code)
 {
-	struct fg_cluster *c = tunnel_data(t);
+	struct fg_cluster *c = tunnel_h2_data(t);
 
 	(void)code;
 	c->goaway = 1;
 }
 
-static const struct tunnel_callbacks fg_tunnel_cbs = {
+static const struct tunnel_h2_callbacks fg_tunnel_cbs = {
 	.on_request = fg_on_request,
 	.on_goaway = fg_on_goaway,
 };
@@ -341,8 +341,8 @@ static void fg_on_message(struct ws *w, int opcode, const char *data, size_t len
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "binary messages only");
 		return;
 	}
-	tunnel_touch(c->t, uv_now(G.loop));
-	if (tunnel_feed(c->t, (const uint8_t *)data, len) < 0)
+	tunnel_h2_touch(c->t, uv_now(G.loop));
+	if (tunnel_h2_feed(c->t, (const uint8_t *)data, len) < 0)
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
 }
 
@@ -351,7 +351,7 @@ static void fg_on_drain(struct ws *w)
 	struct fg_cluster *c = ws_data(w);
 
 	if (c->t)
-		tunnel_flush(c->t);
+		tunnel_h2_flush(c->t);
 }
 
 static void fg_on_close(struct ws *w, int code)
@@ -362,7 +362,7 @@ static void fg_on_close(struct ws *w, int code)
 	(void)code;
 	c->ws = NULL;
 	if (c->t) {
-		tunnel_free(c->t);
+		tunnel_h2_free(c->t);
 		c->t = NULL;
 	}
 	if (c->up) {
@@ -384,7 +384,7 @@ static const struct ws_callbacks fg_ws_cbs = {
 static void fg_on_connected(struct ws *w, int status, void *arg)
 {
 	struct fg_cluster *c = arg;
-	struct tunnel_io io = {.send = fg_send, .io = c}; /* no kick: every call flushes */
+	struct tunnel_h2_io io = {.send = fg_send, .io = c}; /* no kick: every call flushes */
 
 	c->connecting = 0;
 	G.inflight--;
@@ -398,15 +398,15 @@ static void fg_on_connected(struct ws *w, int status, void *arg)
 	}
 	c->ws = w;
 	ws_set_data(w, c);
-	c->t = tunnel_new(0, NULL, &io, &fg_tunnel_cbs, c);
+	c->t = tunnel_h2_new(0, NULL, &io, &fg_tunnel_cbs, c);
 	if (c->t == NULL) {
 		ws_abort(w);
 		fg_pump_connect();
 		return;
 	}
 	c->connected_at = uv_now(G.loop);
-	tunnel_touch(c->t, c->connected_at);
-	tunnel_flush(c->t);
+	tunnel_h2_touch(c->t, c->connected_at);
+	tunnel_h2_flush(c->t);
 	c->up = 1;
 	G.nup++;
 	check_all_up();

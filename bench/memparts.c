@@ -1,7 +1,7 @@
 /*
  * memparts.c - heap bytes of the pieces of one idle tunnel on the server,
  * measured with mallinfo2 around 1000 of each: an nghttp2 session in the
- * manager role (tunnel_new) and an OpenSSL server
+ * manager role (tunnel_h2_new) and an OpenSSL server
  * SSL object after a handshake over memory BIOs (with the connector's
  * context options: SSL_MODE_RELEASE_BUFFERS, client certificate requested).
  * bench/fleet builds and runs it (same flags as fleetgen). Output: KiB per piece.
@@ -61,23 +61,23 @@ static void pump(SSL *cli, SSL *srv, BIO *c_out, BIO *s_in, BIO *s_out, BIO *c_i
 
 int main(void)
 {
-	static struct tunnel *t[N];
+	static struct tunnel_h2 *t[N];
 	static SSL *s[N];
-	struct tunnel_io io = {.send = nosend};
-	struct tunnel_config cfg = {0};
+	struct tunnel_h2_io io = {.send = nosend};
+	struct tunnel_h2_config cfg = {0};
 	struct tls_client_opts co = {0};
 	char *cp, *kp, *ccp, *ckp, err[256];
 	SSL_CTX *sctx, *cctx;
 	size_t h0;
 	int i;
 
-	tunnel_config_defaults(&cfg);
+	tunnel_h2_config_defaults(&cfg);
 	h0 = heap();
 	for (i = 0; i < N; i++) {
-		t[i] = tunnel_new(1, &cfg, &io, NULL, NULL);
-		tunnel_flush(t[i]);
+		t[i] = tunnel_h2_new(1, &cfg, &io, NULL, NULL);
+		tunnel_h2_flush(t[i]);
 	}
-	printf("nghttp2 session (tunnel_new, manager role): %.1f KiB\n",
+	printf("nghttp2 session (tunnel_h2_new, manager role): %.1f KiB\n",
 	       (double)(heap() - h0) / N / 1024);
 	/* The WebSocket codec (src/net/ws.c) keeps no buffer while idle. */
 

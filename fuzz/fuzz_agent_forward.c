@@ -12,7 +12,7 @@
  * transport say "full" now and then (a slow manager), so output waits for
  * a drain. The rest is what the manager sends after the HTTP/2 client
  * preface (added here), cut at lines "----" into transport messages, each
- * given to tunnel_feed as one WebSocket message would be; after each one
+ * given to tunnel_h2_feed as one WebSocket message would be; after each one
  * the loop runs until the agent and the upstream are quiet, flushing the
  * session after kicks as tunnel_client.c does.
  *
@@ -33,7 +33,7 @@
  * checks every path it gets with forward_path_allowed; only with
  * FUZZ_STRICT=1 until the open bug described at fz_check_path is fixed);
  * after
- * tunnel_free the loop settles back to the listener alone (no upstream
+ * tunnel_h2_free the loop settles back to the listener alone (no upstream
  * connection, timer or client left: fznet_settle), and LeakSanitizer sees
  * no struct fwd left.
  */
@@ -64,7 +64,7 @@ static struct agent fz_ag;
 static uv_pipe_t fz_listener;
 static char fz_dir[] = "/tmp/lxcm-fuzz-fwd-XXXXXX";
 static char fz_sock[sizeof(fz_dir) + 16];
-static struct tunnel *fz_t;
+static struct tunnel_h2 *fz_t;
 static uint64_t fz_activity; /* grows with anything either side does */
 static size_t fz_sent;
 static int fz_kicked, fz_slow;
@@ -403,19 +403,19 @@ static void fz_kick(void *io)
 	fz_kicked = 1;
 }
 
-static void fz_on_request(struct tunnel *t, struct tunnel_stream *s, const struct tunnel_headers *h)
+static void fz_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
 	FUZZ_CHECK(t == fz_t);
 	forward_request(&fz_ag, s, h);
 }
 
-static void fz_on_goaway(struct tunnel *t, uint32_t code)
+static void fz_on_goaway(struct tunnel_h2 *t, uint32_t code)
 {
 	(void)code;
 	FUZZ_CHECK(t == fz_t);
 }
 
-static const struct tunnel_callbacks fz_cbs = {
+static const struct tunnel_h2_callbacks fz_cbs = {
 	.on_request = fz_on_request,
 	.on_goaway = fz_on_goaway,
 };
@@ -438,7 +438,7 @@ static void fz_run_quiet(uint64_t ms)
 		uv_run(loop, UV_RUN_NOWAIT);
 		if (fz_kicked && fz_t) {
 			fz_kicked = 0;
-			(void)tunnel_flush(fz_t);
+			(void)tunnel_h2_flush(fz_t);
 		}
 		quiet = fz_activity == seen ? quiet + 1 : 0;
 	}
@@ -472,7 +472,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct tunnel_io io = {.send = fz_send, .kick = fz_kick};
+	struct tunnel_h2_io io = {.send = fz_send, .kick = fz_kick};
 	const uint8_t *p;
 	size_t len;
 	int rc;
@@ -490,26 +490,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz_sent = 0;
 	fz_kicked = 0;
 	/* NULL: the agent's own configuration (tunnel_client.c). */
-	fz_t = tunnel_new(0, NULL, &io, &fz_cbs, NULL);
+	fz_t = tunnel_h2_new(0, NULL, &io, &fz_cbs, NULL);
 	FUZZ_CHECK(fz_t != NULL);
-	rc = tunnel_feed(fz_t, (const uint8_t *)FZ_PREFACE, sizeof(FZ_PREFACE) - 1);
+	rc = tunnel_h2_feed(fz_t, (const uint8_t *)FZ_PREFACE, sizeof(FZ_PREFACE) - 1);
 	FUZZ_CHECK(rc == 0);
 	while (rc == 0 && (p = fuzz_next_part(&data, &size, &len)) != NULL) {
-		tunnel_touch(fz_t, uv_now(fznet_loop()));
-		rc = tunnel_feed(fz_t, p, len);
+		tunnel_h2_touch(fz_t, uv_now(fznet_loop()));
+		rc = tunnel_h2_feed(fz_t, p, len);
 		FUZZ_CHECK(rc == 0 || rc == -EPROTO || rc == -EPIPE);
-		if (rc == 0 && !tunnel_alive(fz_t))
+		if (rc == 0 && !tunnel_h2_alive(fz_t))
 			break;
 		fz_kicked = 1;
 		fz_run_quiet(200);
 	}
-	if (rc == 0 && tunnel_alive(fz_t)) {
-		(void)tunnel_goaway(fz_t);
+	if (rc == 0 && tunnel_h2_alive(fz_t)) {
+		(void)tunnel_h2_goaway(fz_t);
 		fz_kicked = 1;
 		fz_run_quiet(50);
 	}
 	/* What tunnel_client.c does when the WebSocket closes. */
-	tunnel_free(fz_t);
+	tunnel_h2_free(fz_t);
 	fz_t = NULL;
 	fznet_settle(8000, "fuzz_agent_forward");
 	return 0;

@@ -23,7 +23,7 @@
  *                gets the last one; no script: 200 with a small body). A
  *                block is lines of commands, run in order:
  *     s CODE          the :status to answer (default 200)
- *     h NAME VALUE    a response header (tunnel_respond lowercases it)
+ *     h NAME VALUE    a response header (tunnel_h2_respond lowercases it)
  *     hx NAME N       a header whose value is N bytes
  *     respond         send the headers, a body follows
  *     respond-end     send the headers with END_STREAM
@@ -111,7 +111,7 @@ static uint64_t fz_activity;
 /* ---- the fake agent's tunnel ---- */
 
 static struct ws *fz_ws;
-static struct tunnel *fz_t;
+static struct tunnel_h2 *fz_t;
 static int fz_connecting, fz_kicked, fz_recycle;
 static int fz_desync; /* raw frames: the agent's session no longer knows its streams */
 /*
@@ -125,7 +125,7 @@ static uint64_t fz_quiet_ms = FZ_QUIET_MS; /* FUZZ_QUIET_MS overrides (debugging
 static int fz_hold; /* this input holds the user's write side open (FZ_F_HOLD) */
 
 struct fz_stream {
-	struct tunnel_stream *s;
+	struct tunnel_h2_stream *s;
 	int32_t id;
 	const char *pc, *stop; /* the rest of its block */
 	int body_done, closed, echo, noconsume, waiting, responded;
@@ -191,7 +191,7 @@ static const char *const fz_stripped[] = {
 	"sec-websocket-accept", "expect",
 };
 
-static void fz_fail_headers(const struct tunnel_headers *h, const char *why)
+static void fz_fail_headers(const struct tunnel_h2_headers *h, const char *why)
 {
 	size_t i;
 
@@ -222,14 +222,14 @@ static int fz_has_lxcm_cookie(struct slice v)
 	return 0;
 }
 
-static void fz_check_request(const struct tunnel_headers *h)
+static void fz_check_request(const struct tunnel_h2_headers *h)
 {
 	size_t i, j, fwd = 0, xff = 0, xfp = 0, clen = 0;
-	struct slice m = tunnel_header(h, LIT(":method"));
+	struct slice m = tunnel_h2_header(h, LIT(":method"));
 
-	if (m.base == NULL || tunnel_header(h, LIT(":path")).base == NULL)
+	if (m.base == NULL || tunnel_h2_header(h, LIT(":path")).base == NULL)
 		fz_fail_headers(h, "no :method or :path");
-	if (slice_eq(m, LIT("CONNECT")) && !slice_eq(tunnel_header(h, LIT(":protocol")),
+	if (slice_eq(m, LIT("CONNECT")) && !slice_eq(tunnel_h2_header(h, LIT(":protocol")),
 						     LIT("websocket")))
 		fz_fail_headers(h, "a CONNECT without :protocol websocket");
 	for (i = 0; i < h->n; i++) {
@@ -266,44 +266,44 @@ static uint64_t fz_fnv(uint64_t h, const void *data, size_t len)
 	return h;
 }
 
-/* tunnel_stream_write, counting what the stream will carry. */
+/* tunnel_h2_stream_write, counting what the stream will carry. */
 static void fz_write(struct fz_stream *st, const void *data, size_t len)
 {
-	if (tunnel_stream_write(st->s, data, len) >= 0) {
+	if (tunnel_h2_stream_write(st->s, data, len) >= 0) {
 		st->out_len += len;
 		st->out_hash = fz_fnv(st->out_hash, data, len);
 	}
 }
 
-static void fz_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+static void fz_s_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_t len)
 {
-	struct fz_stream *st = tunnel_stream_data(s);
+	struct fz_stream *st = tunnel_h2_stream_data(s);
 
 	fz_activity++;
 	if (st->echo)
 		fz_write(st, data, len);
 	if (!st->noconsume)
-		tunnel_stream_consume(s, len);
+		tunnel_h2_stream_consume(s, len);
 }
 
-static void fz_s_on_end(struct tunnel_stream *s)
+static void fz_s_on_end(struct tunnel_h2_stream *s)
 {
-	struct fz_stream *st = tunnel_stream_data(s);
+	struct fz_stream *st = tunnel_h2_stream_data(s);
 
 	fz_activity++;
 	st->body_done = 1;
 	fz_wake();
 }
 
-static void fz_s_on_drain(struct tunnel_stream *s)
+static void fz_s_on_drain(struct tunnel_h2_stream *s)
 {
 	(void)s;
 	fz_activity++;
 }
 
-static void fz_s_on_close(struct tunnel_stream *s, uint32_t code)
+static void fz_s_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
-	struct fz_stream *st = tunnel_stream_data(s);
+	struct fz_stream *st = tunnel_h2_stream_data(s);
 
 	(void)code;
 	fz_activity++;
@@ -311,14 +311,14 @@ static void fz_s_on_close(struct tunnel_stream *s, uint32_t code)
 	st->s = NULL;
 }
 
-static const struct tunnel_stream_callbacks fz_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks fz_stream_cbs = {
 	.on_data = fz_s_on_data,
 	.on_end = fz_s_on_end,
 	.on_drain = fz_s_on_drain,
 	.on_close = fz_s_on_close,
 };
 
-static void fz_on_request(struct tunnel *t, struct tunnel_stream *s, const struct tunnel_headers *h)
+static void fz_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
 	struct fz_stream *st;
 	size_t b;
@@ -327,20 +327,20 @@ static void fz_on_request(struct tunnel *t, struct tunnel_stream *s, const struc
 	fz_activity++;
 	fz_check_request(h);
 	if (getenv("FUZZ_VERBOSE"))
-		fprintf(stderr, "agent: %.*s %.*s\n", (int)tunnel_header(h, LIT(":method")).len,
-			tunnel_header(h, LIT(":method")).base,
-			(int)tunnel_header(h, LIT(":path")).len, tunnel_header(h, LIT(":path")).base);
+		fprintf(stderr, "agent: %.*s %.*s\n", (int)tunnel_h2_header(h, LIT(":method")).len,
+			tunnel_h2_header(h, LIT(":method")).base,
+			(int)tunnel_h2_header(h, LIT(":path")).len, tunnel_h2_header(h, LIT(":path")).base);
 	if (fz_nst == FZ_MAX_STREAMS) {
-		tunnel_stream_reset(s, 7 /* REFUSED_STREAM */);
+		tunnel_h2_stream_reset(s, 7 /* REFUSED_STREAM */);
 		return;
 	}
 	st = calloc(1, sizeof(*st));
 	FUZZ_CHECK(st != NULL);
 	fz_st[fz_nst] = st;
 	st->s = s;
-	st->id = tunnel_stream_id(s);
+	st->id = tunnel_h2_stream_id(s);
 	st->out_hash = 14695981039346656037ull;
-	st->is_connect = slice_eq(tunnel_header(h, LIT(":method")), LIT("CONNECT"));
+	st->is_connect = slice_eq(tunnel_h2_header(h, LIT(":method")), LIT("CONNECT"));
 	snprintf(st->tag, sizeof(st->tag), "%zu", fz_nst);
 	if (fz_nblocks == 0) {
 		st->pc = fz_default_script;
@@ -363,18 +363,18 @@ static void fz_on_request(struct tunnel *t, struct tunnel_stream *s, const struc
 		else
 			break;
 	}
-	tunnel_stream_set_callbacks(s, &fz_stream_cbs, st);
+	tunnel_h2_stream_set_callbacks(s, &fz_stream_cbs, st);
 	fz_wake();
 }
 
-static void fz_on_goaway(struct tunnel *t, uint32_t code)
+static void fz_on_goaway(struct tunnel_h2 *t, uint32_t code)
 {
 	(void)t;
 	(void)code;
 	fz_recycle = 1;
 }
 
-static const struct tunnel_callbacks fz_tunnel_cbs = {
+static const struct tunnel_h2_callbacks fz_tunnel_cbs = {
 	.on_request = fz_on_request,
 	.on_goaway = fz_on_goaway,
 };
@@ -408,7 +408,7 @@ static void fz_raw_send(const uint8_t *p, size_t n)
 {
 	/* What the session has queued goes first, so frames stay in order. */
 	if (fz_t)
-		(void)tunnel_flush(fz_t);
+		(void)tunnel_h2_flush(fz_t);
 	if (fz_ws && n)
 		(void)ws_send(fz_ws, WS_BINARY, p, n);
 	fz_activity++;
@@ -538,7 +538,7 @@ static void fz_respond(struct fz_stream *st, int has_body)
 		fz_agent_clean = 0; /* a second HEADERS: trailers or an error */
 	st->responded = 1;
 	all[nall++] = (struct http_header){LIT("x-fz-stream"), slice_cstr(st->tag)};
-	(void)tunnel_respond(st->s, all, nall, has_body);
+	(void)tunnel_h2_respond(st->s, all, nall, has_body);
 }
 
 /* Splits "word rest" (rest after one space). */
@@ -582,12 +582,12 @@ static void fz_do_line(struct fz_stream *st, struct slice line)
 			memset(zeros, 'd', sizeof(zeros));
 		fz_write(st, zeros, fz_num(a, sizeof(zeros)));
 	} else if (slice_eq(cmd, LIT("end"))) {
-		st->ended_ok = tunnel_stream_end(st->s) == 0;
+		st->ended_ok = tunnel_h2_stream_end(st->s) == 0;
 	} else if (slice_eq(cmd, LIT("rst"))) {
-		tunnel_stream_reset(st->s, (uint32_t)fz_num(a, 0xffffffffu));
+		tunnel_h2_stream_reset(st->s, (uint32_t)fz_num(a, 0xffffffffu));
 	} else if (slice_eq(cmd, LIT("goaway"))) {
 		if (fz_t)
-			(void)tunnel_goaway(fz_t);
+			(void)tunnel_h2_goaway(fz_t);
 		fz_recycle = 1;
 	} else if (slice_eq(cmd, LIT("wait"))) {
 		st->waiting = 1;
@@ -660,7 +660,7 @@ static void fz_on_pump(uv_idle_t *h)
 		busy |= fz_run_script(fz_st[i]);
 	while (fz_kicked && fz_t && fz_ws && turns++ < 64) {
 		fz_kicked = 0;
-		(void)tunnel_flush(fz_t);
+		(void)tunnel_h2_flush(fz_t);
 	}
 	fz_kicked = 0;
 	if (!busy)
@@ -676,8 +676,8 @@ static void fz_ws_on_message(struct ws *w, int opcode, const char *data, size_t 
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "binary messages only");
 		return;
 	}
-	tunnel_touch(fz_t, uv_now(fznet_loop()));
-	if (tunnel_feed(fz_t, (const uint8_t *)data, len) < 0 || !tunnel_alive(fz_t))
+	tunnel_h2_touch(fz_t, uv_now(fznet_loop()));
+	if (tunnel_h2_feed(fz_t, (const uint8_t *)data, len) < 0 || !tunnel_h2_alive(fz_t))
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
 	fz_wake();
 }
@@ -687,7 +687,7 @@ static void fz_ws_on_drain(struct ws *w)
 	(void)w;
 	fz_activity++;
 	if (fz_t)
-		(void)tunnel_flush(fz_t);
+		(void)tunnel_h2_flush(fz_t);
 }
 
 static void fz_ws_on_close(struct ws *w, int code)
@@ -697,7 +697,7 @@ static void fz_ws_on_close(struct ws *w, int code)
 	fz_activity++;
 	fz_ws = NULL;
 	if (fz_t) {
-		tunnel_free(fz_t); /* our streams get on_close */
+		tunnel_h2_free(fz_t); /* our streams get on_close */
 		fz_t = NULL;
 	}
 }
@@ -710,9 +710,9 @@ static const struct ws_callbacks fz_ws_cbs = {
 
 static void fz_on_connected(struct ws *w, int status, void *arg)
 {
-	struct tunnel_io io = {.send = fz_send, .kick = fz_kick, .writable = fz_writable};
+	struct tunnel_h2_io io = {.send = fz_send, .kick = fz_kick, .writable = fz_writable};
 	/* Small windows and queues: backpressure with small inputs. */
-	struct tunnel_config cfg = {.stream_window = 65535, .stream_out_high = 16384};
+	struct tunnel_h2_config cfg = {.stream_window = 65535, .stream_out_high = 16384};
 
 	(void)arg;
 	fz_connecting = 0;
@@ -721,11 +721,11 @@ static void fz_on_connected(struct ws *w, int status, void *arg)
 		return;
 	}
 	fz_ws = w;
-	tunnel_config_defaults(&cfg);
-	fz_t = tunnel_new(0, &cfg, &io, &fz_tunnel_cbs, NULL);
+	tunnel_h2_config_defaults(&cfg);
+	fz_t = tunnel_h2_new(0, &cfg, &io, &fz_tunnel_cbs, NULL);
 	FUZZ_CHECK(fz_t != NULL);
-	tunnel_touch(fz_t, uv_now(fznet_loop()));
-	(void)tunnel_flush(fz_t);
+	tunnel_h2_touch(fz_t, uv_now(fznet_loop()));
+	(void)tunnel_h2_flush(fz_t);
 }
 
 static struct tunnel_entry *fz_entry(void)
@@ -758,8 +758,8 @@ static int fz_settled(size_t want)
 		want = fz_ws || fz_connecting ? fz_base_up : fz_base_down;
 
 	return fznet_handle_count() == want && fznet_loop()->active_reqs.count == 0 &&
-	       (e == NULL || e->t == NULL || tunnel_active_streams(e->t) == 0) &&
-	       (fz_t == NULL || fz_desync || tunnel_active_streams(fz_t) == 0) &&
+	       (e == NULL || e->t == NULL || tunnel_h2_active_streams(e->t) == 0) &&
+	       (fz_t == NULL || fz_desync || tunnel_h2_active_streams(fz_t) == 0) &&
 	       !uv_is_active((uv_handle_t *)&fz_pump);
 }
 
@@ -776,8 +776,8 @@ static void fz_wait_settled(size_t want, const char *what)
 				"fuzz_proxy: %s: the loop did not settle: %zu handles (idle: %zu), "
 				"%u requests, server streams %zu, agent streams %zu\n",
 				what, fznet_handle_count(), want, fznet_loop()->active_reqs.count,
-				e && e->t ? tunnel_active_streams(e->t) : 0,
-				fz_t ? tunnel_active_streams(fz_t) : 0);
+				e && e->t ? tunnel_h2_active_streams(e->t) : 0,
+				fz_t ? tunnel_h2_active_streams(fz_t) : 0);
 			uv_print_all_handles(fznet_loop(), stderr);
 			abort();
 		}
@@ -809,7 +809,7 @@ static void fz_tunnel_up(void)
 		fz_step(-1, 0, 5);
 		FUZZ_CHECK(fz_connecting || fz_ws != NULL);
 		e = fz_entry();
-		if (fz_ws && e && e->t && tunnel_connect_protocol_enabled(e->t))
+		if (fz_ws && e && e->t && tunnel_h2_connect_protocol_enabled(e->t))
 			break;
 	}
 }
@@ -817,7 +817,7 @@ static void fz_tunnel_up(void)
 /* Takes a tunnel an input broke (or said GOAWAY on) down and dials a new one. */
 static void fz_tunnel_renew(void)
 {
-	if (fz_ws && !fz_recycle && fz_t && tunnel_alive(fz_t) && fz_entry() != NULL)
+	if (fz_ws && !fz_recycle && fz_t && tunnel_h2_alive(fz_t) && fz_entry() != NULL)
 		return;
 	if (fz_ws)
 		ws_abort(fz_ws);
@@ -1131,7 +1131,7 @@ static void fz_rescue(void)
 {
 	uint64_t until = fz_now() + 30;
 
-	while (fz_now() < until && fz_t && tunnel_active_streams(fz_t) > 0)
+	while (fz_now() < until && fz_t && tunnel_h2_active_streams(fz_t) > 0)
 		fz_step(-1, 0, 1);
 	fz_wake();
 }

@@ -160,7 +160,7 @@ struct server *fzserver_start(void)
 	FUZZ_CHECK(fzs.principals != NULL);
 	fzs_install_token();
 	fzs.join_limit = ratelimit_new(1e9, 1e9);
-	tunnel_config_defaults(&fzs.tunnel_cfg);
+	tunnel_h2_config_defaults(&fzs.tunnel_cfg);
 	fzs.tunnels = tunnels_new(&fzs);
 	FUZZ_CHECK(fzs.join_limit != NULL && fzs.tunnels != NULL);
 	/* The API token hashes and the tunnels follow the store, as in lxcm-server. */

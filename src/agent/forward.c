@@ -7,7 +7,7 @@
  * upstream HTTP/1.1 request; bodies stream both ways with backpressure:
  *   stream DATA -> http_client_write; 0 -> the bytes are credited to the
  *                  stream window only on the client's on_drain
- *   upstream body -> tunnel_stream_write; 0 -> http_client_pause until the
+ *   upstream body -> tunnel_h2_stream_write; 0 -> http_client_pause until the
  *                  stream's on_drain
  * Extended CONNECT streams (RFC 8441, :protocol websocket) become an
  * HTTP/1.1 WebSocket upgrade against LXD; after its 101 we answer 200 and
@@ -41,7 +41,7 @@
 
 struct fwd {
 	struct agent *ag;
-	struct tunnel_stream *s; /* NULL once closed */
+	struct tunnel_h2_stream *s; /* NULL once closed */
 	struct http_client *cl;	 /* NULL when not started or done */
 	int piping;		 /* a stream_pipe carries the upgraded WebSocket */
 	char method[16];
@@ -134,7 +134,7 @@ static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
 	if (f->s == NULL)
 		return;
 	if (f->responded) {
-		tunnel_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
+		tunnel_h2_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
 	va_start(ap, fmt);
@@ -146,11 +146,11 @@ static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
 	h[1] = (struct http_header){LIT("content-type"), LIT("application/json")};
 	body = envelope_error(status, msg, &len);
 	f->responded = 1;
-	if (tunnel_respond(f->s, h, 2, 1) == 0 && body)
-		tunnel_stream_write(f->s, body, len);
+	if (tunnel_h2_respond(f->s, h, 2, 1) == 0 && body)
+		tunnel_h2_stream_write(f->s, body, len);
 	free(body);
 	if (f->s)
-		tunnel_stream_end(f->s);
+		tunnel_h2_stream_end(f->s);
 }
 
 /* ---- upstream response -> stream ---- */
@@ -158,7 +158,7 @@ static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
 static void fwd_on_head(struct http_client *cl, const struct http_response_head *h)
 {
 	struct fwd *f = http_client_data(cl);
-	struct http_header out[TUNNEL_MAX_HEADERS];
+	struct http_header out[TUNNEL_H2_MAX_HEADERS];
 	char st[8], clen[24];
 	size_t i, n = 0;
 	int has_body;
@@ -167,20 +167,20 @@ static void fwd_on_head(struct http_client *cl, const struct http_response_head 
 		return;
 	snprintf(st, sizeof(st), "%d", h->status);
 	out[n++] = (struct http_header){LIT(":status"), slice_cstr(st)};
-	for (i = 0; i < h->nheaders && n < TUNNEL_MAX_HEADERS - 1; i++)
+	for (i = 0; i < h->nheaders && n < TUNNEL_H2_MAX_HEADERS - 1; i++)
 		if (!fwd_skip(h->headers, h->nheaders, h->headers[i].name))
 			out[n++] = h->headers[i];
-	if (h->content_length >= 0 && n < TUNNEL_MAX_HEADERS) {
+	if (h->content_length >= 0 && n < TUNNEL_H2_MAX_HEADERS) {
 		snprintf(clen, sizeof(clen), "%lld", (long long)h->content_length);
 		out[n++] = (struct http_header){LIT("content-length"), slice_cstr(clen)};
 	}
 	has_body = strcmp(f->method, "HEAD") != 0 && h->status != 204 && h->status != 304 &&
 		   h->content_length != 0;
 	f->responded = 1;
-	if (tunnel_respond(f->s, out, n, has_body) < 0) {
+	if (tunnel_h2_respond(f->s, out, n, has_body) < 0) {
 		http_client_cancel(cl);
 		f->cl = NULL;
-		tunnel_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
+		tunnel_h2_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
 	}
 }
 
@@ -191,7 +191,7 @@ static void fwd_on_body(struct http_client *cl, const char *data, size_t len)
 
 	if (f->s == NULL)
 		return;
-	rc = tunnel_stream_write(f->s, data, len);
+	rc = tunnel_h2_stream_write(f->s, data, len);
 	if (rc == 0)
 		http_client_pause(cl);
 }
@@ -203,7 +203,7 @@ static void fwd_on_done(struct http_client *cl, int err)
 	f->cl = NULL;
 	if (err == 0) {
 		if (f->s)
-			tunnel_stream_end(f->s);
+			tunnel_h2_stream_end(f->s);
 	} else if (f->s) {
 		LOG_WARN("upstream %s %s failed: %s", f->method, f->path, strerror(-err));
 		fwd_error(f, 502, "the agent cannot reach LXD at %s", f->ag->cfg.up.url);
@@ -216,7 +216,7 @@ static void fwd_on_client_drain(struct http_client *cl)
 	struct fwd *f = http_client_data(cl);
 
 	if (f->s && f->unconsumed) {
-		tunnel_stream_consume(f->s, f->unconsumed);
+		tunnel_h2_stream_consume(f->s, f->unconsumed);
 		f->unconsumed = 0;
 	}
 }
@@ -237,7 +237,7 @@ static void fwd_on_upgrade(struct http_client *cl, const struct http_response_he
 			   struct conn *c, const char *extra, size_t extra_len)
 {
 	struct fwd *f = http_client_data(cl);
-	struct tunnel_stream *s;
+	struct tunnel_h2_stream *s;
 	struct http_header out[2];
 	char accept[32];
 	size_t i, n = 0;
@@ -260,9 +260,9 @@ static void fwd_on_upgrade(struct http_client *cl, const struct http_response_he
 		return;
 	}
 	f->responded = 1;
-	if (tunnel_respond(f->s, out, n, 1) < 0) {
+	if (tunnel_h2_respond(f->s, out, n, 1) < 0) {
 		conn_close(c);
-		tunnel_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
+		tunnel_h2_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
 	/* From here the pipe owns LXD's socket and the stream. */
@@ -287,13 +287,13 @@ static const struct http_client_callbacks fwd_client_cbs = {
 
 static void fwd_start(struct fwd *f, int64_t body_len)
 {
-	struct http_header h[TUNNEL_MAX_HEADERS + 6];
+	struct http_header h[TUNNEL_H2_MAX_HEADERS + 6];
 	struct http_client_opts opts;
 	const char *p = f->head.data;
 	size_t i, n = 0;
 
 	f->started = 1;
-	for (i = 0; i < f->nhdr && n < TUNNEL_MAX_HEADERS; i++) {
+	for (i = 0; i < f->nhdr && n < TUNNEL_H2_MAX_HEADERS; i++) {
 		size_t nl = strlen(p), vl = strlen(p + nl + 1);
 
 		h[n].name = slice_make(p, nl);
@@ -330,29 +330,29 @@ static void fwd_start(struct fwd *f, int64_t body_len)
 
 /* ---- stream callbacks ---- */
 
-static void fwd_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+static void fwd_s_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_t len)
 {
-	struct fwd *f = tunnel_stream_data(s);
+	struct fwd *f = tunnel_h2_stream_data(s);
 	int rc;
 
 	if (!f->started)
 		fwd_start(f, f->content_length >= 0 ? f->content_length : -1);
 	if (f->cl == NULL) {
-		tunnel_stream_consume(s, len);
+		tunnel_h2_stream_consume(s, len);
 		return;
 	}
 	rc = http_client_write(f->cl, data, len);
 	if (rc == 1)
-		tunnel_stream_consume(s, len);
+		tunnel_h2_stream_consume(s, len);
 	else if (rc == 0)
 		f->unconsumed += len;
 	else
-		tunnel_stream_consume(s, len);
+		tunnel_h2_stream_consume(s, len);
 }
 
-static void fwd_s_on_end(struct tunnel_stream *s)
+static void fwd_s_on_end(struct tunnel_h2_stream *s)
 {
-	struct fwd *f = tunnel_stream_data(s);
+	struct fwd *f = tunnel_h2_stream_data(s);
 
 	f->body_ended = 1;
 	if (!f->started) {
@@ -363,17 +363,17 @@ static void fwd_s_on_end(struct tunnel_stream *s)
 		http_client_end(f->cl);
 }
 
-static void fwd_s_on_drain(struct tunnel_stream *s)
+static void fwd_s_on_drain(struct tunnel_h2_stream *s)
 {
-	struct fwd *f = tunnel_stream_data(s);
+	struct fwd *f = tunnel_h2_stream_data(s);
 
 	if (f->cl)
 		http_client_resume(f->cl);
 }
 
-static void fwd_s_on_close(struct tunnel_stream *s, uint32_t code)
+static void fwd_s_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
-	struct fwd *f = tunnel_stream_data(s);
+	struct fwd *f = tunnel_h2_stream_data(s);
 
 	(void)code;
 	f->s = NULL;
@@ -384,7 +384,7 @@ static void fwd_s_on_close(struct tunnel_stream *s, uint32_t code)
 	fwd_maybe_free(f);
 }
 
-static const struct tunnel_stream_callbacks fwd_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks fwd_stream_cbs = {
 	.on_data = fwd_s_on_data,
 	.on_end = fwd_s_on_end,
 	.on_drain = fwd_s_on_drain,
@@ -392,7 +392,7 @@ static const struct tunnel_stream_callbacks fwd_stream_cbs = {
 };
 
 /* Copies the headers LXD should see into f->head as name\0value\0 pairs. */
-static int fwd_copy_headers(struct fwd *f, const struct tunnel_headers *h)
+static int fwd_copy_headers(struct fwd *f, const struct tunnel_h2_headers *h)
 {
 	size_t i;
 	long long v;
@@ -421,22 +421,22 @@ static int fwd_copy_headers(struct fwd *f, const struct tunnel_headers *h)
 	return 0;
 }
 
-void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tunnel_headers *h)
+void forward_request(struct agent *ag, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
-	struct slice method = tunnel_header(h, LIT(":method"));
-	struct slice path = tunnel_header(h, LIT(":path"));
-	struct slice proto = tunnel_header(h, LIT(":protocol"));
+	struct slice method = tunnel_h2_header(h, LIT(":method"));
+	struct slice path = tunnel_h2_header(h, LIT(":path"));
+	struct slice proto = tunnel_h2_header(h, LIT(":protocol"));
 	struct fwd *f = calloc(1, sizeof(*f));
 
 	if (f == NULL) {
-		tunnel_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+		tunnel_h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
 		return;
 	}
 	f->ag = ag;
 	f->s = s;
 	f->content_length = -1;
-	buf_init(&f->head, TUNNEL_MAX_HEADER_BYTES);
-	tunnel_stream_set_callbacks(s, &fwd_stream_cbs, f);
+	buf_init(&f->head, TUNNEL_H2_MAX_HEADER_BYTES);
+	tunnel_h2_stream_set_callbacks(s, &fwd_stream_cbs, f);
 	if (method.len == 0 || method.len >= sizeof(f->method) || path.len == 0 ||
 	    path.len >= sizeof(f->path) || memchr(path.base, '\0', path.len)) {
 		fwd_error(f, 400, "invalid request");
@@ -444,7 +444,7 @@ void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tun
 	}
 	memcpy(f->method, method.base, method.len);
 	memcpy(f->path, path.base, path.len);
-	LOG_DEBUG("stream %d: %s %s", tunnel_stream_id(s), f->method, f->path);
+	LOG_DEBUG("stream %d: %s %s", tunnel_h2_stream_id(s), f->method, f->path);
 	if (slice_eq(method, LIT("CONNECT"))) {
 		if (!slice_eq(proto, LIT("websocket"))) {
 			fwd_error(f, 501, "only WebSocket CONNECT streams are supported");

@@ -10,7 +10,7 @@
 #include "net/tunnel_h2.h"
 
 /* Serves one request stream (called from the tunnel's on_request). */
-void forward_request(struct agent *ag, struct tunnel_stream *s, const struct tunnel_headers *h);
+void forward_request(struct agent *ag, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h);
 /*
  * 1 when the path of target (a request target: its query is not looked at)
  * passes the path rule of every hop (http_hdr_path_check: no dot segments,

@@ -29,7 +29,7 @@ struct tunnel_client {
 	uv_timer_t timer; /* reconnect delay, then the liveness tick */
 	uv_idle_t flusher; /* flushes the session on the next loop turn */
 	struct ws *ws;
-	struct tunnel *t;
+	struct tunnel_h2 *t;
 	unsigned attempt;
 	size_t addr;
 	uint64_t connected_at;
@@ -85,16 +85,16 @@ static int tc_send(void *io, const uint8_t *data, size_t len)
 	return ws_send(tc->ws, WS_BINARY, data, len);
 }
 
-static void tc_on_request(struct tunnel *t, struct tunnel_stream *s, const struct tunnel_headers *h)
+static void tc_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
-	struct tunnel_client *tc = tunnel_data(t);
+	struct tunnel_client *tc = tunnel_h2_data(t);
 
 	forward_request(tc->ag, s, h);
 }
 
-static void tc_on_goaway(struct tunnel *t, uint32_t code)
+static void tc_on_goaway(struct tunnel_h2 *t, uint32_t code)
 {
-	struct tunnel_client *tc = tunnel_data(t);
+	struct tunnel_client *tc = tunnel_h2_data(t);
 
 	LOG_INFO("the manager is closing the tunnel (GOAWAY, code %u); will reconnect", code);
 	tc->goaway = 1;
@@ -106,7 +106,7 @@ static void tc_on_flush(uv_idle_t *h)
 
 	uv_idle_stop(h);
 	if (tc->t && tc->ws)
-		tunnel_flush(tc->t);
+		tunnel_h2_flush(tc->t);
 }
 
 static int tc_writable(void *io)
@@ -116,7 +116,7 @@ static int tc_writable(void *io)
 	return tc->ws != NULL && ws_pending(tc->ws) < WS_HIGH_WATER;
 }
 
-/* See struct tunnel_io: stream calls never flush (nor call back) themselves. */
+/* See struct tunnel_h2_io: stream calls never flush (nor call back) themselves. */
 static void tc_kick(void *io)
 {
 	struct tunnel_client *tc = io;
@@ -125,7 +125,7 @@ static void tc_kick(void *io)
 		uv_idle_start(&tc->flusher, tc_on_flush);
 }
 
-static const struct tunnel_callbacks tc_tunnel_cbs = {
+static const struct tunnel_h2_callbacks tc_tunnel_cbs = {
 	.on_request = tc_on_request,
 	.on_goaway = tc_on_goaway,
 };
@@ -139,8 +139,8 @@ static void tc_on_message(struct ws *w, int opcode, const char *data, size_t len
 		return;
 	}
 	LOG_DEBUG("tunnel: %zu bytes from the manager", len);
-	tunnel_touch(tc->t, uv_now(tc->ag->loop));
-	if (tunnel_feed(tc->t, (const uint8_t *)data, len) < 0 || !tunnel_alive(tc->t)) {
+	tunnel_h2_touch(tc->t, uv_now(tc->ag->loop));
+	if (tunnel_h2_feed(tc->t, (const uint8_t *)data, len) < 0 || !tunnel_h2_alive(tc->t)) {
 		LOG_WARN("tunnel protocol error from the manager; reconnecting");
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
 	}
@@ -151,7 +151,7 @@ static void tc_on_drain(struct ws *w)
 	struct tunnel_client *tc = ws_data(w);
 
 	if (tc->t)
-		tunnel_flush(tc->t);
+		tunnel_h2_flush(tc->t);
 }
 
 static void tc_on_close(struct ws *w, int code)
@@ -161,7 +161,7 @@ static void tc_on_close(struct ws *w, int code)
 
 	tc->ws = NULL;
 	if (tc->t) {
-		tunnel_free(tc->t); /* streams get on_close: upstream requests are aborted */
+		tunnel_h2_free(tc->t); /* streams get on_close: upstream requests are aborted */
 		tc->t = NULL;
 	}
 	if (tc->stopping) {
@@ -186,7 +186,7 @@ static const struct ws_callbacks tc_ws_cbs = {
 static void tc_on_connected(struct ws *w, int status, void *arg)
 {
 	struct tunnel_client *tc = arg;
-	struct tunnel_io io = {tc_send, tc_kick, tc_writable, tc};
+	struct tunnel_h2_io io = {tc_send, tc_kick, tc_writable, tc};
 
 	tc->connecting = 0;
 	if (w == NULL) {
@@ -214,14 +214,14 @@ static void tc_on_connected(struct ws *w, int status, void *arg)
 	}
 	tc->ws = w;
 	ws_set_data(w, tc);
-	tc->t = tunnel_new(0, NULL, &io, &tc_tunnel_cbs, tc);
+	tc->t = tunnel_h2_new(0, NULL, &io, &tc_tunnel_cbs, tc);
 	if (tc->t == NULL) {
 		ws_abort(w);
 		return;
 	}
 	tc->connected_at = uv_now(tc->ag->loop);
-	tunnel_touch(tc->t, tc->connected_at);
-	tunnel_flush(tc->t);
+	tunnel_h2_touch(tc->t, tc->connected_at);
+	tunnel_h2_flush(tc->t);
 	LOG_INFO("tunnel to the manager at %s is up", tc->ag->cfg.addresses[tc->addr]);
 	uv_timer_start(&tc->timer, tc_on_tick, TUNNEL_CLIENT_TICK_MS, TUNNEL_CLIENT_TICK_MS);
 }
@@ -258,7 +258,7 @@ static void tc_on_tick(uv_timer_t *timer)
 		tc_connect(tc);
 		return;
 	}
-	if (tc->t && now - tunnel_last_recv_ms(tc->t) > TUNNEL_CLIENT_DEAD_AFTER_MS) {
+	if (tc->t && now - tunnel_h2_last_recv_ms(tc->t) > TUNNEL_CLIENT_DEAD_AFTER_MS) {
 		LOG_WARN("tunnel silent for %d s; reconnecting", TUNNEL_CLIENT_DEAD_AFTER_MS / 1000);
 		ws_abort(tc->ws);
 	}
@@ -300,7 +300,7 @@ void tunnel_client_stop(struct agent *ag)
 	tc->stopping = 1;
 	ag->tc = NULL;
 	if (tc->t)
-		tunnel_goaway(tc->t);
+		tunnel_h2_goaway(tc->t);
 	if (tc->ws)
 		ws_close(tc->ws, WS_CLOSE_GOING_AWAY, "agent stopping");
 	uv_close((uv_handle_t *)&tc->timer, tc_on_timer_closed);

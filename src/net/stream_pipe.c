@@ -10,7 +10,7 @@
 /* One end: a socket or a stream (the other pointer is NULL). */
 struct sp_end {
 	struct conn *c;		 /* a socket end, NULL once closed */
-	struct tunnel_stream *s; /* a stream end, NULL once closed */
+	struct tunnel_h2_stream *s; /* a stream end, NULL once closed */
 	int in_done;		 /* it sent its last byte (EOF, END_STREAM) */
 	int out_done;		 /* we ended what we send to it */
 	size_t held;	/* a stream: bytes read from it, credited once the other end drains */
@@ -49,7 +49,7 @@ static int sp_index_conn(const struct stream_pipe *p, const struct conn *c)
 	return p->e[0].c == c ? 0 : 1;
 }
 
-static int sp_index_stream(const struct stream_pipe *p, const struct tunnel_stream *s)
+static int sp_index_stream(const struct stream_pipe *p, const struct tunnel_h2_stream *s)
 {
 	return p->e[0].s == s ? 0 : 1;
 }
@@ -63,7 +63,7 @@ static void sp_abort(struct stream_pipe *p)
 		if (p->e[i].c)
 			conn_close(p->e[i].c);
 		if (p->e[i].s)
-			tunnel_stream_reset(p->e[i].s, NGHTTP2_CANCEL);
+			tunnel_h2_stream_reset(p->e[i].s, NGHTTP2_CANCEL);
 	}
 }
 
@@ -136,18 +136,18 @@ static void sp_forward(struct stream_pipe *p, int i, const char *data, size_t le
 		return;
 	if ((to->c == NULL && to->s == NULL) || to->out_done) {
 		if (from->s)
-			tunnel_stream_consume(from->s, len); /* nowhere to go: dropped */
+			tunnel_h2_stream_consume(from->s, len); /* nowhere to go: dropped */
 		return;
 	}
 	from->moved += len;
 	sp_fin_touch(p);
 	rc = to->c ? conn_write(to->c, data, len)
-		   : tunnel_stream_write(to->s, (const uint8_t *)data, len);
+		   : tunnel_h2_stream_write(to->s, (const uint8_t *)data, len);
 	if (rc < 0) {
 		sp_abort(p);
 	} else if (from->s) {
 		if (rc == 1)
-			tunnel_stream_consume(from->s, len);
+			tunnel_h2_stream_consume(from->s, len);
 		else
 			from->held += len;
 	} else if (rc == 0) {
@@ -163,7 +163,7 @@ static void sp_drained(struct stream_pipe *p, int j)
 	if (src->c) {
 		conn_read_start(src->c);
 	} else if (src->s && src->held) {
-		tunnel_stream_consume(src->s, src->held);
+		tunnel_h2_stream_consume(src->s, src->held);
 		src->held = 0;
 	}
 }
@@ -184,7 +184,7 @@ static void sp_ended(struct stream_pipe *p, int i)
 	sp_fin_touch(p);
 	if (to->s) {
 		to->out_done = 1;
-		tunnel_stream_end(to->s);
+		tunnel_h2_stream_end(to->s);
 	} else if (to->c && from->s) {
 		to->out_done = 1;
 		conn_shutdown(to->c); /* a stream's end finishes its socket */
@@ -237,7 +237,7 @@ static void sp_c_on_close(struct conn *c)
 
 	p->e[i].c = NULL;
 	if (other->s)
-		tunnel_stream_reset(other->s, NGHTTP2_CANCEL);
+		tunnel_h2_stream_reset(other->s, NGHTTP2_CANCEL);
 	else if (other->c && p->e[i].in_done && p->e[i].out_done)
 		conn_shutdown(other->c);
 	else if (other->c)
@@ -254,31 +254,31 @@ static const struct conn_callbacks sp_conn_cbs = {
 
 /* ---- stream ends ---- */
 
-static void sp_s_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+static void sp_s_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_t len)
 {
-	struct stream_pipe *p = tunnel_stream_data(s);
+	struct stream_pipe *p = tunnel_h2_stream_data(s);
 
 	sp_forward(p, sp_index_stream(p, s), (const char *)data, len);
 }
 
-static void sp_s_on_end(struct tunnel_stream *s)
+static void sp_s_on_end(struct tunnel_h2_stream *s)
 {
-	struct stream_pipe *p = tunnel_stream_data(s);
+	struct stream_pipe *p = tunnel_h2_stream_data(s);
 
 	sp_ended(p, sp_index_stream(p, s));
 }
 
-static void sp_s_on_drain(struct tunnel_stream *s)
+static void sp_s_on_drain(struct tunnel_h2_stream *s)
 {
-	struct stream_pipe *p = tunnel_stream_data(s);
+	struct stream_pipe *p = tunnel_h2_stream_data(s);
 
 	sp_drained(p, sp_index_stream(p, s));
 }
 
 /* Closed cleanly (both sides ended) or reset (code != 0). */
-static void sp_s_on_close(struct tunnel_stream *s, uint32_t code)
+static void sp_s_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
-	struct stream_pipe *p = tunnel_stream_data(s);
+	struct stream_pipe *p = tunnel_h2_stream_data(s);
 	int i = sp_index_stream(p, s);
 	struct sp_end *other = &p->e[1 - i];
 
@@ -292,7 +292,7 @@ static void sp_s_on_close(struct tunnel_stream *s, uint32_t code)
 	sp_maybe_free(p);
 }
 
-static const struct tunnel_stream_callbacks sp_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks sp_stream_cbs = {
     .on_data = sp_s_on_data,
     .on_end = sp_s_on_end,
     .on_drain = sp_s_on_drain,
@@ -323,18 +323,18 @@ static void sp_take_conn(struct stream_pipe *p, int i, struct conn *c)
 	conn_read_start(c);
 }
 
-struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_stream *s, const char *extra,
+struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_h2_stream *s, const char *extra,
 				      size_t extra_len, stream_pipe_done_cb done, void *arg)
 {
 	struct stream_pipe *p = sp_new(conn_loop(c), done, arg);
 
 	if (p == NULL) {
 		conn_close(c);
-		tunnel_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
+		tunnel_h2_stream_reset(s, NGHTTP2_INTERNAL_ERROR);
 		return NULL;
 	}
 	p->e[1].s = s;
-	tunnel_stream_set_callbacks(s, &sp_stream_cbs, p);
+	tunnel_h2_stream_set_callbacks(s, &sp_stream_cbs, p);
 	sp_take_conn(p, 0, c);
 	sp_forward(p, 0, extra, extra_len);
 	return p;

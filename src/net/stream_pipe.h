@@ -7,7 +7,7 @@
  * extended CONNECT stream, the agent pipes that stream into LXD's socket,
  * and `lxcm proxy` pipes the local client's socket into its connection to
  * the manager. Both directions keep backpressure:
- *   into a stream: tunnel_stream_write returns 0 -> the source stops
+ *   into a stream: tunnel_h2_stream_write returns 0 -> the source stops
  *                  (a socket: conn_read_stop; a stream: its bytes are
  *                  credited to its window only later), until the stream's
  *                  on_drain
@@ -55,7 +55,7 @@ typedef void (*stream_pipe_done_cb)(void *arg, uint64_t first_to_second, uint64_
  * already read from c that belong to the stream. Returns NULL only on
  * allocation failure.
  */
-struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_stream *s, const char *extra,
+struct stream_pipe *stream_pipe_start(struct conn *c, struct tunnel_h2_stream *s, const char *extra,
 				      size_t extra_len, stream_pipe_done_cb done, void *arg);
 
 /*

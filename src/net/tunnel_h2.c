@@ -6,7 +6,7 @@
  * behind data providers (deferred while empty, resumed on write), and
  * output gathering into transport-sized chunks.
  *
- * Output: DATA frames carry up to TUNNEL_SEND_CHUNK - 9 bytes when the peer
+ * Output: DATA frames carry up to TUNNEL_H2_SEND_CHUNK - 9 bytes when the peer
  * allows (tn_read_length), so a bulk stream leaves as one frame per
  * transport message. DATA payload is never copied into nghttp2: the data
  * provider answers NGHTTP2_DATA_FLAG_NO_COPY and tn_send_data writes the
@@ -42,31 +42,31 @@ struct hdr_off {
 	size_t name_off, name_len, value_off, value_len;
 };
 
-struct tunnel_stream {
-	struct tunnel *t;
+struct tunnel_h2_stream {
+	struct tunnel_h2 *t;
 	int32_t id;
-	const struct tunnel_stream_callbacks *cbs;
+	const struct tunnel_h2_stream_callbacks *cbs;
 	void *data;
 	struct out_queue out;
 	int out_end;	  /* the user ended the body */
 	int deferred;	  /* the data provider is waiting for bytes */
 	int want_drain;	  /* a write returned 0 */
 	int in_drain_list;
-	struct tunnel_stream *drain_next;
+	struct tunnel_h2_stream *drain_next;
 	struct buf hdr;
-	struct hdr_off hoff[TUNNEL_MAX_HEADERS];
+	struct hdr_off hoff[TUNNEL_H2_MAX_HEADERS];
 	size_t nh;
 	int ended_in; /* peer END_STREAM seen */
 	int final_in; /* a final (non-1xx) response head was delivered */
-	struct tunnel_stream *prev, *next; /* every live stream of the tunnel */
+	struct tunnel_h2_stream *prev, *next; /* every live stream of the tunnel */
 };
 
-struct tunnel {
+struct tunnel_h2 {
 	nghttp2_session *sess;
-	struct tunnel_io io;
-	const struct tunnel_callbacks *cbs;
+	struct tunnel_h2_io io;
+	const struct tunnel_h2_callbacks *cbs;
 	void *data;
-	struct tunnel_config cfg;
+	struct tunnel_h2_config cfg;
 	int is_client;
 	int in_recv;
 	int flushing;
@@ -80,32 +80,32 @@ struct tunnel {
 	uint64_t last_recv_ms;
 	uint64_t now_ms;
 	size_t nstreams;
-	struct tunnel_stream *streams;
-	struct tunnel_stream *drain_list;
+	struct tunnel_h2_stream *streams;
+	struct tunnel_h2_stream *drain_list;
 };
 
 /* Output is gathered here before it goes to the transport; one per thread. */
 static _Thread_local uint8_t *tunnel_sendbuf_storage;
 
 /* A frame at least this big is sent on its own, not copied into tunnel_sendbuf. */
-#define TUNNEL_SEND_DIRECT (TUNNEL_SEND_CHUNK / 2)
+#define TUNNEL_H2_SEND_DIRECT (TUNNEL_H2_SEND_CHUNK / 2)
 /* The fixed 9-byte header of an HTTP/2 frame. */
-#define TUNNEL_FRAME_HEADER 9
+#define TUNNEL_H2_FRAME_HEADER 9
 
-static int tn_kick(struct tunnel *t);
+static int tn_kick(struct tunnel_h2 *t);
 static int tn_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8_t *framehd,
 			size_t length, nghttp2_data_source *src, void *ud);
 
-void tunnel_config_defaults(struct tunnel_config *c)
+void tunnel_h2_config_defaults(struct tunnel_h2_config *c)
 {
 	if (!c->max_streams)
-		c->max_streams = TUNNEL_DEFAULT_MAX_STREAMS;
+		c->max_streams = TUNNEL_H2_DEFAULT_MAX_STREAMS;
 	if (!c->stream_window)
-		c->stream_window = TUNNEL_DEFAULT_STREAM_WINDOW;
+		c->stream_window = TUNNEL_H2_DEFAULT_STREAM_WINDOW;
 	if (!c->conn_window)
-		c->conn_window = TUNNEL_DEFAULT_CONN_WINDOW;
+		c->conn_window = TUNNEL_H2_DEFAULT_CONN_WINDOW;
 	if (!c->stream_out_high)
-		c->stream_out_high = TUNNEL_DEFAULT_STREAM_OUT_HIGH;
+		c->stream_out_high = TUNNEL_H2_DEFAULT_STREAM_OUT_HIGH;
 }
 
 /* ---- output queue ---- */
@@ -117,17 +117,17 @@ static size_t oq_size(const struct out_queue *q)
 
 /*
  * Appends to a stream's queue. Live bytes are q->data[off..len); the queue
- * always keeps TUNNEL_FRAME_HEADER bytes before them (off >= that), where
+ * always keeps TUNNEL_H2_FRAME_HEADER bytes before them (off >= that), where
  * tn_send_data writes a DATA frame's header.
  */
 static int oq_append(struct out_queue *q, const void *data, size_t len)
 {
 	if (q->data == NULL) {
-		q->off = q->len = TUNNEL_FRAME_HEADER;
-	} else if (q->off >= TUNNEL_FRAME_HEADER + q->len / 2) {
-		memmove(q->data + TUNNEL_FRAME_HEADER, q->data + q->off, q->len - q->off);
-		q->len -= q->off - TUNNEL_FRAME_HEADER;
-		q->off = TUNNEL_FRAME_HEADER;
+		q->off = q->len = TUNNEL_H2_FRAME_HEADER;
+	} else if (q->off >= TUNNEL_H2_FRAME_HEADER + q->len / 2) {
+		memmove(q->data + TUNNEL_H2_FRAME_HEADER, q->data + q->off, q->len - q->off);
+		q->len -= q->off - TUNNEL_H2_FRAME_HEADER;
+		q->off = TUNNEL_H2_FRAME_HEADER;
 	}
 	if (q->len + len > q->alloc) {
 		size_t n = q->alloc ? q->alloc : 16384;
@@ -151,7 +151,7 @@ static void oq_consume(struct out_queue *q, size_t n)
 {
 	q->off += n;
 	if (q->off == q->len)
-		q->off = q->len = TUNNEL_FRAME_HEADER;
+		q->off = q->len = TUNNEL_H2_FRAME_HEADER;
 }
 
 static void oq_free(struct out_queue *q)
@@ -162,14 +162,14 @@ static void oq_free(struct out_queue *q)
 
 /* ---- streams ---- */
 
-static struct tunnel_stream *ts_new(struct tunnel *t)
+static struct tunnel_h2_stream *ts_new(struct tunnel_h2 *t)
 {
-	struct tunnel_stream *s = calloc(1, sizeof(*s));
+	struct tunnel_h2_stream *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
 	s->t = t;
-	buf_init(&s->hdr, TUNNEL_MAX_HEADER_BYTES);
+	buf_init(&s->hdr, TUNNEL_H2_MAX_HEADER_BYTES);
 	t->nstreams++;
 	s->next = t->streams;
 	if (t->streams)
@@ -178,9 +178,9 @@ static struct tunnel_stream *ts_new(struct tunnel *t)
 	return s;
 }
 
-static void ts_unlink_drain(struct tunnel_stream *s)
+static void ts_unlink_drain(struct tunnel_h2_stream *s)
 {
-	struct tunnel_stream **pp;
+	struct tunnel_h2_stream **pp;
 
 	if (!s->in_drain_list)
 		return;
@@ -193,7 +193,7 @@ static void ts_unlink_drain(struct tunnel_stream *s)
 	s->in_drain_list = 0;
 }
 
-static void ts_free(struct tunnel_stream *s)
+static void ts_free(struct tunnel_h2_stream *s)
 {
 	ts_unlink_drain(s);
 	s->t->nstreams--;
@@ -208,34 +208,34 @@ static void ts_free(struct tunnel_stream *s)
 	free(s);
 }
 
-void tunnel_stream_set_callbacks(struct tunnel_stream *s, const struct tunnel_stream_callbacks *cbs,
+void tunnel_h2_stream_set_callbacks(struct tunnel_h2_stream *s, const struct tunnel_h2_stream_callbacks *cbs,
 				 void *data)
 {
 	s->cbs = cbs;
 	s->data = data;
 }
 
-void *tunnel_stream_data(const struct tunnel_stream *s)
+void *tunnel_h2_stream_data(const struct tunnel_h2_stream *s)
 {
 	return s->data;
 }
 
-void tunnel_stream_set_data(struct tunnel_stream *s, void *data)
+void tunnel_h2_stream_set_data(struct tunnel_h2_stream *s, void *data)
 {
 	s->data = data;
 }
 
-struct tunnel *tunnel_stream_tunnel(const struct tunnel_stream *s)
+struct tunnel_h2 *tunnel_h2_stream_tunnel(const struct tunnel_h2_stream *s)
 {
 	return s->t;
 }
 
-int32_t tunnel_stream_id(const struct tunnel_stream *s)
+int32_t tunnel_h2_stream_id(const struct tunnel_h2_stream *s)
 {
 	return s->id;
 }
 
-static void ts_fill_headers(struct tunnel_stream *s, struct tunnel_headers *hs)
+static void ts_fill_headers(struct tunnel_h2_stream *s, struct tunnel_h2_headers *hs)
 {
 	size_t i;
 
@@ -246,7 +246,7 @@ static void ts_fill_headers(struct tunnel_stream *s, struct tunnel_headers *hs)
 	}
 }
 
-struct slice tunnel_header(const struct tunnel_headers *h, struct slice name)
+struct slice tunnel_h2_header(const struct tunnel_h2_headers *h, struct slice name)
 {
 	size_t i;
 
@@ -265,8 +265,8 @@ struct slice tunnel_header(const struct tunnel_headers *h, struct slice name)
 static ssize_t ts_read(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t length,
 		       uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-	struct tunnel_stream *s = src->ptr;
-	struct tunnel *t = ud;
+	struct tunnel_h2_stream *s = src->ptr;
+	struct tunnel_h2 *t = ud;
 	size_t n = oq_size(&s->out), rest;
 
 	(void)sess;
@@ -298,7 +298,7 @@ static ssize_t tn_read_length(nghttp2_session *sess, uint8_t frame_type, int32_t
 			      int32_t conn_window, int32_t stream_window, uint32_t remote_max,
 			      void *ud)
 {
-	ssize_t n = TUNNEL_SEND_CHUNK - TUNNEL_FRAME_HEADER;
+	ssize_t n = TUNNEL_H2_SEND_CHUNK - TUNNEL_H2_FRAME_HEADER;
 
 	(void)sess;
 	(void)frame_type;
@@ -315,8 +315,8 @@ static ssize_t tn_read_length(nghttp2_session *sess, uint8_t frame_type, int32_t
 
 static int tn_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
 {
-	struct tunnel *t = ud;
-	struct tunnel_stream *s;
+	struct tunnel_h2 *t = ud;
+	struct tunnel_h2_stream *s;
 
 	if (f->hd.type != NGHTTP2_HEADERS)
 		return 0;
@@ -341,14 +341,14 @@ static int tn_on_header(nghttp2_session *sess, const nghttp2_frame *f, const uin
 			size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
 			void *ud)
 {
-	struct tunnel_stream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
+	struct tunnel_h2_stream *s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
 	struct hdr_off *h;
 
 	(void)flags;
 	(void)ud;
 	if (s == NULL)
 		return 0;
-	if (s->nh >= TUNNEL_MAX_HEADERS)
+	if (s->nh >= TUNNEL_H2_MAX_HEADERS)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	h = &s->hoff[s->nh];
 	h->name_off = s->hdr.len;
@@ -363,7 +363,7 @@ static int tn_on_header(nghttp2_session *sess, const nghttp2_frame *f, const uin
 	return 0;
 }
 
-static void ts_peer_ended(struct tunnel_stream *s)
+static void ts_peer_ended(struct tunnel_h2_stream *s)
 {
 	if (s->ended_in)
 		return;
@@ -372,9 +372,9 @@ static void ts_peer_ended(struct tunnel_stream *s)
 		s->cbs->on_end(s);
 }
 
-static void tn_headers_frame(struct tunnel *t, struct tunnel_stream *s, const nghttp2_frame *f)
+static void tn_headers_frame(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const nghttp2_frame *f)
 {
-	struct tunnel_headers hs;
+	struct tunnel_h2_headers hs;
 	struct slice st;
 
 	ts_fill_headers(s, &hs);
@@ -393,7 +393,7 @@ static void tn_headers_frame(struct tunnel *t, struct tunnel_stream *s, const ng
 	 */
 	if (t->is_client && !s->final_in &&
 	    (f->headers.cat == NGHTTP2_HCAT_RESPONSE || f->headers.cat == NGHTTP2_HCAT_HEADERS)) {
-		st = tunnel_header(&hs, LIT(":status"));
+		st = tunnel_h2_header(&hs, LIT(":status"));
 		if (st.len == 0 || (st.len == 3 && st.base[0] == '1'))
 			return; /* informational (or trailers without a head: nghttp2 refuses those) */
 		s->final_in = 1;
@@ -404,8 +404,8 @@ static void tn_headers_frame(struct tunnel *t, struct tunnel_stream *s, const ng
 
 static int tn_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *ud)
 {
-	struct tunnel *t = ud;
-	struct tunnel_stream *s = NULL;
+	struct tunnel_h2 *t = ud;
+	struct tunnel_h2_stream *s = NULL;
 
 	if (f->hd.stream_id)
 		s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
@@ -442,7 +442,7 @@ static int tn_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void 
 static int tn_on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data,
 			    size_t len, void *ud)
 {
-	struct tunnel_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+	struct tunnel_h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
 
 	(void)flags;
 	(void)ud;
@@ -459,7 +459,7 @@ static int tn_on_data_chunk(nghttp2_session *sess, uint8_t flags, int32_t id, co
 
 static int tn_on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_code, void *ud)
 {
-	struct tunnel_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+	struct tunnel_h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
 
 	(void)ud;
 	if (s == NULL)
@@ -473,7 +473,7 @@ static int tn_on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_
 
 /* ---- session ---- */
 
-static int tunnel_submit_settings(struct tunnel *t)
+static int tunnel_h2_submit_settings(struct tunnel_h2 *t)
 {
 	nghttp2_settings_entry iv[5];
 	size_t n = 0;
@@ -481,7 +481,7 @@ static int tunnel_submit_settings(struct tunnel *t)
 
 	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
 					   (uint32_t)t->cfg.stream_window};
-	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, TUNNEL_MAX_FRAME_SIZE};
+	iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_FRAME_SIZE, TUNNEL_H2_MAX_FRAME_SIZE};
 	if (t->is_client) {
 		iv[n++] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
 	} else {
@@ -496,10 +496,10 @@ static int tunnel_submit_settings(struct tunnel *t)
 	return rc;
 }
 
-struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const struct tunnel_io *io,
-			  const struct tunnel_callbacks *cbs, void *data)
+struct tunnel_h2 *tunnel_h2_new(int is_client, const struct tunnel_h2_config *cfg, const struct tunnel_h2_io *io,
+			  const struct tunnel_h2_callbacks *cbs, void *data)
 {
-	struct tunnel *t = calloc(1, sizeof(*t));
+	struct tunnel_h2 *t = calloc(1, sizeof(*t));
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
 	int rc;
@@ -508,7 +508,7 @@ struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const 
 		return NULL;
 	if (cfg)
 		t->cfg = *cfg;
-	tunnel_config_defaults(&t->cfg);
+	tunnel_h2_config_defaults(&t->cfg);
 	t->io = *io;
 	t->cbs = cbs;
 	t->data = data;
@@ -525,7 +525,7 @@ struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const 
 	nghttp2_session_callbacks_set_send_data_callback(cb, tn_send_data);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, t->cfg.max_streams);
-	nghttp2_option_set_max_send_header_block_length(opt, TUNNEL_MAX_HEADER_BYTES * 2);
+	nghttp2_option_set_max_send_header_block_length(opt, TUNNEL_H2_MAX_HEADER_BYTES * 2);
 	if (is_client)
 		rc = nghttp2_session_client_new2(&t->sess, cb, t, opt);
 	else
@@ -534,7 +534,7 @@ struct tunnel *tunnel_new(int is_client, const struct tunnel_config *cfg, const 
 	nghttp2_option_del(opt);
 	cb = NULL;
 	opt = NULL;
-	if (rc != 0 || tunnel_submit_settings(t) != 0)
+	if (rc != 0 || tunnel_h2_submit_settings(t) != 0)
 		goto fail;
 	return t;
 fail:
@@ -550,13 +550,13 @@ fail:
  * nghttp2_session_del runs no callbacks, so every live stream is told here
  * (NGHTTP2_CANCEL) before the session goes.
  */
-void tunnel_free(struct tunnel *t)
+void tunnel_h2_free(struct tunnel_h2 *t)
 {
 	if (t == NULL)
 		return;
 	t->dead = 1;
 	while (t->streams) {
-		struct tunnel_stream *s = t->streams;
+		struct tunnel_h2_stream *s = t->streams;
 
 		if (s->id)
 			nghttp2_session_set_stream_user_data(t->sess, s->id, NULL);
@@ -568,52 +568,52 @@ void tunnel_free(struct tunnel *t)
 	free(t);
 }
 
-void *tunnel_data(const struct tunnel *t)
+void *tunnel_h2_data(const struct tunnel_h2 *t)
 {
 	return t->data;
 }
 
-void tunnel_set_data(struct tunnel *t, void *data)
+void tunnel_h2_set_data(struct tunnel_h2 *t, void *data)
 {
 	t->data = data;
 }
 
-int tunnel_alive(const struct tunnel *t)
+int tunnel_h2_alive(const struct tunnel_h2 *t)
 {
 	return !t->dead &&
 	       (nghttp2_session_want_read(t->sess) || nghttp2_session_want_write(t->sess));
 }
 
-size_t tunnel_active_streams(const struct tunnel *t)
+size_t tunnel_h2_active_streams(const struct tunnel_h2 *t)
 {
 	return t->nstreams;
 }
 
-int64_t tunnel_rtt_ms(const struct tunnel *t)
+int64_t tunnel_h2_rtt_ms(const struct tunnel_h2 *t)
 {
 	return t->rtt_ms;
 }
 
-uint64_t tunnel_last_recv_ms(const struct tunnel *t)
+uint64_t tunnel_h2_last_recv_ms(const struct tunnel_h2 *t)
 {
 	return t->last_recv_ms;
 }
 
-void tunnel_touch(struct tunnel *t, uint64_t now_ms)
+void tunnel_h2_touch(struct tunnel_h2 *t, uint64_t now_ms)
 {
 	t->now_ms = now_ms;
 }
 
-int tunnel_connect_protocol_enabled(const struct tunnel *t)
+int tunnel_h2_connect_protocol_enabled(const struct tunnel_h2 *t)
 {
 	return nghttp2_session_get_remote_settings(t->sess,
 						   NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1;
 }
 
-static void tunnel_deliver_drains(struct tunnel *t)
+static void tunnel_h2_deliver_drains(struct tunnel_h2 *t)
 {
 	while (t->drain_list) {
-		struct tunnel_stream *s = t->drain_list;
+		struct tunnel_h2_stream *s = t->drain_list;
 
 		t->drain_list = s->drain_next;
 		s->in_drain_list = 0;
@@ -624,7 +624,7 @@ static void tunnel_deliver_drains(struct tunnel *t)
 }
 
 /* Sends the frames gathered in tunnel_sendbuf. 1, 0 (full) or < 0. */
-static int tn_send_gathered(struct tunnel *t)
+static int tn_send_gathered(struct tunnel_h2 *t)
 {
 	size_t n = t->gathered;
 
@@ -635,23 +635,23 @@ static int tn_send_gathered(struct tunnel *t)
 /*
  * Takes one frame (p, n) for the transport: a big one goes as it is when
  * nothing is gathered (else right after the gathered ones), a small one is
- * gathered up to TUNNEL_SEND_CHUNK. The frame is always taken; a 0 from the
+ * gathered up to TUNNEL_H2_SEND_CHUNK. The frame is always taken; a 0 from the
  * transport sets t->send_full. Returns 0, or -EPIPE when the transport is dead.
  */
-static int tn_emit(struct tunnel *t, const uint8_t *p, size_t n)
+static int tn_emit(struct tunnel_h2 *t, const uint8_t *p, size_t n)
 {
 	int rc = 1;
 
-	if (n > TUNNEL_SEND_CHUNK - t->gathered || (n >= TUNNEL_SEND_DIRECT && t->gathered))
+	if (n > TUNNEL_H2_SEND_CHUNK - t->gathered || (n >= TUNNEL_H2_SEND_DIRECT && t->gathered))
 		rc = tn_send_gathered(t);
-	if (rc >= 0 && n >= TUNNEL_SEND_DIRECT) {
+	if (rc >= 0 && n >= TUNNEL_H2_SEND_DIRECT) {
 		if (rc == 0)
 			t->send_full = 1;
 		rc = t->io.send(t->io.io, p, n);
 	} else if (rc >= 0) {
 		memcpy(tunnel_sendbuf_storage + t->gathered, p, n);
 		t->gathered += n;
-		if (t->gathered == TUNNEL_SEND_CHUNK && rc > 0)
+		if (t->gathered == TUNNEL_H2_SEND_CHUNK && rc > 0)
 			rc = tn_send_gathered(t);
 	}
 	if (rc < 0)
@@ -668,16 +668,16 @@ static int tn_emit(struct tunnel *t, const uint8_t *p, size_t n)
 static int tn_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8_t *framehd,
 			size_t length, nghttp2_data_source *src, void *ud)
 {
-	struct tunnel_stream *s = src->ptr;
-	struct tunnel *t = ud;
+	struct tunnel_h2_stream *s = src->ptr;
+	struct tunnel_h2 *t = ud;
 	uint8_t *p;
 
 	(void)sess;
-	if (frame->data.padlen || length > oq_size(&s->out) || s->out.off < TUNNEL_FRAME_HEADER)
+	if (frame->data.padlen || length > oq_size(&s->out) || s->out.off < TUNNEL_H2_FRAME_HEADER)
 		return NGHTTP2_ERR_CALLBACK_FAILURE; /* we never pad; the queue has it all */
-	p = s->out.data + s->out.off - TUNNEL_FRAME_HEADER;
-	memcpy(p, framehd, TUNNEL_FRAME_HEADER);
-	if (tn_emit(t, p, TUNNEL_FRAME_HEADER + length) < 0) {
+	p = s->out.data + s->out.off - TUNNEL_H2_FRAME_HEADER;
+	memcpy(p, framehd, TUNNEL_H2_FRAME_HEADER);
+	if (tn_emit(t, p, TUNNEL_H2_FRAME_HEADER + length) < 0) {
 		t->dead = 1; /* the transport is gone: tn_send_batch says -EPIPE */
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
@@ -692,7 +692,7 @@ static int tn_send_data(nghttp2_session *sess, nghttp2_frame *frame, const uint8
  * meanwhile. Returns 1: go on; 0: stop (nothing more, or the transport is
  * full); -EPROTO (nghttp2 failed) or -EPIPE (the transport is dead).
  */
-static int tn_send_batch(struct tunnel *t)
+static int tn_send_batch(struct tunnel_h2 *t)
 {
 	const uint8_t *p;
 	ssize_t n;
@@ -723,14 +723,14 @@ static int tn_send_batch(struct tunnel *t)
 	return n > 0 && !t->send_full;
 }
 
-int tunnel_flush(struct tunnel *t)
+int tunnel_h2_flush(struct tunnel_h2 *t)
 {
 	int rc = 0;
 
 	if (t->dead)
 		return -EPIPE;
 	if (tunnel_sendbuf_storage == NULL &&
-	    (tunnel_sendbuf_storage = malloc(TUNNEL_SEND_CHUNK)) == NULL)
+	    (tunnel_sendbuf_storage = malloc(TUNNEL_H2_SEND_CHUNK)) == NULL)
 		return 0; /* try again on the next flush */
 	if (t->in_recv || t->flushing) {
 		t->flush_again = 1;
@@ -751,7 +751,7 @@ int tunnel_flush(struct tunnel *t)
 				break;
 		}
 		t->flushing = 0;
-		tunnel_deliver_drains(t);
+		tunnel_h2_deliver_drains(t);
 		t->flushing = 1;
 	} while (t->flush_again && !t->dead);
 	rc = 0;
@@ -760,7 +760,7 @@ out:
 	return rc;
 }
 
-int tunnel_feed(struct tunnel *t, const uint8_t *data, size_t len)
+int tunnel_h2_feed(struct tunnel_h2 *t, const uint8_t *data, size_t len)
 {
 	ssize_t n;
 
@@ -776,11 +776,11 @@ int tunnel_feed(struct tunnel *t, const uint8_t *data, size_t len)
 		return -EPROTO;
 	}
 	if (t->in_recv == 0)
-		return tunnel_flush(t);
+		return tunnel_h2_flush(t);
 	return 0;
 }
 
-int tunnel_ping(struct tunnel *t, uint64_t now_ms)
+int tunnel_h2_ping(struct tunnel_h2 *t, uint64_t now_ms)
 {
 	t->now_ms = now_ms;
 	if (t->ping_sent_ms == 0)
@@ -790,7 +790,7 @@ int tunnel_ping(struct tunnel *t, uint64_t now_ms)
 	return tn_kick(t);
 }
 
-int tunnel_goaway(struct tunnel *t)
+int tunnel_h2_goaway(struct tunnel_h2 *t)
 {
 	int rc = nghttp2_submit_goaway(t->sess, NGHTTP2_FLAG_NONE,
 				       nghttp2_session_get_last_proc_stream_id(t->sess),
@@ -802,12 +802,12 @@ int tunnel_goaway(struct tunnel *t)
 }
 
 /* Output is pending: flush now, or have the owner flush on its next turn. */
-static int tn_kick(struct tunnel *t)
+static int tn_kick(struct tunnel_h2 *t)
 {
 	if (t->dead)
 		return -EPIPE;
 	if (t->io.kick == NULL)
-		return tunnel_flush(t);
+		return tunnel_h2_flush(t);
 	if (!t->kicked) {
 		t->kicked = 1;
 		t->io.kick(t->io.io);
@@ -841,17 +841,17 @@ static int tn_make_nva(const struct http_header *h, size_t n, nghttp2_nv *nva, c
 	return 0;
 }
 
-struct tunnel_stream *tunnel_request(struct tunnel *t, const struct http_header *nv, size_t n,
-				     int has_body, const struct tunnel_stream_callbacks *cbs,
+struct tunnel_h2_stream *tunnel_h2_request(struct tunnel_h2 *t, const struct http_header *nv, size_t n,
+				     int has_body, const struct tunnel_h2_stream_callbacks *cbs,
 				     void *data)
 {
-	static _Thread_local char scratch[TUNNEL_MAX_HEADER_BYTES];
-	nghttp2_nv nva[TUNNEL_MAX_HEADERS + 8];
+	static _Thread_local char scratch[TUNNEL_H2_MAX_HEADER_BYTES];
+	nghttp2_nv nva[TUNNEL_H2_MAX_HEADERS + 8];
 	nghttp2_data_provider prd;
-	struct tunnel_stream *s;
+	struct tunnel_h2_stream *s;
 	int32_t id;
 
-	if (t->dead || n > TUNNEL_MAX_HEADERS + 8 ||
+	if (t->dead || n > TUNNEL_H2_MAX_HEADERS + 8 ||
 	    tn_make_nva(nv, n, nva, scratch, sizeof(scratch)) < 0)
 		return NULL;
 	s = ts_new(t);
@@ -868,18 +868,18 @@ struct tunnel_stream *tunnel_request(struct tunnel *t, const struct http_header 
 		return NULL;
 	}
 	s->id = id;
-	tn_kick(t); /* if the tunnel is dead, on_close comes through tunnel_free */
+	tn_kick(t); /* if the tunnel is dead, on_close comes through tunnel_h2_free */
 	return s;
 }
 
-int tunnel_respond(struct tunnel_stream *s, const struct http_header *nv, size_t n, int has_body)
+int tunnel_h2_respond(struct tunnel_h2_stream *s, const struct http_header *nv, size_t n, int has_body)
 {
-	static _Thread_local char scratch[TUNNEL_MAX_HEADER_BYTES];
-	nghttp2_nv nva[TUNNEL_MAX_HEADERS + 8];
+	static _Thread_local char scratch[TUNNEL_H2_MAX_HEADER_BYTES];
+	nghttp2_nv nva[TUNNEL_H2_MAX_HEADERS + 8];
 	nghttp2_data_provider prd;
 	int rc;
 
-	if (n > TUNNEL_MAX_HEADERS + 8 || tn_make_nva(nv, n, nva, scratch, sizeof(scratch)) < 0)
+	if (n > TUNNEL_H2_MAX_HEADERS + 8 || tn_make_nva(nv, n, nva, scratch, sizeof(scratch)) < 0)
 		return -E2BIG;
 	prd.source.ptr = s;
 	prd.read_callback = ts_read;
@@ -889,9 +889,9 @@ int tunnel_respond(struct tunnel_stream *s, const struct http_header *nv, size_t
 	return tn_kick(s->t);
 }
 
-int tunnel_stream_write(struct tunnel_stream *s, const void *data, size_t len)
+int tunnel_h2_stream_write(struct tunnel_h2_stream *s, const void *data, size_t len)
 {
-	struct tunnel *t = s->t;
+	struct tunnel_h2 *t = s->t;
 
 	if (t->dead || s->out_end)
 		return -EPIPE;
@@ -909,9 +909,9 @@ int tunnel_stream_write(struct tunnel_stream *s, const void *data, size_t len)
 	return 1;
 }
 
-int tunnel_stream_end(struct tunnel_stream *s)
+int tunnel_h2_stream_end(struct tunnel_h2_stream *s)
 {
-	struct tunnel *t = s->t;
+	struct tunnel_h2 *t = s->t;
 
 	if (t->dead)
 		return -EPIPE;
@@ -923,7 +923,7 @@ int tunnel_stream_end(struct tunnel_stream *s)
 	return tn_kick(t);
 }
 
-void tunnel_stream_consume(struct tunnel_stream *s, size_t n)
+void tunnel_h2_stream_consume(struct tunnel_h2_stream *s, size_t n)
 {
 	if (s->t->dead || n == 0)
 		return;
@@ -931,12 +931,12 @@ void tunnel_stream_consume(struct tunnel_stream *s, size_t n)
 	tn_kick(s->t);
 }
 
-int tunnel_stream_sent_all(const struct tunnel_stream *s)
+int tunnel_h2_stream_sent_all(const struct tunnel_h2_stream *s)
 {
 	return s->out_end && oq_size(&s->out) == 0;
 }
 
-void tunnel_stream_reset(struct tunnel_stream *s, uint32_t error_code)
+void tunnel_h2_stream_reset(struct tunnel_h2_stream *s, uint32_t error_code)
 {
 	if (s->t->dead)
 		return;

@@ -541,7 +541,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tls_server_set_session_filter(srv.conn_tls, enrolled_session_filter, srv.enrolled);
-	tunnel_config_defaults(&srv.tunnel_cfg);
+	tunnel_h2_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
 	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||

@@ -74,7 +74,7 @@ struct server {
 	struct tunnels *tunnels;
 	struct audit_log *audit;
 	struct enrolled *enrolled; /* fingerprints of enrolled clusters (TLS sessions) */
-	struct tunnel_config tunnel_cfg;
+	struct tunnel_h2_config tunnel_cfg;
 	char replica[128];
 	/* API tokens by hash, for a few seconds (principal.h), and the store
 	 * lookups in flight (auth.c). */

@@ -97,7 +97,7 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
 		since[0] = '\0';
 	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->ops ? e->ops->name : "v1",
 			 "connected_since", since, "replica", reg->srv->replica,
-			 "rtt_ms", (json_int_t)(e->t ? tunnel_rtt_ms(e->t) : -1), "active_streams",
+			 "rtt_ms", (json_int_t)(e->t ? tunnel_h2_rtt_ms(e->t) : -1), "active_streams",
 			 (json_int_t)(e->ops ? e->ops->active(e) : 0));
 }
 
@@ -183,8 +183,8 @@ static void tn_drain(struct tunnel_entry *e)
 	e->draining = 1;
 	tn_hash_remove(e->reg, e);
 	LOG_INFO("tunnel of %s replaced by a new one; draining the old one", e->cluster);
-	if (e->t && tunnel_active_streams(e->t) > 0) {
-		tunnel_goaway(e->t);
+	if (e->t && tunnel_h2_active_streams(e->t) > 0) {
+		tunnel_h2_goaway(e->t);
 		return;
 	}
 	if (e->ws)
@@ -235,7 +235,7 @@ void tunnels_unregister(struct tunnel_entry *e)
 	}
 	tn_record(reg, e, 0);
 	if (e->t)
-		tunnel_free(e->t); /* streams in flight get on_close(CANCEL) */
+		tunnel_h2_free(e->t); /* streams in flight get on_close(CANCEL) */
 	free(e);
 }
 
@@ -273,7 +273,7 @@ static void tn_flush_dirty(uv_idle_t *h)
 		reg->dirty = e->dnext;
 		e->dirty = 0;
 		if (e->t && e->ws)
-			tunnel_flush(e->t);
+			tunnel_h2_flush(e->t);
 	}
 	uv_idle_stop(h);
 }
@@ -323,14 +323,14 @@ static void tn_v2_on_message(struct ws *w, int opcode, const char *data, size_t 
 		return;
 	}
 	LOG_DEBUG("tunnel of %s: %zu bytes from the agent", e->cluster, len);
-	tunnel_touch(e->t, uv_now(e->reg->srv->loop));
+	tunnel_h2_touch(e->t, uv_now(e->reg->srv->loop));
 	/* nghttp2 answers most junk with GOAWAY and no error: check both. */
-	if (tunnel_feed(e->t, (const uint8_t *)data, len) < 0 || !tunnel_alive(e->t)) {
+	if (tunnel_h2_feed(e->t, (const uint8_t *)data, len) < 0 || !tunnel_h2_alive(e->t)) {
 		tn_fail(e, "HTTP/2 protocol error");
 		return;
 	}
 	/* A draining tunnel closes once its last stream is done. */
-	if (e->draining && tunnel_active_streams(e->t) == 0)
+	if (e->draining && tunnel_h2_active_streams(e->t) == 0)
 		ws_close(w, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
 }
 
@@ -338,7 +338,7 @@ static void tn_v2_on_drain(struct ws *w)
 {
 	struct tunnel_entry *e = ws_data(w);
 
-	tunnel_flush(e->t);
+	tunnel_h2_flush(e->t);
 }
 
 static void tn_v2_on_close(struct ws *w, int code)
@@ -357,21 +357,21 @@ static const struct ws_callbacks tn_v2_ws_cbs = {
 	.on_close = tn_v2_on_close,
 };
 
-static void tn_v2_on_goaway(struct tunnel *t, uint32_t code)
+static void tn_v2_on_goaway(struct tunnel_h2 *t, uint32_t code)
 {
-	struct tunnel_entry *e = tunnel_data(t);
+	struct tunnel_entry *e = tunnel_h2_data(t);
 
 	LOG_INFO("agent of %s is going away (code %u)", e->cluster, code);
 }
 
-static const struct tunnel_callbacks tn_v2_cbs = {
+static const struct tunnel_h2_callbacks tn_v2_cbs = {
 	.on_goaway = tn_v2_on_goaway,
 };
 
 int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 {
 	struct tunnel_entry *e = tn_entry_new(reg, cluster, 2);
-	struct tunnel_io io;
+	struct tunnel_h2_io io;
 
 	if (e == NULL) {
 		ws_abort(ws);
@@ -383,7 +383,7 @@ int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 	io.io = e;
 	e->ws = ws;
 	e->ops = &upstream_h2_ops;
-	e->t = tunnel_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
+	e->t = tunnel_h2_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
 	if (e->t == NULL) {
 		free(e);
 		ws_abort(ws);
@@ -392,7 +392,7 @@ int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 	ws_set_data(ws, e);
 	/* ws_server_accept gave us callbacks of our own choosing already. */
 	tunnels_register(reg, e);
-	tunnel_flush(e->t); /* our SETTINGS */
+	tunnel_h2_flush(e->t); /* our SETTINGS */
 	return 0;
 }
 
@@ -415,10 +415,10 @@ static void tn_tick(uv_timer_t *timer)
 		next = e->next;
 		if (e->t == NULL || e->ws == NULL || e->closing)
 			continue;
-		heard = tunnel_last_recv_ms(e->t);
+		heard = tunnel_h2_last_recv_ms(e->t);
 		if (heard < e->attached_ms)
 			heard = e->attached_ms; /* a peer that never spoke counts from the upgrade */
-		tunnel_touch(e->t, now);
+		tunnel_h2_touch(e->t, now);
 		if (now - heard > reg->dead_after_ms) {
 			LOG_WARN("tunnel of %s silent for %.1f s; closing it", e->cluster,
 				 (double)reg->dead_after_ms / 1000);
@@ -428,7 +428,7 @@ static void tn_tick(uv_timer_t *timer)
 		}
 		if (now - e->last_ping_ms >= reg->dead_after_ms / 3) {
 			e->last_ping_ms = now;
-			tunnel_ping(e->t, now);
+			tunnel_h2_ping(e->t, now);
 		}
 	}
 }
@@ -486,7 +486,7 @@ void tunnels_close_all(struct tunnels *reg)
 		if (e->ws && !e->closing) {
 			e->closing = 1;
 			if (e->t)
-				tunnel_goaway(e->t);
+				tunnel_h2_goaway(e->t);
 			ws_close(e->ws, WS_CLOSE_GOING_AWAY, "the manager is shutting down");
 		}
 	}

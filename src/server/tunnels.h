@@ -40,7 +40,7 @@ struct tunnel_entry {
 	char cluster[64];
 	int protocol; /* 1 or 2 */
 	struct ws *ws;
-	struct tunnel *t;  /* v2 session, NULL for v1 */
+	struct tunnel_h2 *t;  /* v2 session, NULL for v1 */
 	void *impl;	   /* the protocol's own state (v1: struct tunnel_v1) */
 	/* How requests reach the cluster (upstream.h), set by the protocol. */
 	const struct upstream_ops *ops;

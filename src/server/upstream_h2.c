@@ -3,7 +3,7 @@
  * tunnel_h2.c) as an upstream (upstream.h).
  *
  * One struct upstream_h2 per proxied request, around one tunnel_stream:
- *   request body:  write -> tunnel_stream_write (0: the stream's output is
+ *   request body:  write -> tunnel_h2_stream_write (0: the stream's output is
  *                  above its high-water mark; on_drain follows)
  *   response body: on_data as DATA arrives; the stream window is credited
  *                  only by consume, so a slow user stalls only this stream.
@@ -30,15 +30,15 @@
 
 struct upstream_h2 {
 	struct upstream up; /* first: the proxy holds &up */
-	struct tunnel_stream *s; /* NULL once handed to a pipe */
+	struct tunnel_h2_stream *s; /* NULL once handed to a pipe */
 	int detached;		 /* the proxy let go: ignore the stream's events */
 	int websocket;
 	int head_seen; /* on_head went to the proxy */
 };
 
-static struct upstream_h2 *uh2_of(struct tunnel_stream *s)
+static struct upstream_h2 *uh2_of(struct tunnel_h2_stream *s)
 {
-	return tunnel_stream_data(s);
+	return tunnel_h2_stream_data(s);
 }
 
 /* Tells the proxy the exchange failed, then lets go of the stream. */
@@ -48,13 +48,13 @@ static void uh2_fail(struct upstream_h2 *u, enum upstream_reason reason, const c
 	u->detached = 1;
 	upstream_error_set(&u->up.err, reason, "%s", msg);
 	u->up.cbs->on_error(&u->up);
-	tunnel_stream_reset(u->s, code); /* on_close follows and frees u */
+	tunnel_h2_stream_reset(u->s, code); /* on_close follows and frees u */
 }
 
-static void uh2_on_response(struct tunnel_stream *s, const struct tunnel_headers *h)
+static void uh2_on_response(struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
 	struct upstream_h2 *u = uh2_of(s);
-	struct http_header out[TUNNEL_MAX_HEADERS];
+	struct http_header out[TUNNEL_H2_MAX_HEADERS];
 	int64_t clen = -1;
 	long long v;
 	size_t i, n = 0;
@@ -62,7 +62,7 @@ static void uh2_on_response(struct tunnel_stream *s, const struct tunnel_headers
 
 	if (u->detached)
 		return;
-	if (slice_to_int64(tunnel_header(h, LIT(":status")), 200, 599, &v) != 0) {
+	if (slice_to_int64(tunnel_h2_header(h, LIT(":status")), 200, 599, &v) != 0) {
 		uh2_fail(u, UPSTREAM_INVALID, "the cluster's agent sent an invalid response",
 			 NGHTTP2_PROTOCOL_ERROR);
 		return;
@@ -85,18 +85,18 @@ static void uh2_on_response(struct tunnel_stream *s, const struct tunnel_headers
 	u->up.cbs->on_head(&u->up, status, out, n, clen);
 }
 
-static void uh2_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len)
+static void uh2_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_t len)
 {
 	struct upstream_h2 *u = uh2_of(s);
 
 	if (u->detached) {
-		tunnel_stream_consume(s, len);
+		tunnel_h2_stream_consume(s, len);
 		return;
 	}
 	if (!u->head_seen) {
 		/* Body bytes before a response head (say, after a 1xx the tunnel
 		 * dropped): never written raw to the user. */
-		tunnel_stream_consume(s, len);
+		tunnel_h2_stream_consume(s, len);
 		uh2_fail(u, UPSTREAM_INVALID, "the cluster's agent sent a body without a response",
 			 NGHTTP2_PROTOCOL_ERROR);
 		return;
@@ -104,7 +104,7 @@ static void uh2_on_data(struct tunnel_stream *s, const uint8_t *data, size_t len
 	u->up.cbs->on_data(&u->up, data, len);
 }
 
-static void uh2_on_end(struct tunnel_stream *s)
+static void uh2_on_end(struct tunnel_h2_stream *s)
 {
 	struct upstream_h2 *u = uh2_of(s);
 
@@ -113,7 +113,7 @@ static void uh2_on_end(struct tunnel_stream *s)
 		u->up.cbs->on_end(&u->up);
 }
 
-static void uh2_on_drain(struct tunnel_stream *s)
+static void uh2_on_drain(struct tunnel_h2_stream *s)
 {
 	struct upstream_h2 *u = uh2_of(s);
 
@@ -121,7 +121,7 @@ static void uh2_on_drain(struct tunnel_stream *s)
 		u->up.cbs->on_drain(&u->up);
 }
 
-static void uh2_on_close(struct tunnel_stream *s, uint32_t code)
+static void uh2_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
 	struct upstream_h2 *u = uh2_of(s);
 
@@ -141,7 +141,7 @@ static void uh2_on_close(struct tunnel_stream *s, uint32_t code)
 	free(u);
 }
 
-static const struct tunnel_stream_callbacks uh2_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks uh2_stream_cbs = {
 	.on_response = uh2_on_response,
 	.on_data = uh2_on_data,
 	.on_end = uh2_on_end,
@@ -152,14 +152,14 @@ static const struct tunnel_stream_callbacks uh2_stream_cbs = {
 /* ---- the head ---- */
 
 struct uh2_head {
-	struct http_header h[TUNNEL_MAX_HEADERS];
+	struct http_header h[TUNNEL_H2_MAX_HEADERS];
 	size_t n;
 	char clen[24];
 };
 
 static int uh2_add(struct uh2_head *hd, struct slice name, struct slice value)
 {
-	if (hd->n >= TUNNEL_MAX_HEADERS)
+	if (hd->n >= TUNNEL_H2_MAX_HEADERS)
 		return -E2BIG;
 	hd->h[hd->n].name = name;
 	hd->h[hd->n].value = value;
@@ -198,7 +198,7 @@ static int uh2_build_head(const struct upstream_req *rq, struct uh2_head *hd)
 
 static size_t uh2_active(const struct tunnel_entry *e)
 {
-	return e->t ? tunnel_active_streams(e->t) : 0;
+	return e->t ? tunnel_h2_active_streams(e->t) : 0;
 }
 
 static int uh2_admit(struct tunnel_entry *e, const struct upstream_req *rq,
@@ -210,7 +210,7 @@ static int uh2_admit(struct tunnel_entry *e, const struct upstream_req *rq,
 			 "this cluster's tunnel protocol cannot carry this request");
 		return -1;
 	}
-	if (rq->websocket && !tunnel_connect_protocol_enabled(e->t)) {
+	if (rq->websocket && !tunnel_h2_connect_protocol_enabled(e->t)) {
 		ref->status = 501;
 		snprintf(ref->msg, sizeof(ref->msg), "the cluster's agent cannot carry WebSockets");
 		return -1;
@@ -238,7 +238,7 @@ static struct upstream *uh2_start(struct tunnel_entry *e, const struct upstream_
 	u->up.cbs = cbs;
 	u->up.arg = arg;
 	u->websocket = rq->websocket;
-	u->s = tunnel_request(e->t, hd->h, hd->n, rq->has_body, &uh2_stream_cbs, u);
+	u->s = tunnel_h2_request(e->t, hd->h, hd->n, rq->has_body, &uh2_stream_cbs, u);
 	if (u->s == NULL) {
 		upstream_error_set(err, UPSTREAM_BUSY,
 				   "the tunnel to the cluster cannot take more requests");
@@ -255,7 +255,7 @@ fail:
 static int uh2_write(struct upstream *up, const void *data, size_t len)
 {
 	struct upstream_h2 *u = (struct upstream_h2 *)up;
-	int rc = tunnel_stream_write(u->s, data, len);
+	int rc = tunnel_h2_stream_write(u->s, data, len);
 
 	if (rc < 0 && !u->head_seen)
 		upstream_error_set(&up->err, UPSTREAM_CLOSED,
@@ -274,7 +274,7 @@ static int uh2_end(struct upstream *up)
 	 * WebSocket afterwards: it must stay open for writing. */
 	if (u->websocket)
 		return 0;
-	tunnel_stream_end(u->s);
+	tunnel_h2_stream_end(u->s);
 	return 0;
 }
 
@@ -283,7 +283,7 @@ static void uh2_consume(struct upstream *up, size_t n)
 	struct upstream_h2 *u = (struct upstream_h2 *)up;
 
 	if (u->s)
-		tunnel_stream_consume(u->s, n);
+		tunnel_h2_stream_consume(u->s, n);
 }
 
 static void uh2_reset(struct upstream *up)
@@ -291,7 +291,7 @@ static void uh2_reset(struct upstream *up)
 	struct upstream_h2 *u = (struct upstream_h2 *)up;
 
 	u->detached = 1;
-	tunnel_stream_reset(u->s, NGHTTP2_CANCEL); /* on_close frees u */
+	tunnel_h2_stream_reset(u->s, NGHTTP2_CANCEL); /* on_close frees u */
 }
 
 /*
@@ -304,17 +304,17 @@ static void uh2_close(struct upstream *up)
 	struct upstream_h2 *u = (struct upstream_h2 *)up;
 
 	u->detached = 1;
-	if (tunnel_stream_sent_all(u->s))
-		tunnel_stream_end(u->s);
+	if (tunnel_h2_stream_sent_all(u->s))
+		tunnel_h2_stream_end(u->s);
 	else
-		tunnel_stream_reset(u->s, NGHTTP2_CANCEL);
+		tunnel_h2_stream_reset(u->s, NGHTTP2_CANCEL);
 }
 
 static struct stream_pipe *uh2_pipe(struct upstream *up, struct conn *c, const char *extra,
 				    size_t extra_len, stream_pipe_done_cb done, void *arg)
 {
 	struct upstream_h2 *u = (struct upstream_h2 *)up;
-	struct tunnel_stream *s = u->s;
+	struct tunnel_h2_stream *s = u->s;
 
 	/* From here the pipe owns the stream (and sets its callbacks): u goes. */
 	u->s = NULL;

@@ -47,9 +47,9 @@ struct fixture {
 	uv_timer_t drip;      /* the agent's periodic byte, while dripping */
 	struct buf to_agent;  /* bytes from the manager's session */
 	struct buf to_mgr;    /* bytes from the agent's session */
-	struct tunnel *mgr;   /* HTTP/2 client: the manager */
-	struct tunnel *agent; /* HTTP/2 server: the agent */
-	struct tunnel_stream *as; /* the agent's stream, NULL once closed */
+	struct tunnel_h2 *mgr;   /* HTTP/2 client: the manager */
+	struct tunnel_h2 *agent; /* HTTP/2 server: the agent */
+	struct tunnel_h2_stream *as; /* the agent's stream, NULL once closed */
 	uint32_t as_code;	  /* its close code */
 	int as_closed, as_ended;
 	struct conn *c;		/* the server's side of the user's socket */
@@ -80,13 +80,13 @@ static void on_pump(uv_idle_t *h)
 		if (f->to_agent.len) {
 			b = f->to_agent;
 			buf_init(&f->to_agent, 1 << 24);
-			assert_int_equal(tunnel_feed(f->agent, (uint8_t *)b.data, b.len), 0);
+			assert_int_equal(tunnel_h2_feed(f->agent, (uint8_t *)b.data, b.len), 0);
 			buf_free(&b);
 		}
 		if (f->to_mgr.len) {
 			b = f->to_mgr;
 			buf_init(&f->to_mgr, 1 << 24);
-			assert_int_equal(tunnel_feed(f->mgr, (uint8_t *)b.data, b.len), 0);
+			assert_int_equal(tunnel_h2_feed(f->mgr, (uint8_t *)b.data, b.len), 0);
 			buf_free(&b);
 		}
 	}
@@ -94,20 +94,20 @@ static void on_pump(uv_idle_t *h)
 
 /* ---- the agent's stream ---- */
 
-static void as_on_data(struct tunnel_stream *s, const uint8_t *d, size_t n)
+static void as_on_data(struct tunnel_h2_stream *s, const uint8_t *d, size_t n)
 {
 	(void)d;
-	tunnel_stream_consume(s, n);
+	tunnel_h2_stream_consume(s, n);
 }
 
-static void as_on_end(struct tunnel_stream *s)
+static void as_on_end(struct tunnel_h2_stream *s)
 {
-	((struct fixture *)tunnel_stream_data(s))->as_ended = 1;
+	((struct fixture *)tunnel_h2_stream_data(s))->as_ended = 1;
 }
 
-static void as_on_close(struct tunnel_stream *s, uint32_t code)
+static void as_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
-	struct fixture *f = tunnel_stream_data(s);
+	struct fixture *f = tunnel_h2_stream_data(s);
 
 	f->as = NULL;
 	f->as_closed = 1;
@@ -115,9 +115,9 @@ static void as_on_close(struct tunnel_stream *s, uint32_t code)
 }
 
 /* Sends what is left of the bulk body while the stream takes it, then ends. */
-static void as_send_bulk(struct tunnel_stream *s)
+static void as_send_bulk(struct tunnel_h2_stream *s)
 {
-	struct fixture *f = tunnel_stream_data(s);
+	struct fixture *f = tunnel_h2_stream_data(s);
 	static char chunk[16384];
 	int rc = 1;
 
@@ -125,40 +125,40 @@ static void as_send_bulk(struct tunnel_stream *s)
 	while (f->bulk_left && rc == 1) {
 		size_t n = f->bulk_left < sizeof(chunk) ? f->bulk_left : sizeof(chunk);
 
-		rc = tunnel_stream_write(s, chunk, n);
+		rc = tunnel_h2_stream_write(s, chunk, n);
 		assert_true(rc >= 0);
 		f->bulk_left -= n;
 	}
 	if (f->bulk_left == 0)
-		tunnel_stream_end(s);
+		tunnel_h2_stream_end(s);
 }
 
-static void as_on_drain(struct tunnel_stream *s)
+static void as_on_drain(struct tunnel_h2_stream *s)
 {
-	if (((struct fixture *)tunnel_stream_data(s))->bulk_left)
+	if (((struct fixture *)tunnel_h2_stream_data(s))->bulk_left)
 		as_send_bulk(s);
 }
 
-static const struct tunnel_stream_callbacks as_cbs = {
+static const struct tunnel_h2_stream_callbacks as_cbs = {
 	.on_data = as_on_data, .on_end = as_on_end, .on_drain = as_on_drain,
 	.on_close = as_on_close};
 
 /* Answers 200 and one message, then never ends: a quiet cluster. */
-static void agent_on_request(struct tunnel *t, struct tunnel_stream *s,
-			     const struct tunnel_headers *h)
+static void agent_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s,
+			     const struct tunnel_h2_headers *h)
 {
-	struct fixture *f = tunnel_data(t);
+	struct fixture *f = tunnel_h2_data(t);
 	static const struct http_header rh[] = {{LIT(":status"), LIT("200")}};
 
 	(void)h;
 	f->as = s;
-	tunnel_stream_set_callbacks(s, &as_cbs, f);
-	assert_int_equal(tunnel_respond(s, rh, 1, 1), 0);
-	assert_true(tunnel_stream_write(s, "hello", 5) >= 0);
+	tunnel_h2_stream_set_callbacks(s, &as_cbs, f);
+	assert_int_equal(tunnel_h2_respond(s, rh, 1, 1), 0);
+	assert_true(tunnel_h2_stream_write(s, "hello", 5) >= 0);
 }
 
-static const struct tunnel_callbacks agent_cbs = {.on_request = agent_on_request};
-static const struct tunnel_callbacks mgr_cbs = {0};
+static const struct tunnel_h2_callbacks agent_cbs = {.on_request = agent_on_request};
+static const struct tunnel_h2_callbacks mgr_cbs = {0};
 
 /* ---- the manager's stream: piped once answered ---- */
 
@@ -169,9 +169,9 @@ static void pipe_done(void *arg, uint64_t to_stream, uint64_t to_conn)
 	((struct fixture *)arg)->pipe_done = 1;
 }
 
-static void ms_on_response(struct tunnel_stream *s, const struct tunnel_headers *h)
+static void ms_on_response(struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
-	struct fixture *f = tunnel_stream_data(s);
+	struct fixture *f = tunnel_h2_stream_data(s);
 
 	(void)h;
 	f->pipe = stream_pipe_start(f->c, s, NULL, 0, pipe_done, f);
@@ -179,7 +179,7 @@ static void ms_on_response(struct tunnel_stream *s, const struct tunnel_headers 
 	stream_pipe_set_fin_timeout(f->pipe, FIN_MS);
 }
 
-static const struct tunnel_stream_callbacks ms_cbs = {.on_response = ms_on_response};
+static const struct tunnel_h2_stream_callbacks ms_cbs = {.on_response = ms_on_response};
 
 static const struct conn_callbacks user_conn_cbs = {0};
 
@@ -223,8 +223,8 @@ static struct fixture *start(void)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct sockaddr_in a;
 	int alen = sizeof(a);
-	struct tunnel_io mio = {.send = to_agent, .io = f};
-	struct tunnel_io aio = {.send = to_mgr, .io = f};
+	struct tunnel_h2_io mio = {.send = to_agent, .io = f};
+	struct tunnel_h2_io aio = {.send = to_mgr, .io = f};
 	static const struct http_header req[] = {
 		{LIT(":method"), LIT("POST")},
 		{LIT(":scheme"), LIT("https")},
@@ -254,11 +254,11 @@ static struct fixture *start(void)
 	uv_idle_start(&f->pump, on_pump);
 	uv_timer_init(&f->loop, &f->drip);
 	f->drip.data = f;
-	f->mgr = tunnel_new(1, NULL, &mio, &mgr_cbs, f);
-	f->agent = tunnel_new(0, NULL, &aio, &agent_cbs, f);
+	f->mgr = tunnel_h2_new(1, NULL, &mio, &mgr_cbs, f);
+	f->agent = tunnel_h2_new(0, NULL, &aio, &agent_cbs, f);
 	assert_non_null(f->mgr);
 	assert_non_null(f->agent);
-	assert_non_null(tunnel_request(f->mgr, req, 4, 1, &ms_cbs, f));
+	assert_non_null(tunnel_h2_request(f->mgr, req, 4, 1, &ms_cbs, f));
 	/* The cluster's first message reaches the user through the pipe. */
 	for (deadline = now_ms(f) + 5000; (n = user_read(f, hello, sizeof(hello))) < 0 &&
 					  now_ms(f) < deadline;)
@@ -274,8 +274,8 @@ static void stop(struct fixture *f)
 	close(f->user);
 	run_for(f, 5000, &f->pipe_done);
 	assert_true(f->pipe_done);
-	tunnel_free(f->mgr);
-	tunnel_free(f->agent);
+	tunnel_h2_free(f->mgr);
+	tunnel_h2_free(f->agent);
 	uv_close((uv_handle_t *)&f->listener, NULL);
 	uv_close((uv_handle_t *)&f->pump, NULL);
 	uv_close((uv_handle_t *)&f->drip, NULL);
@@ -326,7 +326,7 @@ static void on_drip(uv_timer_t *t)
 	struct fixture *f = t->data;
 
 	if (f->as)
-		tunnel_stream_write(f->as, "x", 1);
+		tunnel_h2_stream_write(f->as, "x", 1);
 }
 
 /*

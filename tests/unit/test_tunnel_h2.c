@@ -19,17 +19,17 @@
 
 struct wire {
 	struct buf to_client, to_server;
-	struct tunnel *client, *server;
+	struct tunnel_h2 *client, *server;
 	int kicked_client, kicked_server; /* flush owed, as an event loop would */
-	size_t sends, full_sends; /* transport messages, and those of TUNNEL_SEND_CHUNK bytes */
+	size_t sends, full_sends; /* transport messages, and those of TUNNEL_H2_SEND_CHUNK bytes */
 	size_t full_every;	  /* 0, or: every that many sends the transport says "full" */
 };
 
 static void count_send(struct wire *w, size_t n)
 {
-	assert_true(n > 0 && n <= TUNNEL_SEND_CHUNK);
+	assert_true(n > 0 && n <= TUNNEL_H2_SEND_CHUNK);
 	w->sends++;
-	if (n == TUNNEL_SEND_CHUNK)
+	if (n == TUNNEL_H2_SEND_CHUNK)
 		w->full_sends++;
 }
 
@@ -81,19 +81,19 @@ static void pump(struct wire *w)
 		/* What the owners' loops do on their next turn. */
 		if (w->kicked_client) {
 			w->kicked_client = 0;
-			tunnel_flush(w->client);
+			tunnel_h2_flush(w->client);
 			moved = 1;
 		}
 		if (w->kicked_server) {
 			w->kicked_server = 0;
-			tunnel_flush(w->server);
+			tunnel_h2_flush(w->server);
 			moved = 1;
 		}
 		if (w->to_server.len) {
 			struct buf b = w->to_server;
 
 			buf_init(&w->to_server, 1 << 30);
-			assert_int_equal(tunnel_feed(w->server, (uint8_t *)b.data, b.len), 0);
+			assert_int_equal(tunnel_h2_feed(w->server, (uint8_t *)b.data, b.len), 0);
 			buf_free(&b);
 			moved = 1;
 		}
@@ -101,7 +101,7 @@ static void pump(struct wire *w)
 			struct buf b = w->to_client;
 
 			buf_init(&w->to_client, 1 << 30);
-			assert_int_equal(tunnel_feed(w->client, (uint8_t *)b.data, b.len), 0);
+			assert_int_equal(tunnel_h2_feed(w->client, (uint8_t *)b.data, b.len), 0);
 			buf_free(&b);
 			moved = 1;
 		}
@@ -115,35 +115,35 @@ struct srv_stream {
 	int consume; /* credit windows as data arrives */
 };
 
-static void srv_on_data(struct tunnel_stream *s, const uint8_t *d, size_t n)
+static void srv_on_data(struct tunnel_h2_stream *s, const uint8_t *d, size_t n)
 {
-	struct srv_stream *ss = tunnel_stream_data(s);
+	struct srv_stream *ss = tunnel_h2_stream_data(s);
 
 	buf_append(&ss->body, d, n);
 	if (ss->consume)
-		tunnel_stream_consume(s, n);
+		tunnel_h2_stream_consume(s, n);
 }
 
-static void srv_on_end(struct tunnel_stream *s)
+static void srv_on_end(struct tunnel_h2_stream *s)
 {
-	struct srv_stream *ss = tunnel_stream_data(s);
+	struct srv_stream *ss = tunnel_h2_stream_data(s);
 	static const struct http_header rh[] = {{LIT(":status"), LIT("200")}};
 
-	tunnel_respond(s, rh, 1, 1);
-	tunnel_stream_write(s, ss->body.data ? ss->body.data : "", ss->body.len);
-	tunnel_stream_end(s);
+	tunnel_h2_respond(s, rh, 1, 1);
+	tunnel_h2_stream_write(s, ss->body.data ? ss->body.data : "", ss->body.len);
+	tunnel_h2_stream_end(s);
 }
 
-static void srv_on_close(struct tunnel_stream *s, uint32_t code)
+static void srv_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
-	struct srv_stream *ss = tunnel_stream_data(s);
+	struct srv_stream *ss = tunnel_h2_stream_data(s);
 
 	(void)code;
 	buf_free(&ss->body);
 	free(ss);
 }
 
-static const struct tunnel_stream_callbacks srv_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks srv_stream_cbs = {
 	.on_data = srv_on_data,
 	.on_end = srv_on_end,
 	.on_close = srv_on_close,
@@ -151,23 +151,23 @@ static const struct tunnel_stream_callbacks srv_stream_cbs = {
 
 static int hold_path_seen;
 
-static void srv_on_request(struct tunnel *t, struct tunnel_stream *s, const struct tunnel_headers *h)
+static void srv_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
 	struct srv_stream *ss = calloc(1, sizeof(*ss));
-	struct slice path = tunnel_header(h, LIT(":path"));
+	struct slice path = tunnel_h2_header(h, LIT(":path"));
 
 	(void)t;
 	buf_init(&ss->body, 64 << 20);
 	ss->consume = !slice_eq(path, LIT("/hold"));
 	if (!ss->consume)
 		hold_path_seen = 1;
-	tunnel_stream_set_callbacks(s, &srv_stream_cbs, ss);
+	tunnel_h2_stream_set_callbacks(s, &srv_stream_cbs, ss);
 	if (slice_eq(path, LIT("/reset")))
-		tunnel_stream_reset(s, NGHTTP2_REFUSED_STREAM);
+		tunnel_h2_stream_reset(s, NGHTTP2_REFUSED_STREAM);
 }
 
-static const struct tunnel_callbacks srv_cbs = {.on_request = srv_on_request};
-static const struct tunnel_callbacks cli_cbs = {0};
+static const struct tunnel_h2_callbacks srv_cbs = {.on_request = srv_on_request};
+static const struct tunnel_h2_callbacks cli_cbs = {0};
 
 /* ---- manager side ---- */
 
@@ -179,39 +179,39 @@ struct cli_stream {
 	uint32_t code;
 };
 
-static void cli_on_response(struct tunnel_stream *s, const struct tunnel_headers *h)
+static void cli_on_response(struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
-	struct cli_stream *cs = tunnel_stream_data(s);
+	struct cli_stream *cs = tunnel_h2_stream_data(s);
 	long long v = 0;
 
-	slice_to_int64(tunnel_header(h, LIT(":status")), 100, 999, &v);
+	slice_to_int64(tunnel_h2_header(h, LIT(":status")), 100, 999, &v);
 	cs->status = (int)v;
 }
 
-static void cli_on_data(struct tunnel_stream *s, const uint8_t *d, size_t n)
+static void cli_on_data(struct tunnel_h2_stream *s, const uint8_t *d, size_t n)
 {
-	struct cli_stream *cs = tunnel_stream_data(s);
+	struct cli_stream *cs = tunnel_h2_stream_data(s);
 
 	buf_append(&cs->body, d, n);
-	tunnel_stream_consume(s, n);
+	tunnel_h2_stream_consume(s, n);
 }
 
-static void cli_on_end(struct tunnel_stream *s)
+static void cli_on_end(struct tunnel_h2_stream *s)
 {
-	struct cli_stream *cs = tunnel_stream_data(s);
+	struct cli_stream *cs = tunnel_h2_stream_data(s);
 
 	cs->ended = 1;
 }
 
-static void cli_on_close(struct tunnel_stream *s, uint32_t code)
+static void cli_on_close(struct tunnel_h2_stream *s, uint32_t code)
 {
-	struct cli_stream *cs = tunnel_stream_data(s);
+	struct cli_stream *cs = tunnel_h2_stream_data(s);
 
 	cs->closed = 1;
 	cs->code = code;
 }
 
-static const struct tunnel_stream_callbacks cli_stream_cbs = {
+static const struct tunnel_h2_stream_callbacks cli_stream_cbs = {
 	.on_response = cli_on_response,
 	.on_data = cli_on_data,
 	.on_end = cli_on_end,
@@ -220,30 +220,30 @@ static const struct tunnel_stream_callbacks cli_stream_cbs = {
 
 static void wire_init(struct wire *w)
 {
-	struct tunnel_io cio = {.send = send_to_server, .kick = kick_client, .io = w};
-	struct tunnel_io sio = {.send = send_to_client, .kick = kick_server, .io = w};
+	struct tunnel_h2_io cio = {.send = send_to_server, .kick = kick_client, .io = w};
+	struct tunnel_h2_io sio = {.send = send_to_client, .kick = kick_server, .io = w};
 
 	memset(w, 0, sizeof(*w));
 	buf_init(&w->to_client, 1 << 30);
 	buf_init(&w->to_server, 1 << 30);
-	w->client = tunnel_new(1, NULL, &cio, &cli_cbs, NULL);
-	w->server = tunnel_new(0, NULL, &sio, &srv_cbs, NULL);
+	w->client = tunnel_h2_new(1, NULL, &cio, &cli_cbs, NULL);
+	w->server = tunnel_h2_new(0, NULL, &sio, &srv_cbs, NULL);
 	assert_non_null(w->client);
 	assert_non_null(w->server);
-	tunnel_flush(w->client);
-	tunnel_flush(w->server);
+	tunnel_h2_flush(w->client);
+	tunnel_h2_flush(w->server);
 	pump(w);
 }
 
 static void wire_free(struct wire *w)
 {
-	tunnel_free(w->client);
-	tunnel_free(w->server);
+	tunnel_h2_free(w->client);
+	tunnel_h2_free(w->server);
 	buf_free(&w->to_client);
 	buf_free(&w->to_server);
 }
 
-static struct tunnel_stream *req(struct wire *w, const char *method, const char *path,
+static struct tunnel_h2_stream *req(struct wire *w, const char *method, const char *path,
 				 struct cli_stream *cs, const char *body, size_t len)
 {
 	struct http_header h[] = {
@@ -253,15 +253,15 @@ static struct tunnel_stream *req(struct wire *w, const char *method, const char 
 		{LIT(":path"), slice_cstr(path)},
 		{LIT("User-Agent"), LIT("test")},
 	};
-	struct tunnel_stream *s;
+	struct tunnel_h2_stream *s;
 
 	memset(cs, 0, sizeof(*cs));
 	buf_init(&cs->body, 64 << 20);
-	s = tunnel_request(w->client, h, 5, body != NULL, &cli_stream_cbs, cs);
+	s = tunnel_h2_request(w->client, h, 5, body != NULL, &cli_stream_cbs, cs);
 	assert_non_null(s);
 	if (body) {
-		tunnel_stream_write(s, body, len);
-		tunnel_stream_end(s);
+		tunnel_h2_stream_write(s, body, len);
+		tunnel_h2_stream_end(s);
 	}
 	return s;
 }
@@ -273,7 +273,7 @@ static void test_roundtrip(void **state)
 
 	(void)state;
 	wire_init(&w);
-	assert_true(tunnel_connect_protocol_enabled(w.client));
+	assert_true(tunnel_h2_connect_protocol_enabled(w.client));
 	req(&w, "POST", "/1.0/instances", &cs, "{\"name\":\"x\"}", 12);
 	pump(&w);
 	assert_int_equal(cs.status, 200);
@@ -283,8 +283,8 @@ static void test_roundtrip(void **state)
 	assert_int_equal(cs.body.len, 12);
 	assert_memory_equal(cs.body.data, "{\"name\":\"x\"}", 12);
 	buf_free(&cs.body);
-	assert_int_equal(tunnel_active_streams(w.client), 0);
-	assert_int_equal(tunnel_active_streams(w.server), 0);
+	assert_int_equal(tunnel_h2_active_streams(w.client), 0);
+	assert_int_equal(tunnel_h2_active_streams(w.server), 0);
 	wire_free(&w);
 }
 
@@ -313,7 +313,7 @@ static void test_big_body_and_many_streams(void **state)
 }
 
 /*
- * 4 MiB each way: DATA frames of TUNNEL_SEND_CHUNK - 9 bytes, each sent as
+ * 4 MiB each way: DATA frames of TUNNEL_H2_SEND_CHUNK - 9 bytes, each sent as
  * one whole transport message (not four 16 KiB frames gathered).
  */
 static void test_big_frames(void **state)
@@ -335,7 +335,7 @@ static void test_big_frames(void **state)
 	assert_int_equal(cs.body.len, big);
 	assert_memory_equal(cs.body.data, data, big);
 	/* 2 x 4 MiB in 65527-byte frames: 130 of them at least, all full. */
-	assert_true(w.full_sends >= 2 * (big / (TUNNEL_SEND_CHUNK - 9)));
+	assert_true(w.full_sends >= 2 * (big / (TUNNEL_H2_SEND_CHUNK - 9)));
 	assert_true(w.sends < w.full_sends + 40);
 	buf_free(&cs.body);
 	wire_free(&w);
@@ -396,7 +396,7 @@ static void test_stalled_stream_does_not_block(void **state)
 	assert_int_equal(other.status, 200);
 	buf_free(&other.body);
 	wire_free(&w);
-	assert_true(held.closed); /* told on tunnel_free */
+	assert_true(held.closed); /* told on tunnel_h2_free */
 	assert_int_equal(held.code, NGHTTP2_CANCEL);
 	buf_free(&held.body);
 	free(data);
@@ -414,11 +414,11 @@ static void test_reset_and_ping(void **state)
 	assert_true(cs.closed);
 	assert_int_equal(cs.code, NGHTTP2_REFUSED_STREAM);
 	buf_free(&cs.body);
-	assert_int_equal(tunnel_rtt_ms(w.client), -1);
-	tunnel_ping(w.client, 1000);
-	tunnel_touch(w.client, 1007);
+	assert_int_equal(tunnel_h2_rtt_ms(w.client), -1);
+	tunnel_h2_ping(w.client, 1000);
+	tunnel_h2_touch(w.client, 1007);
 	pump(&w);
-	assert_int_equal(tunnel_rtt_ms(w.client), 7);
+	assert_int_equal(tunnel_h2_rtt_ms(w.client), 7);
 	wire_free(&w);
 }
 
@@ -428,9 +428,9 @@ static void test_junk(void **state)
 
 	(void)state;
 	wire_init(&w);
-	assert_true(tunnel_feed(w.server, (const uint8_t *)"GET / HTTP/1.1\r\n\r\nxxxxxxxxxxxxxxxx",
+	assert_true(tunnel_h2_feed(w.server, (const uint8_t *)"GET / HTTP/1.1\r\n\r\nxxxxxxxxxxxxxxxx",
 				34) < 0 ||
-		    !tunnel_alive(w.server));
+		    !tunnel_h2_alive(w.server));
 	wire_free(&w);
 }
 
