@@ -4,6 +4,11 @@
 # systemd (for systemd-analyze: the units are verified offline, no running
 # systemd needed), dpkg-dev, debhelper and lintian (`make deb`) and man-db
 # (the man page checks) serve `make install`'s tests and the package.
+# nodejs runs the test OpenID provider (npm oidc-provider) and the dashboard
+# build; prometheus (promtool and the server) checks and scrapes the metrics
+# and receives remote writes (protobuf-c and snappy encode them);
+# busybox-static makes the test container image for `lxc` through the
+# manager; postgresql-15 serves the replica tests; chromium the dashboard's.
 set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -11,7 +16,9 @@ libuv1-dev libssl-dev node-llhttp libnghttp2-dev libjansson-dev
 libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
 lxd lxd-client curl jq python3 procps iproute2 openssl
 nginx openssh-server openssh-client wrk haproxy
-systemd dpkg-dev debhelper lintian man-db"
+systemd dpkg-dev debhelper lintian man-db
+nodejs prometheus protobuf-c-compiler libprotobuf-c-dev libsnappy-dev
+busybox-static postgresql-15 chromium"
 
 missing=""
 for p in $PKGS; do
