@@ -1,8 +1,14 @@
 # Turns the numbered files in src/store/migrations/ into a C array of
 # { version, sql } so the binaries carry their own schema.
+# NAME is the array's name (store_migrations for SQLite, store_pg_migrations
+# for PostgreSQL); the count is NAME with _count for s.
 string(REPLACE "|" ";" FILES "${FILES}")
+if(NOT NAME)
+  set(NAME store_migrations)
+endif()
+string(REGEX REPLACE "s$" "_count" COUNT_NAME "${NAME}")
 set(out "/* Generated from src/store/migrations by embed_migrations.cmake. */\n")
-string(APPEND out "#include \"store/migrations.h\"\n\nconst struct store_migration store_migrations[] = {\n")
+string(APPEND out "#include \"store/migrations.h\"\n\nconst struct store_migration ${NAME}[] = {\n")
 set(count 0)
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
@@ -15,5 +21,5 @@ foreach(f ${FILES})
   string(APPEND out "\t{ ${ver}, \"${name}\", \"${sql}\" },\n")
   math(EXPR count "${count} + 1")
 endforeach()
-string(APPEND out "};\nconst int store_migration_count = ${count};\n")
+string(APPEND out "};\nconst int ${COUNT_NAME} = ${count};\n")
 file(WRITE ${OUT} "${out}")

@@ -110,10 +110,11 @@ else
 	fi
 fi
 
-# Stop the LXD the integration tests started (only the one they started).
+# Stop the LXD and PostgreSQL the integration tests started (only those).
 if [ -x "$ROOT/scripts/lxd-test-env.sh" ]; then
 	"$ROOT/scripts/lxd-test-env.sh" stop >/dev/null 2>&1 || true
 fi
+sh "$ROOT/scripts/pg-test-env.sh" stop >/dev/null 2>&1 || true
 
 if [ -n "$FUZZ_BUILD" ] && [ "$FUZZ_SECONDS" != 0 ]; then
 	log=$(mktemp)

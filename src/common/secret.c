@@ -3,7 +3,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "common/fsutil.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -72,4 +76,42 @@ void secret_wipe(void *p, size_t len)
 {
 	if (p != NULL && len > 0)
 		explicit_bzero(p, len);
+}
+
+#define SECRET_FILE_MAX 4096
+
+int secret_read_file(const char *path, char **out)
+{
+	struct stat st;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	if (stat(path, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if ((st.st_mode & 077) != 0)
+		return -EPERM;
+	rc = fs_read_file(path, SECRET_FILE_MAX, out, &len);
+	if (rc < 0)
+		return rc == -E2BIG ? -EINVAL : rc;
+	if (len > 0 && (*out)[len - 1] == '\n')
+		(*out)[--len] = '\0';
+	if (len > 0 && (*out)[len - 1] == '\r')
+		(*out)[--len] = '\0';
+	if (len == 0 || strlen(*out) != len) { /* empty, or a NUL inside */
+		secret_free_text(*out);
+		*out = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void secret_free_text(char *s)
+{
+	if (s == NULL)
+		return;
+	secret_wipe(s, strlen(s));
+	free(s);
 }

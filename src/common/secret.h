@@ -31,6 +31,18 @@ void secret_sha256_hex(const void *data, size_t len, char out[65]);
  */
 int secret_equal(const void *a, size_t alen, const void *b, size_t blen);
 
+/*
+ * Reads a secret kept in a file (a database password, a client secret):
+ * the file must be a regular file that only its owner may read or write
+ * (no group or other bits), at most 4096 bytes; one trailing newline is
+ * dropped, and the secret must not be empty. 0 and *out (free with
+ * secret_free_text), -EPERM for a file others may read, -EINVAL for an
+ * empty or oversized one, or -errno.
+ */
+int secret_read_file(const char *path, char **out);
+/* Wipes and frees a string from secret_read_file. NULL ok. */
+void secret_free_text(char *s);
+
 /* Zeroes len bytes at p in a way the compiler cannot optimise out. NULL ok. */
 void secret_wipe(void *p, size_t len);
 

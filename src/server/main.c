@@ -22,6 +22,7 @@
 #include "server/tunnels.h"
 #include "store/store_workers.h"
 #include <unistd.h>
+#include "common/secret.h"
 #include "common/version.h"
 
 #define MAIN_STR_(x) #x
@@ -42,7 +43,10 @@ static void usage(FILE *f)
 	      "  --connector-addr HOST:PORT      connector listener (default " SERVER_DEFAULT_CONNECTOR_ADDR ")\n"
 	      "  --connector-public-address H:P  address put in join tokens (default: --connector-addr)\n"
 	      "  --management-public-url URL     manager URL told to clusters (default: https://--management-addr)\n"
-	      "  --db URL                        sqlite:PATH (default sqlite:DIR/lxcm.db)\n"
+	      "  --db URL                        sqlite:PATH (default sqlite:DIR/lxcm.db), or\n"
+	      "                                  postgres://[USER@]HOST[:PORT]/DB[?PARAMS] (libpq)\n"
+	      "  --db-password-file FILE         PostgreSQL password, read from FILE (mode 0600;\n"
+	      "                                  never put it in --db, which shows in ps)\n"
 	      "  --store-threads N               threads that run database work, 1.." MAIN_STR(STORE_THREADS_MAX) "\n"
 	      "                                  (default " MAIN_STR(STORE_THREADS_DEFAULT) ")\n"
 	      "  --tls-cert FILE --tls-key FILE  certificate for both listeners (default: generated in DIR)\n"
@@ -152,6 +156,7 @@ enum {
 	OPT_PROXY_FIN,
 	OPT_PROXY_PROTOCOL_FROM,
 	OPT_STORE_THREADS,
+	OPT_DB_PASSWORD_FILE,
 	OPT_CONFIG,
 	OPT_VERSION,
 	OPT_HELP,
@@ -183,6 +188,7 @@ static const struct option long_opts[] = {
 	{"proxy-fin-timeout", required_argument, NULL, OPT_PROXY_FIN},
 	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
 	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
+	{"db-password-file", required_argument, NULL, OPT_DB_PASSWORD_FILE},
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -216,6 +222,30 @@ static int parse_log_level(const char *s)
 /* The --config file; cfg's strings point into it, so it lives as long as the process. */
 static struct config_file server_config_file;
 
+/*
+ * Opens the store, with the password file's content when one is given. The
+ * URL is not logged: a PostgreSQL URL may carry a password.
+ */
+static int server_open_store(struct server *srv)
+{
+	char *password = NULL;
+	int rc;
+
+	if (srv->cfg.db_password_file != NULL) {
+		rc = secret_read_file(srv->cfg.db_password_file, &password);
+		if (rc < 0) {
+			LOG_ERROR("cannot use --db-password-file %s: %s", srv->cfg.db_password_file,
+				  rc == -EPERM ? "others may read it (chmod 600)" : strerror(-rc));
+			return rc;
+		}
+	}
+	rc = store_open_password(srv->cfg.db_url, password, &srv->store);
+	secret_free_text(password);
+	if (rc < 0)
+		LOG_ERROR("cannot open the store (--db): %s", strerror(-rc));
+	return rc;
+}
+
 /* Returns 0 to run, 1 to exit 0 (help, version), -1 for a usage error. */
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
@@ -244,6 +274,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		case OPT_CONN_PUBLIC: rc = copy_opt(cfg->connector_public, sizeof(cfg->connector_public), optarg); break;
 		case OPT_MGMT_PUBLIC: rc = copy_opt(cfg->management_public, sizeof(cfg->management_public), optarg); break;
 		case OPT_DB: rc = copy_opt(cfg->db_url, sizeof(cfg->db_url), optarg); break;
+		case OPT_DB_PASSWORD_FILE: cfg->db_password_file = optarg; break;
 		case OPT_TLS_CERT: rc = copy_opt(cfg->tls_cert, sizeof(cfg->tls_cert), optarg); break;
 		case OPT_TLS_KEY: rc = copy_opt(cfg->tls_key, sizeof(cfg->tls_key), optarg); break;
 		case OPT_HEARTBEAT:
@@ -516,11 +547,8 @@ int main(int argc, char **argv)
 	srv.join_limit = ratelimit_new(srv.cfg.join_rate, srv.cfg.join_burst);
 	if (srv.join_limit == NULL || server_setup_tls(&srv) < 0)
 		return 1;
-	rc = store_open(srv.cfg.db_url, &srv.store);
-	if (rc < 0) {
-		LOG_ERROR("cannot open the store %s", srv.cfg.db_url);
+	if (server_open_store(&srv) < 0)
 		return 1;
-	}
 	if (store_workers_set_threads(srv.store, srv.cfg.store_threads) < 0)
 		return 1;
 	rc = auth_bootstrap(&srv);

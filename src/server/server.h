@@ -42,6 +42,7 @@ struct server_config {
 	uint64_t proxy_idle_timeout_ms;	  /* a proxied response body stalled this long is cut */
 	uint64_t proxy_fin_timeout_ms;	  /* a half-closed WebSocket quiet this long is cut */
 	char db_url[4096];
+	const char *db_password_file; /* NULL: none */
 	char tls_cert[4096];
 	char tls_key[4096];
 	int tls_given; /* --tls-cert/--tls-key: use them, never generate */

@@ -31,98 +31,6 @@
 #define SQ_BUSY_TIMEOUT_MS 5000
 #define SQ_MAX_COLUMNS 16
 
-/* clang-format off */
-#define SQ_CLUSTER_SELECT \
-	"SELECT c.id, c.name, c.description, c.certificate, c.fingerprint, c.status," \
-	" c.joined_at, c.created_at," \
-	" COALESCE((SELECT CAST(value AS INTEGER) FROM cluster_config" \
-	"  WHERE cluster_id = c.id AND key = 'disk_threshold'), 80)," \
-	" COALESCE((SELECT CAST(value AS INTEGER) FROM cluster_config" \
-	"  WHERE cluster_id = c.id AND key = 'memory_threshold'), 80)," \
-	" s.updated_at, s.body" \
-	" FROM clusters c LEFT JOIN cluster_status s ON s.cluster_id = c.id"
-/* clang-format on */
-
-static const char *const sq_sql[STORE_SQL__COUNT] = {
-    [STORE_SQL_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
-				   " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-				   " applied_at INTEGER NOT NULL)",
-    [STORE_SQL_MIGRATION_APPLIED] = "SELECT 1 FROM schema_migrations WHERE version = ?1",
-    [STORE_SQL_MIGRATION_RECORD] =
-	"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-    [STORE_SQL_MIGRATION_MAX] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-
-    [STORE_SQL_CLUSTER_LIST] = SQ_CLUSTER_SELECT " ORDER BY c.name",
-    [STORE_SQL_CLUSTER_GET] = SQ_CLUSTER_SELECT " WHERE c.name = ?1",
-    [STORE_SQL_CLUSTER_GET_BY_FP] = SQ_CLUSTER_SELECT " WHERE c.fingerprint = ?1",
-    [STORE_SQL_CLUSTER_NAME_BY_FP] = "SELECT name FROM clusters WHERE fingerprint = ?1",
-    [STORE_SQL_CLUSTER_KEYS] = "SELECT id, fingerprint FROM clusters WHERE name = ?1",
-    [STORE_SQL_CLUSTER_TAKEN] =
-	"SELECT 1 FROM clusters WHERE name = ?1 OR fingerprint = ?2 LIMIT 1",
-    [STORE_SQL_CLUSTER_INSERT] = "INSERT INTO clusters (name, description, certificate,"
-				 " fingerprint, status, joined_at, created_at)"
-				 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
-    [STORE_SQL_CLUSTER_SET_DESC] = "UPDATE clusters SET description = ?2 WHERE id = ?1",
-    [STORE_SQL_CLUSTER_DELETE] = "DELETE FROM clusters WHERE id = ?1",
-    [STORE_SQL_CONFIG_SET] =
-	"INSERT INTO cluster_config (cluster_id, key, value) VALUES (?1, ?2, ?3)"
-	" ON CONFLICT (cluster_id, key) DO UPDATE SET value = excluded.value",
-    [STORE_SQL_CONFIG_DELETE] = "DELETE FROM cluster_config WHERE cluster_id = ?1",
-    /* The WHERE keeps SQLite's parser from reading ON CONFLICT as a join. */
-    [STORE_SQL_STATUS_SET] = "INSERT INTO cluster_status (cluster_id, updated_at, body)"
-			     " SELECT id, ?2, ?3 FROM clusters WHERE name = ?1"
-			     " ON CONFLICT (cluster_id) DO UPDATE SET"
-			     " updated_at = excluded.updated_at, body = excluded.body",
-    [STORE_SQL_STATUS_DELETE] = "DELETE FROM cluster_status WHERE cluster_id = ?1",
-
-    [STORE_SQL_JOIN_TOKEN_GET] = "SELECT secret_hash, expires_at, description FROM join_tokens"
-				 " WHERE cluster_name = ?1",
-    [STORE_SQL_JOIN_TOKEN_NAME_TAKEN] = "SELECT 1 FROM join_tokens WHERE cluster_name = ?1"
-					" UNION ALL SELECT 1 FROM clusters WHERE name = ?1 LIMIT 1",
-    [STORE_SQL_JOIN_TOKEN_INSERT] = "INSERT INTO join_tokens (cluster_name, description,"
-				    " secret_hash, expires_at, created_at)"
-				    " VALUES (?1, ?2, ?3, ?4, ?5)",
-    [STORE_SQL_JOIN_TOKEN_LIST] = "SELECT cluster_name, description, secret_hash, expires_at,"
-				  " created_at FROM join_tokens ORDER BY cluster_name",
-    [STORE_SQL_JOIN_TOKEN_DELETE] = "DELETE FROM join_tokens WHERE cluster_name = ?1",
-    [STORE_SQL_JOIN_TOKEN_DELETE_EXPIRED] =
-	"DELETE FROM join_tokens WHERE cluster_name = ?1 AND expires_at <= ?2",
-
-    [STORE_SQL_API_TOKEN_INSERT] =
-	"INSERT INTO api_tokens (name, hash, created_at) VALUES (?1, ?2, ?3)",
-    [STORE_SQL_API_TOKEN_BY_HASH] = "SELECT name FROM api_tokens WHERE hash = ?1",
-    [STORE_SQL_API_TOKEN_HASH_BY_NAME] = "SELECT hash FROM api_tokens WHERE name = ?1",
-    [STORE_SQL_API_TOKEN_COUNT] = "SELECT COUNT(*) FROM api_tokens",
-    [STORE_SQL_API_TOKEN_HASHES] = "SELECT hash FROM api_tokens ORDER BY id",
-    [STORE_SQL_API_TOKEN_LIST] =
-	"SELECT name, created_at, hash, role FROM api_tokens ORDER BY name",
-    [STORE_SQL_API_TOKEN_DELETE] = "DELETE FROM api_tokens WHERE name = ?1",
-    [STORE_SQL_API_TOKEN_INSERT_ROLE] =
-	"INSERT INTO api_tokens (name, hash, created_at, role) VALUES (?1, ?2, ?3, ?4)",
-    [STORE_SQL_API_TOKEN_LOOKUP] = "SELECT id, name, role FROM api_tokens WHERE hash = ?1",
-    [STORE_SQL_API_TOKEN_ADMIN_COUNT] = "SELECT COUNT(*) FROM api_tokens WHERE role = 'admin'",
-
-    [STORE_SQL_TUNNEL_SET] =
-	"INSERT INTO tunnels (cluster_id, replica, epoch, protocol, connected_since)"
-	" SELECT id, ?2, ?3, ?4, ?5 FROM clusters WHERE name = ?1"
-	" ON CONFLICT (cluster_id) DO UPDATE SET replica = excluded.replica,"
-	" epoch = excluded.epoch, protocol = excluded.protocol,"
-	" connected_since = excluded.connected_since",
-    [STORE_SQL_TUNNEL_CLEAR] =
-	"DELETE FROM tunnels WHERE cluster_id = (SELECT id FROM clusters WHERE name = ?1)"
-	" AND replica = ?2 AND epoch = ?3",
-    [STORE_SQL_TUNNEL_CLEAR_REPLICA] = "DELETE FROM tunnels WHERE replica = ?1",
-    [STORE_SQL_TUNNEL_GET] = "SELECT t.replica, t.protocol, t.epoch, t.connected_since"
-			     " FROM tunnels t JOIN clusters c ON c.id = t.cluster_id"
-			     " WHERE c.name = ?1",
-    [STORE_SQL_TUNNEL_DELETE] = "DELETE FROM tunnels WHERE cluster_id = ?1",
-
-    [STORE_SQL_AUDIT_SEEN] = "SELECT 1 FROM audit_log WHERE request_id = ?1",
-    [STORE_SQL_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, cluster, method, path,"
-			       " status, bytes_in, bytes_out, duration_ms, request_id)"
-			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    [STORE_SQL_AUDIT_COUNT] = "SELECT COUNT(*) FROM audit_log",
-};
 
 struct store_conn {
 	sqlite3 *db;
@@ -198,7 +106,7 @@ static int sq_commit(struct store_conn *c)
 static sqlite3_stmt *sq_stmt(struct store_conn *c, enum store_sql id)
 {
 	if (c->stmts[id] == NULL &&
-	    sqlite3_prepare_v3(c->db, sq_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
+	    sqlite3_prepare_v3(c->db, store_sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmts[id],
 			       NULL) != SQLITE_OK) {
 		sq_err(c, "prepare");
 		return NULL;
@@ -372,7 +280,7 @@ static int sq_configure(struct store_conn *c, const char *path)
 
 static const struct store_ops sq_ops = {
     .name = "sqlite",
-    .sql = sq_sql,
+    .sql = store_sql_text,
     .migrations = store_migrations,
     .nmigrations = &store_migration_count,
     .acquire = sq_acquire,

@@ -27,7 +27,7 @@ static int store_has_prefix(const char *s, const char *prefix)
  * a file name, so a typo in a scheme does not silently create a database
  * file.
  */
-static int store_open_backend(const char *url, struct store **out)
+static int store_open_backend(const char *url, const char *password, struct store **out)
 {
 	const char *path, *sep;
 
@@ -35,10 +35,8 @@ static int store_open_backend(const char *url, struct store **out)
 		LOG_ERROR("no store URL given");
 		return -EINVAL;
 	}
-	if (store_has_prefix(url, "postgres://") || store_has_prefix(url, "postgresql://")) {
-		LOG_ERROR("PostgreSQL stores are not supported yet");
-		return -ENOTSUP;
-	}
+	if (store_has_prefix(url, "postgres://") || store_has_prefix(url, "postgresql://"))
+		return store_postgres_open(url, password, out);
 	if (store_has_prefix(url, STORE_SQLITE_PREFIX)) {
 		path = url + strlen(STORE_SQLITE_PREFIX);
 	} else if ((sep = strstr(url, "://")) != NULL) {
@@ -68,11 +66,16 @@ static int store_check_backend(const struct store_ops *ops)
 
 int store_open(const char *url, struct store **out)
 {
+	return store_open_password(url, NULL, out);
+}
+
+int store_open_password(const char *url, const char *password, struct store **out)
+{
 	struct store *s = NULL;
 	int rc;
 
 	*out = NULL;
-	rc = store_open_backend(url, &s);
+	rc = store_open_backend(url, password, &s);
 	if (rc != 0)
 		return rc;
 	rc = store_check_backend(s->ops);

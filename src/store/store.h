@@ -116,11 +116,15 @@ struct store_cluster_update {
 };
 
 /*
- * Opens the store named by url: "sqlite:PATH" or a plain path for SQLite
- * (later "postgres://..." for PostgreSQL). Applies pending migrations.
- * Returns 0 and *out, or a negative code with a logged reason.
+ * Opens the store named by url: "sqlite:PATH" or a plain path for SQLite,
+ * "postgres://..." or "postgresql://..." (a libpq URL) for PostgreSQL.
+ * Applies pending migrations (on PostgreSQL under a lock, so replicas
+ * starting together apply each once). Returns 0 and *out, or a negative
+ * code with a logged reason (never the URL: it may carry a password).
  */
 int store_open(const char *url, struct store **out);
+/* The same, with the database password given apart (NULL: none, or the URL's). */
+int store_open_password(const char *url, const char *password, struct store **out);
 /*
  * Waits for the worker threads to finish the work queued on them, then
  * closes the backend. No operation may be running or start any more.

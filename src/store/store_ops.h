@@ -177,8 +177,12 @@ struct store {
 	struct store_workers *workers; /* store_workers.c */
 };
 
+/* Statement texts both backends share, ?N placeholders (store_sql.c). */
+extern const char *const store_sql_text[STORE_SQL__COUNT];
+
 /* Backend constructors (one file each); store_open picks one. */
 int store_sqlite_open(const char *path, struct store **out);
+int store_postgres_open(const char *url, const char *password, struct store **out);
 
 /* Applies the backend's pending migrations (store_migrate.c). */
 int store_migrate(struct store *s);

@@ -9,9 +9,11 @@
  * the worker threads under load from several loops at once.
  *
  * Each entry of `backends` gives a fresh, empty, migrated store per test;
- * the whole suite runs once per entry. SQLite runs here on a file in a
- * temporary directory; the PostgreSQL backend adds its entry (a scratch
- * database named by an environment variable) and runs the same cases.
+ * the whole suite runs on the backend named by the first argument (sqlite
+ * when none). SQLite runs on a file in a temporary directory; PostgreSQL on
+ * a scratch database made for each test on the server at LXCM_TEST_PG_URL
+ * (scripts/pg-test-env.sh starts one; ctest's store_conformance_pg does
+ * both), dropped after it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <uv.h>
 
 #include "store/store.h"
@@ -37,28 +40,27 @@
 
 struct fixture {
 	char dir[64];
-	char url[160];
+	char url[512];
 	struct store *s;
 };
 
 struct backend {
 	const char *name;
-	/* A fresh, empty, migrated store in f->s. */
-	void (*open)(struct fixture *f);
+	/* A fresh, empty database named by f->url, not opened. */
+	void (*fresh)(struct fixture *f);
 	/* After store_close: removes what open made. */
 	void (*clean)(struct fixture *f);
 };
 
 /* ---- backends ---- */
 
-static void sqlite_open(struct fixture *f)
+static void sqlite_fresh(struct fixture *f)
 {
 	assert_true((size_t)snprintf(f->dir, sizeof(f->dir), "/tmp/lxcm-conf-XXXXXX") <
 		    sizeof(f->dir));
 	assert_non_null(mkdtemp(f->dir));
 	assert_true((size_t)snprintf(f->url, sizeof(f->url), "sqlite:%s/lxcm.db", f->dir) <
 		    sizeof(f->url));
-	assert_int_equal(store_open(f->url, &f->s), 0);
 }
 
 static void sqlite_clean(struct fixture *f)
@@ -73,8 +75,51 @@ static void sqlite_clean(struct fixture *f)
 	rmdir(f->dir);
 }
 
+/* Runs one statement on the server's maintenance database (the URL's). */
+static void pg_admin(const char *sql)
+{
+	PGconn *c = PQconnectdb(getenv("LXCM_TEST_PG_URL"));
+	PGresult *r;
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* The server's URL with another database: key=value pairs, the later dbname wins. */
+static void pg_fresh(struct fixture *f)
+{
+	static int seq;
+	char sql[128];
+
+	assert_non_null(getenv("LXCM_TEST_PG_URL"));
+	assert_true((size_t)snprintf(f->dir, sizeof(f->dir), "lxcm_conf_%d_%d", (int)getpid(),
+				     ++seq) < sizeof(f->dir));
+	assert_true((size_t)snprintf(sql, sizeof(sql), "CREATE DATABASE %s", f->dir) < sizeof(sql));
+	pg_admin(sql);
+	/* libpq takes a URL as dbname with expand_dbname; appending a dbname
+	 * parameter to the URL's query string overrides its path. */
+	assert_true((size_t)snprintf(f->url, sizeof(f->url), "%s%cdbname=%s",
+				     getenv("LXCM_TEST_PG_URL"),
+				     strchr(getenv("LXCM_TEST_PG_URL"), '?') ? '&' : '?',
+				     f->dir) < sizeof(f->url));
+}
+
+static void pg_clean(struct fixture *f)
+{
+	char sql[128];
+
+	assert_true((size_t)snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", f->dir) <
+		    sizeof(sql));
+	pg_admin(sql);
+}
+
 static const struct backend backends[] = {
-    {"sqlite", sqlite_open, sqlite_clean},
+    {"sqlite", sqlite_fresh, sqlite_clean},
+    {"postgres", pg_fresh, pg_clean},
 };
 
 static const struct backend *backend; /* the one the suite runs on */
@@ -84,7 +129,8 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	backend->open(f);
+	backend->fresh(f);
+	assert_int_equal(store_open(f->url, &f->s), 0);
 	*state = f;
 	return 0;
 }
@@ -200,6 +246,38 @@ static void test_backend_table(void **state)
 	/* Re-opening a migrated store applies nothing and works. */
 	store_close(f->s);
 	f->s = NULL;
+	assert_int_equal(store_open(f->url, &f->s), 0);
+}
+
+/* Replicas starting together on a new database: each opens, migrations apply once. */
+#define OPEN_RACERS 4
+
+static void *open_racer(void *arg)
+{
+	struct fixture *f = arg;
+	struct store *s = NULL;
+	intptr_t rc = store_open(f->url, &s);
+
+	store_close(s);
+	return (void *)rc;
+}
+
+static void test_open_concurrent(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t t[OPEN_RACERS];
+	void *rc;
+
+	store_close(f->s);
+	f->s = NULL;
+	backend->clean(f);
+	backend->fresh(f);
+	for (int i = 0; i < OPEN_RACERS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, open_racer, f), 0);
+	for (int i = 0; i < OPEN_RACERS; i++) {
+		assert_int_equal(pthread_join(t[i], &rc), 0);
+		assert_int_equal((intptr_t)rc, 0);
+	}
 	assert_int_equal(store_open(f->url, &f->s), 0);
 }
 
@@ -1122,10 +1200,11 @@ static void test_workers_stop(void **state)
 	assert_int_equal(store_audit_count(f->s, &count), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_backend_table, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cluster_reads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cluster_writes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cluster_cascade, setup, teardown),
@@ -1142,11 +1221,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_workers_hammer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_stop, setup, teardown),
 	};
-	int failed = 0;
+	const char *want = argc > 1 ? argv[1] : "sqlite";
 
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (strcmp(backends[i].name, want) != 0)
+			continue;
 		backend = &backends[i];
-		failed += cmocka_run_group_tests_name(backend->name, tests, NULL, NULL);
+		return cmocka_run_group_tests_name(backend->name, tests, NULL, NULL);
 	}
-	return failed;
+	fprintf(stderr, "no backend %s\n", want);
+	return 2;
 }
