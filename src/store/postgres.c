@@ -28,14 +28,19 @@
 #include "store/store_ops.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "common/log.h"
+#include "common/secret.h"
+#include "store/store_feed.h"
 
 #define PG_POOL_MAX (64 + 1)	      /* STORE_THREADS_MAX workers + the loop */
 #define PG_MAX_COLUMNS 16
@@ -49,6 +54,11 @@
 #define PG_OID_INT4 23
 #define PG_OID_TEXT 25
 #define PG_OID_NUMERIC 1700
+#define PG_CHANNEL "lxcm_changes"
+#define PG_PAYLOAD_MAX 7900	      /* NOTIFY payloads must stay under 8000 bytes */
+#define PG_INSTANCE_BYTES 8	      /* a random id per open store, hex in payloads */
+#define PG_LISTEN_POLL_MS 500	      /* how often the listener looks at its stop flag */
+#define PG_LISTEN_BACKOFF_MAX_MS 5000 /* reconnects of the listener back off up to this */
 
 /*
  * Texts that differ from store_sql.c. The migrations table is made under
@@ -66,7 +76,10 @@ static char *pg_sql[STORE_SQL__COUNT];
 static pthread_once_t pg_sql_once = PTHREAD_ONCE_INIT;
 static int pg_sql_failed;
 
+struct pg_store;
+
 struct store_conn {
+	struct pg_store *owner;
 	PGconn *pg;
 	const char *func; /* the operation holding the connection, for logs */
 	int busy;
@@ -80,6 +93,13 @@ struct pg_store {
 	char *pg_password;
 	size_t pg_nconns;
 	struct store_conn pg_conns[PG_POOL_MAX];
+	/* The change feed between processes (announce / feed_watch). */
+	char pg_instance[2 * PG_INSTANCE_BYTES + 1];
+	atomic_ullong pg_seq;	 /* makes each payload unique: NOTIFY drops duplicates */
+	pthread_t pg_listener;
+	int pg_listening;	 /* the listener thread runs */
+	atomic_int pg_stop;	 /* tells it to end */
+	PGconn *pg_listen_conn;	 /* the listener's first connection, made by feed_watch */
 };
 
 /* Rewrites ?N into $N (no ? appears in our texts but as a placeholder). */
@@ -329,10 +349,171 @@ static int pg_exec(struct store_conn *c, enum store_sql id, const struct store_v
 	return rc;
 }
 
+/* The change feed between processes ------------------------------------ */
+
+/*
+ * A payload is "INSTANCE SEQ KIND NAMELEN NAME KEY": the announcing store's
+ * random id (so it skips its own), a sequence number (PostgreSQL delivers
+ * one of several identical payloads of a transaction), the change kind,
+ * and the name by length (names are validated elsewhere, but the format
+ * does not depend on it); the key is the rest ("" for none).
+ */
+static int pg_announce(struct store_conn *c, const struct store_change *list)
+{
+	struct pg_store *q = c->owner;
+	char payload[PG_PAYLOAD_MAX];
+	const char *vals[1] = {payload};
+	PGresult *res;
+	int n, rc = 0;
+
+	for (const struct store_change *ch = list; ch != NULL && rc == 0; ch = ch->next) {
+		n = snprintf(payload, sizeof(payload), "%s %llu %u %zu %s%s", q->pg_instance,
+			     (unsigned long long)atomic_fetch_add(&q->pg_seq, 1), (unsigned)ch->kind,
+			     strlen(ch->name), ch->name, ch->key ? ch->key : "");
+		if (n < 0 || (size_t)n >= sizeof(payload))
+			return pg_err(c, "change too long to announce", NULL);
+		res = PQexecParams(c->pg, "SELECT pg_notify('" PG_CHANNEL "', $1)", 1, NULL, vals,
+				   NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			rc = pg_err(c, "notify", res);
+		PQclear(res);
+	}
+	return rc;
+}
+
+/* A change another process announced, or NULL (ours, or not a payload of ours). */
+static struct store_change *pg_parse_change(const struct pg_store *q, const char *p)
+{
+	char name[PG_PAYLOAD_MAX];
+	unsigned long long kind, len;
+	char *end;
+
+	if (strncmp(p, q->pg_instance, strlen(q->pg_instance)) == 0)
+		return NULL;
+	p = strchr(p, ' ');
+	if (p == NULL || (p = strchr(p + 1, ' ')) == NULL)
+		return NULL;
+	kind = strtoull(p + 1, &end, 10);
+	if (*end != ' ' || kind == 0 || (kind & ~(unsigned long long)STORE_CHANGE_ALL) != 0)
+		return NULL;
+	len = strtoull(end + 1, &end, 10);
+	if (*end != ' ' || len >= sizeof(name) || strlen(end + 1) < len)
+		return NULL;
+	memcpy(name, end + 1, len);
+	name[len] = '\0';
+	p = end + 1 + len;
+	return store_change_new((enum store_change_kind)kind, name, *p ? p : NULL);
+}
+
+/* Connects the listener and subscribes; NULL when the database is away. */
+static PGconn *pg_listen_connect(struct pg_store *q)
+{
+	struct store_conn c = {.owner = q, .func = "store feed"};
+	PGresult *res;
+
+	if (pg_connect(q, &c) != 0) {
+		if (c.pg != NULL)
+			PQfinish(c.pg);
+		return NULL;
+	}
+	res = PQexec(c.pg, "LISTEN " PG_CHANNEL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pg_err(&c, "listen", res);
+		PQclear(res);
+		PQfinish(c.pg);
+		return NULL;
+	}
+	PQclear(res);
+	return c.pg;
+}
+
+/* Hands what arrived to the feed; -1 when the connection is lost. */
+static int pg_listen_read(struct pg_store *q, PGconn *pg)
+{
+	struct store_change *list = NULL, **tail = &list, *ch;
+	PGnotify *n;
+
+	if (!PQconsumeInput(pg))
+		return -1;
+	while ((n = PQnotifies(pg)) != NULL) {
+		ch = pg_parse_change(q, n->extra);
+		PQfreemem(n);
+		if (ch != NULL) {
+			*tail = ch;
+			tail = &ch->next;
+		}
+	}
+	if (list != NULL)
+		store_feed__publish(&q->pg_base, list);
+	return 0;
+}
+
+/*
+ * The listener: one connection of its own, LISTENing, polled with a
+ * timeout so close can stop it. A lost connection is made again with
+ * backoff. Changes announced while it was away are not replayed: the
+ * caches that depend on them also expire by themselves (auth.c's token
+ * cache keeps an entry seconds, not forever).
+ */
+static void *pg_listen_main(void *arg)
+{
+	struct pg_store *q = arg;
+	unsigned backoff = 100;
+	struct pollfd pfd;
+	PGconn *pg = q->pg_listen_conn;
+
+	while (!atomic_load(&q->pg_stop)) {
+		if (pg == NULL && (pg = pg_listen_connect(q)) == NULL) {
+			usleep(backoff * 1000);
+			backoff = backoff * 2 > PG_LISTEN_BACKOFF_MAX_MS ? PG_LISTEN_BACKOFF_MAX_MS
+								     : backoff * 2;
+			continue;
+		}
+		backoff = 100;
+		pfd = (struct pollfd){.fd = PQsocket(pg), .events = POLLIN};
+		if (poll(&pfd, 1, PG_LISTEN_POLL_MS) < 0 && errno != EINTR)
+			break;
+		if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && pg_listen_read(q, pg) < 0) {
+			LOG_WARN("store feed: lost the database connection, reconnecting");
+			PQfinish(pg);
+			pg = NULL;
+		}
+	}
+	if (pg != NULL)
+		PQfinish(pg);
+	return NULL;
+}
+
+static int pg_feed_watch(struct store *s)
+{
+	struct pg_store *q = (struct pg_store *)s;
+	int rc;
+
+	if (q->pg_listening)
+		return 0;
+	/* LISTEN before returning: a change committed after the subscription is heard. */
+	q->pg_listen_conn = pg_listen_connect(q);
+	if (q->pg_listen_conn == NULL)
+		return -EIO;
+	rc = pthread_create(&q->pg_listener, NULL, pg_listen_main, q);
+	if (rc != 0) {
+		PQfinish(q->pg_listen_conn);
+		q->pg_listen_conn = NULL;
+		LOG_ERROR("store feed: cannot start its thread: %s", strerror(rc));
+		return -rc;
+	}
+	q->pg_listening = 1;
+	return 0;
+}
+
 /* Open and close -------------------------------------------------------- */
 
 static void pg_free(struct pg_store *q)
 {
+	if (q->pg_listening) {
+		atomic_store(&q->pg_stop, 1);
+		pthread_join(q->pg_listener, NULL);
+	}
 	for (size_t i = 0; i < q->pg_nconns; i++)
 		if (q->pg_conns[i].pg != NULL)
 			PQfinish(q->pg_conns[i].pg);
@@ -363,7 +544,8 @@ static const struct store_ops pg_ops = {
     .rollback = pg_rollback,
     .exec = pg_exec,
     .script = pg_script,
-    .feed_watch = NULL, /* changes announced in process, like SQLite (one replica) */
+    .announce = pg_announce,
+    .feed_watch = pg_feed_watch,
     .close = pg_close,
 };
 
@@ -389,6 +571,12 @@ int store_postgres_open(const char *url, const char *password, struct store **ou
 	q->pg_base.ops = &pg_ops;
 	pthread_mutex_init(&q->pg_mu, NULL);
 	pthread_cond_init(&q->pg_free, NULL);
+	if (secret_random_hex(PG_INSTANCE_BYTES, q->pg_instance, sizeof(q->pg_instance)) != 0) {
+		pg_free(q);
+		return -EIO;
+	}
+	for (size_t i = 0; i < PG_POOL_MAX; i++)
+		q->pg_conns[i].owner = q;
 	q->pg_url = strdup(url);
 	q->pg_password = password ? strdup(password) : NULL;
 	if (q->pg_url == NULL || (password != NULL && q->pg_password == NULL)) {

@@ -6,10 +6,12 @@
  * handler that made a change, so a change is seen the same way whatever
  * code path made it (and, with PostgreSQL, whatever replica).
  *
- * With SQLite the rules announce their own changes once committed
- * (store_tx_announce), from whatever thread ran them. With a backend that
- * sets ops->feed_watch, the backend reports the changes instead (LISTEN/
- * NOTIFY), through store_feed__publish().
+ * The rules announce their own changes once committed (store_tx_announce),
+ * from whatever thread ran them. A backend shared by other processes
+ * (PostgreSQL) also sends them to those processes inside the transaction
+ * (ops->announce: NOTIFY) and reports theirs here (ops->feed_watch:
+ * LISTEN), through store_feed__publish(), so every replica's caches hear
+ * of a change whichever replica made it.
  *
  * Subscribers are called on the loop they subscribed with, never from
  * inside a store call. A change made by a store_run() job on that loop is

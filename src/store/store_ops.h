@@ -119,6 +119,7 @@ typedef int (*store_row_fn)(void *ctx, const struct store_val *cols, size_t ncol
 
 /* One connection of a backend, held by one operation at a time. */
 struct store_conn;
+struct store_change; /* store_feed.h */
 
 struct store_ops {
 	const char *name;
@@ -155,13 +156,18 @@ struct store_ops {
 	int (*script)(struct store_conn *c, const char *sql);
 
 	/*
-	 * A backend that can see changes made by other processes (PostgreSQL:
-	 * LISTEN/NOTIFY) sets feed_watch: it is called once, at the first
-	 * subscription, and from then on the backend reports every change, its
-	 * own included, through store_feed__publish(); the rules then announce
-	 * nothing themselves. NULL (SQLite): the rules announce their own
-	 * changes after commit, in process.
+	 * Changes are always published in this process by the rules, after
+	 * commit (store_tx.c). A backend shared by other processes (PostgreSQL:
+	 * several replicas on one database) also tells them:
+	 * - announce (may be NULL) is called with a write transaction's changes
+	 *   inside it, just before commit, so other processes hear of them only
+	 *   if they commit (PostgreSQL: pg_notify);
+	 * - feed_watch (may be NULL) is called once, at the first subscription,
+	 *   and from then on the backend hands the changes other processes
+	 *   announce to store_feed__publish() (PostgreSQL: LISTEN), never its
+	 *   own (they are published already).
 	 */
+	int (*announce)(struct store_conn *c, const struct store_change *list);
 	int (*feed_watch)(struct store *s);
 	/* Frees the backend. Nothing runs on s any more. */
 	void (*close)(struct store *s);

@@ -40,6 +40,10 @@ int store_tx_end(struct store_tx *tx, int rc)
 {
 	struct store *s = tx->s;
 
+	/* In a write transaction the announcement commits with it; outside
+	 * one, each statement committed already and so does this. */
+	if (rc == 0 && tx->changes != NULL && s->ops->announce != NULL)
+		rc = s->ops->announce(tx->conn, tx->changes);
 	if (tx->write && rc == 0)
 		rc = s->ops->commit(tx->conn);
 	else if (tx->write)
@@ -49,7 +53,7 @@ int store_tx_end(struct store_tx *tx, int rc)
 	tx->conn = NULL;
 	if (tx->lost && rc == 0)
 		log_msg(LOG_LEVEL_ERROR, tx->func, "out of memory: a change was not announced");
-	if (rc == 0 && s->ops->feed_watch == NULL)
+	if (rc == 0)
 		store_feed__publish(s, tx->changes);
 	else
 		store_change_free_list(tx->changes);

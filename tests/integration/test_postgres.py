@@ -149,6 +149,39 @@ def test_password_file_rules():
 
 
 @t.test
+def test_two_servers_hear_each_other():
+    """A second server on the same database, as a second replica: a token
+    revoked on one is refused (403) on the other at once (its cache hears the
+    change through LISTEN/NOTIFY, well before the cache's own 5 s expiry),
+    and a cluster removed on one loses its tunnel on the other."""
+    d2 = L.tmpdir("srv2")
+    with open(S.token_file) as f, open(os.path.join(d2, "admin.token"), "w") as g:
+        g.write(f.read())
+    s2 = L.Server("--db", DB_URL, data_dir=d2).start()
+    try:
+        r = S.mgmt("POST", "/1.0/auth/tokens", {"name": "pg-shared", "role": "viewer"})
+        L.eq(r.status, 200, "create a token on the first server")
+        tok = r.metadata["token"]
+        L.eq(s2.mgmt("GET", "/1.0/remote-cluster", token=tok).status, 200,
+             "the token works on the second server (and is in its cache now)")
+        L.eq(S.mgmt("DELETE", "/1.0/auth/tokens/pg-shared").status, 200, "revoke on the first")
+        # Less than the cache's own expiry (PRINCIPAL_CACHE_TTL_MS, 5 s): only
+        # the change feed can make the second server refuse it this soon.
+        L.wait_for(lambda: s2.mgmt("GET", "/1.0/remote-cluster", token=tok).status == 403,
+                   timeout=3, interval=0.1, what="the second server to refuse the revoked token")
+        down = "closing the tunnel of removed cluster pg1"
+        before = open(S.log_path).read().count(down)
+        L.eq(s2.mgmt("DELETE", "/1.0/remote-cluster/pg1").status, 200,
+             "remove the cluster on the second server")
+        L.wait_for(lambda: S.mgmt("GET", "/1.0/remote-cluster/pg1").status == 404,
+                   timeout=10, what="the cluster gone on the first server")
+        L.wait_for(lambda: open(S.log_path).read().count(down) > before,
+                   timeout=10, what="the first server to drop pg1's tunnel")
+    finally:
+        s2.stop()
+
+
+@t.test
 def test_database_restart_under_load():
     pg_env("stop")
     try:

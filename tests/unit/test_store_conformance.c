@@ -852,6 +852,75 @@ static void expect(const struct recorder *r, int i, unsigned kind, const char *n
 	assert_string_equal(r->ev[i].key, key);
 }
 
+/* Runs loop until r holds n changes or 10 s passed (changes of other processes come late). */
+static void pump_until(uv_loop_t *loop, const struct recorder *r, int n)
+{
+	for (int i = 0; i < 500 && r->n < n; i++)
+		pump(loop);
+}
+
+/*
+ * Two stores on one database, as two replicas: what one commits reaches
+ * the other's subscribers, in order; what one refuses or rolls back does
+ * not; a store hears its own changes once. A backend that is not shared
+ * by processes (SQLite here: one server per file) has neither hook.
+ */
+static void test_feed_between_stores(void **state)
+{
+	struct fixture *f = *state;
+	struct recorder got = {0};
+	struct store *other = NULL;
+	char ha[65], hb[65], hc[65];
+	uv_loop_t loop;
+
+	if (f->s->ops->feed_watch == NULL) {
+		assert_null(f->s->ops->announce);
+		skip();
+	}
+	assert_non_null(f->s->ops->announce);
+	hex64('a', ha);
+	hex64('b', hb);
+	hex64('c', hc);
+	assert_int_equal(store_open(f->url, &other), 0);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(store_feed_subscribe(f->s, &loop, STORE_CHANGE_ALL, record, &got), 0);
+
+	assert_int_equal(store_api_token_create(other, "admin", ha, NOW), 0);
+	assert_int_equal(store_api_token_create(other, "ci", hb, NOW), 0);
+	/* Refused in the other store: nothing is announced anywhere. */
+	assert_int_equal(store_api_token_delete(other, "admin"), 0);
+	assert_int_equal(store_api_token_delete(other, "ci"), -EBUSY);
+	assert_int_equal(make_token(f, "c", ha, NOW + 60), 0); /* this store's own */
+	assert_int_equal(store_api_token_create(other, "ci2", hc, NOW), 0);
+	pump_until(&loop, &got, 5);
+	pump(&loop); /* nothing more comes: no echo of our own change */
+	assert_int_equal(got.n, 5);
+	/* Ours is published at its commit, the other's as they arrive, in
+	 * their order: ours may fall anywhere among them. */
+	for (int i = 0, j = 0; i < got.n; i++) {
+		static const char *const names[] = {"admin", "ci", "admin", "ci2"};
+		static const unsigned kinds[] = {
+		    STORE_CHANGE_API_TOKEN_CREATED, STORE_CHANGE_API_TOKEN_CREATED,
+		    STORE_CHANGE_API_TOKEN_REVOKED, STORE_CHANGE_API_TOKEN_CREATED};
+
+		if (got.ev[i].kind == STORE_CHANGE_JOIN_TOKEN_CREATED) {
+			expect(&got, i, STORE_CHANGE_JOIN_TOKEN_CREATED, "c", "-");
+			continue;
+		}
+		assert_true(j < 4);
+		assert_int_equal(got.ev[i].kind, kinds[j]);
+		assert_string_equal(got.ev[i].name, names[j]);
+		j++;
+	}
+	expect(&got, got.ev[4].kind == STORE_CHANGE_JOIN_TOKEN_CREATED ? 3 : 4,
+	       STORE_CHANGE_API_TOKEN_CREATED, "ci2", hc);
+
+	store_feed_unsubscribe(f->s, record, &got);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	store_close(other);
+}
+
 /*
  * Every change is announced once it committed, in order, with its key; a
  * refused operation announces nothing; masks filter.
@@ -1217,6 +1286,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_tunnels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_feed_between_stores, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed_before_done, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_hammer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_stop, setup, teardown),
