@@ -31,6 +31,7 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: lxcm-server --data-dir DIR [options]\n"
+	      "       lxcm-server migrate-db --from URL --to URL [options]  (see migrate-db --help)\n"
 	      "\n"
 	      "Runs the lxcm manager: the management listener (operators: REST API)\n"
 	      "and the connector listener (clusters: join, heartbeats; mutual TLS).\n"
@@ -536,6 +537,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	umask(077); /* the database holds secret hashes and the audit log */
 	log_set_prefix("lxcm-server");
+	if (argc > 1 && strcmp(argv[1], "migrate-db") == 0)
+		return migrate_db_main(argc - 1, argv + 1);
 	rc = parse_args(argc, argv, &srv.cfg);
 	if (rc != 0)
 		return rc > 0 ? 0 : 2;

@@ -112,6 +112,8 @@ void auth_on_change(const struct store_change *c, void *data);
 
 /* The caches that follow the store's change feed (changes.c); on the loop. */
 int changes_listen(struct server *srv);
+/* `lxcm-server migrate-db ...` (migrate_db.c): argv[0] is "migrate-db". Exit code. */
+int migrate_db_main(int argc, char **argv);
 void changes_stop(struct server *srv);
 
 /* Connector pre_route: a client certificate is required except for join and status. */

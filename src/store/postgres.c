@@ -70,6 +70,13 @@ static const char *const pg_override[STORE_SQL__COUNT] = {
 				   " CREATE TABLE IF NOT EXISTS schema_migrations ("
 				   " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
 				   " applied_at BIGINT NOT NULL); END $$",
+    /* Identity columns given explicit ids do not move their sequences. */
+    [STORE_SQL_COPY_RESEED] =
+	"SELECT setval(pg_get_serial_sequence(t, 'id'), m + 1, false) FROM ("
+	" SELECT 'clusters' AS t, COALESCE(MAX(id), 0) AS m FROM clusters"
+	" UNION ALL SELECT 'join_tokens', COALESCE(MAX(id), 0) FROM join_tokens"
+	" UNION ALL SELECT 'api_tokens', COALESCE(MAX(id), 0) FROM api_tokens"
+	" UNION ALL SELECT 'audit_log', COALESCE(MAX(id), 0) FROM audit_log) AS s",
 };
 
 static char *pg_sql[STORE_SQL__COUNT];

@@ -125,6 +125,18 @@ struct store_cluster_update {
 int store_open(const char *url, struct store **out);
 /* The same, with the database password given apart (NULL: none, or the URL's). */
 int store_open_password(const char *url, const char *password, struct store **out);
+
+/* What store_copy copied: clusters, status, settings, join tokens, API tokens, audit rows. */
+struct store_copy_counts {
+	int64_t rows[6];
+};
+/*
+ * Copies every cluster (with its status and settings), join token, API
+ * token and audit row of src into dst, keeping ids, in one transaction of
+ * dst: all or nothing. dst must be empty (-EEXIST otherwise, logged). For
+ * `lxcm-server migrate-db`; no server may run on either meanwhile.
+ */
+int store_copy(struct store *src, struct store *dst, struct store_copy_counts *counts);
 /*
  * Waits for the worker threads to finish the work queued on them, then
  * closes the backend. No operation may be running or start any more.

@@ -93,6 +93,27 @@ enum store_sql {
 	STORE_SQL_AUDIT_INSERT,
 	STORE_SQL_AUDIT_COUNT, /* -> number of rows */
 
+	/* Copying a whole store to another (store_copy.c, migrate-db). Each
+	 * READ gives the table's rows by id with every column, in the order
+	 * its WRITE binds them; WRITE keeps the ids. Runtime state (tunnels,
+	 * replicas) is not copied. */
+	STORE_SQL_COPY_HAS_DATA, /* -> a row when clusters, tokens or audit rows exist */
+	STORE_SQL_COPY_READ_CLUSTERS,
+	STORE_SQL_COPY_WRITE_CLUSTERS,
+	STORE_SQL_COPY_READ_STATUS,
+	STORE_SQL_COPY_WRITE_STATUS,
+	STORE_SQL_COPY_READ_CONFIG,
+	STORE_SQL_COPY_WRITE_CONFIG,
+	STORE_SQL_COPY_READ_JOIN_TOKENS,
+	STORE_SQL_COPY_WRITE_JOIN_TOKENS,
+	STORE_SQL_COPY_READ_API_TOKENS,
+	STORE_SQL_COPY_WRITE_API_TOKENS,
+	STORE_SQL_COPY_READ_AUDIT,
+	STORE_SQL_COPY_WRITE_AUDIT,
+	/* After ids were written: the next generated id follows the largest
+	 * (PostgreSQL's identity sequences; nothing to do for SQLite). */
+	STORE_SQL_COPY_RESEED,
+
 	STORE_SQL__COUNT
 };
 

@@ -100,4 +100,36 @@ const char *const store_sql_text[STORE_SQL__COUNT] = {
 			       " status, bytes_in, bytes_out, duration_ms, request_id)"
 			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [STORE_SQL_AUDIT_COUNT] = "SELECT COUNT(*) FROM audit_log",
+
+    [STORE_SQL_COPY_HAS_DATA] = "SELECT 1 FROM clusters UNION ALL SELECT 1 FROM join_tokens"
+				" UNION ALL SELECT 1 FROM api_tokens UNION ALL SELECT 1 FROM audit_log"
+				" LIMIT 1",
+    [STORE_SQL_COPY_READ_CLUSTERS] = "SELECT id, name, description, certificate, fingerprint,"
+				     " status, joined_at, created_at FROM clusters ORDER BY id",
+    [STORE_SQL_COPY_WRITE_CLUSTERS] = "INSERT INTO clusters (id, name, description, certificate,"
+				      " fingerprint, status, joined_at, created_at)"
+				      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [STORE_SQL_COPY_READ_STATUS] =
+	"SELECT cluster_id, updated_at, body FROM cluster_status ORDER BY cluster_id",
+    [STORE_SQL_COPY_WRITE_STATUS] =
+	"INSERT INTO cluster_status (cluster_id, updated_at, body) VALUES (?1, ?2, ?3)",
+    [STORE_SQL_COPY_READ_CONFIG] =
+	"SELECT cluster_id, key, value FROM cluster_config ORDER BY cluster_id, key",
+    [STORE_SQL_COPY_WRITE_CONFIG] =
+	"INSERT INTO cluster_config (cluster_id, key, value) VALUES (?1, ?2, ?3)",
+    [STORE_SQL_COPY_READ_JOIN_TOKENS] = "SELECT id, cluster_name, description, secret_hash,"
+					" expires_at, created_at FROM join_tokens ORDER BY id",
+    [STORE_SQL_COPY_WRITE_JOIN_TOKENS] = "INSERT INTO join_tokens (id, cluster_name, description,"
+					 " secret_hash, expires_at, created_at)"
+					 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STORE_SQL_COPY_READ_API_TOKENS] =
+	"SELECT id, name, hash, created_at, role FROM api_tokens ORDER BY id",
+    [STORE_SQL_COPY_WRITE_API_TOKENS] = "INSERT INTO api_tokens (id, name, hash, created_at, role)"
+					" VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STORE_SQL_COPY_READ_AUDIT] = "SELECT id, at, actor, cluster, method, path, status, bytes_in,"
+				  " bytes_out, duration_ms, request_id FROM audit_log ORDER BY id",
+    [STORE_SQL_COPY_WRITE_AUDIT] = "INSERT INTO audit_log (id, at, actor, cluster, method, path,"
+				   " status, bytes_in, bytes_out, duration_ms, request_id)"
+				   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [STORE_SQL_COPY_RESEED] = "SELECT 1",
 };

@@ -182,6 +182,53 @@ def test_two_servers_hear_each_other():
 
 
 @t.test
+def test_migrate_db_from_sqlite():
+    """An operator moves a single SQLite server to PostgreSQL: stop it,
+    migrate-db, start it on PostgreSQL: the same tokens, API tokens and
+    audit rows are there, and the admin token still works."""
+    sq = L.Server()
+    sq.start()
+    L.eq(sq.mgmt("POST", "/1.0/remote-cluster-join-token", {"cluster_name": "later"}).status,
+         200, "a join token on SQLite")
+    r = sq.mgmt("POST", "/1.0/auth/tokens", {"name": "ops", "role": "operator"})
+    L.eq(r.status, 200, "an API token on SQLite")
+    ops = r.metadata["token"]
+    sq.mgmt("GET", "/1.0/remote-cluster/nowhere/tunnel/1.0")   # an audit row
+    sq.stop()
+    db = "lxcm_mig_%d" % os.getpid()
+    psql("CREATE DATABASE %s" % db, ADMIN_URL)
+    try:
+        to = with_db(ADMIN_URL, db)
+        src = "sqlite:" + os.path.join(sq.data_dir, "lxcm.db")
+        r = L.run([L.binary("lxcm-server"), "migrate-db", "--from", src, "--to", to], timeout=120)
+        L.eq(r.returncode, 0, "migrate-db: %s" % r.stderr[-600:])
+        L.check("migrated 0 clusters, 1 join tokens, 2 API tokens" in r.stderr,
+                "migrate-db says what it moved: %r" % r.stderr[-400:])
+        L.eq(psql("SELECT count(*) FROM audit_log", to),
+             subprocess.run(["python3", "-c", "import sqlite3,sys;print(sqlite3.connect(sys.argv[1])"
+                             ".execute('select count(*) from audit_log').fetchone()[0])",
+                             src[len("sqlite:"):]], capture_output=True, text=True).stdout.strip(),
+             "every audit row")
+        # Again into the now full database: refused, nothing changes.
+        r = L.run([L.binary("lxcm-server"), "migrate-db", "--from", src, "--to", to], timeout=120)
+        L.check(r.returncode != 0 and "not empty" in r.stderr, "a second migration is refused")
+        pg = L.Server("--db", to, data_dir=sq.data_dir).start()
+        try:
+            L.eq(pg.mgmt("GET", "/1.0/remote-cluster-join-token").metadata[0]["cluster_name"],
+                 "later", "the join token on PostgreSQL")
+            L.eq(pg.mgmt("GET", "/1.0/remote-cluster", token=ops).status, 200,
+                 "the operator token works on PostgreSQL")
+            r = pg.mgmt("POST", "/1.0/auth/tokens", {"name": "new", "role": "viewer"})
+            L.eq(r.status, 200, "new rows after the copied ones: %r" % r)
+        finally:
+            pg.stop()
+    finally:
+        psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % db, ADMIN_URL)
+    r = L.run([L.binary("lxcm-server"), "migrate-db", "--from", "sqlite:/x.db"], timeout=30)
+    L.eq(r.returncode, 2, "migrate-db without --to is a usage error")
+
+
+@t.test
 def test_database_restart_under_load():
     pg_env("stop")
     try:

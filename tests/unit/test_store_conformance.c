@@ -852,6 +852,89 @@ static void expect(const struct recorder *r, int i, unsigned kind, const char *n
 	assert_string_equal(r->ev[i].key, key);
 }
 
+/*
+ * store_copy (migrate-db): a SQLite store with every kind of row is copied
+ * into this backend's empty store; everything reads back the same, ids
+ * keep counting after the copied ones, and a second copy into the now
+ * full store is refused without changing it.
+ */
+static void test_copy_from_sqlite(void **state)
+{
+	struct fixture *f = *state, src = {0};
+	struct store_cluster_update u = {.description = "copied", .disk_threshold = 91,
+					 .memory_threshold = -1};
+	struct store_audit a = {.at = NOW, .actor = "token:abc", .cluster = "c1", .method = "GET",
+				.path = "/1.0", .status = 200, .bytes_in = 1, .bytes_out = 2,
+				.duration_ms = 3, .request_id = "req-1"};
+	struct store_copy_counts counts;
+	struct store_api_token_info info;
+	struct store_join_token *tokens = NULL;
+	struct store_cluster c = {0};
+	char ha[65], hb[65], hc[65], fp[65];
+	int64_t count = 0;
+	size_t n = 0;
+
+	hex64('a', ha);
+	hex64('b', hb);
+	hex64('c', hc);
+	num64(7, fp);
+	sqlite_fresh(&src);
+	assert_int_equal(store_open(src.url, &src.s), 0);
+	assert_int_equal(store_api_token_create(src.s, "admin", ha, NOW), 0);
+	assert_int_equal(store_api_token_create_role(src.s, "ci", hb, "viewer", NOW), 0);
+	{
+		struct fixture tmp = {.s = src.s};
+
+		assert_int_equal(make_token(&tmp, "c1", ha, NOW + 60), 0);
+		assert_int_equal(make_token(&tmp, "pending", hb, NOW + 600), 0);
+	}
+	assert_int_equal(join(src.s, "c1", fp, ha, NOW), 0);
+	assert_int_equal(store_cluster_update(src.s, "c1", &u), 0);
+	assert_int_equal(store_cluster_set_status(src.s, "c1", "{\"members\":[]}", NOW + 5), 0);
+	assert_int_equal(store_audit_append(src.s, &a), 0);
+	a.request_id = NULL;
+	assert_int_equal(store_audit_append(src.s, &a), 0);
+
+	assert_int_equal(store_copy(src.s, f->s, &counts), 0);
+	assert_int_equal(counts.rows[0], 1); /* clusters */
+	assert_int_equal(counts.rows[1], 1); /* status */
+	assert_int_equal(counts.rows[3], 1); /* join tokens */
+	assert_int_equal(counts.rows[4], 2); /* API tokens */
+	assert_int_equal(counts.rows[5], 2); /* audit rows */
+	assert_int_equal(store_cluster_get(f->s, "c1", &c), 0);
+	assert_string_equal(c.description, "copied");
+	assert_string_equal(c.fingerprint, fp);
+	assert_int_equal(c.disk_threshold, 91);
+	assert_int_equal(c.memory_threshold, 80);
+	assert_int_equal(c.last_status_update_at, NOW + 5);
+	assert_string_equal(c.status_json, "{\"members\":[]}");
+	store_cluster_clear(&c);
+	assert_int_equal(store_api_token_lookup(f->s, hb, &info), 0);
+	assert_string_equal(info.role, "viewer");
+	assert_int_equal(store_join_token_list(f->s, &tokens, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(tokens[0].cluster_name, "pending");
+	store_join_token_list_free(tokens, n);
+	assert_int_equal(store_audit_count(f->s, &count), 0);
+	assert_int_equal(count, 2);
+	/* The request id came along: a journal replay of it is still written once. */
+	a.request_id = "req-1";
+	assert_int_equal(store_audit_append_many(f->s, &a, 1), 0);
+	assert_int_equal(store_audit_count(f->s, &count), 0);
+	assert_int_equal(count, 2);
+	/* New rows get ids after the copied ones. */
+	assert_int_equal(store_api_token_create(f->s, "after", hc, NOW), 0);
+	assert_int_equal(store_audit_append(f->s, &a), 0);
+	assert_int_equal(make_token(f, "c2", hc, NOW + 60), 0);
+
+	/* Not into a store that has data: refused, nothing changes. */
+	assert_int_equal(store_copy(src.s, f->s, &counts), -EEXIST);
+	assert_int_equal(store_audit_count(f->s, &count), 0);
+	assert_int_equal(count, 2);
+	store_close(src.s);
+	sqlite_clean(&src);
+}
+
 /* Runs loop until r holds n changes or 10 s passed (changes of other processes come late). */
 static void pump_until(uv_loop_t *loop, const struct recorder *r, int n)
 {
@@ -1286,6 +1369,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_tunnels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_copy_from_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed_between_stores, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed_before_done, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_workers_hammer, setup, teardown),
