@@ -31,7 +31,7 @@
 static void usage(FILE *f)
 {
 	fputs("Usage: lxcm-server --data-dir DIR [options]\n"
-	      "       lxcm-server migrate-db --from URL --to URL [options]  (see migrate-db --help)\n"
+	      "       lxcm-server migrate-db ...  (copy a store into an empty one: migrate-db --help)\n"
 	      "\n"
 	      "Runs the lxcm manager: the management listener (operators: REST API)\n"
 	      "and the connector listener (clusters: join, heartbeats; mutual TLS).\n"
