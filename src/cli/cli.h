@@ -36,10 +36,10 @@
  * Strings point into argv or the environment unless noted.
  */
 struct cli_ctx {
-	const char *prog;	 /* "lxcm" */
-	const char *server;	 /* --server, or NULL for LXCM_SERVER / default */
-	const char *token_file;	 /* --token-file, or NULL */
-	const char *fingerprint; /* --server-fingerprint, or NULL */
+	const char *prog;	   /* "lxcm" */
+	const char *server;	   /* --server, or NULL for LXCM_SERVER / default */
+	const char *token_file;	   /* --token-file, or NULL */
+	const char *fingerprint;   /* --server-fingerprint, or NULL */
 	enum output_format format; /* --format, or --json (its alias) */
 
 	/* Owned by client.c, released by client_ctx_free. */

@@ -89,14 +89,15 @@ int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, const struct
 
 void cmdrun_list_help(const struct cli_command *cmd, FILE *out)
 {
-	fprintf(out, "\nOptions:\n"
-		     "  --format FORMAT        " OUTPUT_FORMAT_NAMES " (see 'lxcm --help');\n"
-		     "                         json and yaml print the server's objects whole\n"
-		     "  -c, --columns COLUMNS  the columns to show, in this order: letters (%s)\n"
-		     "                         or names and letters separated by commas\n"
-		     "                         (%s,%s)\n\n",
-		     cmd->list->columns.defaults, cmd->list->columns.cols[0].name,
-		     cmd->list->columns.cols[1].name);
+	fprintf(out,
+		"\nOptions:\n"
+		"  --format FORMAT        " OUTPUT_FORMAT_NAMES " (see 'lxcm --help');\n"
+		"                         json and yaml print the server's objects whole\n"
+		"  -c, --columns COLUMNS  the columns to show, in this order: letters (%s)\n"
+		"                         or names and letters separated by commas\n"
+		"                         (%s,%s)\n\n",
+		cmd->list->columns.defaults, cmd->list->columns.cols[0].name,
+		cmd->list->columns.cols[1].name);
 	output_columns_help(&cmd->list->columns, out);
 }
 

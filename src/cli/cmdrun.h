@@ -77,7 +77,7 @@ void cmdrun_list_help(const struct cli_command *cmd, FILE *out);
  * prose (may be ""), the resource it lists and its struct cmdrun_list.
  * What every list shares (usage, options, runner) is said here once.
  */
-#define CMDRUN_LIST_ENTRY(name_, summary_, help_, path_, list_)                                   \
+#define CMDRUN_LIST_ENTRY(name_, summary_, help_, path_, list_)                                    \
 	{                                                                                          \
 		.name = (name_), .args = CMDRUN_LIST_ARGS, .summary = (summary_), .help = (help_), \
 		.options = cmdrun_list_options, .fn = cmdrun_list, .path = (path_),                \
@@ -90,10 +90,10 @@ void cmdrun_list_help(const struct cli_command *cmd, FILE *out);
  * path and nargs 1. CMDRUN_DELETE_ENTRY makes such an entry.
  */
 int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a);
-#define CMDRUN_DELETE_ENTRY(name_, summary_, help_, path_)                                        \
+#define CMDRUN_DELETE_ENTRY(name_, summary_, help_, path_)                                         \
 	{                                                                                          \
-		.name = (name_), .args = "NAME", .summary = (summary_), .help = (help_), .nargs = 1,  \
-		.fn = cmdrun_delete, .path = (path_)                                               \
+		.name = (name_), .args = "NAME", .summary = (summary_), .help = (help_),           \
+		.nargs = 1, .fn = cmdrun_delete, .path = (path_)                                   \
 	}
 
 #endif

@@ -115,7 +115,8 @@ static void output_compact_row(const struct output_table *t, const char *const *
 	for (i = 0; i < t->ncols; i++) {
 		fputs(output_shown(cells[i]), out);
 		if (i + 1 < t->ncols)
-			output_repeat(out, ' ', width[i] - util_display_width(output_shown(cells[i])) + 2);
+			output_repeat(out, ' ',
+				      width[i] - util_display_width(output_shown(cells[i])) + 2);
 	}
 	fputc('\n', out);
 }
@@ -259,8 +260,8 @@ static void output_columns_known(const struct output_columns *c, char *err, size
 	int w;
 
 	for (i = 0; i < n && used < errlen; i++) {
-		w = snprintf(err + used, errlen - used, "%s%c (%s)", i ? ", " : "", c->cols[i].letter,
-			     c->cols[i].name);
+		w = snprintf(err + used, errlen - used, "%s%c (%s)", i ? ", " : "",
+			     c->cols[i].letter, c->cols[i].name);
 		if (w < 0)
 			break;
 		used += (size_t)w;
@@ -277,8 +278,8 @@ static int output_columns_add(const struct output_columns *c, const char *s, siz
 		return -EINVAL;
 	}
 	if (i < 0) {
-		snprintf(err, errlen, "unknown column '%.*s'; the columns are: ",
-			 len > 64 ? 64 : (int)len, s);
+		snprintf(err, errlen,
+			 "unknown column '%.*s'; the columns are: ", len > 64 ? 64 : (int)len, s);
 		output_columns_known(c, err, errlen);
 		return -EINVAL;
 	}
@@ -286,32 +287,40 @@ static int output_columns_add(const struct output_columns *c, const char *s, siz
 	return 0;
 }
 
-/* One comma-separated part: a name or letter, or without commas a run of letters. */
+/*
+ * One comma-separated part: a letter, a long name, or else a run of
+ * letters ("ns,tunnel"); in a run, an unknown letter names the part too.
+ */
 static int output_columns_part(const struct output_columns *c, const char *s, size_t len,
-			       int commas, size_t *idx, size_t *n, char *err, size_t errlen)
+			       size_t *idx, size_t *n, char *err, size_t errlen)
 {
 	size_t k;
-	int rc;
 
 	if (len == 0) {
 		snprintf(err, errlen, "an empty column name");
 		return -EINVAL;
 	}
-	if (commas || len == 1 || output_column_find(c, s, len) >= 0)
+	if (len == 1 || output_column_find(c, s, len) >= 0)
 		return output_columns_add(c, s, len, idx, n, err, errlen);
-	for (k = 0; k < len; k++) {
-		rc = output_columns_add(c, s + k, 1, idx, n, err, errlen);
-		if (rc != 0)
-			return rc;
-	}
+	for (k = 0; k < len; k++)
+		if (output_column_find(c, s + k, 1) < 0) {
+			snprintf(err, errlen,
+				 "unknown column '%c' in '%.*s'; the columns are: ", s[k],
+				 len > 64 ? 64 : (int)len, s);
+			output_columns_known(c, err, errlen);
+			return -EINVAL;
+		}
+	for (k = 0; k < len; k++)
+		if (output_columns_add(c, s + k, 1, idx, n, err, errlen) != 0)
+			return -EINVAL;
 	return 0;
 }
 
-int output_columns_select(const struct output_columns *c, const char *spec, size_t *idx,
-			  size_t *n, char *err, size_t errlen)
+int output_columns_select(const struct output_columns *c, const char *spec, size_t *idx, size_t *n,
+			  char *err, size_t errlen)
 {
 	const char *s = spec ? spec : c->defaults, *comma;
-	int commas = strchr(s, ',') != NULL, rc;
+	int rc;
 
 	*n = 0;
 	if (*s == '\0') {
@@ -320,8 +329,8 @@ int output_columns_select(const struct output_columns *c, const char *spec, size
 	}
 	for (;;) {
 		comma = strchr(s, ',');
-		rc = output_columns_part(c, s, comma ? (size_t)(comma - s) : strlen(s), commas, idx,
-					 n, err, errlen);
+		rc = output_columns_part(c, s, comma ? (size_t)(comma - s) : strlen(s), idx, n, err,
+					 errlen);
 		if (rc != 0 || comma == NULL)
 			return rc;
 		s = comma + 1;
@@ -349,8 +358,8 @@ const char *output_cell_age(json_t *item, const char *key, int64_t now, char *bu
 	return buf;
 }
 
-static const char *output_column_cell(const struct output_column *col, json_t *item,
-				      int64_t now, char *buf, size_t len)
+static const char *output_column_cell(const struct output_column *col, json_t *item, int64_t now,
+				      char *buf, size_t len)
 {
 	if (col->cell != NULL)
 		return col->cell(item, col->key, now, buf, len);

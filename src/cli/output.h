@@ -115,8 +115,8 @@ struct output_columns {
  * unknown column or an empty or too long list, writes why into err and
  * returns -EINVAL.
  */
-int output_columns_select(const struct output_columns *c, const char *spec, size_t *idx,
-			  size_t *n, char *err, size_t errlen);
+int output_columns_select(const struct output_columns *c, const char *spec, size_t *idx, size_t *n,
+			  char *err, size_t errlen);
 
 /* The "Columns:" section of a list command's --help: letter, name, header, help. */
 void output_columns_help(const struct output_columns *c, FILE *out);

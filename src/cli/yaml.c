@@ -153,7 +153,7 @@ static void yaml_real(FILE *out, double d)
 static void yaml_inline(FILE *out, json_t *v)
 {
 	static const char *const literal[] = {
-	    [JSON_OBJECT] = "{}", [JSON_ARRAY] = "[]", [JSON_TRUE] = "true",
+	    [JSON_OBJECT] = "{}",   [JSON_ARRAY] = "[]",  [JSON_TRUE] = "true",
 	    [JSON_FALSE] = "false", [JSON_NULL] = "null",
 	};
 

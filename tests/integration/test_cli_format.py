@@ -261,10 +261,12 @@ def test_columns():
 def test_column_and_format_errors():
     cp = S["cli"]("cluster", "list", "-c", "nxs", check_rc=2)
     L.eq(cp.stdout, "", "nothing printed for an unknown column")
-    L.check("unknown column 'x'" in cp.stderr and "n (name)" in cp.stderr,
+    L.check("unknown column 'x' in 'nxs'" in cp.stderr and "n (name)" in cp.stderr,
             "says which column and lists them: %r" % cp.stderr)
     cp = S["cli"]("token", "list", "-c", "name,bogus", check_rc=2)
-    L.check("unknown column 'bogus'" in cp.stderr, "unknown long name: %r" % cp.stderr)
+    L.check("unknown column 'b' in 'bogus'" in cp.stderr, "unknown long name: %r" % cp.stderr)
+    cp = S["cli"]("token", "list", "-c", "n,x", check_rc=2)
+    L.check("unknown column 'x';" in cp.stderr, "unknown letter: %r" % cp.stderr)
     cp = S["cli"]("api-token", "list", "-c", "", check_rc=2)
     L.check("no columns" in cp.stderr, "empty -c: %r" % cp.stderr)
     cp = S["cli"]("cluster", "list", "--format", "xml", check_rc=2)
