@@ -8,7 +8,7 @@
 static const struct output_column cluster_list_columns[] = {
     {'n', "name", "NAME", "the cluster's name", "name", NULL},
     {'d', "description", "DESCRIPTION", "the note set with 'cluster set'", "description", NULL},
-    {'s', "status", "STATUS", "ACTIVE, or what the manager flags", "status", NULL},
+    {'s', "status", "STATUS", "the cluster's status (ACTIVE once enrolled)", "status", NULL},
     {'m', "members", "MEMBERS", "how many members the cluster has", "member_count",
      clusterfmt_count},
     {'i', "instances", "INSTANCES", "how many instances run on it", "instance_count",

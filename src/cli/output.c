@@ -418,11 +418,6 @@ int output_value(FILE *out, enum output_format f, json_t *v)
 	return 0;
 }
 
-int output_json(json_t *v)
-{
-	return output_value(stdout, OUTPUT_JSON, v);
-}
-
 void output_kv(const char *label, const char *value)
 {
 	char tmp[4096];

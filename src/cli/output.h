@@ -135,8 +135,6 @@ int output_list(FILE *out, enum output_format f, json_t *list, const struct outp
 
 /* Prints v as indented JSON (f json) or YAML (f yaml) and a newline; 0 or -EIO. */
 int output_value(FILE *out, enum output_format f, json_t *v);
-/* Prints v as indented JSON and a newline on stdout; 0 or -EIO. */
-int output_json(json_t *v);
 
 /* Prints "label: value\n" with the value sanitized (NULL or "" prints "-"). */
 void output_kv(const char *label, const char *value);

@@ -147,14 +147,22 @@ def split_compact(text):
     return [re.split(r"\s{2,}", line) for line in lines]
 
 
+def check_tabular(fmt, split):
+    """Each list in fmt, split into rows: the header, then a row per object.
+    Returns {command: text}."""
+    texts = {}
+    for cmd in LISTS:
+        texts[cmd] = out(*cmd, "--format", fmt)
+        rows = split(texts[cmd])
+        L.eq(rows[0], HEADERS[cmd], "%s header of %s" % (fmt, " ".join(cmd)))
+        check_rows(rows[1:], cmd, fmt)
+    return texts
+
+
 @t.test
 def test_compact():
-    for cmd in LISTS:
-        text = out(*cmd, "--format", "compact")
-        rows = split_compact(text)
-        L.eq(rows[0], HEADERS[cmd], "compact header of " + " ".join(cmd))
+    for cmd, text in check_tabular("compact", split_compact).items():
         L.check(all(line == line.rstrip() for line in text.split("\n")), "trailing blanks")
-        check_rows(rows[1:], cmd, "compact")
         # Through a pipe the default is compact: the same text.
         L.eq(untimed(out(*cmd)), untimed(text), "default through a pipe of " + " ".join(cmd))
 
@@ -177,11 +185,7 @@ def split_table(text):
 
 @t.test
 def test_table():
-    for cmd in LISTS:
-        text = out(*cmd, "--format", "table")
-        rows = split_table(text)
-        L.eq(rows[0], HEADERS[cmd], "table header of " + " ".join(cmd))
-        check_rows(rows[1:], cmd, "table")
+    check_tabular("table", split_table)
     # Headers centred, cells left-aligned, as lxc's tables.
     text = out("token", "list", "-c", "nd", "--format", "table")
     L.check(re.search(r"^\|\s+NAME\s+\|\s+DESCRIPTION\s+\|$", text, re.M), text)
