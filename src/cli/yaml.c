@@ -118,6 +118,59 @@ static void yaml_quoted(FILE *out, const char *s, size_t n)
 	fputc('"', out);
 }
 
+/*
+ * Whether s (n bytes) can be a literal block ("|" or "|-") and read back
+ * the same, as a PEM certificate can: it has a line break, no control
+ * character but LF, no C1 control or Unicode line separator, no blank at
+ * the start or end of a line or of s, no empty line at the start, and at
+ * most one line break at the end. Stricter than YAML needs, so that no
+ * indentation or chomping indicator beyond "-" is ever required.
+ */
+static int yaml_literal_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i;
+
+	if (n < 2 || memchr(s, '\n', n) == NULL || p[0] == ' ' || p[0] == '\n' || p[n - 1] == ' ' ||
+	    (p[n - 1] == '\n' && p[n - 2] == '\n'))
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n') {
+			if (p[i - 1] == ' ' || (i + 1 < n && p[i + 1] == ' '))
+				return 0;
+		} else if (p[i] < 0x20 || p[i] == 0x7f) {
+			return 0;
+		} else if ((p[i] == 0xc2 && i + 1 < n && p[i + 1] <= 0x9f) ||
+			   (p[i] == 0xe2 && i + 2 < n && p[i + 1] == 0x80 &&
+			    (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))) {
+			return 0; /* C1, U+2028, U+2029 */
+		}
+	}
+	return 1;
+}
+
+/* s as a literal block whose lines stand at column indent; "|-" without a final LF. */
+static void yaml_literal(FILE *out, const char *s, size_t n, size_t indent)
+{
+	const char *nl;
+	size_t len;
+
+	fputs(s[n - 1] == '\n' ? "|\n" : "|-\n", out);
+	while (n > 0) {
+		nl = memchr(s, '\n', n);
+		len = nl ? (size_t)(nl - s) : n;
+		if (len > 0) {
+			yaml_indent(out, indent);
+			fwrite(s, 1, len, out);
+		}
+		fputc('\n', out);
+		len += nl ? 1 : 0;
+		s += len;
+		n -= len;
+	}
+}
+
+/* A string on one line: plain where it can be, else double-quoted. */
 static void yaml_string(FILE *out, const char *s, size_t n)
 {
 	if (yaml_plain_ok(s, n))
@@ -149,14 +202,21 @@ static void yaml_real(FILE *out, double d)
 	fprintf(out, "%.*s.0%s", (int)(e - buf), buf, e);
 }
 
-/* A scalar or an empty container, on the current line. */
-static void yaml_inline(FILE *out, json_t *v)
+/*
+ * A scalar or an empty container on the current line, and the line's end;
+ * a multi-line string may go on as a literal block at column indent.
+ */
+static void yaml_inline(FILE *out, json_t *v, size_t indent)
 {
 	static const char *const literal[] = {
 	    [JSON_OBJECT] = "{}",   [JSON_ARRAY] = "[]",  [JSON_TRUE] = "true",
 	    [JSON_FALSE] = "false", [JSON_NULL] = "null",
 	};
 
+	if (json_is_string(v) && yaml_literal_ok(json_string_value(v), json_string_length(v))) {
+		yaml_literal(out, json_string_value(v), json_string_length(v), indent);
+		return; /* it ended its lines */
+	}
 	if (json_is_string(v))
 		yaml_string(out, json_string_value(v), json_string_length(v));
 	else if (json_is_integer(v))
@@ -165,6 +225,7 @@ static void yaml_inline(FILE *out, json_t *v)
 		yaml_real(out, json_real_value(v));
 	else
 		fputs(v != NULL ? literal[json_typeof(v)] : "null", out);
+	fputc('\n', out);
 }
 
 static int yaml_is_block(json_t *v)
@@ -194,8 +255,7 @@ static void yaml_map(FILE *out, json_t *obj, size_t indent, int first_inline)
 		fputc(':', out);
 		if (!yaml_is_block(v)) {
 			fputc(' ', out);
-			yaml_inline(out, v);
-			fputc('\n', out);
+			yaml_inline(out, v, indent + 2);
 			continue;
 		}
 		fputc('\n', out);
@@ -216,8 +276,7 @@ static void yaml_seq(FILE *out, json_t *arr, size_t indent, int first_inline)
 			yaml_indent(out, indent);
 		fputs("- ", out);
 		if (!yaml_is_block(v)) {
-			yaml_inline(out, v);
-			fputc('\n', out);
+			yaml_inline(out, v, indent + 2);
 			continue;
 		}
 		yaml_block(out, v, indent + 2, 1);
@@ -237,8 +296,7 @@ int yaml_emit(FILE *out, json_t *v)
 	if (yaml_is_block(v)) {
 		yaml_block(out, v, 0, 0);
 	} else {
-		yaml_inline(out, v);
-		fputc('\n', out);
+		yaml_inline(out, v, 2);
 	}
 	return ferror(out) ? -EIO : 0;
 }

@@ -8,8 +8,10 @@
  * indented further (as lxc's YAML, go-yaml, prints it); empty containers
  * are written "{}" and "[]". A string is written plain only when it cannot
  * be read as anything else (a number, a boolean, null, a timestamp, an
- * indicator); otherwise double-quoted, with every control character
- * escaped, so the output is safe on a terminal.
+ * indicator); a multi-line string of printable text (a PEM certificate) as
+ * a literal block ("|", "|-"), as go-yaml does; any other string
+ * double-quoted, with every control character escaped, so the output is
+ * safe on a terminal.
  */
 #ifndef LXCM_CLI_YAML_H
 #define LXCM_CLI_YAML_H

@@ -119,6 +119,9 @@ def test_yaml():
     # A single reply in YAML too.
     text = out("cluster", "show", "c1", "--format", "yaml")
     L.eq(yaml.safe_load(text), api("/1.0/remote-cluster/c1"), "cluster show --format yaml")
+    # The PEM certificate is a literal block, as lxc prints certificates.
+    L.check("\ncluster_certificate: |\n  -----BEGIN CERTIFICATE-----\n" in text,
+            "certificate as a literal block:\n" + text)
 
 
 @t.test

@@ -300,9 +300,9 @@ static void test_yaml_escapes(void **state)
 	yaml_expect("\"csi\\u009b\"", "\"csi\\x9b\"\n");
 	yaml_expect("\"nul\\u0000x\"", "\"nul\\0x\"\n");
 	yaml_expect("\"ls\\u2028ps\\u2029\"", "\"ls\\u2028ps\\u2029\"\n");
-	/* A PEM block, as cluster_certificate is. */
+	/* A PEM block, as cluster_certificate is, is a literal block. */
 	yaml_expect("\"-----BEGIN X-----\\nAAA=\\n-----END X-----\\n\"",
-		    "\"-----BEGIN X-----\\nAAA=\\n-----END X-----\\n\"\n");
+		    "|\n  -----BEGIN X-----\n  AAA=\n  -----END X-----\n");
 }
 
 static void test_yaml_nesting(void **state)
@@ -337,6 +337,34 @@ static void test_yaml_nesting(void **state)
 	yaml_expect("{\"on\":\"x\",\"a b\":\"c\",\"1\":2}", "\"on\": x\na b: c\n\"1\": 2\n");
 }
 
+static void test_yaml_literal_blocks(void **state)
+{
+	(void)state;
+	/* Lines at two more than the key or the "- "; "|-" without a final LF;
+	 * quotes, '#' and ": " need nothing in a block; empty lines stay. */
+	yaml_expect("{\"cert\":\"a\\nb\\n\",\"note\":\"x: \\\"y\\\" #z\\n\\nend\"}",
+		    "cert: |\n"
+		    "  a\n"
+		    "  b\n"
+		    "note: |-\n"
+		    "  x: \"y\" #z\n"
+		    "\n"
+		    "  end\n");
+	yaml_expect("[{\"k\":[\"l1\\nl2\"]}]", "- k:\n"
+					       "  - |-\n"
+					       "    l1\n"
+					       "    l2\n");
+	/* What a literal block could not say exactly is double-quoted. */
+	yaml_expect("\"trail \\nx\"", "\"trail \\nx\"\n");
+	yaml_expect("\"x\\n indented\"", "\"x\\n indented\"\n");
+	yaml_expect("\" lead\\nx\"", "\" lead\\nx\"\n");
+	yaml_expect("\"\\nfirst empty\"", "\"\\nfirst empty\"\n");
+	yaml_expect("\"two ends\\n\\n\"", "\"two ends\\n\\n\"\n");
+	yaml_expect("\"tab\\tin\\nx\"", "\"tab\\tin\\nx\"\n");
+	yaml_expect("\"csi\\u009b\\nx\"", "\"csi\\x9b\\nx\"\n");
+	yaml_expect("\"\\n\"", "\"\\n\"\n");
+}
+
 static void test_yaml_write_error(void **state)
 {
 	FILE *f = fopen("/dev/full", "w");
@@ -356,12 +384,12 @@ static void test_yaml_write_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_csv_quoting),	     cmocka_unit_test(test_table_formats),
-	    cmocka_unit_test(test_table_empty),	     cmocka_unit_test(test_format_parse),
-	    cmocka_unit_test(test_columns_select),   cmocka_unit_test(test_list_formats),
-	    cmocka_unit_test(test_columns_help),     cmocka_unit_test(test_yaml_scalars),
-	    cmocka_unit_test(test_yaml_escapes),     cmocka_unit_test(test_yaml_nesting),
-	    cmocka_unit_test(test_yaml_write_error),
+	    cmocka_unit_test(test_csv_quoting),		cmocka_unit_test(test_table_formats),
+	    cmocka_unit_test(test_table_empty),		cmocka_unit_test(test_format_parse),
+	    cmocka_unit_test(test_columns_select),	cmocka_unit_test(test_list_formats),
+	    cmocka_unit_test(test_columns_help),	cmocka_unit_test(test_yaml_scalars),
+	    cmocka_unit_test(test_yaml_escapes),	cmocka_unit_test(test_yaml_nesting),
+	    cmocka_unit_test(test_yaml_literal_blocks), cmocka_unit_test(test_yaml_write_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
