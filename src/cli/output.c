@@ -45,12 +45,19 @@ void output_table_init(struct output_table *t, size_t ncols, const char *const *
 		t->headers[i] = headers[i];
 }
 
+/*
+ * A sanitized copy of s, whole: CSV must not lose the end of a long
+ * description. Sanitizing never lengthens (a '?' stands for one or more
+ * bytes), so strlen + 1 bytes always hold it.
+ */
 static char *output_cell(const char *s)
 {
-	char tmp[OUTPUT_MAX_CELL];
+	size_t len = s ? strlen(s) + 1 : 1;
+	char *out = malloc(len);
 
-	util_sanitize(s ? s : "", tmp, sizeof(tmp));
-	return strdup(tmp);
+	if (out != NULL)
+		util_sanitize(s ? s : "", out, len);
+	return out;
 }
 
 int output_table_add(struct output_table *t, const char *const *cells)

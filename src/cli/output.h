@@ -21,7 +21,10 @@
 
 #include <jansson.h>
 
-/* Most columns a table has, and the widest cell kept (longer is cut). */
+/*
+ * Most columns a table has, and the size of the buffer a column's cell
+ * function writes a computed value into (server strings are kept whole).
+ */
 #define OUTPUT_MAX_COLS 16
 #define OUTPUT_MAX_CELL 256
 

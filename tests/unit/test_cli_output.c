@@ -112,6 +112,30 @@ static void test_table_formats(void **state)
 	output_table_free(&t);
 }
 
+/* A long description is kept whole (CSV must not cut data), sanitized. */
+static void test_table_long_cell(void **state)
+{
+	static const char *const headers[] = {"D"};
+	char longer[5000];
+	const char *row[] = {longer};
+	struct output_table t;
+	struct mem m;
+
+	(void)state;
+	memset(longer, 'x', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	longer[10] = '\033';
+	output_table_init(&t, 1, headers);
+	assert_int_equal(output_table_add(&t, row), 0);
+	longer[10] = '?';
+	output_table_print(&t, OUTPUT_CSV, mem_open(&m));
+	fclose(m.f);
+	assert_int_equal(m.len, sizeof(longer));
+	assert_memory_equal(m.text, longer, sizeof(longer) - 1);
+	free(m.text);
+	output_table_free(&t);
+}
+
 static void test_table_empty(void **state)
 {
 	static const char *const headers[] = {"NAME", "STATUS"};
@@ -384,12 +408,13 @@ static void test_yaml_write_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_csv_quoting),		cmocka_unit_test(test_table_formats),
-	    cmocka_unit_test(test_table_empty),		cmocka_unit_test(test_format_parse),
-	    cmocka_unit_test(test_columns_select),	cmocka_unit_test(test_list_formats),
-	    cmocka_unit_test(test_columns_help),	cmocka_unit_test(test_yaml_scalars),
-	    cmocka_unit_test(test_yaml_escapes),	cmocka_unit_test(test_yaml_nesting),
-	    cmocka_unit_test(test_yaml_literal_blocks), cmocka_unit_test(test_yaml_write_error),
+	    cmocka_unit_test(test_csv_quoting),	     cmocka_unit_test(test_table_formats),
+	    cmocka_unit_test(test_table_empty),	     cmocka_unit_test(test_table_long_cell),
+	    cmocka_unit_test(test_format_parse),     cmocka_unit_test(test_columns_select),
+	    cmocka_unit_test(test_list_formats),     cmocka_unit_test(test_columns_help),
+	    cmocka_unit_test(test_yaml_scalars),     cmocka_unit_test(test_yaml_escapes),
+	    cmocka_unit_test(test_yaml_nesting),     cmocka_unit_test(test_yaml_literal_blocks),
+	    cmocka_unit_test(test_yaml_write_error),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
