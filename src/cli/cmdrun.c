@@ -87,8 +87,21 @@ int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, const struct
 							      .arg = &l});
 }
 
+/* The long name of a list's column by letter, for the help's example. */
+static const char *cmdrun_column_name(const struct output_columns *c, char letter)
+{
+	const struct output_column *col;
+
+	for (col = c->cols; col->letter != '\0'; col++)
+		if (col->letter == letter)
+			return col->name;
+	return "?";
+}
+
 void cmdrun_list_help(const struct cli_command *cmd, FILE *out)
 {
+	const struct output_columns *c = &cmd->list->columns;
+
 	fprintf(out,
 		"\nOptions:\n"
 		"  --format FORMAT        " OUTPUT_FORMAT_NAMES " (see 'lxcm --help');\n"
@@ -96,9 +109,9 @@ void cmdrun_list_help(const struct cli_command *cmd, FILE *out)
 		"  -c, --columns COLUMNS  the columns to show, in this order: letters (%s)\n"
 		"                         or names and letters separated by commas\n"
 		"                         (%s,%s)\n\n",
-		cmd->list->columns.defaults, cmd->list->columns.cols[0].name,
-		cmd->list->columns.cols[1].name);
-	output_columns_help(&cmd->list->columns, out);
+		c->defaults, cmdrun_column_name(c, c->defaults[0]),
+		cmdrun_column_name(c, c->defaults[1]));
+	output_columns_help(c, out);
 }
 
 int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)
