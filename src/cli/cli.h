@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "cli/output.h"
+
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
@@ -34,11 +36,11 @@
  * Strings point into argv or the environment unless noted.
  */
 struct cli_ctx {
-	const char *prog;	 /* "lxcm" */
-	const char *server;	 /* --server, or NULL for LXCM_SERVER / default */
-	const char *token_file;	 /* --token-file, or NULL */
-	const char *fingerprint; /* --server-fingerprint, or NULL */
-	int json;		 /* --json */
+	const char *prog;	   /* "lxcm" */
+	const char *server;	   /* --server, or NULL for LXCM_SERVER / default */
+	const char *token_file;	   /* --token-file, or NULL */
+	const char *fingerprint;   /* --server-fingerprint, or NULL */
+	enum output_format format; /* --format, or --json (its alias) */
 
 	/* Owned by client.c, released by client_ctx_free. */
 	struct client_state *client;
@@ -54,9 +56,9 @@ struct cli_args {
 	const char *name; /* "lxcm token create", for messages */
 	char **pos;	  /* nargs positional arguments */
 	/*
-	 * opt[i] belongs to the option whose val is CLI_OPT_OWN + i: its
-	 * argument (the last one when given twice), "" for a flag that was
-	 * given, NULL when absent.
+	 * opt[i] belongs to the command's options[i]: its argument (the last
+	 * one when given twice), "" for a flag that was given, NULL when
+	 * absent.
 	 */
 	const char *opt[CLI_MAX_OPTS];
 };
@@ -86,23 +88,26 @@ void cli_usage(const struct cli_command *cmd, FILE *out);
 void cli_help(const struct cli_command *cmd);
 
 /*
- * Options of commands. A command's own options have val CLI_OPT_OWN + i,
- * i < CLI_MAX_OPTS; main.c adds the common ones (--help, --json, --server,
- * --token-file, --server-fingerprint), so they may also follow the
- * command name, and checks the number of positional arguments.
+ * Options of commands. A command's options[i] has val CLI_OPT_OWN + i,
+ * i < CLI_MAX_OPTS, or a letter when it also has that one-letter form
+ * ('c' for -c, --columns). main.c adds the common ones (--help, --format,
+ * --json, --server, --token-file, --server-fingerprint), so they may also
+ * follow the command name, and checks the number of positional arguments.
  */
 #define CLI_OPT_OWN 1000
-/* Applies one global option; 0, or -1 when val is not one. */
+/* Applies one global option; 0, or -1 when val is not one or (said on stderr) arg is bad. */
 int cli_global_option(struct cli_ctx *ctx, int val, const char *arg);
 #define CLI_OPT_SERVER 900
 #define CLI_OPT_TOKEN_FILE 901
 #define CLI_OPT_FINGERPRINT 902
 #define CLI_OPT_JSON 903
+#define CLI_OPT_FORMAT 904
 /* clang-format off */
 #define CLI_GLOBAL_LONGOPTS                                                    \
 	{"server", required_argument, NULL, CLI_OPT_SERVER},                   \
 	{"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE},           \
 	{"server-fingerprint", required_argument, NULL, CLI_OPT_FINGERPRINT},  \
+	{"format", required_argument, NULL, CLI_OPT_FORMAT},                   \
 	{"json", no_argument, NULL, CLI_OPT_JSON},                             \
 	{"help", no_argument, NULL, 'h'}
 /* clang-format on */

@@ -25,40 +25,47 @@ static void clusterfmt_pair(const char *a, const char *b, char *out, size_t len)
 		clusterfmt_dash(out, len);
 }
 
-void clusterfmt_cpu(json_t *c, char *out, size_t len)
+const char *clusterfmt_cpu(json_t *c, const char *key, int64_t now, char *out, size_t len)
 {
 	const char *load = util_json_str(c, "cpu_load_1");
 	char count[24];
 
-	clusterfmt_count(c, "cpu_total_count", count, sizeof(count));
+	clusterfmt_count(c, "cpu_total_count", now, count, sizeof(count));
 	clusterfmt_pair(load && *load ? load : "-", count, out, len);
+	(void)key;
+	return out;
 }
 
-void clusterfmt_memory(json_t *c, char *out, size_t len)
+const char *clusterfmt_memory(json_t *c, const char *key, int64_t now, char *out, size_t len)
 {
 	uint64_t used, total;
 	char a[16], b[16];
 
+	(void)key;
+	(void)now;
 	if (util_json_u64(c, "memory_usage", &used) != 0 ||
 	    util_json_u64(c, "memory_total_amount", &total) != 0 || total == 0) {
 		clusterfmt_dash(out, len);
-		return;
+		return out;
 	}
 	util_human_bytes(used, a, sizeof(a));
 	util_human_bytes(total, b, sizeof(b));
 	clusterfmt_pair(a, b, out, len);
+	return out;
 }
 
-void clusterfmt_storage(json_t *c, char *out, size_t len)
+const char *clusterfmt_storage(json_t *c, const char *key, int64_t now, char *out, size_t len)
 {
 	json_t *pools = json_object_get(c, "storage_pool_usages"), *p;
 	uint64_t used = 0, total = 0, u, t;
 	char a[16], b[16];
 	size_t i;
 
+	(void)key;
+	(void)now;
 	if (!json_is_array(pools) || json_array_size(pools) == 0) {
 		clusterfmt_dash(out, len);
-		return;
+		return out;
 	}
 	json_array_foreach(pools, i, p)
 	{
@@ -70,30 +77,32 @@ void clusterfmt_storage(json_t *c, char *out, size_t len)
 	util_human_bytes(used, a, sizeof(a));
 	util_human_bytes(total, b, sizeof(b));
 	clusterfmt_pair(a, b, out, len);
+	return out;
 }
 
-void clusterfmt_count(json_t *c, const char *key, char *out, size_t len)
+const char *clusterfmt_count(json_t *c, const char *key, int64_t now, char *out, size_t len)
 {
 	uint64_t v;
 	int n;
 
+	(void)now;
 	if (util_json_u64(c, key, &v) != 0) {
 		clusterfmt_dash(out, len);
-		return;
+		return out;
 	}
 	n = snprintf(out, len, "%llu", (unsigned long long)v);
 	if (n < 0 || (size_t)n >= len)
 		clusterfmt_dash(out, len);
+	return out;
 }
 
-const char *clusterfmt_tunnel(json_t *c)
+const char *clusterfmt_tunnel(json_t *c, const char *key, int64_t now, char *out, size_t len)
 {
+	(void)key;
+	(void)now;
+	(void)out;
+	(void)len;
 	return json_is_true(json_object_get(c, "tunnel_registered")) ? "yes" : "no";
-}
-
-void clusterfmt_heartbeat(json_t *c, int64_t now, char *out, size_t len)
-{
-	util_reltime(util_json_time(c, "last_status_update_at"), now, out, len);
 }
 
 void clusterfmt_when(json_t *c, const char *key, int64_t now, char *out, size_t len)

@@ -11,18 +11,21 @@
 
 #include <jansson.h>
 
+/*
+ * The cells of `cluster list` (struct output_column's cell): each writes
+ * into out and returns it (clusterfmt_tunnel returns a literal); key is
+ * the field read where one is named, now is not used.
+ */
 /* "0.42/8": the 1-minute load over the CPU count. */
-void clusterfmt_cpu(json_t *c, char *out, size_t len);
+const char *clusterfmt_cpu(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* "1.2GiB/7.8GiB": memory used over total. */
-void clusterfmt_memory(json_t *c, char *out, size_t len);
+const char *clusterfmt_memory(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* "12.0GiB/100.0GiB": the sums over storage_pool_usages. */
-void clusterfmt_storage(json_t *c, char *out, size_t len);
+const char *clusterfmt_storage(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* The integer field key, or "-". */
-void clusterfmt_count(json_t *c, const char *key, char *out, size_t len);
+const char *clusterfmt_count(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* "yes" / "no" from tunnel_registered. */
-const char *clusterfmt_tunnel(json_t *c);
-/* "12s ago" / "never" from last_status_update_at. */
-void clusterfmt_heartbeat(json_t *c, int64_t now, char *out, size_t len);
+const char *clusterfmt_tunnel(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* "2026-11-24T22:58:01Z (3d ago)", or "never", from an RFC 3339 field. */
 void clusterfmt_when(json_t *c, const char *key, int64_t now, char *out, size_t len);
 

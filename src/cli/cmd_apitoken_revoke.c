@@ -3,13 +3,8 @@
 
 #include "cli/cmdrun.h"
 
-const struct cli_command cmd_apitoken_revoke = {
-    .name = "api-token revoke",
-    .args = "NAME",
-    .summary = "Revoke an API token",
-    .help = "Deletes the API token NAME: requests carrying it are refused from now on.\n"
-	    "The last token cannot be revoked (nobody could use the API any more).\n",
-    .nargs = 1,
-    .fn = cmdrun_delete,
-    .path = "/1.0/auth/tokens",
-};
+const struct cli_command cmd_apitoken_revoke = CMDRUN_DELETE_ENTRY(
+    "api-token revoke", "Revoke an API token",
+    "Deletes the API token NAME: requests carrying it are refused from now on.\n"
+    "The last token cannot be revoked (nobody could use the API any more).\n",
+    "/1.0/auth/tokens");

@@ -3,52 +3,35 @@
 
 #include "cli/clusterfmt.h"
 #include "cli/cmdrun.h"
-#include "cli/util.h"
 
-#define CLUSTER_LIST_COLS 9
-
-/* A row per cluster object; anything else in the list is skipped. */
-static int cluster_list_row(struct output_table *t, json_t *c, int64_t now)
-{
-	char members[24], instances[24], cpu[64], mem[40], storage[40], beat[32];
-	const char *row[CLUSTER_LIST_COLS];
-
-	if (!json_is_object(c))
-		return 0;
-	clusterfmt_count(c, "member_count", members, sizeof(members));
-	clusterfmt_count(c, "instance_count", instances, sizeof(instances));
-	clusterfmt_cpu(c, cpu, sizeof(cpu));
-	clusterfmt_memory(c, mem, sizeof(mem));
-	clusterfmt_storage(c, storage, sizeof(storage));
-	clusterfmt_heartbeat(c, now, beat, sizeof(beat));
-	row[0] = util_json_str(c, "name");
-	row[1] = util_json_str(c, "status");
-	row[2] = members;
-	row[3] = instances;
-	row[4] = cpu;
-	row[5] = mem;
-	row[6] = storage;
-	row[7] = clusterfmt_tunnel(c);
-	row[8] = beat;
-	return output_table_add(t, row);
-}
+/* clang-format off */
+static const struct output_column cluster_list_columns[] = {
+    {'n', "name", "NAME", "the cluster's name", "name", NULL},
+    {'d', "description", "DESCRIPTION", "the note set with 'cluster set'", "description", NULL},
+    {'s', "status", "STATUS", "the cluster's status (ACTIVE once enrolled)", "status", NULL},
+    {'m', "members", "MEMBERS", "how many members the cluster has", "member_count",
+     clusterfmt_count},
+    {'i', "instances", "INSTANCES", "how many instances run on it", "instance_count",
+     clusterfmt_count},
+    {'c', "cpu", "CPU", "the 1-minute load over the number of CPUs", NULL, clusterfmt_cpu},
+    {'M', "memory", "MEMORY", "memory used over total", NULL, clusterfmt_memory},
+    {'D', "storage", "STORAGE", "storage used over total, summed over all pools", NULL,
+     clusterfmt_storage},
+    {'t', "tunnel", "TUNNEL", "whether the cluster's tunnel is connected", NULL,
+     clusterfmt_tunnel},
+    {'l', "heartbeat", "LAST HEARTBEAT", "the age of the latest status report",
+     "last_status_update_at", output_cell_age},
+    {'j', "joined", "JOINED", "how long ago the cluster enrolled", "joined_at", output_cell_age},
+    {'u', "ui-url", "UI URL", "the address of the cluster's web UI", "ui_url", NULL},
+    {0, NULL, NULL, NULL, NULL, NULL},
+};
+/* clang-format on */
 
 static const struct cmdrun_list cluster_list = {
     .bad = "the server did not send a list of clusters",
-    .headers = {"NAME", "STATUS", "MEMBERS", "INSTANCES", "CPU", "MEMORY", "STORAGE", "TUNNEL",
-		"LAST HEARTBEAT"},
-    .row = cluster_list_row,
+    .columns = {cluster_list_columns, "nsmicMDtl"},
 };
 
-const struct cli_command cmd_cluster_list = {
-    .name = "cluster list",
-    .args = "",
-    .summary = "List the enrolled clusters with their latest status",
-    .help = "Columns: CPU is the 1-minute load over the number of CPUs; MEMORY and\n"
-	    "STORAGE are used over total (storage summed over all pools); TUNNEL says\n"
-	    "whether the cluster's tunnel is connected; LAST HEARTBEAT is the age of\n"
-	    "the latest status report.\n",
-    .fn = cmdrun_list,
-    .path = "/1.0/remote-cluster",
-    .list = &cluster_list,
-};
+const struct cli_command cmd_cluster_list =
+    CMDRUN_LIST_ENTRY("cluster list", "List the enrolled clusters with their latest status", "",
+		      "/1.0/remote-cluster", &cluster_list);

@@ -3,14 +3,9 @@
 
 #include "cli/cmdrun.h"
 
-const struct cli_command cmd_cluster_remove = {
-    .name = "cluster remove",
-    .args = "NAME",
-    .summary = "Remove the cluster NAME from the manager",
-    .help = "Deletes the cluster and its status from the manager; its certificate is\n"
-	    "no longer accepted and its live tunnel, if any, is closed at once. Nothing\n"
-	    "is changed on the cluster itself: to enroll it again, create a new token.\n",
-    .nargs = 1,
-    .fn = cmdrun_delete,
-    .path = "/1.0/remote-cluster",
-};
+const struct cli_command cmd_cluster_remove = CMDRUN_DELETE_ENTRY(
+    "cluster remove", "Remove the cluster NAME from the manager",
+    "Deletes the cluster and its status from the manager; its certificate is\n"
+    "no longer accepted and its live tunnel, if any, is closed at once. Nothing\n"
+    "is changed on the cluster itself: to enroll it again, create a new token.\n",
+    "/1.0/remote-cluster");

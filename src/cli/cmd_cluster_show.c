@@ -19,7 +19,7 @@ static void cluster_show_statuses(json_t *c, const char *label, const char *coun
 	uint64_t n;
 	size_t i;
 
-	clusterfmt_count(c, count_key, count, sizeof(count));
+	clusterfmt_count(c, count_key, 0, count, sizeof(count));
 	output_kv(label, count);
 	json_array_foreach(list, i, e)
 	{
@@ -61,7 +61,7 @@ static void cluster_show_cpu(json_t *c)
 	char count[24], loads[128], line[200];
 	int n;
 
-	clusterfmt_count(c, "cpu_total_count", count, sizeof(count));
+	clusterfmt_count(c, "cpu_total_count", 0, count, sizeof(count));
 	if (l1 == NULL && strcmp(count, "-") == 0) {
 		output_kv("cpu", NULL);
 		return;
@@ -81,7 +81,7 @@ static void cluster_show_percent(json_t *c, const char *label, const char *key)
 	char v[24];
 	int n;
 
-	clusterfmt_count(c, key, v, sizeof(v));
+	clusterfmt_count(c, key, 0, v, sizeof(v));
 	n = (strcmp(v, "-") == 0) ? 0 : (int)strlen(v);
 	if (n > 0 && (size_t)n + 1 < sizeof(v)) {
 		v[n] = '%';
@@ -111,7 +111,7 @@ static int cluster_show_print(json_t *c, const void *arg)
 	output_kv("description", util_json_str(c, "description"));
 	output_kv("status", util_json_str(c, "status"));
 	cluster_show_fingerprint(c);
-	output_kv("tunnel", clusterfmt_tunnel(c));
+	output_kv("tunnel", clusterfmt_tunnel(c, NULL, now, buf, sizeof(buf)));
 	output_kv("ui url", util_json_str(c, "ui_url"));
 	clusterfmt_when(c, "created_at", now, buf, sizeof(buf));
 	output_kv("created", buf);
@@ -122,10 +122,8 @@ static int cluster_show_print(json_t *c, const void *arg)
 	cluster_show_percent(c, "disk threshold", "disk_threshold");
 	cluster_show_percent(c, "memory threshold", "memory_threshold");
 	cluster_show_cpu(c);
-	clusterfmt_memory(c, buf, sizeof(buf));
-	output_kv("memory", buf);
-	clusterfmt_storage(c, buf, sizeof(buf));
-	output_kv("storage", buf);
+	output_kv("memory", clusterfmt_memory(c, NULL, now, buf, sizeof(buf)));
+	output_kv("storage", clusterfmt_storage(c, NULL, now, buf, sizeof(buf)));
 	cluster_show_pools(c);
 	cluster_show_statuses(c, "members", "member_count", "member_statuses");
 	cluster_show_statuses(c, "instances", "instance_count", "instance_statuses");

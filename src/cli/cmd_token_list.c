@@ -4,11 +4,11 @@
 #include "cli/cmdrun.h"
 #include "cli/util.h"
 
-#define TOKEN_LIST_COLS 4
-
 /* "in 23h", or "expired 2h ago" once past. */
-static void token_list_expiry(int64_t t, int64_t now, char *out, size_t len)
+static const char *token_list_expiry(json_t *tok, const char *key, int64_t now, char *out,
+				     size_t len)
 {
+	int64_t t = util_json_time(tok, key);
 	char rel[32];
 	int n;
 
@@ -20,35 +20,25 @@ static void token_list_expiry(int64_t t, int64_t now, char *out, size_t len)
 	}
 	if (n < 0 || (size_t)n >= len)
 		out[0] = '\0';
+	return out;
 }
 
-static int token_list_row(struct output_table *t, json_t *tok, int64_t now)
-{
-	char expires[48], created[32];
-	const char *row[TOKEN_LIST_COLS];
-
-	token_list_expiry(util_json_time(tok, "expiry"), now, expires, sizeof(expires));
-	util_reltime(util_json_time(tok, "created_at"), now, created, sizeof(created));
-	row[0] = util_json_str(tok, "cluster_name");
-	row[1] = util_json_str(tok, "description");
-	row[2] = expires;
-	row[3] = created;
-	return output_table_add(t, row);
-}
+/* clang-format off */
+static const struct output_column token_list_columns[] = {
+    {'n', "name", "NAME", "the cluster the token enrolls", "cluster_name", NULL},
+    {'d', "description", "DESCRIPTION", "the note given with the token", "description", NULL},
+    {'e', "expires", "EXPIRES", "when the token stops working", "expiry", token_list_expiry},
+    {'c', "created", "CREATED", "the token's age", "created_at", output_cell_age},
+    {0, NULL, NULL, NULL, NULL, NULL},
+};
+/* clang-format on */
 
 static const struct cmdrun_list token_list = {
     .bad = "the server did not send a list of tokens",
-    .headers = {"NAME", "DESCRIPTION", "EXPIRES", "CREATED"},
-    .row = token_list_row,
+    .columns = {token_list_columns, "ndec"},
 };
 
-const struct cli_command cmd_token_list = {
-    .name = "token list",
-    .args = "",
-    .summary = "List the join tokens that have not been used",
-    .help = "Shows each pending token's cluster name, description, expiry and age.\n"
-	    "The tokens themselves are secret and never shown again.\n",
-    .fn = cmdrun_list,
-    .path = "/1.0/remote-cluster-join-token",
-    .list = &token_list,
-};
+const struct cli_command cmd_token_list =
+    CMDRUN_LIST_ENTRY("token list", "List the join tokens that have not been used",
+		      "The tokens themselves are secret and never shown again.\n",
+		      "/1.0/remote-cluster-join-token", &token_list);

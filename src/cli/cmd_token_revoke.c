@@ -3,13 +3,8 @@
 
 #include "cli/cmdrun.h"
 
-const struct cli_command cmd_token_revoke = {
-    .name = "token revoke",
-    .args = "NAME",
-    .summary = "Revoke the join token of cluster NAME",
-    .help = "Deletes the pending join token for NAME, so it can no longer be used.\n"
-	    "A cluster that already joined is not affected (see 'lxcm cluster remove').\n",
-    .nargs = 1,
-    .fn = cmdrun_delete,
-    .path = "/1.0/remote-cluster-join-token",
-};
+const struct cli_command cmd_token_revoke = CMDRUN_DELETE_ENTRY(
+    "token revoke", "Revoke the join token of cluster NAME",
+    "Deletes the pending join token for NAME, so it can no longer be used.\n"
+    "A cluster that already joined is not affected (see 'lxcm cluster remove').\n",
+    "/1.0/remote-cluster-join-token");

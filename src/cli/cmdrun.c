@@ -11,8 +11,8 @@ int cmdrun_reply(const struct cli_ctx *ctx, json_t *md, int ok, const char *bad,
 	if (!ok) {
 		fprintf(stderr, "Error: %s\n", bad);
 		rc = CLI_EXIT_FAIL;
-	} else if (ctx->json) {
-		rc = output_json(md) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	} else if (ctx->format == OUTPUT_JSON || ctx->format == OUTPUT_YAML) {
+		rc = output_value(stdout, ctx->format, md) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 	} else {
 		rc = print(md, arg);
 	}
@@ -44,27 +44,74 @@ static int cmdrun_is_array(json_t *md)
 	return json_is_array(md);
 }
 
+/* What a list prints, chosen before the request. */
+struct cmdrun_listing {
+	const struct cmdrun_list *list;
+	enum output_format format;
+	size_t idx[OUTPUT_MAX_COLS];
+	size_t n;
+};
+
 static int cmdrun_print_list(json_t *md, const void *arg)
 {
-	const struct cmdrun_list *l = arg;
-	size_t ncols = 0;
+	const struct cmdrun_listing *l = arg;
 
-	while (ncols < OUTPUT_MAX_COLS && l->headers[ncols] != NULL)
-		ncols++;
-	if (output_list(stdout, md, ncols, l->headers, l->row, time_now()) != 0)
+	if (output_list(stdout, l->format, md, &l->list->columns, l->idx, l->n, time_now()) != 0)
 		return CLI_EXIT_FAIL;
 	return CLI_EXIT_OK;
 }
 
+/* The list commands' own option: a->opt[CMDRUN_LIST_COLUMNS]. */
+enum { CMDRUN_LIST_COLUMNS };
+const struct option cmdrun_list_options[] = {
+    {"columns", required_argument, NULL, 'c'},
+    {NULL, 0, NULL, 0},
+};
+
 int cmdrun_list(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)
 {
-	(void)a;
+	struct cmdrun_listing l = {.list = cmd->list,
+				   .format = output_format_resolve(ctx->format, stdout)};
+	char err[512];
+
+	if (output_columns_select(&cmd->list->columns, a->opt[CMDRUN_LIST_COLUMNS], l.idx, &l.n,
+				  err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: -c: %s\n", a->name, err);
+		return CLI_EXIT_USAGE;
+	}
 	return cmdrun_request(ctx, &(const struct cmdrun_req){.method = "GET",
 							      .path = cmd->path,
 							      .check = cmdrun_is_array,
 							      .bad = cmd->list->bad,
 							      .print = cmdrun_print_list,
-							      .arg = cmd->list});
+							      .arg = &l});
+}
+
+/* The long name of a list's column by letter, for the help's example. */
+static const char *cmdrun_column_name(const struct output_columns *c, char letter)
+{
+	const struct output_column *col;
+
+	for (col = c->cols; col->letter != '\0'; col++)
+		if (col->letter == letter)
+			return col->name;
+	return "?";
+}
+
+void cmdrun_list_help(const struct cli_command *cmd, FILE *out)
+{
+	const struct output_columns *c = &cmd->list->columns;
+
+	fprintf(out,
+		"\nOptions:\n"
+		"  --format FORMAT        " OUTPUT_FORMAT_NAMES " (see 'lxcm --help');\n"
+		"                         json and yaml print the server's objects whole\n"
+		"  -c, --columns COLUMNS  the columns to show, in this order: letters (%s)\n"
+		"                         or names and letters separated by commas\n"
+		"                         (%s,%s)\n\n",
+		c->defaults, cmdrun_column_name(c, c->defaults[0]),
+		cmdrun_column_name(c, c->defaults[1]));
+	output_columns_help(c, out);
 }
 
 int cmdrun_delete(struct cli_ctx *ctx, const struct cli_command *cmd, const struct cli_args *a)

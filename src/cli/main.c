@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cmdrun.h"
 #include "common/log.h"
 
 extern const struct cli_command cmd_token_create, cmd_token_list, cmd_token_revoke,
@@ -28,8 +29,8 @@ static const char *const cli_group_summary[][2] = {
 };
 
 static const char cli_global_usage[] =
-    "Usage: lxcm [--server URL] [--token-file FILE] [--server-fingerprint FP] [--json] "
-    "COMMAND ...\n";
+    "Usage: lxcm [--server URL] [--token-file FILE] [--server-fingerprint FP] "
+    "[--format FORMAT] [--json] COMMAND ...\n";
 
 static const char cli_global_help[] =
     "Global options (also accepted after the command):\n"
@@ -39,7 +40,12 @@ static const char cli_global_help[] =
     "                           the token itself, and LXCM_TOKEN_FILE, a file)\n"
     "  --server-fingerprint FP  require this SHA-256 certificate fingerprint; the\n"
     "                           known_servers file is then neither read nor written\n"
-    "  --json                   print the API's JSON instead of tables\n"
+    "  --format FORMAT          how to print: table|compact|csv|json|yaml. Lists print\n"
+    "                           table on a terminal, else compact (two spaces between\n"
+    "                           columns, no borders); csv is one RFC 4180 record per\n"
+    "                           row without a header; json and yaml print the API's\n"
+    "                           objects, for lists and single replies alike\n"
+    "  --json                   the same as --format json\n"
     "  -h, --help               help, also after any command or group\n"
     "\n"
     "The server's certificate is trusted on first use and remembered in\n"
@@ -59,8 +65,13 @@ int cli_global_option(struct cli_ctx *ctx, int val, const char *arg)
 		ctx->fingerprint = arg;
 		return 0;
 	case CLI_OPT_JSON:
-		ctx->json = 1;
-		return 0;
+		arg = "json"; /* --json is an alias of --format json */
+		/* fall through */
+	case CLI_OPT_FORMAT:
+		if (output_format_parse(arg, &ctx->format) == 0)
+			return 0;
+		fprintf(stderr, "lxcm: --format must be %s, not '%s'\n", OUTPUT_FORMAT_NAMES, arg);
+		return -1;
 	default:
 		return -1;
 	}
@@ -77,8 +88,10 @@ void cli_help(const struct cli_command *cmd)
 	printf("\n%s.\n", cmd->summary);
 	if (cmd->help[0] != '\0')
 		printf("\n%s", cmd->help);
-	printf("\nGlobal options (--server, --token-file, --server-fingerprint, --json) "
-	       "work here too;\nsee 'lxcm --help'.\n");
+	if (cmd->list != NULL)
+		cmdrun_list_help(cmd, stdout);
+	printf("\nGlobal options (--server, --token-file, --server-fingerprint, --format,\n"
+	       "--json) work here too; see 'lxcm --help'.\n");
 }
 
 static size_t cli_count_options(const struct option *o)
@@ -88,6 +101,36 @@ static size_t cli_count_options(const struct option *o)
 	while (o != NULL && o[n].name != NULL)
 		n++;
 	return n;
+}
+
+/*
+ * The getopt string of a command: "h" and the one-letter forms of its own
+ * options ("hc:"). out holds 2 + 2 * CLI_MAX_OPTS bytes.
+ */
+static void cli_short_options(const struct option *o, size_t n, char *out)
+{
+	size_t i, k = 0;
+
+	out[k++] = 'h';
+	for (i = 0; i < n; i++) {
+		if (o[i].val >= CLI_OPT_OWN || o[i].val <= ' ' || o[i].val > '~')
+			continue;
+		out[k++] = (char)o[i].val;
+		if (o[i].has_arg == required_argument)
+			out[k++] = ':';
+	}
+	out[k] = '\0';
+}
+
+/* Which of the command's options getopt returned as c; -1 if none. */
+static int cli_own_index(const struct option *o, size_t n, int c)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].val == c)
+			return (int)i;
+	return -1;
 }
 
 /* Reports a wrong argument count the way getopt reports a bad option. */
@@ -116,21 +159,24 @@ static int cli_parse(struct cli_ctx *ctx, const struct cli_command *cmd, int arg
 	static const struct option global[] = {CLI_GLOBAL_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct option all[32];
 	size_t nown = cli_count_options(cmd->options), nglobal = cli_count_options(global);
-	int c;
+	char shorts[2 + 2 * CLI_MAX_OPTS];
+	int c, own;
 
 	if (nown > CLI_MAX_OPTS || nown + nglobal + 1 > sizeof(all) / sizeof(all[0]))
 		abort(); /* our own table is too large: a bug, not input */
 	if (nown)
 		memcpy(all, cmd->options, nown * sizeof(*all));
 	memcpy(all + nown, global, (nglobal + 1) * sizeof(*global));
+	cli_short_options(cmd->options, nown, shorts);
 	optind = 0; /* glibc: start over, argv differs from the last call */
-	while ((c = getopt_long(argc, argv, "h", all, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, shorts, all, NULL)) != -1) {
 		if (c == 'h') {
 			cli_help(cmd);
 			return CLI_EXIT_OK;
 		}
-		if (c >= CLI_OPT_OWN && c < CLI_OPT_OWN + CLI_MAX_OPTS) {
-			a->opt[c - CLI_OPT_OWN] = optarg ? optarg : "";
+		own = cli_own_index(cmd->options, nown, c);
+		if (own >= 0) {
+			a->opt[own] = optarg ? optarg : "";
 			continue;
 		}
 		if (cli_global_option(ctx, c, optarg) == 0)

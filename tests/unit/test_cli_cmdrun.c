@@ -26,6 +26,7 @@
 #include "../../src/cli/cmdrun.c"
 #include "../../src/cli/output.c"
 #include "../../src/cli/util.c"
+#include "../../src/cli/yaml.c"
 
 /* ---- the fake server ---- */
 
@@ -160,7 +161,7 @@ static void capture_end(struct capture *c)
 static int run_cmd(const struct cli_command *cmd, int json, const char *name, const char *opt0,
 		   struct capture *cap)
 {
-	struct cli_ctx ctx = {.prog = "lxcm", .json = json};
+	struct cli_ctx ctx = {.prog = "lxcm", .format = json ? OUTPUT_JSON : OUTPUT_DEFAULT};
 	char *pos[] = {(char *)name, NULL};
 	struct cli_args a = {.name = "lxcm test", .pos = pos, .opt = {opt0}};
 	int rc;
@@ -181,15 +182,44 @@ static int row_two(struct output_table *t, json_t *item, int64_t now)
 	return output_table_add(t, row);
 }
 
-static char *list_text(json_t *list, size_t ncols, const char *const *headers, output_row_fn row,
-		       int *rc)
+typedef int (*row_fn)(struct output_table *t, json_t *item, int64_t now);
+
+/* A table of one row per element, printed compact (what a pipe gets) unless a row failed. */
+static char *list_text(json_t *list, size_t ncols, const char *const *headers, row_fn row, int *rc)
 {
+	struct output_table t;
 	char *text = NULL;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&text, &len);
+	json_t *item;
+
+	assert_non_null(f);
+	*rc = 0;
+	output_table_init(&t, ncols, headers);
+	json_array_foreach(list, i, item)
+	{
+		*rc = row(&t, item, 0);
+		if (*rc != 0)
+			break;
+	}
+	if (*rc == 0)
+		output_table_print(&t, OUTPUT_COMPACT, f);
+	output_table_free(&t);
+	fclose(f);
+	return text;
+}
+
+/* The rows of a list command's default columns, as output_list prints them. */
+static char *command_list_text(const struct cmdrun_list *l, json_t *list, int *rc)
+{
+	size_t idx[OUTPUT_MAX_COLS], n;
+	char *text = NULL, err[256];
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
 
 	assert_non_null(f);
-	*rc = output_list(f, list, ncols, headers, row, 0);
+	assert_int_equal(output_columns_select(&l->columns, NULL, idx, &n, err, sizeof(err)), 0);
+	*rc = output_list(f, OUTPUT_COMPACT, list, &l->columns, idx, n, 0);
 	fclose(f);
 	return text;
 }
@@ -270,7 +300,7 @@ static void test_list_row_skips(void **state)
 	int rc;
 
 	(void)state;
-	text = list_text(list, CLUSTER_LIST_COLS, cluster_list.headers, cluster_list_row, &rc);
+	text = command_list_text(&cluster_list, list, &rc);
 	assert_int_equal(rc, 0);
 	assert_non_null(strstr(text, "NAME  STATUS  MEMBERS"));
 	assert_non_null(strstr(text, "\nc1    ACTIVE  -"));
@@ -292,7 +322,7 @@ static int print_name(json_t *md, const void *arg)
 
 static void test_reply_modes(void **state)
 {
-	struct cli_ctx human = {0}, json = {.json = 1};
+	struct cli_ctx human = {0}, json = {.format = OUTPUT_JSON};
 	struct capture cap;
 	int rc;
 
@@ -349,7 +379,7 @@ static void test_request_named(void **state)
 	assert_int_equal(fake.ncalls, 0);
 
 	/* Without print nothing is asked for nor printed, even with --json. */
-	ctx.json = 1;
+	ctx.format = OUTPUT_JSON;
 	fake_answer(json_pack("{s:s}", "ignored", "yes"));
 	capture_begin(&cap);
 	rc = cmdrun_request(&ctx, &(const struct cmdrun_req){.method = "PATCH", .path = "/p"});
