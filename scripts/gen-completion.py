@@ -7,11 +7,13 @@ Usage: gen-completion.py LXCM_BINARY OUTPUT
 --help` each command's options, so the completion follows the command table
 without being edited. It completes command words (groups, then their
 commands, also after `lxcm help`), options (global and the command's own),
-and file names after --token-file. Nothing is asked of the server.
+file names after --token-file, and the values of an option whose help
+lists them as a|b|c (--format). Nothing is asked of the server.
 tests/integration/test_install.py runs it in bash against every command.
 """
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +57,7 @@ _lxcm()
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
+@CHOICES@
     esac
     [[ $prev == -* && $_lxcm_value_options == *" $prev "* ]] && return
     # The words typed before this one that are not options or their values.
@@ -101,25 +104,47 @@ complete -F _lxcm lxcm
 '''
 
 
+# "  --format FORMAT   how to print: table|compact|csv|json|yaml. ..."
+CHOICE_LINE = re.compile(r"^\s+(--[\w-]+) [A-Z]+\s.*?\b([a-z]+(?:\|[a-z]+)+)\b")
+
+
+def choices(help_text):
+    """{option: [values]} for options whose help lists their values as a|b|c."""
+    out = {}
+    for line in help_text.splitlines():
+        m = CHOICE_LINE.match(line)
+        if m:
+            out.setdefault(m.group(1), m.group(2).split("|"))
+    return out
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__.split("\n\n")[1])
     binary, output = sys.argv[1:]
-    _, _, lists = parse(run_help(binary, []))
+    top = run_help(binary, [])
+    _, _, lists = parse(top)
+    picks = choices(top)
     global_opts = options(lists)
     global_opts.pop("--version", None)  # before a command only: added by _lxcm
     names = command_names(lists)
     cases = ['    "") echo "%s" ;;' % " ".join(sorted(global_opts))]
     value_opts = {o for o, v in global_opts.items() if v}
     for name in names:
-        _, _, sub = parse(run_help(binary, name.split(" ")))
+        sub_text = run_help(binary, name.split(" "))
+        _, _, sub = parse(sub_text)
+        for o, v in choices(sub_text).items():
+            picks.setdefault(o, v)
         own = {o: v for o, v in options(sub).items() if o not in global_opts}
         value_opts |= {o for o, v in own.items() if v}
         cases.append('    "%s") echo "%s" ;;' % (name, " ".join(sorted(own))))
     text = (TEMPLATE.replace("@COMMANDS@", " ".join('"%s"' % n for n in names))
             .replace("@CASES@", "\n".join(cases))
             .replace("@VALUE_OPTIONS@", " ".join(sorted(value_opts)))
-            .replace("@FILE_OPTIONS@", "|".join(FILE_OPTIONS)))
+            .replace("@FILE_OPTIONS@", "|".join(FILE_OPTIONS))
+            .replace("@CHOICES@", "\n".join(
+                '    %s)\n        COMPREPLY=($(compgen -W "%s" -- "$cur"))\n        return\n        ;;'
+                % (o, " ".join(v)) for o, v in sorted(picks.items()))))
     write_atomic(output, text)
 
 

@@ -221,6 +221,9 @@ def test_bash_completion_follows_the_command_table():
              "options of lxcm %s after other words" % " ".join(cmd))
     L.eq(complete(script, "--"), global_opts | {"--version"}, "options before a command")
     L.eq(complete(script, "token", "create", "x", "--expiry", ""), set(), "after --expiry")
+    L.eq(complete(script, "--format", "c"), {"compact", "csv"}, "values of --format")
+    L.eq(complete(script, "cluster", "list", "--format", ""),
+         {"table", "compact", "csv", "json", "yaml"}, "values of --format after a command")
     tmp = L.tmpdir("compl")
     open(os.path.join(tmp, "tok.txt"), "w").close()
     L.eq(complete(script, "--token-file", os.path.join(tmp, "to")),
