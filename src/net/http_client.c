@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/queue.h>
+
 #include "common/buf.h"
 #include "common/log.h"
 #include "net/http_hdr.h"
@@ -26,7 +28,7 @@ struct hc_off {
 
 /* An idle connection in a pool; freed in its conn's on_close or when taken. */
 struct pool_conn {
-	struct pool_conn *pc_prev, *pc_next; /* oldest first */
+	TAILQ_ENTRY(pool_conn) pc_link; /* oldest first */
 	struct http_pool *pc_pool;
 	struct conn *pc_conn;
 	uint64_t pc_since; /* uv_now when it went idle */
@@ -36,7 +38,7 @@ struct pool_conn {
 struct http_pool {
 	uv_loop_t *hp_loop;
 	uv_timer_t hp_timer;
-	struct pool_conn *hp_head, *hp_tail;
+	TAILQ_HEAD(pool_idle, pool_conn) hp_idle;
 	size_t hp_nidle, hp_max_idle;
 	uint64_t hp_idle_ms;
 	unsigned hp_users; /* requests holding the pool, + 1 until closed */
@@ -694,15 +696,7 @@ static void pool_unuse(struct http_pool *p)
 
 static void pool_unlink(struct http_pool *p, struct pool_conn *pc)
 {
-	if (pc->pc_prev)
-		pc->pc_prev->pc_next = pc->pc_next;
-	else
-		p->hp_head = pc->pc_next;
-	if (pc->pc_next)
-		pc->pc_next->pc_prev = pc->pc_prev;
-	else
-		p->hp_tail = pc->pc_prev;
-	pc->pc_prev = pc->pc_next = NULL;
+	TAILQ_REMOVE(&p->hp_idle, pc, pc_link);
 	pc->pc_pool = NULL;
 	p->hp_nidle--;
 }
@@ -760,12 +754,12 @@ static void pool_on_timer(uv_timer_t *t);
 static void pool_expire(struct http_pool *p)
 {
 	uint64_t now = uv_now(p->hp_loop);
+	struct pool_conn *pc;
 
-	while (p->hp_head && now - p->hp_head->pc_since >= p->hp_idle_ms)
-		pool_drop(p, p->hp_head);
-	if (p->hp_head)
-		uv_timer_start(&p->hp_timer, pool_on_timer,
-			       p->hp_head->pc_since + p->hp_idle_ms - now, 0);
+	while ((pc = TAILQ_FIRST(&p->hp_idle)) != NULL && now - pc->pc_since >= p->hp_idle_ms)
+		pool_drop(p, pc);
+	if (pc)
+		uv_timer_start(&p->hp_timer, pool_on_timer, pc->pc_since + p->hp_idle_ms - now, 0);
 	else
 		uv_timer_stop(&p->hp_timer);
 }
@@ -781,8 +775,8 @@ static struct conn *pool_take(struct http_pool *p, const char *key)
 	struct pool_conn *pc, *prev;
 	struct conn *c;
 
-	for (pc = p->hp_tail; pc; pc = prev) {
-		prev = pc->pc_prev;
+	for (pc = TAILQ_LAST(&p->hp_idle, pool_idle); pc; pc = prev) {
+		prev = TAILQ_PREV(pc, pool_idle, pc_link);
 		if (strcmp(pc->pc_key, key) != 0)
 			continue;
 		c = pc->pc_conn;
@@ -812,16 +806,11 @@ static void pool_put(struct http_pool *p, struct conn *c, const char *key)
 		return;
 	}
 	if (p->hp_nidle >= p->hp_max_idle)
-		pool_drop(p, p->hp_head);
+		pool_drop(p, TAILQ_FIRST(&p->hp_idle));
 	pc->pc_pool = p;
 	pc->pc_conn = c;
 	pc->pc_since = uv_now(p->hp_loop);
-	pc->pc_prev = p->hp_tail;
-	if (p->hp_tail)
-		p->hp_tail->pc_next = pc;
-	else
-		p->hp_head = pc;
-	p->hp_tail = pc;
+	TAILQ_INSERT_TAIL(&p->hp_idle, pc, pc_link);
 	p->hp_nidle++;
 	conn_set_callbacks(c, &pool_idle_cbs);
 	conn_set_data(c, pc);
@@ -840,6 +829,7 @@ struct http_pool *http_pool_new(uv_loop_t *loop, size_t max_idle, uint64_t idle_
 	p->hp_max_idle = max_idle;
 	p->hp_idle_ms = idle_ms ? idle_ms : HTTP_POOL_DEFAULT_IDLE_MS;
 	p->hp_users = 1;
+	TAILQ_INIT(&p->hp_idle);
 	uv_timer_init(loop, &p->hp_timer);
 	p->hp_timer.data = p;
 	return p;
@@ -850,8 +840,8 @@ void http_pool_close(struct http_pool *p)
 	if (p == NULL || p->hp_closed)
 		return;
 	p->hp_closed = 1;
-	while (p->hp_head)
-		pool_drop(p, p->hp_head);
+	while (!TAILQ_EMPTY(&p->hp_idle))
+		pool_drop(p, TAILQ_FIRST(&p->hp_idle));
 	uv_timer_stop(&p->hp_timer);
 	pool_unuse(p);
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/queue.h>
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
@@ -65,7 +67,7 @@ static void tls_common(SSL_CTX *ctx)
  */
 struct tls_sess_ent {
 	struct tls_sess_ent *te_hnext;	     /* hash chain */
-	struct tls_sess_ent *te_prev, *te_next; /* age order, oldest first */
+	TAILQ_ENTRY(tls_sess_ent) te_age;     /* age order, oldest first */
 	SSL_SESSION *te_sess;
 	time_t te_expires;
 	unsigned te_idlen;
@@ -74,7 +76,7 @@ struct tls_sess_ent {
 
 struct tls_sess_store {
 	pthread_mutex_t ts_mu;
-	struct tls_sess_ent *ts_head, *ts_tail;
+	TAILQ_HEAD(tls_sess_age, tls_sess_ent) ts_age;
 	size_t ts_count;
 	unsigned long ts_hits;
 	tls_session_filter_fn ts_filter; /* whose sessions are kept (NULL: all) */
@@ -113,14 +115,7 @@ static void tls_store_unlink(struct tls_sess_store *st, struct tls_sess_ent *e)
 
 	if (*pp == e)
 		*pp = e->te_hnext;
-	if (e->te_prev)
-		e->te_prev->te_next = e->te_next;
-	else
-		st->ts_head = e->te_next;
-	if (e->te_next)
-		e->te_next->te_prev = e->te_prev;
-	else
-		st->ts_tail = e->te_prev;
+	TAILQ_REMOVE(&st->ts_age, e, te_age);
 	st->ts_count--;
 }
 
@@ -134,9 +129,11 @@ static void tls_store_drop(struct tls_sess_store *st, struct tls_sess_ent *e)
 /* Drops expired entries, and the oldest ones while room is needed. */
 static void tls_store_trim(struct tls_sess_store *st, time_t now, size_t room)
 {
-	while (st->ts_head && (st->ts_head->te_expires <= now ||
-			       st->ts_count + room > TLS_SESSIONS_MAX))
-		tls_store_drop(st, st->ts_head);
+	struct tls_sess_ent *e;
+
+	while ((e = TAILQ_FIRST(&st->ts_age)) != NULL &&
+	       (e->te_expires <= now || st->ts_count + room > TLS_SESSIONS_MAX))
+		tls_store_drop(st, e);
 }
 
 static void tls_store_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -151,8 +148,8 @@ static void tls_store_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	(void)argp;
 	if (st == NULL)
 		return;
-	while (st->ts_head)
-		tls_store_drop(st, st->ts_head);
+	while (!TAILQ_EMPTY(&st->ts_age))
+		tls_store_drop(st, TAILQ_FIRST(&st->ts_age));
 	pthread_mutex_destroy(&st->ts_mu);
 	free(st);
 }
@@ -209,12 +206,7 @@ static int tls_store_on_new(SSL *s, SSL_SESSION *sess)
 	pp = tls_store_slot(st, id, len);
 	e->te_hnext = *pp;
 	*pp = e;
-	e->te_prev = st->ts_tail;
-	if (st->ts_tail)
-		st->ts_tail->te_next = e;
-	else
-		st->ts_head = e;
-	st->ts_tail = e;
+	TAILQ_INSERT_TAIL(&st->ts_age, e, te_age);
 	st->ts_count++;
 	pthread_mutex_unlock(&st->ts_mu);
 	return 0;
@@ -263,6 +255,7 @@ static int tls_store_install(SSL_CTX *ctx)
 	if (st == NULL)
 		return -1;
 	pthread_mutex_init(&st->ts_mu, NULL);
+	TAILQ_INIT(&st->ts_age);
 	if (SSL_CTX_set_ex_data(ctx, tls_store_idx, st) != 1) {
 		tls_store_free(NULL, st, NULL, 0, 0, NULL);
 		return -1;
