@@ -84,6 +84,34 @@ struct tls_sess_store {
 	struct tls_sess_ent *ts_bucket[TLS_SESSION_BUCKETS];
 };
 
+/*
+ * State this file hangs on an SSL_CTX (ex_data) and that goes with it: one
+ * adaptor from OpenSSL's free callback to each kind's destroy.
+ */
+struct tls_ex_kind {
+	void (*destroy)(void *ptr);
+};
+
+/* OpenSSL's free callback for every kind: argp is the kind given at tls_ex_index. */
+static void tls_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			void *argp)
+{
+	const struct tls_ex_kind *kind = argp;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	if (ptr != NULL)
+		kind->destroy(ptr);
+}
+
+/* A new SSL_CTX ex_data index whose values kind destroys; -1 on failure. */
+static int tls_ex_index(const struct tls_ex_kind *kind)
+{
+	return SSL_CTX_get_ex_new_index(0, (void *)kind, NULL, NULL, tls_ex_free);
+}
+
 static int tls_store_idx = -1;
 static pthread_once_t tls_store_once = PTHREAD_ONCE_INIT;
 
@@ -136,18 +164,10 @@ static void tls_store_trim(struct tls_sess_store *st, time_t now, size_t room)
 		tls_store_drop(st, e);
 }
 
-static void tls_store_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			   void *argp)
+static void tls_store_destroy(void *ptr)
 {
 	struct tls_sess_store *st = ptr;
 
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	if (st == NULL)
-		return;
 	while (!TAILQ_EMPTY(&st->ts_age))
 		tls_store_drop(st, TAILQ_FIRST(&st->ts_age));
 	pthread_mutex_destroy(&st->ts_mu);
@@ -156,7 +176,9 @@ static void tls_store_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 
 static void tls_store_init_idx(void)
 {
-	tls_store_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_store_free);
+	static const struct tls_ex_kind kind = {tls_store_destroy};
+
+	tls_store_idx = tls_ex_index(&kind);
 }
 
 static struct tls_sess_store *tls_store_of(SSL_CTX *ctx)
@@ -257,7 +279,7 @@ static int tls_store_install(SSL_CTX *ctx)
 	pthread_mutex_init(&st->ts_mu, NULL);
 	TAILQ_INIT(&st->ts_age);
 	if (SSL_CTX_set_ex_data(ctx, tls_store_idx, st) != 1) {
-		tls_store_free(NULL, st, NULL, 0, 0, NULL);
+		tls_store_destroy(st);
 		return -1;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_ANTI_REPLAY);
@@ -404,18 +426,10 @@ struct tls_resume {
 static int tls_resume_idx = -1;
 static pthread_once_t tls_resume_once = PTHREAD_ONCE_INIT;
 
-static void tls_resume_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			    void *argp)
+static void tls_resume_destroy(void *ptr)
 {
 	struct tls_resume *tr = ptr;
 
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	if (tr == NULL)
-		return;
 	SSL_SESSION_free(tr->tr_sess);
 	pthread_mutex_destroy(&tr->tr_mu);
 	free(tr);
@@ -423,7 +437,9 @@ static void tls_resume_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 
 static void tls_resume_init_idx(void)
 {
-	tls_resume_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_resume_free);
+	static const struct tls_ex_kind kind = {tls_resume_destroy};
+
+	tls_resume_idx = tls_ex_index(&kind);
 }
 
 static struct tls_resume *tls_resume_of(const SSL *s)
@@ -513,7 +529,7 @@ int tls_client_enable_resumption(SSL_CTX *ctx)
 		return -1;
 	pthread_mutex_init(&tr->tr_mu, NULL);
 	if (SSL_CTX_set_ex_data(ctx, tls_resume_idx, tr) != 1) {
-		tls_resume_free(NULL, tr, NULL, 0, 0, NULL);
+		tls_resume_destroy(tr);
 		return -1;
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
