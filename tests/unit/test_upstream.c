@@ -5,6 +5,12 @@
  * far side: the head it builds, the body both ways, the credit of the
  * response (nothing more arrives until the proxy consumes), the mapping of
  * the agent's refusals and resets to reasons, reset and close, and admit.
+ *
+ * And upstream_v1.c, the v1 tunnel's upstream, over a real loopback
+ * WebSocket whose far end plays the cluster: what admit refuses, the body
+ * caps, the one JSON frame end sends, the answer with the same uuid as
+ * head, body and end, an answer for no one dropped, and every pending
+ * request failed when the tunnel goes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,10 +20,17 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <nghttp2/nghttp2.h>
+#include <unistd.h>
+#include <uv.h>
 
+#include "common/base64.h"
 #include "common/buf.h"
+#include "net/conn.h"
 #include "net/tunnel_h2.h"
+#include "net/ws.h"
+#include "server/tunnel_v1.h"
 #include "server/tunnels.h"
 #include "server/upstream.h"
 
@@ -445,6 +458,271 @@ static void test_admit(void **state)
 	assert_string_equal(upstream_h2_ops.name, "v2");
 }
 
+/* ---- upstream_v1 over a loopback WebSocket ---- */
+
+static struct {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	int port;
+	struct ws *server_end; /* the manager's end, tv->ws */
+	char *frame;	       /* the last frame the cluster's end got */
+	size_t frame_len;
+	struct tunnel_v1 tv;
+	struct tunnel_entry e;
+} V;
+
+static void cluster_on_message(struct ws *w, int opcode, const char *data, size_t len)
+{
+	(void)w;
+	(void)opcode;
+	free(V.frame);
+	V.frame = malloc(len + 1);
+	memcpy(V.frame, data, len);
+	V.frame[len] = '\0';
+	V.frame_len = len;
+}
+
+static void quiet_on_message(struct ws *w, int opcode, const char *data, size_t len)
+{
+	(void)w;
+	(void)opcode;
+	(void)data;
+	(void)len;
+}
+
+static void quiet_on_close(struct ws *w, int code)
+{
+	(void)code;
+	if (w == V.server_end)
+		V.server_end = NULL;
+}
+
+static const struct ws_callbacks cluster_cbs = {.on_message = cluster_on_message,
+						.on_close = quiet_on_close};
+static const struct ws_callbacks manager_end_cbs = {.on_message = quiet_on_message,
+						    .on_close = quiet_on_close};
+
+static void cluster_on_open(struct conn *c)
+{
+	assert_non_null(ws_new(c, 1, 0, &cluster_cbs, NULL));
+}
+
+static const struct conn_callbacks cluster_conn_cbs = {.on_open = cluster_on_open};
+
+static void v_on_connection(uv_stream_t *l, int status)
+{
+	struct conn *c = conn_new(&V.loop, NULL, NULL, NULL);
+
+	assert_int_equal(status, 0);
+	assert_int_equal(conn_accept(c, l), 0);
+	V.server_end = ws_new(c, 0, TUNNEL_V1_MAX_FRAME, &manager_end_cbs, NULL);
+}
+
+static void v_run(void)
+{
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		uv_run(&V.loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+static int v1_setup(void **state)
+{
+	struct sockaddr_in a;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), i;
+	struct conn *c;
+
+	(void)state;
+	memset(&V, 0, sizeof(V));
+	memset(&P, 0, sizeof(P));
+	assert_int_equal(uv_loop_init(&V.loop), 0);
+	uv_tcp_init(&V.loop, &V.listener);
+	uv_ip4_addr("127.0.0.1", 0, &a);
+	assert_int_equal(uv_tcp_bind(&V.listener, (struct sockaddr *)&a, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&V.listener, 4, v_on_connection), 0);
+	uv_tcp_getsockname(&V.listener, (struct sockaddr *)&ss, &len);
+	V.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	c = conn_new(&V.loop, NULL, &cluster_conn_cbs, NULL);
+	assert_int_equal(conn_connect_tcp(c, "127.0.0.1", V.port), 0);
+	for (i = 0; i < 2000 && V.server_end == NULL; i++) {
+		uv_run(&V.loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_non_null(V.server_end);
+	snprintf(V.tv.cluster, sizeof(V.tv.cluster), "mc1");
+	TAILQ_INIT(&V.tv.buffering.q);
+	TAILQ_INIT(&V.tv.inflight.q);
+	V.tv.ws = V.server_end;
+	V.tv.e = &V.e;
+	snprintf(V.e.cluster, sizeof(V.e.cluster), "mc1");
+	V.e.protocol = 1;
+	V.e.impl = &V.tv;
+	V.e.ops = &upstream_v1_ops;
+	return 0;
+}
+
+static void v_close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static int v1_teardown(void **state)
+{
+	(void)state;
+	upstream_v1__fail_all(&V.tv, "test over");
+	if (V.server_end)
+		ws_close(V.server_end, WS_CLOSE_GOING_AWAY, "test over");
+	v_run();
+	uv_walk(&V.loop, v_close_walk, NULL);
+	uv_run(&V.loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&V.loop), 0);
+	free(V.frame);
+	return 0;
+}
+
+static struct upstream_req v1_req(const char *method, const char *tail, int64_t clen)
+{
+	static const struct http_header h[] = {{LIT("X-A"), LIT("1")}};
+	static char path[128];
+	struct upstream_req rq = {0};
+
+	snprintf(path, sizeof(path), "/%s", tail);
+	rq.method = slice_cstr(method);
+	rq.path = slice_cstr(path);
+	rq.tail = slice_cstr(tail);
+	rq.h = h;
+	rq.n = 1;
+	rq.content_length = clen;
+	rq.has_body = clen > 0;
+	return rq;
+}
+
+static int v1_refusal(struct upstream_req rq, struct upstream_refusal *ref)
+{
+	memset(ref, 0, sizeof(*ref));
+	return upstream_v1_ops.admit(&V.e, &rq, ref) == 0 ? 0 : ref->status;
+}
+
+/* What v1 cannot carry is refused before anything is built. */
+static void test_v1_admit(void **state)
+{
+	struct upstream_refusal ref;
+	struct upstream_req rq = v1_req("GET", "1.0/instances", -1);
+
+	(void)state;
+	assert_int_equal(v1_refusal(rq, &ref), 0);
+	rq.upgrade = rq.websocket = 1;
+	assert_int_equal(v1_refusal(rq, &ref), 501);
+	assert_int_equal(v1_refusal(v1_req("OPTIONS", "1.0", -1), &ref), 405);
+	assert_non_null(ref.allow.base);
+	assert_int_equal(v1_refusal(v1_req("GET", "2.0/x", -1), &ref), 501);
+	assert_int_equal(v1_refusal(v1_req("GET", "1.0/a/../b", -1), &ref), 400);
+	assert_int_equal(v1_refusal(v1_req("GET", "1.0/a/%2e%2e/b", -1), &ref), 400);
+	assert_int_equal(v1_refusal(v1_req("PUT", "1.0/x", TUNNEL_V1_MAX_BODY + 1), &ref), 413);
+	V.tv.ws = NULL;
+	assert_int_equal(v1_refusal(v1_req("GET", "1.0", -1), &ref), 503);
+	V.tv.ws = V.server_end;
+}
+
+static struct upstream *v1_start(const char *method, const char *tail, int64_t clen)
+{
+	struct upstream_req rq = v1_req(method, tail, clen);
+	struct upstream_error err = {0};
+	struct upstream *u = upstream_v1_ops.start(&V.e, &rq, &p_cbs, NULL, &err);
+
+	assert_non_null(u);
+	return u;
+}
+
+/* One frame out with the head and the body; the answer with its uuid comes back. */
+static void test_v1_round_trip(void **state)
+{
+	struct upstream *u;
+	json_t *frame, *answer;
+	char uuid[64];
+	uint8_t body[16];
+	size_t blen = 0;
+
+	(void)state;
+	u = v1_start("POST", "1.0/instances", 5);
+	assert_int_equal(upstream_v1_ops.active(&V.e), 1);
+	assert_int_equal(u->ops->write(u, "hello", 5), 1);
+	assert_int_equal(u->ops->end(u), 0);
+	v_run();
+	assert_non_null(V.frame);
+	frame = json_loads(V.frame, 0, NULL);
+	assert_non_null(frame);
+	assert_string_equal(json_string_value(json_object_get(frame, "method")), "POST");
+	assert_string_equal(json_string_value(json_object_get(frame, "path")), "/1.0/instances");
+	assert_non_null(json_object_get(json_object_get(frame, "headers"), "X-A"));
+	assert_int_equal(base64_decode(json_string_value(json_object_get(frame, "body")),
+				       json_string_length(json_object_get(frame, "body")), body,
+				       &blen),
+			 0);
+	assert_int_equal(blen, 5);
+	assert_memory_equal(body, "hello", 5);
+	snprintf(uuid, sizeof(uuid), "%s", json_string_value(json_object_get(frame, "uuid")));
+	json_decref(frame);
+
+	/* An answer for a uuid no one waits for is dropped; the request still waits. */
+	answer = json_pack("{s:s,s:i,s:{},s:s}", "uuid", "00000000-0000-4000-8000-000000000000",
+			   "status", 200, "headers", "body", "e30=");
+	upstream_v1__on_frame(&V.tv, answer);
+	json_decref(answer);
+	assert_int_equal(P.heads, 0);
+	assert_int_equal(V.tv.bad_frames, 1);
+
+	answer = json_pack("{s:s,s:i,s:{s:[s]},s:s}", "uuid", uuid, "status", 201, "headers",
+			   "Content-Type", "application/json", "body", "e30=");
+	upstream_v1__on_frame(&V.tv, answer);
+	json_decref(answer);
+	assert_int_equal(P.heads, 1);
+	assert_int_equal(P.status, 201);
+	assert_int_equal(P.got, 2); /* "{}" */
+	assert_int_equal(P.ends, 1);
+	assert_int_equal(P.errors, 0);
+	assert_int_equal(upstream_v1_ops.active(&V.e), 0);
+}
+
+/* A body past the v1 cap is refused as it arrives (413). */
+static void test_v1_body_cap(void **state)
+{
+	struct upstream *u;
+	char *big = calloc(1, TUNNEL_V1_MAX_BODY);
+
+	(void)state;
+	u = v1_start("PUT", "1.0/x", -1); /* chunked: the length is not known up front */
+	assert_int_equal(u->ops->write(u, big, TUNNEL_V1_MAX_BODY), 1);
+	assert_true(u->ops->write(u, "x", 1) < 0);
+	assert_int_equal(u->err.reason, UPSTREAM_TOO_LARGE);
+	assert_int_equal(upstream_status(u->err.reason), 413);
+	u->ops->reset(u);
+	free(big);
+	assert_int_equal(upstream_v1_ops.active(&V.e), 0);
+}
+
+/* The tunnel goes: every pending request, buffering or waiting for its answer, fails (502). */
+static void test_v1_fail_all(void **state)
+{
+	struct upstream *a, *b;
+
+	(void)state;
+	a = v1_start("GET", "1.0", -1);
+	b = v1_start("POST", "1.0/x", 3);
+	assert_int_equal(a->ops->end(a), 0); /* inflight */
+	assert_int_equal(b->ops->write(b, "abc", 3), 1); /* still buffering */
+	assert_int_equal(upstream_v1_ops.active(&V.e), 2);
+	upstream_v1__fail_all(&V.tv, "the tunnel closed");
+	assert_int_equal(P.errors, 2);
+	assert_int_equal(P.reason, UPSTREAM_CLOSED);
+	assert_int_equal(upstream_v1_ops.active(&V.e), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +731,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_admit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_admit, v1_setup, v1_teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_round_trip, v1_setup, v1_teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_body_cap, v1_setup, v1_teardown),
+	    cmocka_unit_test_setup_teardown(test_v1_fail_all, v1_setup, v1_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
