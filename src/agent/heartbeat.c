@@ -18,7 +18,6 @@
 #include <openssl/rand.h>
 
 #include "agent/agent.h"
-#include "agent/fetch.h"
 #include "agent/lxd_collect.h"
 #include "agent/status.h"
 #include "common/json_util.h"
@@ -38,7 +37,7 @@ struct heartbeat {
 	struct agent *ag;
 	uv_timer_t timer;
 	struct lxd_collect *collect; /* while gathering */
-	struct fetch *post;	     /* while posting */
+	struct http_fetch *post;	     /* while posting */
 	char *body;		     /* the JSON being posted (json_dumps) */
 	size_t body_len;
 	size_t addr;	     /* the manager address being tried */
@@ -213,11 +212,10 @@ static void hb_addr_failed(struct heartbeat *hb, const char *why)
 	hb->addr++;
 }
 
-static void hb_on_posted(struct fetch *f, struct http_fetch_result *res, void *arg)
+static void hb_on_posted(struct http_fetch_result *res, void *arg)
 {
 	struct heartbeat *hb = arg;
 
-	(void)f;
 	hb->post = NULL;
 	if (res->err == 0) {
 		hb_on_answer(hb, res);
@@ -245,9 +243,9 @@ static void hb_post(struct heartbeat *hb)
 			hb_addr_failed(hb, "bad address");
 			continue;
 		}
-		hb->post = fetch_start(ag->loop, &opts, "POST", "/1.0/remote-cluster/status", hdrs,
-				       sizeof(hdrs) / sizeof(hdrs[0]), hb->body, hb->body_len,
-				       HB_RESPONSE_MAX, hb_on_posted, hb);
+		hb->post = http_fetch_start(ag->loop, &opts, "POST", "/1.0/remote-cluster/status",
+					    hdrs, sizeof(hdrs) / sizeof(hdrs[0]), hb->body,
+					    hb->body_len, HB_RESPONSE_MAX, hb_on_posted, hb);
 		if (hb->post)
 			return;
 		hb_addr_failed(hb, "cannot start the request");
@@ -348,7 +346,7 @@ void heartbeat_stop(struct agent *ag)
 		return;
 	ag->hb = NULL;
 	lxd_collect_cancel(hb->collect);
-	fetch_cancel(hb->post);
+	http_fetch_cancel(hb->post);
 	hb->collect = NULL;
 	hb->post = NULL;
 	uv_timer_stop(&hb->timer);

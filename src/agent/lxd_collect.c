@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent/fetch.h"
 #include "common/buf.h"
 #include "common/json_util.h"
 #include "common/log.h"
@@ -39,7 +38,7 @@ struct lxd_req {
 	char *target;	    /* malloc'd: path and query */
 	const char *pool;   /* borrowed from lc->snap.pools */
 	const char *member; /* borrowed from lc->snap.members */
-	struct fetch *f;    /* while in flight */
+	struct http_fetch *f; /* while in flight */
 };
 
 struct lxd_collect {
@@ -74,7 +73,7 @@ static void lc_free_reqs(struct lxd_collect *lc)
 	size_t i;
 
 	for (i = 0; i < lc->nreqs; i++) {
-		fetch_cancel(lc->reqs[i].f);
+		http_fetch_cancel(lc->reqs[i].f);
 		free(lc->reqs[i].target);
 	}
 	free(lc->reqs);
@@ -393,12 +392,11 @@ static void lc_store(struct lxd_collect *lc, struct lxd_req *r, struct http_fetc
 		LOG_DEBUG("GET %s: %s (left out)", r->target, why);
 }
 
-static void lc_on_fetch(struct fetch *f, struct http_fetch_result *res, void *arg)
+static void lc_on_fetch(struct http_fetch_result *res, void *arg)
 {
 	struct lxd_req *r = arg;
 	struct lxd_collect *lc = r->lc;
 
-	(void)f;
 	r->f = NULL;
 	lc->inflight--;
 	if (res->err == 0)
@@ -413,8 +411,8 @@ static void lc_send(struct lxd_collect *lc, struct lxd_req *r)
 	size_t max = r->kind == LK_METRICS ? LXD_COLLECT_METRICS_MAX : LXD_COLLECT_BODY_MAX;
 
 	lc->opts.pool = lc->ag->lxd_pool; /* read each time: NULL once the agent stops */
-	r->f = fetch_start(lc->ag->loop, &lc->opts, "GET", r->target, NULL, 0, NULL, 0, max,
-			   lc_on_fetch, r);
+	r->f = http_fetch_start(lc->ag->loop, &lc->opts, "GET", r->target, NULL, 0, NULL, 0, max,
+				lc_on_fetch, r);
 	if (r->f) {
 		lc->inflight++;
 		return;

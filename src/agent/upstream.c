@@ -41,6 +41,24 @@ static int upstream_set(char **field, const char *value)
 	return 0;
 }
 
+/*
+ * Points u at one target, a unix socket (path, host NULL) or host:port,
+ * and forgets the other kind: 0 or -ENOMEM.
+ */
+static int upstream_target(struct upstream *u, const char *path, const char *host, int port,
+			   const char *url)
+{
+	char **keep = path ? &u->unix_path : &u->host;
+	char **drop = path ? &u->host : &u->unix_path;
+
+	if (upstream_set(keep, path ? path : host) < 0 || upstream_set(&u->url, url) < 0)
+		return -ENOMEM;
+	free(*drop);
+	*drop = NULL;
+	u->port = port;
+	return 0;
+}
+
 static int upstream_parse_unix(const char *path, struct upstream *u, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
@@ -54,12 +72,7 @@ static int upstream_parse_unix(const char *path, struct upstream *u, char *err, 
 	n = snprintf(url, sizeof(url), "unix://%s", path);
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return upstream_err(err, errlen, "unix socket path too long", path);
-	if (upstream_set(&u->unix_path, path) < 0 || upstream_set(&u->url, url) < 0)
-		return -ENOMEM;
-	free(u->host);
-	u->host = NULL;
-	u->port = 0;
-	return 0;
+	return upstream_target(u, path, NULL, 0, url);
 }
 
 /* "host[:port][/]" after "https://". */
@@ -87,12 +100,7 @@ static int upstream_parse_https(const char *rest, struct upstream *u, char *err,
 		     host, port);
 	if (n < 0 || (size_t)n >= sizeof(url))
 		return upstream_err(err, errlen, "host name too long", rest);
-	if (upstream_set(&u->host, host) < 0 || upstream_set(&u->url, url) < 0)
-		return -ENOMEM;
-	free(u->unix_path);
-	u->unix_path = NULL;
-	u->port = port;
-	return 0;
+	return upstream_target(u, NULL, host, port, url);
 }
 
 int upstream_parse(const char *url, struct upstream *u, char *err, size_t errlen)

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/queue.h>
+
 #include "common/buf.h"
 #include "common/log.h"
+#include "net/http_hdr.h"
 
 enum cl_state { CL_CONNECTING, CL_WAITING, CL_READING, CL_DONE };
 
@@ -25,7 +28,7 @@ struct hc_off {
 
 /* An idle connection in a pool; freed in its conn's on_close or when taken. */
 struct pool_conn {
-	struct pool_conn *pc_prev, *pc_next; /* oldest first */
+	TAILQ_ENTRY(pool_conn) pc_link; /* oldest first */
 	struct http_pool *pc_pool;
 	struct conn *pc_conn;
 	uint64_t pc_since; /* uv_now when it went idle */
@@ -35,7 +38,7 @@ struct pool_conn {
 struct http_pool {
 	uv_loop_t *hp_loop;
 	uv_timer_t hp_timer;
-	struct pool_conn *hp_head, *hp_tail;
+	TAILQ_HEAD(pool_idle, pool_conn) hp_idle;
 	size_t hp_nidle, hp_max_idle;
 	uint64_t hp_idle_ms;
 	unsigned hp_users; /* requests holding the pool, + 1 until closed */
@@ -693,15 +696,7 @@ static void pool_unuse(struct http_pool *p)
 
 static void pool_unlink(struct http_pool *p, struct pool_conn *pc)
 {
-	if (pc->pc_prev)
-		pc->pc_prev->pc_next = pc->pc_next;
-	else
-		p->hp_head = pc->pc_next;
-	if (pc->pc_next)
-		pc->pc_next->pc_prev = pc->pc_prev;
-	else
-		p->hp_tail = pc->pc_prev;
-	pc->pc_prev = pc->pc_next = NULL;
+	TAILQ_REMOVE(&p->hp_idle, pc, pc_link);
 	pc->pc_pool = NULL;
 	p->hp_nidle--;
 }
@@ -759,12 +754,12 @@ static void pool_on_timer(uv_timer_t *t);
 static void pool_expire(struct http_pool *p)
 {
 	uint64_t now = uv_now(p->hp_loop);
+	struct pool_conn *pc;
 
-	while (p->hp_head && now - p->hp_head->pc_since >= p->hp_idle_ms)
-		pool_drop(p, p->hp_head);
-	if (p->hp_head)
-		uv_timer_start(&p->hp_timer, pool_on_timer,
-			       p->hp_head->pc_since + p->hp_idle_ms - now, 0);
+	while ((pc = TAILQ_FIRST(&p->hp_idle)) != NULL && now - pc->pc_since >= p->hp_idle_ms)
+		pool_drop(p, pc);
+	if (pc)
+		uv_timer_start(&p->hp_timer, pool_on_timer, pc->pc_since + p->hp_idle_ms - now, 0);
 	else
 		uv_timer_stop(&p->hp_timer);
 }
@@ -780,8 +775,8 @@ static struct conn *pool_take(struct http_pool *p, const char *key)
 	struct pool_conn *pc, *prev;
 	struct conn *c;
 
-	for (pc = p->hp_tail; pc; pc = prev) {
-		prev = pc->pc_prev;
+	for (pc = TAILQ_LAST(&p->hp_idle, pool_idle); pc; pc = prev) {
+		prev = TAILQ_PREV(pc, pool_idle, pc_link);
 		if (strcmp(pc->pc_key, key) != 0)
 			continue;
 		c = pc->pc_conn;
@@ -811,16 +806,11 @@ static void pool_put(struct http_pool *p, struct conn *c, const char *key)
 		return;
 	}
 	if (p->hp_nidle >= p->hp_max_idle)
-		pool_drop(p, p->hp_head);
+		pool_drop(p, TAILQ_FIRST(&p->hp_idle));
 	pc->pc_pool = p;
 	pc->pc_conn = c;
 	pc->pc_since = uv_now(p->hp_loop);
-	pc->pc_prev = p->hp_tail;
-	if (p->hp_tail)
-		p->hp_tail->pc_next = pc;
-	else
-		p->hp_head = pc;
-	p->hp_tail = pc;
+	TAILQ_INSERT_TAIL(&p->hp_idle, pc, pc_link);
 	p->hp_nidle++;
 	conn_set_callbacks(c, &pool_idle_cbs);
 	conn_set_data(c, pc);
@@ -839,6 +829,7 @@ struct http_pool *http_pool_new(uv_loop_t *loop, size_t max_idle, uint64_t idle_
 	p->hp_max_idle = max_idle;
 	p->hp_idle_ms = idle_ms ? idle_ms : HTTP_POOL_DEFAULT_IDLE_MS;
 	p->hp_users = 1;
+	TAILQ_INIT(&p->hp_idle);
 	uv_timer_init(loop, &p->hp_timer);
 	p->hp_timer.data = p;
 	return p;
@@ -849,8 +840,8 @@ void http_pool_close(struct http_pool *p)
 	if (p == NULL || p->hp_closed)
 		return;
 	p->hp_closed = 1;
-	while (p->hp_head)
-		pool_drop(p, p->hp_head);
+	while (!TAILQ_EMPTY(&p->hp_idle))
+		pool_drop(p, TAILQ_FIRST(&p->hp_idle));
 	uv_timer_stop(&p->hp_timer);
 	pool_unuse(p);
 }
@@ -867,64 +858,67 @@ void http_pool_stats(const struct http_pool *p, struct http_pool_stats *out)
 
 /* ---- buffered fetch ---- */
 
-struct fetch_ctx {
+struct http_fetch {
+	struct http_client *cl;
 	struct buf body;
 	struct http_fetch_result res;
 	http_fetch_cb cb;
 	void *arg;
-	int too_big;
 };
 
-static struct slice fetch_find(const struct http_response_head *h, struct slice name)
+static void fetch_free(struct http_fetch *f)
 {
-	size_t i;
+	http_fetch_result_clear(&f->res);
+	buf_free(&f->body);
+	free(f);
+}
 
-	for (i = 0; i < h->nheaders; i++)
-		if (slice_eq_nocase(h->headers[i].name, name))
-			return h->headers[i].value;
-	return SLICE_NULL;
+/* Delivers the result once (with the body read so far unless cut), then frees the fetch. */
+static void fetch_finish(struct http_fetch *f, int err, int with_body)
+{
+	f->cl = NULL;
+	f->res.err = err;
+	if (with_body)
+		f->res.body = buf_steal(&f->body, &f->res.body_len);
+	f->cb(&f->res, f->arg);
+	fetch_free(f);
 }
 
 static void fetch_on_head(struct http_client *cl, const struct http_response_head *h)
 {
-	struct fetch_ctx *f = http_client_data(cl);
+	struct http_fetch *f = http_client_data(cl);
+	const struct http_header *hs = h->headers;
 	struct slice v;
+	int n;
 
 	f->res.status = h->status;
-	v = fetch_find(h, LIT("Content-Type"));
+	v = http_hdr_get(hs, h->nheaders, LIT("Content-Type"));
 	if (v.base)
 		f->res.content_type = slice_dup(v);
-	v = fetch_find(h, LIT("Retry-After"));
+	v = http_hdr_get(hs, h->nheaders, LIT("Retry-After"));
 	if (v.base)
 		f->res.retry_after = slice_dup(v);
-	if (h->peer_fp)
-		snprintf(f->res.peer_fp, sizeof(f->res.peer_fp), "%s", h->peer_fp);
+	if (h->peer_fp) {
+		n = snprintf(f->res.peer_fp, sizeof(f->res.peer_fp), "%s", h->peer_fp);
+		if (n < 0 || (size_t)n >= sizeof(f->res.peer_fp))
+			f->res.peer_fp[0] = '\0';
+	}
 }
 
 static void fetch_on_body(struct http_client *cl, const char *data, size_t len)
 {
-	struct fetch_ctx *f = http_client_data(cl);
+	struct http_fetch *f = http_client_data(cl);
 
-	if (buf_append(&f->body, data, len) < 0) {
-		f->too_big = 1;
-		http_client_cancel(cl);
-		f->res.err = -E2BIG;
-		f->cb(&f->res, f->arg);
-		http_fetch_result_clear(&f->res);
-		buf_free(&f->body);
-		free(f);
-	}
+	if (buf_append(&f->body, data, len) == 0)
+		return;
+	/* Past the cap (or out of memory): give up on this response. */
+	http_client_cancel(cl);
+	fetch_finish(f, -E2BIG, 0);
 }
 
 static void fetch_on_done(struct http_client *cl, int err)
 {
-	struct fetch_ctx *f = http_client_data(cl);
-
-	f->res.err = err;
-	f->res.body = buf_steal(&f->body, &f->res.body_len);
-	f->cb(&f->res, f->arg);
-	http_fetch_result_clear(&f->res);
-	free(f);
+	fetch_finish(http_client_data(cl), err, 1);
 }
 
 static const struct http_client_callbacks fetch_cbs = {
@@ -933,29 +927,50 @@ static const struct http_client_callbacks fetch_cbs = {
 	.on_done = fetch_on_done,
 };
 
+struct http_fetch *http_fetch_start(uv_loop_t *loop, const struct http_client_opts *opts,
+				    const char *method, const char *target,
+				    const struct http_header *hdrs, size_t n, const void *body,
+				    size_t body_len, size_t max_response, http_fetch_cb cb,
+				    void *arg)
+{
+	struct http_fetch *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return NULL;
+	buf_init(&f->body, max_response);
+	f->cb = cb;
+	f->arg = arg;
+	f->cl = http_client_request(loop, opts, method, target, hdrs, n, (int64_t)body_len,
+				    &fetch_cbs, f);
+	if (f->cl == NULL) {
+		fetch_free(f);
+		return NULL;
+	}
+	/* Before the connection is up the bytes are only queued: this cannot fail. */
+	if (body_len && http_client_write(f->cl, body, body_len) < 0) {
+		http_client_cancel(f->cl);
+		fetch_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void http_fetch_cancel(struct http_fetch *f)
+{
+	if (f == NULL)
+		return;
+	http_client_cancel(f->cl);
+	fetch_free(f);
+}
+
 int http_fetch(uv_loop_t *loop, const struct http_client_opts *opts, const char *method,
 	       const char *target, const struct http_header *hdrs, size_t n, const void *body,
 	       size_t body_len, size_t max_response, http_fetch_cb cb, void *arg)
 {
-	struct fetch_ctx *f = calloc(1, sizeof(*f));
-	struct http_client *cl;
-
-	if (f == NULL)
-		return -ENOMEM;
-	buf_init(&f->body, max_response);
-	f->cb = cb;
-	f->arg = arg;
-	cl = http_client_request(loop, opts, method, target, hdrs, n, (int64_t)body_len,
-				 &fetch_cbs, f);
-	if (cl == NULL) {
-		free(f);
-		return -EIO;
-	}
-	if (body_len && http_client_write(cl, body, body_len) < 0) {
-		/* Cannot happen before connect: bytes are queued. */
-		LOG_WARN("could not queue the request body");
-	}
-	return 0;
+	return http_fetch_start(loop, opts, method, target, hdrs, n, body, body_len, max_response,
+				cb, arg)
+		       ? 0
+		       : -EIO;
 }
 
 void http_fetch_result_clear(struct http_fetch_result *res)

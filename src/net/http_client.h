@@ -127,9 +127,31 @@ struct http_fetch_result {
 	char peer_fp[65]; /* empty when none */
 };
 
+/*
+ * res->err is 0 or a negative code (connection, TLS, CONN_EPIN, timeout,
+ * -E2BIG past max_response); res->status and res->body are set when err is
+ * 0. res and its buffers are valid during cb only (freed afterwards; a
+ * callback may take a buffer by setting its pointer to NULL).
+ */
 typedef void (*http_fetch_cb)(struct http_fetch_result *res, void *arg);
 
-/* res is valid during cb only (its buffers are freed afterwards). */
+/*
+ * A buffered request that can be abandoned: body (body_len bytes, copied)
+ * may be NULL. Returns the fetch, or NULL on an immediate failure, in
+ * which case cb never runs. The fetch frees itself right after cb
+ * returns; the caller drops its pointer there.
+ */
+struct http_fetch *http_fetch_start(uv_loop_t *loop, const struct http_client_opts *opts,
+				    const char *method, const char *target,
+				    const struct http_header *hdrs, size_t n, const void *body,
+				    size_t body_len, size_t max_response, http_fetch_cb cb,
+				    void *arg);
+/*
+ * Abandons the request: no callback runs. NULL is fine; not from inside
+ * the fetch's own callback.
+ */
+void http_fetch_cancel(struct http_fetch *f);
+/* http_fetch_start for a caller that never cancels: 0, or -EIO (cb never runs). */
 int http_fetch(uv_loop_t *loop, const struct http_client_opts *opts, const char *method,
 	       const char *target, const struct http_header *hdrs, size_t n, const void *body,
 	       size_t body_len, size_t max_response, http_fetch_cb cb, void *arg);

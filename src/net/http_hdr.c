@@ -93,6 +93,27 @@ int http_hdr_has_token(const struct http_header *hdrs, size_t n, struct slice na
 	return 0;
 }
 
+struct slice http_hdr_get(const struct http_header *hdrs, size_t n, struct slice name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (slice_eq_nocase(hdrs[i].name, name))
+			return hdrs[i].value;
+	return SLICE_NULL;
+}
+
+int http_hdr_append(struct http_header *hdrs, size_t *n, size_t cap, struct slice name,
+		    struct slice value)
+{
+	if (*n >= cap)
+		return -E2BIG;
+	hdrs[*n].name = name;
+	hdrs[*n].value = value;
+	(*n)++;
+	return 0;
+}
+
 int http_hdr_drop(const struct http_header *hdrs, size_t n, struct slice name, unsigned mask)
 {
 	return (http_hdr_flags(name) & mask) != 0 ||

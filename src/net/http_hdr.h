@@ -106,6 +106,16 @@ int http_hdr_has_token(const struct http_header *hdrs, size_t n, struct slice na
  */
 int http_hdr_drop(const struct http_header *hdrs, size_t n, struct slice name, unsigned mask);
 
+/* The value of the first header called name (case-insensitive), or SLICE_NULL. */
+struct slice http_hdr_get(const struct http_header *hdrs, size_t n, struct slice name);
+
+/*
+ * Appends a header to hdrs, which holds *n of cap: 0, or -E2BIG when it is
+ * full. The slices are copied, not the bytes they point at.
+ */
+int http_hdr_append(struct http_header *hdrs, size_t *n, size_t cap, struct slice name,
+		    struct slice value);
+
 /* The most cookie bytes (all Cookie headers of a request) a proxy passes to a cluster. */
 #define HTTP_HDR_MAX_COOKIE 16384
 

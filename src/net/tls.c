@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sys/queue.h>
+
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
@@ -65,7 +67,7 @@ static void tls_common(SSL_CTX *ctx)
  */
 struct tls_sess_ent {
 	struct tls_sess_ent *te_hnext;	     /* hash chain */
-	struct tls_sess_ent *te_prev, *te_next; /* age order, oldest first */
+	TAILQ_ENTRY(tls_sess_ent) te_age;     /* age order, oldest first */
 	SSL_SESSION *te_sess;
 	time_t te_expires;
 	unsigned te_idlen;
@@ -74,13 +76,41 @@ struct tls_sess_ent {
 
 struct tls_sess_store {
 	pthread_mutex_t ts_mu;
-	struct tls_sess_ent *ts_head, *ts_tail;
+	TAILQ_HEAD(tls_sess_age, tls_sess_ent) ts_age;
 	size_t ts_count;
 	unsigned long ts_hits;
 	tls_session_filter_fn ts_filter; /* whose sessions are kept (NULL: all) */
 	void *ts_filter_arg;
 	struct tls_sess_ent *ts_bucket[TLS_SESSION_BUCKETS];
 };
+
+/*
+ * State this file hangs on an SSL_CTX (ex_data) and that goes with it: one
+ * adaptor from OpenSSL's free callback to each kind's destroy.
+ */
+struct tls_ex_kind {
+	void (*destroy)(void *ptr);
+};
+
+/* OpenSSL's free callback for every kind: argp is the kind given at tls_ex_index. */
+static void tls_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			void *argp)
+{
+	const struct tls_ex_kind *kind = argp;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	if (ptr != NULL)
+		kind->destroy(ptr);
+}
+
+/* A new SSL_CTX ex_data index whose values kind destroys; -1 on failure. */
+static int tls_ex_index(const struct tls_ex_kind *kind)
+{
+	return SSL_CTX_get_ex_new_index(0, (void *)kind, NULL, NULL, tls_ex_free);
+}
 
 static int tls_store_idx = -1;
 static pthread_once_t tls_store_once = PTHREAD_ONCE_INIT;
@@ -113,14 +143,7 @@ static void tls_store_unlink(struct tls_sess_store *st, struct tls_sess_ent *e)
 
 	if (*pp == e)
 		*pp = e->te_hnext;
-	if (e->te_prev)
-		e->te_prev->te_next = e->te_next;
-	else
-		st->ts_head = e->te_next;
-	if (e->te_next)
-		e->te_next->te_prev = e->te_prev;
-	else
-		st->ts_tail = e->te_prev;
+	TAILQ_REMOVE(&st->ts_age, e, te_age);
 	st->ts_count--;
 }
 
@@ -134,32 +157,28 @@ static void tls_store_drop(struct tls_sess_store *st, struct tls_sess_ent *e)
 /* Drops expired entries, and the oldest ones while room is needed. */
 static void tls_store_trim(struct tls_sess_store *st, time_t now, size_t room)
 {
-	while (st->ts_head && (st->ts_head->te_expires <= now ||
-			       st->ts_count + room > TLS_SESSIONS_MAX))
-		tls_store_drop(st, st->ts_head);
+	struct tls_sess_ent *e;
+
+	while ((e = TAILQ_FIRST(&st->ts_age)) != NULL &&
+	       (e->te_expires <= now || st->ts_count + room > TLS_SESSIONS_MAX))
+		tls_store_drop(st, e);
 }
 
-static void tls_store_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			   void *argp)
+static void tls_store_destroy(void *ptr)
 {
 	struct tls_sess_store *st = ptr;
 
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	if (st == NULL)
-		return;
-	while (st->ts_head)
-		tls_store_drop(st, st->ts_head);
+	while (!TAILQ_EMPTY(&st->ts_age))
+		tls_store_drop(st, TAILQ_FIRST(&st->ts_age));
 	pthread_mutex_destroy(&st->ts_mu);
 	free(st);
 }
 
 static void tls_store_init_idx(void)
 {
-	tls_store_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_store_free);
+	static const struct tls_ex_kind kind = {tls_store_destroy};
+
+	tls_store_idx = tls_ex_index(&kind);
 }
 
 static struct tls_sess_store *tls_store_of(SSL_CTX *ctx)
@@ -209,12 +228,7 @@ static int tls_store_on_new(SSL *s, SSL_SESSION *sess)
 	pp = tls_store_slot(st, id, len);
 	e->te_hnext = *pp;
 	*pp = e;
-	e->te_prev = st->ts_tail;
-	if (st->ts_tail)
-		st->ts_tail->te_next = e;
-	else
-		st->ts_head = e;
-	st->ts_tail = e;
+	TAILQ_INSERT_TAIL(&st->ts_age, e, te_age);
 	st->ts_count++;
 	pthread_mutex_unlock(&st->ts_mu);
 	return 0;
@@ -263,8 +277,9 @@ static int tls_store_install(SSL_CTX *ctx)
 	if (st == NULL)
 		return -1;
 	pthread_mutex_init(&st->ts_mu, NULL);
+	TAILQ_INIT(&st->ts_age);
 	if (SSL_CTX_set_ex_data(ctx, tls_store_idx, st) != 1) {
-		tls_store_free(NULL, st, NULL, 0, 0, NULL);
+		tls_store_destroy(st);
 		return -1;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_ANTI_REPLAY);
@@ -411,18 +426,10 @@ struct tls_resume {
 static int tls_resume_idx = -1;
 static pthread_once_t tls_resume_once = PTHREAD_ONCE_INIT;
 
-static void tls_resume_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			    void *argp)
+static void tls_resume_destroy(void *ptr)
 {
 	struct tls_resume *tr = ptr;
 
-	(void)parent;
-	(void)ad;
-	(void)idx;
-	(void)argl;
-	(void)argp;
-	if (tr == NULL)
-		return;
 	SSL_SESSION_free(tr->tr_sess);
 	pthread_mutex_destroy(&tr->tr_mu);
 	free(tr);
@@ -430,7 +437,9 @@ static void tls_resume_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 
 static void tls_resume_init_idx(void)
 {
-	tls_resume_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_resume_free);
+	static const struct tls_ex_kind kind = {tls_resume_destroy};
+
+	tls_resume_idx = tls_ex_index(&kind);
 }
 
 static struct tls_resume *tls_resume_of(const SSL *s)
@@ -520,7 +529,7 @@ int tls_client_enable_resumption(SSL_CTX *ctx)
 		return -1;
 	pthread_mutex_init(&tr->tr_mu, NULL);
 	if (SSL_CTX_set_ex_data(ctx, tls_resume_idx, tr) != 1) {
-		tls_resume_free(NULL, tr, NULL, 0, 0, NULL);
+		tls_resume_destroy(tr);
 		return -1;
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |

@@ -64,6 +64,21 @@ static void audit_batch_free(struct audit_batch *b)
 	free(b);
 }
 
+/* The store's view of r: pointers to its inline strings, valid while r does not move. */
+static struct store_audit audit_row_view(const struct audit_row *r)
+{
+	return (struct store_audit){.request_id = r->request_id,
+				    .at = r->at,
+				    .actor = r->actor,
+				    .cluster = r->cluster,
+				    .method = r->method,
+				    .path = r->path,
+				    .status = r->status,
+				    .bytes_in = r->bytes_in,
+				    .bytes_out = r->bytes_out,
+				    .duration_ms = r->duration_ms};
+}
+
 /* Points the store rows at the inline strings (after the array stopped moving). */
 static int audit_batch_prepare(struct audit_batch *b)
 {
@@ -72,20 +87,8 @@ static int audit_batch_prepare(struct audit_batch *b)
 	b->a = calloc(b->n ? b->n : 1, sizeof(*b->a));
 	if (b->a == NULL)
 		return -ENOMEM;
-	for (i = 0; i < b->n; i++) {
-		struct audit_row *r = &b->rows[i];
-
-		b->a[i] = (struct store_audit){.request_id = r->request_id,
-					       .at = r->at,
-					       .actor = r->actor,
-					       .cluster = r->cluster,
-					       .method = r->method,
-					       .path = r->path,
-					       .status = r->status,
-					       .bytes_in = r->bytes_in,
-					       .bytes_out = r->bytes_out,
-					       .duration_ms = r->duration_ms};
-	}
+	for (i = 0; i < b->n; i++)
+		b->a[i] = audit_row_view(&b->rows[i]);
 	return 0;
 }
 
@@ -163,6 +166,14 @@ static void audit_requeue(struct audit_log *log, struct audit_batch *b)
 	log->pending = b;
 }
 
+/* b could not be written: back in front of the waiting rows, tried again a little later. */
+static void audit_retry_later(struct audit_log *log, struct audit_batch *b)
+{
+	audit_requeue(log, b);
+	if (log->pending && !uv_is_active((uv_handle_t *)&log->timer))
+		uv_timer_start(&log->timer, audit_on_timer, AUDIT_RETRY_MS, 0);
+}
+
 static void audit_work(struct store *s, void *arg)
 {
 	struct audit_batch *b = arg;
@@ -181,9 +192,7 @@ static void audit_done(void *arg)
 		LOG_WARN("%zu audit rows not written yet: the database refused them (%s); "
 			 "retrying",
 			 b->n, strerror(-b->rc));
-		audit_requeue(log, b);
-		if (log->pending && !uv_is_active((uv_handle_t *)&log->timer))
-			uv_timer_start(&log->timer, audit_on_timer, AUDIT_RETRY_MS, 0);
+		audit_retry_later(log, b);
 		return;
 	}
 	audit_journal_committed(log, b, 0);
@@ -205,9 +214,7 @@ static void audit_start_write(struct audit_log *log)
 	if (audit_batch_prepare(b) < 0 ||
 	    store_run(log->srv->loop, log->srv->store, audit_work, audit_done, b) < 0) {
 		LOG_WARN("%zu audit rows not written yet: cannot queue the write", b->n);
-		audit_requeue(log, b);
-		if (log->pending && !uv_is_active((uv_handle_t *)&log->timer))
-			uv_timer_start(&log->timer, audit_on_timer, AUDIT_RETRY_MS, 0);
+		audit_retry_later(log, b);
 		return;
 	}
 	audit_journal_rotate(log);
@@ -303,16 +310,7 @@ void audit_actor_of(const struct principal *p, char out[AUDIT_ACTOR_MAX])
 /* Makes r survive a crash before its batch is written: see audit_journal.h. */
 static void audit_row_journal(struct audit_log *log, struct audit_row *r)
 {
-	struct store_audit a = {.request_id = r->request_id,
-				.at = r->at,
-				.actor = r->actor,
-				.cluster = r->cluster,
-				.method = r->method,
-				.path = r->path,
-				.status = r->status,
-				.bytes_in = r->bytes_in,
-				.bytes_out = r->bytes_out,
-				.duration_ms = r->duration_ms};
+	struct store_audit a = audit_row_view(r);
 
 	r->journal = log->journal ? audit_journal_append(log->journal, &a) : -1;
 	if (r->journal >= 0) {

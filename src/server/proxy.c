@@ -381,21 +381,11 @@ static void proxy_ws_done(void *arg, uint64_t to_upstream, uint64_t to_user)
 	proxy_maybe_free(p);
 }
 
-static struct slice proxy_header(const struct http_header *h, size_t n, struct slice name)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (slice_eq_nocase(h[i].name, name))
-			return h[i].value;
-	return SLICE_NULL;
-}
-
 /* The cluster accepted the upgrade: answer 101 and start piping. */
 static void proxy_upgrade(struct proxy *p, const struct http_header *h, size_t n)
 {
 	struct http_header out[4];
-	struct slice proto = proxy_header(h, n, LIT("sec-websocket-protocol"));
+	struct slice proto = http_hdr_get(h, n, LIT("sec-websocket-protocol"));
 	size_t m = 0, extra_len = 0;
 	char *extra = NULL;
 	struct stream_pipe *pipe;
@@ -458,12 +448,7 @@ static void proxy_head_free(struct proxy_head *ph)
 
 static int proxy_add(struct proxy_head *ph, struct slice name, struct slice value)
 {
-	if (ph->n >= UPSTREAM_MAX_HEADERS)
-		return -E2BIG;
-	ph->h[ph->n].name = name;
-	ph->h[ph->n].value = value;
-	ph->n++;
-	return 0;
+	return http_hdr_append(ph->h, &ph->n, UPSTREAM_MAX_HEADERS, name, value);
 }
 
 /* A value fit for a quoted-string parameter of Forwarded (RFC 7239). */

@@ -121,6 +121,8 @@ void tunnel_v1_accept(struct server *srv, const char *cluster, struct http_reque
 	}
 	tv->srv = srv;
 	tv->jar = jar;
+	TAILQ_INIT(&tv->buffering.q);
+	TAILQ_INIT(&tv->inflight.q);
 	snprintf(tv->cluster, sizeof(tv->cluster), "%s", cluster);
 	ws = ws_server_accept(req, NULL, TUNNEL_V1_MAX_FRAME, &v1_ws_cbs, tv);
 	if (ws == NULL) {

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/queue.h>
+
 #include "net/http.h"
 #include "server/tunnel_v1_frame.h"
 
@@ -45,8 +47,10 @@ struct session_cookies;
 struct ws;
 struct upstream_v1;
 
+TAILQ_HEAD(tunnel_v1_queue, upstream_v1);
+
 struct tunnel_v1_list {
-	struct upstream_v1 *head, *tail;
+	struct tunnel_v1_queue q; /* oldest first */
 	size_t n;
 };
 

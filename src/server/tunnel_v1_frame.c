@@ -270,12 +270,7 @@ static void v1_keep_session(struct tunnel_v1_frame_resp *rs, struct slice value,
 
 static int v1_resp_add(struct tunnel_v1_frame_resp *rs, struct slice name, struct slice value)
 {
-	if (rs->n >= TUNNEL_V1_FRAME_MAX_HEADERS)
-		return -E2BIG;
-	rs->h[rs->n].name = name;
-	rs->h[rs->n].value = value;
-	rs->n++;
-	return 0;
+	return http_hdr_append(rs->h, &rs->n, TUNNEL_V1_FRAME_MAX_HEADERS, name, value);
 }
 
 /* The name of a Set-Cookie line (up to '='), trimmed. */

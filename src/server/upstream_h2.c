@@ -22,6 +22,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "net/http_hdr.h"
 #include "net/tunnel_h2.h"
 #include "server/tunnels.h"
 #include "server/upstream.h"
@@ -159,12 +160,7 @@ struct uh2_head {
 
 static int uh2_add(struct uh2_head *hd, struct slice name, struct slice value)
 {
-	if (hd->n >= TUNNEL_H2_MAX_HEADERS)
-		return -E2BIG;
-	hd->h[hd->n].name = name;
-	hd->h[hd->n].value = value;
-	hd->n++;
-	return 0;
+	return http_hdr_append(hd->h, &hd->n, TUNNEL_H2_MAX_HEADERS, name, value);
 }
 
 /* Pseudo-headers first, then the proxy's headers and the body's length. */

@@ -40,7 +40,7 @@
 
 struct upstream_v1 {
 	struct upstream up; /* first: the proxy holds &up */
-	struct upstream_v1 *prev, *next;
+	TAILQ_ENTRY(upstream_v1) link;
 	struct tunnel_v1_list *list; /* the list of tv it is on, NULL when on none */
 	struct tunnel_v1 *tv;
 	struct buf body;
@@ -60,13 +60,7 @@ struct upstream_v1 {
 static void uv1_list_append(struct tunnel_v1_list *l, struct upstream_v1 *r)
 {
 	r->list = l;
-	r->next = NULL;
-	r->prev = l->tail;
-	if (l->tail)
-		l->tail->next = r;
-	else
-		l->head = r;
-	l->tail = r;
+	TAILQ_INSERT_TAIL(&l->q, r, link);
 	l->n++;
 }
 
@@ -78,17 +72,9 @@ static void uv1_list_remove(struct upstream_v1 *r)
 		return;
 	if (l == &r->tv->buffering)
 		r->tv->buffered -= r->body.len;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
+	TAILQ_REMOVE(&l->q, r, link);
 	l->n--;
 	r->list = NULL;
-	r->prev = r->next = NULL;
 }
 
 static void uv1_free(struct upstream_v1 *r)
@@ -115,10 +101,10 @@ static void uv1_error(struct upstream_v1 *r, enum upstream_reason reason, const 
 
 void upstream_v1__fail_all(struct tunnel_v1 *tv, const char *msg)
 {
-	while (tv->inflight.head)
-		uv1_error(tv->inflight.head, UPSTREAM_CLOSED, msg);
-	while (tv->buffering.head)
-		uv1_error(tv->buffering.head, UPSTREAM_CLOSED, msg);
+	while (!TAILQ_EMPTY(&tv->inflight.q))
+		uv1_error(TAILQ_FIRST(&tv->inflight.q), UPSTREAM_CLOSED, msg);
+	while (!TAILQ_EMPTY(&tv->buffering.q))
+		uv1_error(TAILQ_FIRST(&tv->buffering.q), UPSTREAM_CLOSED, msg);
 }
 
 /* ---- admit ---- */
@@ -407,7 +393,7 @@ static struct upstream_v1 *uv1_find(struct tunnel_v1 *tv, struct slice id)
 {
 	struct upstream_v1 *r;
 
-	for (r = tv->inflight.head; r; r = r->next)
+	TAILQ_FOREACH(r, &tv->inflight.q, link)
 		if (slice_eq(id, slice_make(r->uuid, TUNNEL_V1_FRAME_UUID_LEN)))
 			return r;
 	return NULL;
