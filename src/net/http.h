@@ -154,6 +154,13 @@ struct http_request {
 struct http_server_config {
 	const char *host;
 	int port;
+	/*
+	 * Listen on this unix socket instead of host and port (`lxcm proxy
+	 * --listen unix:PATH`): created 0600, a stale socket there replaced,
+	 * anything else refused, removed by http_server_stop (unix_listen.h).
+	 * Must outlive the server. Peers' address is "unix".
+	 */
+	const char *unix_path;
 	SSL_CTX *tls; /* NULL for plaintext (tests only) */
 	const struct http_route *routes;
 	size_t nroutes;
@@ -195,7 +202,7 @@ struct http_server_config {
 
 int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
 		      struct http_server **out);
-/* The bound port (useful with port 0). */
+/* The bound port (useful with port 0); 0 for a unix socket. */
 int http_server_port(const struct http_server *s);
 size_t http_server_connection_count(const struct http_server *s);
 /* Stops listening and closes every connection. Safe with NULL. */

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "net/proxy_proto.h"
 #include "net/router.h"
+#include "net/unix_listen.h"
 
 enum {
 	RQ_HEADERS_DONE = 1 << 0,
@@ -90,7 +91,13 @@ struct ip_count {
 
 struct http_server {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe; /* cfg.unix_path */
+	} listener;
+	struct unix_listen_id unix_id; /* the socket file made, removed at the end */
 	struct http_server_config cfg;
 	struct http_conn *conns;
 	size_t nconns;
@@ -1006,6 +1013,13 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
 	hc_timer(hc, TM_HEADER, srv->cfg.limits.header_timeout_ms);
 }
 
+/* A unix listener's socket file goes with the listener (if it is still ours). */
+static void http_server_unlink(struct http_server *srv)
+{
+	unix_listen_remove(srv->cfg.unix_path, &srv->unix_id);
+	srv->unix_id.valid = 0;
+}
+
 /* The server struct goes once its listener and its last connection are gone. */
 static void http_server_on_listener_closed(uv_handle_t *h)
 {
@@ -1016,12 +1030,33 @@ static void http_server_on_listener_closed(uv_handle_t *h)
 		free(srv);
 }
 
+/* Binds the TCP listener to cfg.host and cfg.port and learns the port bound. */
+static int http_server_bind_tcp(struct http_server *srv)
+{
+	const struct http_server_config *cfg = &srv->cfg;
+	struct sockaddr_storage ss;
+	int rc, len;
+
+	if (strchr(cfg->host, ':'))
+		rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
+	else
+		rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
+	if (rc == 0)
+		rc = uv_tcp_bind(&srv->listener.tcp, (struct sockaddr *)&ss, 0);
+	if (rc < 0)
+		return rc;
+	len = sizeof(ss);
+	uv_tcp_getsockname(&srv->listener.tcp, (struct sockaddr *)&ss, &len);
+	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						   : ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
 int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
 		      struct http_server **out)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	struct sockaddr_storage ss;
-	int rc, len;
+	int rc;
 
 	if (srv == NULL)
 		return -ENOMEM;
@@ -1031,27 +1066,21 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
 	if (srv->cfg.name == NULL)
 		srv->cfg.name = "http";
 	http_limits_fill_defaults(&srv->cfg.limits);
-	if (strchr(cfg->host, ':'))
-		rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
-	else
-		rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
-	if (rc < 0) {
-		free(srv);
-		return rc;
+	if (cfg->unix_path) {
+		uv_pipe_init(loop, &srv->listener.pipe, 0);
+		rc = unix_listen_bind(&srv->listener.pipe, cfg->unix_path, &srv->unix_id);
+	} else {
+		uv_tcp_init(loop, &srv->listener.tcp);
+		rc = http_server_bind_tcp(srv);
 	}
-	uv_tcp_init(loop, &srv->listener);
-	srv->listener.data = srv;
-	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+	srv->listener.handle.data = srv;
 	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&srv->listener, 1024, http_server_on_connection);
+		rc = uv_listen(&srv->listener.stream, 1024, http_server_on_connection);
 	if (rc < 0) {
-		uv_close((uv_handle_t *)&srv->listener, http_server_on_listener_closed);
+		http_server_unlink(srv);
+		uv_close(&srv->listener.handle, http_server_on_listener_closed);
 		return rc;
 	}
-	len = sizeof(ss);
-	uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						   : ((struct sockaddr_in *)&ss)->sin_port);
 	*out = srv;
 	return 0;
 }
@@ -1077,7 +1106,8 @@ void http_server_stop(struct http_server *s)
 		next = hc->next;
 		hc_close(hc);
 	}
-	uv_close((uv_handle_t *)&s->listener, http_server_on_listener_closed);
+	http_server_unlink(s);
+	uv_close(&s->listener.handle, http_server_on_listener_closed);
 }
 
 /* ---- request accessors ---- */
