@@ -47,6 +47,15 @@ struct http_limits {
 	uint64_t body_timeout_ms;    /* no body bytes for this long, default 60 s */
 	size_t max_connections;	     /* default 10000; past it new sockets are closed */
 	size_t max_handshakes_per_ip; /* TLS handshakes in progress per source address, default 64 */
+	/*
+	 * The lingering close after an early answer (see http_server.c,
+	 * hc_linger): the client's bytes are read and dropped for at most
+	 * linger_ms in all, linger_idle_ms without a byte, and
+	 * linger_max_bytes, then the connection is closed.
+	 */
+	uint64_t linger_ms;	 /* default 30 s */
+	uint64_t linger_idle_ms; /* default 5 s */
+	size_t linger_max_bytes; /* default 16 MiB */
 };
 
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (64 * 1024)
@@ -57,6 +66,9 @@ struct http_limits {
 #define HTTP_DEFAULT_BODY_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_MAX_CONNECTIONS 10000
 #define HTTP_DEFAULT_MAX_HANDSHAKES_PER_IP 64
+#define HTTP_DEFAULT_LINGER_MS 30000
+#define HTTP_DEFAULT_LINGER_IDLE_MS 5000
+#define HTTP_DEFAULT_LINGER_MAX_BYTES (16 * 1024 * 1024)
 
 struct http_request;
 struct http_server;
