@@ -311,6 +311,14 @@ def pty_spawn(argv):
     return p, master
 
 
+def pty_end(p, master):
+    os.close(master)
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+    L.forget(p)
+
+
 def pty_expect(master, pattern, timeout=60, seen=None):
     """Reads the pty until pattern (bytes regex) appears; returns all read."""
     buf = seen if seen is not None else bytearray()
@@ -344,11 +352,7 @@ def test_lxc_exec_interactive():
         pty_expect(master, rb"\d+ \d+", seen=buf)
         L.eq(p.wait(timeout=30), 3, "exit code of the interactive lxc exec")
     finally:
-        os.close(master)
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        L.forget(p)
+        pty_end(p, master)
 
 
 @t.test
@@ -387,11 +391,7 @@ def test_lxc_console_attach_and_detach():
         os.write(master, b"q")
         L.eq(p.wait(timeout=30), 0, "exit code of lxc console after ctrl+a q")
     finally:
-        os.close(master)
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        L.forget(p)
+        pty_end(p, master)
     info = lxc("info", "c1:" + CT).stdout
     L.check(re.search(r"^Status: RUNNING$", info, re.M), "still running after the detach")
 
