@@ -380,10 +380,16 @@ def test_lxc_console_attach_and_detach():
     try:
         buf = pty_expect(master, rb"ctrl>\+a q", timeout=60)
         # The console's shell (busybox init respawns it) answers a command.
-        os.write(master, b"\r")
-        time.sleep(0.5)
-        os.write(master, b"echo console-$((6*7))\r")
-        pty_expect(master, rb"console-42", seen=buf)
+        # Keys typed before the console's WebSocket is up are lost, as they
+        # are against the local socket: type again until it answers.
+        for attempt in range(30):
+            os.write(master, b"\recho console-$((6*7))\r")
+            try:
+                pty_expect(master, rb"console-42", seen=buf, timeout=2)
+                break
+            except L.TestFailure:
+                if attempt == 29:
+                    raise
         # ctrl+a q detaches; lxc looks at the first byte of each read only,
         # so the two keys come as a person types them, one after the other.
         os.write(master, b"\x01")
