@@ -429,7 +429,6 @@ static void hc_on_data(struct conn *c, const char *data, size_t len)
 {
 	struct http_conn *hc = conn_data(c);
 
-	(void)data;
 	if (hc->lingering) {
 		hc_linger_drop(hc, len);
 		return;
@@ -472,8 +471,8 @@ static void hc_on_end(struct conn *c, int err)
 	struct http_conn *hc = conn_data(c);
 
 	if (hc->lingering && err == 0) {
-		/* The client sent all it had: the answer is flushed, then we close. */
-		hc_timer(hc, TM_NONE, 0);
+		/* The client sent all it had: the answer is flushed, then we close
+		 * (the lingering timer still bounds a client that does not read). */
 		conn_shutdown(c);
 		return;
 	}
