@@ -12,8 +12,13 @@
  * the same input. The caps and timeouts are set small so that 413, 431 and
  * the timers are reachable.
  *
- * The input is the raw byte stream of one client connection; the client
- * half-closes after it and reads until the server closes. What the server
+ * The input is the raw byte stream of one client connection, written in
+ * two parts: up to the end of the first request head (the first blank
+ * line), then the rest, with the server's loop run in between, as a real
+ * client sends a head and then its body. A request answered at its head
+ * (413, 431, the pre_route refusal) so has the rest arrive while the
+ * connection lingers (http_server.c, hc_linger). The client half-closes
+ * after it and reads until the server closes. What the server
  * sent back must parse as HTTP/1.1 responses (llhttp), up to a 101. Between
  * inputs every connection, timer and request must be gone (fznet_settle).
  *
@@ -26,6 +31,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -287,6 +293,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.limits.header_timeout_ms = fz_strict ? 30000 : 150;
 	cfg.limits.idle_timeout_ms = fz_strict ? 30000 : 150;
 	cfg.limits.body_timeout_ms = fz_strict ? 30000 : 150;
+	cfg.limits.linger_ms = fz_strict ? 30000 : 150;
+	cfg.limits.linger_idle_ms = fz_strict ? 30000 : 150;
+	cfg.limits.linger_max_bytes = 8192; /* reachable with inputs of a few KiB */
 	if (http_server_start(fznet_loop(), &cfg, &fz_server) != 0)
 		abort();
 	fz_port = http_server_port(fz_server);
@@ -294,15 +303,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Where the first request head ends (after its blank line), or size. */
+static size_t fz_head_len(const uint8_t *data, size_t size)
+{
+	const uint8_t *p = memmem(data, size, "\r\n\r\n", 4);
+
+	return p ? (size_t)(p - data) + 4 : size;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t reply[1 << 20];
-	size_t n = 0;
+	size_t n = 0, head = fz_head_len(data, size);
 	int fd = fznet_connect(fz_port);
 
 	if (fd < 0)
 		abort();
-	fznet_send(fd, data, size, 2000);
+	/* The server's loop runs between the parts: a turn to accept, one to
+	 * read the head (and answer), one spare. */
+	if (fznet_write(fd, data, head, 2000) == head) {
+		for (int i = 0; i < 3; i++)
+			uv_run(fznet_loop(), UV_RUN_NOWAIT);
+		fznet_send(fd, data + head, size - head, 2000);
+	} else {
+		(void)shutdown(fd, SHUT_WR);
+	}
 	if (fznet_drain(fd, fz_strict ? 2000 : 3000, reply, sizeof(reply), &n) != 0 && fz_strict) {
 		fprintf(stderr, "fuzz_http: the server neither answered nor closed within 2 s "
 				"of the client's EOF (a stalled connection); it sent:\n%.*s\n",

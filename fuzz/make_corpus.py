@@ -206,6 +206,12 @@ def http_target():
     w("echo_chunked", "PUT /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
       "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
     w("echo_too_big", "POST /echo HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + "a" * 100)
+    # Answered at the head (413, pre_route's 403), the body arrives while the
+    # connection lingers; past linger_max_bytes (8 KiB in the harness) it is cut.
+    w("linger_413_body", "POST /echo HTTP/1.1\r\nContent-Length: 99999\r\n\r\n" + "{" * 2000)
+    w("linger_past_cap", "POST /echo HTTP/1.1\r\nContent-Length: 99999\r\n\r\n" + "{" * 9000)
+    w("linger_deny_body", "POST /echo HTTP/1.1\r\nX-Deny: 1\r\nContent-Length: 300\r\n\r\n"
+      + "a" * 300 + "GET / HTTP/1.1\r\n\r\n")
     w("delete_204", "DELETE /echo HTTP/1.1\r\n\r\n")
     w("items", "GET /items/abc HTTP/1.1\r\nX-Fuzz: v\r\n\r\nGET /items/0123456789abcdefXYZ "
       "HTTP/1.1\r\n\r\nGET /items/a/b/c?q=1 HTTP/1.1\r\n\r\n")

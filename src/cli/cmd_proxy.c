@@ -1,6 +1,6 @@
 /*
  * cmd_proxy.c - `lxcm proxy NAME [--listen ADDR] [--quiet]`: a local
- * port-forward to cluster NAME's LXD API through the manager's tunnel
+ * port-forward (TCP or unix socket) to cluster NAME's LXD API through the manager's tunnel
  * (portfwd.c does the forwarding).
  *
  * Before listening it asks the manager for the cluster once: that settles
@@ -93,10 +93,28 @@ static int proxy_preflight(struct cli_ctx *ctx, const char *clusters, const char
 	return 0;
 }
 
-static int proxy_parse_listen(const char *listen, char host[64], int *port)
+/* --listen unix:PATH: 1 and cfg->listen_unix set, 0 when not one, or an exit code. */
+static int proxy_parse_unix(const char *listen, struct portfwd_config *cfg)
 {
-	int rc = fwdhead_parse_listen(listen ? listen : "127.0.0.1:0", host, port);
+	int rc = listen ? fwdhead_listen_unix(listen, &cfg->listen_unix) : 0;
 
+	if (rc == -ENAMETOOLONG)
+		fprintf(stderr, "lxcm proxy: --listen %s: a unix socket path has at most %d bytes\n",
+			listen, FWDHEAD_MAX_UNIX_PATH);
+	else if (rc < 0)
+		fprintf(stderr, "lxcm proxy: --listen unix:PATH needs a PATH\n");
+	return rc < 0 ? CLI_EXIT_USAGE : rc;
+}
+
+/* Fills the listen address of cfg (host, a buffer of 64, for TCP); 0 or an exit code. */
+static int proxy_parse_listen(const char *listen, struct portfwd_config *cfg, char host[64])
+{
+	int rc = proxy_parse_unix(listen, cfg);
+
+	if (rc != 0)
+		return rc == 1 ? 0 : rc;
+	cfg->listen_host = host;
+	rc = fwdhead_parse_listen(listen ? listen : "127.0.0.1:0", host, &cfg->listen_port);
 	if (rc == -EPERM)
 		fprintf(stderr,
 			"lxcm proxy: --listen %s: only a loopback address (127.0.0.1, ::1, "
@@ -105,21 +123,43 @@ static int proxy_parse_listen(const char *listen, char host[64], int *port)
 			listen);
 	else if (rc < 0)
 		fprintf(stderr,
-			"lxcm proxy: invalid --listen '%s': expected PORT, 127.0.0.1:PORT or "
-			"[::1]:PORT\n",
+			"lxcm proxy: invalid --listen '%s': expected PORT, 127.0.0.1:PORT, "
+			"[::1]:PORT or unix:PATH\n",
 			listen);
 	return rc < 0 ? CLI_EXIT_USAGE : 0;
 }
 
 static void proxy_print_start(const struct portfwd_config *cfg, int port, const char *name)
 {
-	char safe[256];
-	int v6 = strchr(cfg->listen_host, ':') != NULL;
+	char safe[256], where[FWDHEAD_MAX_UNIX_PATH + 8];
+	int v6;
 
 	util_sanitize(name, safe, sizeof(safe));
+	if (cfg->listen_unix != NULL) {
+		util_sanitize(cfg->listen_unix, where, sizeof(where));
+		printf("Forwarding unix:%s -> cluster %s via %s\n", where, safe, cfg->server_url);
+		fflush(stdout);
+		return;
+	}
+	v6 = strchr(cfg->listen_host, ':') != NULL;
 	printf("Forwarding http://%s%s%s:%d -> cluster %s via %s\n", v6 ? "[" : "",
 	       cfg->listen_host, v6 ? "]" : "", port, safe, cfg->server_url);
 	fflush(stdout);
+}
+
+static void proxy_listen_error(const struct portfwd_config *cfg, int rc)
+{
+	if (cfg->listen_unix == NULL)
+		fprintf(stderr, "Error: cannot listen on %s:%d: %s\n", cfg->listen_host,
+			cfg->listen_port, uv_strerror(rc));
+	else if (rc == -EEXIST)
+		fprintf(stderr, "Error: %s exists and is not a socket; not replacing it\n",
+			cfg->listen_unix);
+	else if (rc == -EADDRINUSE)
+		fprintf(stderr, "Error: another process listens on %s\n", cfg->listen_unix);
+	else
+		fprintf(stderr, "Error: cannot listen on unix:%s: %s\n", cfg->listen_unix,
+			uv_strerror(rc));
 }
 
 /* Runs the loop until a signal; 0 or CLI_EXIT_FAIL. */
@@ -135,8 +175,7 @@ static int proxy_serve(struct portfwd_config *cfg, const char *name)
 	}
 	rc = portfwd_start(&loop, cfg, &pl.pf);
 	if (rc < 0) {
-		fprintf(stderr, "Error: cannot listen on %s:%d: %s\n", cfg->listen_host,
-			cfg->listen_port, uv_strerror(rc));
+		proxy_listen_error(cfg, rc);
 		uv_run(&loop, UV_RUN_DEFAULT); /* let the failed listener close */
 		uv_loop_close(&loop);
 		return CLI_EXIT_FAIL;
@@ -162,7 +201,7 @@ static int proxy_run(struct cli_ctx *ctx, const struct cli_command *cmd, const s
 	int rc;
 
 	memset(&cfg, 0, sizeof(cfg));
-	rc = proxy_parse_listen(a->opt[PROXY_LISTEN], host, &cfg.listen_port);
+	rc = proxy_parse_listen(a->opt[PROXY_LISTEN], &cfg, host);
 	if (rc == 0)
 		rc = proxy_preflight(ctx, cmd->path, a->pos[0], prefix, sizeof(prefix));
 	if (rc != 0)
@@ -171,7 +210,6 @@ static int proxy_run(struct cli_ctx *ctx, const struct cli_command *cmd, const s
 		fputs("Error: out of memory\n", stderr);
 		return CLI_EXIT_FAIL;
 	}
-	cfg.listen_host = host;
 	cfg.server_url = client_server_url(ctx);
 	cfg.server_key = client_server_key(ctx);
 	cfg.prefix = prefix;
@@ -189,25 +227,36 @@ const struct cli_command cmd_proxy = {
     .name = "proxy",
     .args = "NAME [--listen ADDR] [--quiet]",
     .summary = "Forward a local port to the LXD API of cluster NAME",
-    .help = "Listens on plain HTTP on a loopback address and sends every request it gets\n"
-	    "(any method, path, query, headers and body, and WebSocket upgrades such as\n"
-	    "/1.0/events or exec and console sessions) through the manager's tunnel to\n"
-	    "the LXD API of cluster NAME, with your API token. Bodies stream both ways,\n"
-	    "so large image transfers use little memory. So, with the port it prints:\n"
+    .help = "Listens on plain HTTP on a loopback address or a unix socket and sends\n"
+	    "every request it receives (any method, path, query, headers and body, and\n"
+	    "WebSocket upgrades such as /1.0/events or exec and console sessions)\n"
+	    "through the manager's tunnel to the LXD API of cluster NAME, with your API\n"
+	    "token. Bodies stream both ways, so large image transfers use little\n"
+	    "memory. So, with the port it prints:\n"
 	    "\n"
 	    "  curl http://127.0.0.1:PORT/1.0/instances\n"
+	    "\n"
+	    "or, with a unix socket, LXD's own client:\n"
+	    "\n"
+	    "  lxcm proxy NAME --listen unix:$HOME/NAME.socket &\n"
+	    "  lxc remote add NAME unix://$HOME/NAME.socket\n"
+	    "  lxc list NAME:\n"
 	    "\n"
 	    "Each request is logged on stderr: method, path, status, bytes, time.\n"
 	    "Runs until interrupted (Ctrl-C, SIGTERM).\n"
 	    "\n"
-	    "Anything that can connect to the port acts with your token, so only\n"
-	    "loopback addresses are allowed, and requests a web page in a local browser\n"
-	    "could make are refused: a Host header other than the listen address or\n"
-	    "localhost, and an Origin header other than the proxy's own (403).\n"
+	    "Anything that can connect to the proxy acts with your token, so only\n"
+	    "loopback addresses are allowed, and on TCP requests a web page in a local\n"
+	    "browser could make are refused: a Host header other than the listen\n"
+	    "address or localhost, and an Origin header other than the proxy's own\n"
+	    "(403). A unix socket is created with mode 0600 (only you can connect;\n"
+	    "browsers cannot reach it, so Host and Origin are not checked there) and\n"
+	    "removed at exit; a stale socket left at PATH is replaced, anything else\n"
+	    "there is an error.\n"
 	    "\n"
 	    "Options:\n"
-	    "  --listen ADDR  PORT, 127.0.0.1:PORT or [::1]:PORT (default: 127.0.0.1 and\n"
-	    "                 a free port)\n"
+	    "  --listen ADDR  PORT, 127.0.0.1:PORT, [::1]:PORT or unix:PATH (default:\n"
+	    "                 127.0.0.1 and a free port)\n"
 	    "  --quiet        do not log each request\n",
     .nargs = 1,
     .options = proxy_options,

@@ -185,6 +185,18 @@ int fwdhead_parse_listen(const char *s, char host[64], int *port)
 	return fwdhead_loopback(h, host);
 }
 
+int fwdhead_listen_unix(const char *s, const char **path)
+{
+	if (strncmp(s, "unix:", 5) != 0)
+		return 0;
+	*path = s + 5;
+	if (**path == '\0')
+		return -EINVAL;
+	if (strlen(*path) > FWDHEAD_MAX_UNIX_PATH)
+		return -ENAMETOOLONG;
+	return 1;
+}
+
 int fwdhead_host_ok(struct slice host, const char *listen_host, int port)
 {
 	struct slice name = host, portpart = SLICE_NULL, lh = slice_cstr(listen_host);

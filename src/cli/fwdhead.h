@@ -1,6 +1,7 @@
 /*
  * fwdhead.h - pure helpers of `lxcm proxy`: which headers cross the proxy,
- * the manager-side request target, the listen address, and the checks that
+ * the manager-side request target, the listen address (TCP or unix), and
+ * the checks that
  * keep web pages in the local browser from using the proxy.
  *
  * No I/O, no allocation: tests/unit/test_cli_fwdhead.c includes fwdhead.c.
@@ -82,6 +83,16 @@ struct slice fwdhead_location(struct slice value, const char *server_key, const 
  * credentials and must not be reachable from the network.
  */
 int fwdhead_parse_listen(const char *s, char host[64], int *port);
+
+/* Longest unix socket path for --listen unix:PATH (sun_path holds 108 bytes with its NUL). */
+#define FWDHEAD_MAX_UNIX_PATH 107
+
+/*
+ * Is --listen a unix socket, "unix:PATH"? 1 with *path pointing at PATH
+ * inside s, 0 when s is a TCP address (fwdhead_parse_listen), -EINVAL for
+ * an empty PATH, -ENAMETOOLONG beyond FWDHEAD_MAX_UNIX_PATH bytes.
+ */
+int fwdhead_listen_unix(const char *s, const char **path);
 
 /*
  * DNS rebinding defence: a browser that fetched evil.example, now resolving

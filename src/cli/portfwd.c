@@ -451,18 +451,20 @@ static const struct http_client_callbacks portfwd_ws_cbs = {
 /* ---- starting an exchange ---- */
 
 /*
- * Refuses requests a web page could have made (see fwdhead_host_ok and
- * fwdhead_origin_ok) and paths that could leave the tunnel prefix. 0 and
- * the target built, or -1 after answering.
+ * Refuses requests a web page in a local browser could have made (see
+ * fwdhead_host_ok and fwdhead_origin_ok): 0, or -1 after answering. A
+ * browser cannot reach a unix socket, and `lxc` sends "Host: unix.socket"
+ * there: on one, Host and Origin are not looked at (its 0600 mode is the
+ * protection).
  */
-static int portfwd_x_check(struct portfwd_x *x, char *target, size_t len)
+static int portfwd_x_check_browser(struct portfwd_x *x)
 {
 	struct portfwd *pf = x->pf;
-	struct http_request *req = x->req;
-	struct slice host = http_request_header(req, LIT("Host"));
-	struct slice origin = http_request_header(req, LIT("Origin"));
-	int rc;
+	struct slice host = http_request_header(x->req, LIT("Host"));
+	struct slice origin = http_request_header(x->req, LIT("Origin"));
 
+	if (pf->cfg.listen_unix != NULL)
+		return 0;
 	if (host.base && !fwdhead_host_ok(host, pf->cfg.listen_host, pf->port)) {
 		portfwd_x_fail(x, 403, "this proxy only answers requests for its own address");
 		return -1;
@@ -471,6 +473,21 @@ static int portfwd_x_check(struct portfwd_x *x, char *target, size_t len)
 		portfwd_x_fail(x, 403, "cross-origin requests are refused");
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Refuses what portfwd_x_check_browser refuses and paths that could leave
+ * the tunnel prefix. 0 and the target built, or -1 after answering.
+ */
+static int portfwd_x_check(struct portfwd_x *x, char *target, size_t len)
+{
+	struct portfwd *pf = x->pf;
+	struct http_request *req = x->req;
+	int rc;
+
+	if (portfwd_x_check_browser(x) != 0)
+		return -1;
 	rc = fwdhead_target(pf->cfg.prefix, req->path, req->query, req->query.base != NULL, target,
 			    len);
 	if (rc == -E2BIG)
@@ -579,6 +596,7 @@ int portfwd_start(uv_loop_t *loop, const struct portfwd_config *cfg, struct port
 	memset(&scfg, 0, sizeof(scfg));
 	scfg.host = cfg->listen_host;
 	scfg.port = cfg->listen_port;
+	scfg.unix_path = cfg->listen_unix;
 	scfg.routes = portfwd_routes;
 	scfg.nroutes = sizeof(portfwd_routes) / sizeof(portfwd_routes[0]);
 	scfg.data = pf;

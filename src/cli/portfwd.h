@@ -1,7 +1,7 @@
 /*
  * portfwd.h - the engine of `lxcm proxy`: a plain HTTP/1.1 listener on a
- * loopback address whose every request is sent on to one URL prefix of
- * the management API (the tunnel of one cluster), with bodies streamed
+ * loopback address or a unix socket whose every request is sent on to one
+ * URL prefix of the management API (the tunnel of one cluster), with bodies streamed
  * both ways under backpressure and WebSocket upgrades turned into byte
  * pipes.
  *
@@ -49,6 +49,11 @@ struct portfwd;
 struct portfwd_config {
 	const char *listen_host; /* a loopback IP literal */
 	int listen_port;	 /* 0: any free port */
+	/*
+	 * Or a unix socket path (listen_host and listen_port unused): made
+	 * 0600, removed at portfwd_stop (net/unix_listen.h).
+	 */
+	const char *listen_unix;
 	/*
 	 * How to reach the manager (host, port, TLS context, pin, Host
 	 * header); copied. The timeouts are set by portfwd.

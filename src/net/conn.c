@@ -1150,7 +1150,8 @@ static void conn_fill_peer_addr(struct conn *c)
 
 int conn_accept(struct conn *c, uv_stream_t *server)
 {
-	int rc = uv_tcp_init(c->loop, &c->h.tcp);
+	int is_unix = server->type == UV_NAMED_PIPE;
+	int rc = is_unix ? uv_pipe_init(c->loop, &c->h.pipe, 0) : uv_tcp_init(c->loop, &c->h.tcp);
 
 	if (rc < 0)
 		return rc;
@@ -1159,8 +1160,12 @@ int conn_accept(struct conn *c, uv_stream_t *server)
 	rc = uv_accept(server, &c->h.stream);
 	if (rc < 0)
 		return rc;
-	uv_tcp_nodelay(&c->h.tcp, 1);
-	conn_fill_peer_addr(c);
+	if (is_unix) {
+		snprintf(c->peer_addr, sizeof(c->peer_addr), "unix");
+	} else {
+		uv_tcp_nodelay(&c->h.tcp, 1);
+		conn_fill_peer_addr(c);
+	}
 	if (c->ctx) {
 		rc = conn_setup_tls(c, 0);
 		if (rc < 0)

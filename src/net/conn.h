@@ -52,7 +52,7 @@ struct conn_callbacks {
 /* tls may be NULL for plaintext. The conn takes a reference on tls. */
 struct conn *conn_new(uv_loop_t *loop, SSL_CTX *tls, const struct conn_callbacks *cbs,
 		      void *data);
-/* Accepts a pending connection from a listening TCP handle (server role). */
+/* Accepts a pending connection from a listening TCP or unix socket handle (server role). */
 int conn_accept(struct conn *c, uv_stream_t *server);
 /* Resolves host and connects (client role); sni NULL means host unless it is an IP. */
 int conn_connect_tcp(struct conn *c, const char *host, int port);

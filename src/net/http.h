@@ -47,6 +47,15 @@ struct http_limits {
 	uint64_t body_timeout_ms;    /* no body bytes for this long, default 60 s */
 	size_t max_connections;	     /* default 10000; past it new sockets are closed */
 	size_t max_handshakes_per_ip; /* TLS handshakes in progress per source address, default 64 */
+	/*
+	 * The lingering close after an early answer (see http_server.c,
+	 * hc_linger): the client's bytes are read and dropped for at most
+	 * linger_ms in all, linger_idle_ms without a byte, and
+	 * linger_max_bytes, then the connection is closed.
+	 */
+	uint64_t linger_ms;	 /* default 30 s */
+	uint64_t linger_idle_ms; /* default 5 s */
+	size_t linger_max_bytes; /* default 16 MiB */
 };
 
 #define HTTP_DEFAULT_MAX_HEADER_BYTES (64 * 1024)
@@ -57,6 +66,9 @@ struct http_limits {
 #define HTTP_DEFAULT_BODY_TIMEOUT_MS 60000
 #define HTTP_DEFAULT_MAX_CONNECTIONS 10000
 #define HTTP_DEFAULT_MAX_HANDSHAKES_PER_IP 64
+#define HTTP_DEFAULT_LINGER_MS 30000
+#define HTTP_DEFAULT_LINGER_IDLE_MS 5000
+#define HTTP_DEFAULT_LINGER_MAX_BYTES (16 * 1024 * 1024)
 
 struct http_request;
 struct http_server;
@@ -154,6 +166,13 @@ struct http_request {
 struct http_server_config {
 	const char *host;
 	int port;
+	/*
+	 * Listen on this unix socket instead of host and port (`lxcm proxy
+	 * --listen unix:PATH`): created 0600, a stale socket there replaced,
+	 * anything else refused, removed by http_server_stop (unix_listen.h).
+	 * Must outlive the server. Peers' address is "unix".
+	 */
+	const char *unix_path;
 	SSL_CTX *tls; /* NULL for plaintext (tests only) */
 	const struct http_route *routes;
 	size_t nroutes;
@@ -195,7 +214,7 @@ struct http_server_config {
 
 int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
 		      struct http_server **out);
-/* The bound port (useful with port 0). */
+/* The bound port (useful with port 0); 0 for a unix socket. */
 int http_server_port(const struct http_server *s);
 size_t http_server_connection_count(const struct http_server *s);
 /* Stops listening and closes every connection. Safe with NULL. */

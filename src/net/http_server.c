@@ -8,6 +8,10 @@
  * is finished. The next request is started from a zero timer, never from
  * inside the call that finished the previous one, so handlers never run
  * re-entrantly.
+ *
+ * An answer given before the request was read to its end (413, 431, 400,
+ * a refusal of pre_route) closes the connection, but not at once: see
+ * hc_linger.
  */
 #include "net/http.h"
 
@@ -21,6 +25,7 @@
 #include "common/log.h"
 #include "net/proxy_proto.h"
 #include "net/router.h"
+#include "net/unix_listen.h"
 
 enum {
 	RQ_HEADERS_DONE = 1 << 0,
@@ -35,7 +40,7 @@ enum {
 	RQ_PENDING = 1 << 9, /* pre_route decides later (HTTP_PRE_ROUTE_PENDING) */
 };
 
-enum timer_mode { TM_NONE, TM_HEADER, TM_IDLE, TM_BODY, TM_NEXT, TM_PROCEED };
+enum timer_mode { TM_NONE, TM_HEADER, TM_IDLE, TM_BODY, TM_NEXT, TM_PROCEED, TM_LINGER };
 
 /*
  * While pre_route decides, the connection reads on (so that a client who
@@ -76,6 +81,9 @@ struct http_conn {
 	int upgrade_ok;	  /* the current request is an upgrade its route takes */
 	int pp;		  /* HC_PP_*: the PROXY protocol header still awaited */
 	int peer_eof;	  /* the client's end came while pre_route decided (hc_on_end) */
+	int lingering;	  /* answered early: reading and dropping until closed (hc_linger) */
+	size_t linger_bytes;	/* dropped so far */
+	uint64_t linger_until;	/* loop time at which the lingering ends */
 	struct http_conn *prev, *next;
 };
 
@@ -90,7 +98,13 @@ struct ip_count {
 
 struct http_server {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe; /* cfg.unix_path */
+	} listener;
+	struct unix_listen_id unix_id; /* the socket file made, removed at the end */
 	struct http_server_config cfg;
 	struct http_conn *conns;
 	size_t nconns;
@@ -129,6 +143,12 @@ void http_limits_fill_defaults(struct http_limits *l)
 		l->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
 	if (!l->max_handshakes_per_ip)
 		l->max_handshakes_per_ip = HTTP_DEFAULT_MAX_HANDSHAKES_PER_IP;
+	if (!l->linger_ms)
+		l->linger_ms = HTTP_DEFAULT_LINGER_MS;
+	if (!l->linger_idle_ms)
+		l->linger_idle_ms = HTTP_DEFAULT_LINGER_IDLE_MS;
+	if (!l->linger_max_bytes)
+		l->linger_max_bytes = HTTP_DEFAULT_LINGER_MAX_BYTES;
 }
 
 const char *http_status_text(int status)
@@ -269,6 +289,11 @@ static void hc_on_timer(uv_timer_t *t)
 			 conn_peer_addr(hc->conn));
 		hc_close(hc);
 		break;
+	case TM_LINGER:
+		LOG_DEBUG("%s: closing %s after lingering (%zu bytes dropped)", hc->srv->cfg.name,
+			  conn_peer_addr(hc->conn), hc->linger_bytes);
+		hc_close(hc);
+		break;
 	case TM_IDLE:
 		hc_close(hc);
 		break;
@@ -344,10 +369,70 @@ static void hc_wait_read(struct http_conn *hc)
 		conn_read_start(hc->conn);
 }
 
+/*
+ * The lingering close, as nginx's lingering_close: an answer given before
+ * the request was read to its end (413 at the headers, 431, 400, a
+ * refusal of pre_route, a handler that did not read the body) leaves the
+ * client's bytes in flight. Closing at once would make the kernel answer
+ * them with a reset, which can destroy the answer before the client reads
+ * it: clients that send the whole body before reading (Python's
+ * http.client, many SDKs) would see "connection reset" instead of the 413.
+ * So the answer is flushed and our side ended (TLS close_notify, FIN),
+ * and what the client still sends is read and dropped until it ends its
+ * side, or for at most limits.linger_ms in all, linger_idle_ms without a
+ * byte and linger_max_bytes, whichever comes first; then the connection
+ * closes. It stays counted in the server's connections (and so against
+ * max_connections) the whole time.
+ */
+static void hc_linger(struct http_conn *hc)
+{
+	const struct http_limits *lim = &hc->srv->cfg.limits;
+
+	if (conn_is_closing(hc->conn))
+		return;
+	if (hc->peer_eof) {
+		conn_shutdown(hc->conn); /* the client already ended its side */
+		return;
+	}
+	hc->lingering = 1;
+	hc->linger_bytes = 0;
+	hc->linger_until = uv_now(hc->srv->loop) + lim->linger_ms;
+	buf_free(&hc->pending);
+	conn_shutdown_write(hc->conn);
+	hc_timer(hc, TM_LINGER, lim->linger_idle_ms < lim->linger_ms ? lim->linger_idle_ms
+								     : lim->linger_ms);
+	conn_read_start(hc->conn);
+}
+
+/* len more bytes read while lingering: dropped, counted, and the wait renewed. */
+static void hc_linger_drop(struct http_conn *hc, size_t len)
+{
+	const struct http_limits *lim = &hc->srv->cfg.limits;
+	uint64_t now = uv_now(hc->srv->loop);
+	uint64_t left = hc->linger_until > now ? hc->linger_until - now : 0;
+
+	hc->linger_bytes += len;
+	if (hc->linger_bytes > lim->linger_max_bytes) {
+		LOG_INFO("%s: closing %s: more than %zu bytes after an early answer",
+			 hc->srv->cfg.name, conn_peer_addr(hc->conn), lim->linger_max_bytes);
+		hc_close(hc);
+		return;
+	}
+	if (left == 0) {
+		hc_close(hc);
+		return;
+	}
+	hc_timer(hc, TM_LINGER, lim->linger_idle_ms < left ? lim->linger_idle_ms : left);
+}
+
 static void hc_on_data(struct conn *c, const char *data, size_t len)
 {
 	struct http_conn *hc = conn_data(c);
 
+	if (hc->lingering) {
+		hc_linger_drop(hc, len);
+		return;
+	}
 	if (hc->req && (hc->req->st & RQ_PENDING)) {
 		if (buf_append(&hc->pending, data, len) < 0)
 			hc_close(hc);
@@ -384,6 +469,13 @@ static int hc_holding(const struct http_conn *hc)
 static void hc_on_end(struct conn *c, int err)
 {
 	struct http_conn *hc = conn_data(c);
+
+	if (hc->lingering && err == 0) {
+		/* The client sent all it had: the answer is flushed, then we close
+		 * (the lingering timer still bounds a client that does not read). */
+		conn_shutdown(c);
+		return;
+	}
 
 	if (hc->pp == HC_PP_REQUIRED)
 		LOG_INFO("%s: closing %s: the connection ended inside its PROXY protocol header (%s)",
@@ -843,6 +935,8 @@ static void hc_parse(struct http_conn *hc, const char *data, size_t len)
 			llhttp_pause(&hc->parser);
 			err = HPE_PAUSED;
 		}
+		if (hc->lingering)
+			return; /* answered early: the rest is read and dropped */
 		if (err == HPE_PAUSED_UPGRADE || hc->close_after) {
 			/* Nothing after this request is ours to parse. */
 			conn_read_stop(hc->conn);
@@ -1006,6 +1100,13 @@ static void http_server_on_connection(uv_stream_t *listener, int status)
 	hc_timer(hc, TM_HEADER, srv->cfg.limits.header_timeout_ms);
 }
 
+/* A unix listener's socket file goes with the listener (if it is still ours). */
+static void http_server_unlink(struct http_server *srv)
+{
+	unix_listen_remove(srv->cfg.unix_path, &srv->unix_id);
+	srv->unix_id.valid = 0;
+}
+
 /* The server struct goes once its listener and its last connection are gone. */
 static void http_server_on_listener_closed(uv_handle_t *h)
 {
@@ -1016,12 +1117,33 @@ static void http_server_on_listener_closed(uv_handle_t *h)
 		free(srv);
 }
 
+/* Binds the TCP listener to cfg.host and cfg.port and learns the port bound. */
+static int http_server_bind_tcp(struct http_server *srv)
+{
+	const struct http_server_config *cfg = &srv->cfg;
+	struct sockaddr_storage ss;
+	int rc, len;
+
+	if (strchr(cfg->host, ':'))
+		rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
+	else
+		rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
+	if (rc == 0)
+		rc = uv_tcp_bind(&srv->listener.tcp, (struct sockaddr *)&ss, 0);
+	if (rc < 0)
+		return rc;
+	len = sizeof(ss);
+	uv_tcp_getsockname(&srv->listener.tcp, (struct sockaddr *)&ss, &len);
+	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						   : ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
 int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
 		      struct http_server **out)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	struct sockaddr_storage ss;
-	int rc, len;
+	int rc;
 
 	if (srv == NULL)
 		return -ENOMEM;
@@ -1031,27 +1153,21 @@ int http_server_start(uv_loop_t *loop, const struct http_server_config *cfg,
 	if (srv->cfg.name == NULL)
 		srv->cfg.name = "http";
 	http_limits_fill_defaults(&srv->cfg.limits);
-	if (strchr(cfg->host, ':'))
-		rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&ss);
-	else
-		rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&ss);
-	if (rc < 0) {
-		free(srv);
-		return rc;
+	if (cfg->unix_path) {
+		uv_pipe_init(loop, &srv->listener.pipe, 0);
+		rc = unix_listen_bind(&srv->listener.pipe, cfg->unix_path, &srv->unix_id);
+	} else {
+		uv_tcp_init(loop, &srv->listener.tcp);
+		rc = http_server_bind_tcp(srv);
 	}
-	uv_tcp_init(loop, &srv->listener);
-	srv->listener.data = srv;
-	rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+	srv->listener.handle.data = srv;
 	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&srv->listener, 1024, http_server_on_connection);
+		rc = uv_listen(&srv->listener.stream, 1024, http_server_on_connection);
 	if (rc < 0) {
-		uv_close((uv_handle_t *)&srv->listener, http_server_on_listener_closed);
+		http_server_unlink(srv);
+		uv_close(&srv->listener.handle, http_server_on_listener_closed);
 		return rc;
 	}
-	len = sizeof(ss);
-	uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						   : ((struct sockaddr_in *)&ss)->sin_port);
 	*out = srv;
 	return 0;
 }
@@ -1077,7 +1193,8 @@ void http_server_stop(struct http_server *s)
 		next = hc->next;
 		hc_close(hc);
 	}
-	uv_close((uv_handle_t *)&s->listener, http_server_on_listener_closed);
+	http_server_unlink(s);
+	uv_close(&s->listener.handle, http_server_on_listener_closed);
 }
 
 /* ---- request accessors ---- */
@@ -1259,6 +1376,7 @@ static void hc_finish(struct http_request *req)
 {
 	struct http_conn *hc = req->hc;
 	struct http_server *srv = req->server;
+	int linger;
 
 	if (!req->aborted && srv->cfg.on_finished)
 		srv->cfg.on_finished(req);
@@ -1273,9 +1391,16 @@ static void hc_finish(struct http_request *req)
 	 * the parser completes it and goes on with the next one. */
 	if (!(req->st & RQ_MSG_DONE) && hc_request_has_body(req))
 		hc->close_after = 1;
+	/* Bytes of this request may still be on their way: its body, or the
+	 * rest of a head we gave up on (431, 400). */
+	linger = !(req->st & RQ_MSG_DONE) &&
+		 (hc_request_has_body(req) || !(req->st & RQ_HEADERS_DONE));
 	hc_request_free(req);
 	if (hc->close_after) {
-		conn_shutdown(hc->conn);
+		if (linger)
+			hc_linger(hc);
+		else
+			conn_shutdown(hc->conn);
 		return;
 	}
 	if (!hc->in_execute)

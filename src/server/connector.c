@@ -102,7 +102,8 @@ static void connector_join_work(struct store *s, void *arg)
 {
 	struct conn_job *j = arg;
 
-	j->rc = store_cluster_join(s, &j->cluster, j->secret_hash, time_now());
+	j->rc = store_cluster_join(s, &j->cluster, j->secret_hash[0] ? j->secret_hash : NULL,
+				   time_now());
 }
 
 static void connector_join_done(void *arg)
@@ -137,7 +138,7 @@ static void connector_join_done(void *arg)
 	conn_job_free(j);
 }
 
-/* Checks the fields of a join and fills j; answers 400/403 itself. */
+/* Checks the fields of a join and fills j; answers 400 itself. */
 static int connector_join_parse(struct conn_job *j, json_t *body)
 {
 	struct http_request *req = j->req;
@@ -162,12 +163,10 @@ static int connector_join_parse(struct conn_job *j, json_t *body)
 		http_respond_error(req, 400, "token is missing or malformed");
 		return -1;
 	}
-	if (strcmp(t.server_name, json_string_value(name)) != 0) {
-		http_respond_error(req, 403, "the join token is not for cluster %s",
-				   json_string_value(name));
-		goto out;
-	}
-	secret_sha256_hex(t.secret, strlen(t.secret), j->secret_hash);
+	/* A token for another name proves nothing here; no hash, and the store
+	 * answers by the name: 404 without a token for it, 403 with one. */
+	if (strcmp(t.server_name, json_string_value(name)) == 0)
+		secret_sha256_hex(t.secret, strlen(t.secret), j->secret_hash);
 	j->cluster.name = strdup(json_string_value(name));
 	j->cluster.certificate = strdup(json_string_value(pem));
 	j->cluster.fingerprint = strdup(fp);

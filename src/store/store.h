@@ -171,7 +171,10 @@ int store_cluster_set_status_many(struct store *s, const struct store_status_row
 /*
  * Enrolls a cluster with a join token, atomically: the token for c->name
  * must exist (-ENOENT), its hash must equal secret_hash in constant time
- * and it must not have expired at `now` (-EACCES), the name and the
+ * and it must not have expired at `now` (-EACCES; secret_hash NULL, a
+ * token that was made for another name, never matches: the name alone
+ * decides between -ENOENT and -EACCES, as MicroCloud looks a token up by
+ * the name first), the name and the
  * fingerprint must be free (-EEXIST). On success the cluster row is
  * inserted and the token used up in one transaction; a failed join writes
  * nothing. Announces STORE_CHANGE_CLUSTER_ADDED and _JOIN_TOKEN_USED.

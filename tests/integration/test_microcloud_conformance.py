@@ -214,6 +214,27 @@ def test_join_expired_token_403():
 
 
 @t.test
+def test_join_name_without_token_404():
+    """MicroCloud's manager looks the token up by cluster_name first: a name
+    without a token is 404 even with a token that is valid for another name;
+    a name that has a token, with a token for another name, stays 403."""
+    text = S.create_token("mcvalid")
+    c = M.MicroCloud(text, directory=L.tmpdir("mcnotok"))
+    c.pin()
+    st, _, body, _ = c.join(name="mcnotoken")
+    L.eq(st, 404, "join a name without a token, with another name's valid token")
+    L.check_envelope_error(body, 404, "name without a token")
+    S.create_token("mchastoken")
+    st, _, body, _ = c.join(name="mchastoken")
+    L.eq(st, 403, "join a name that has a token, with another name's token")
+    L.check_envelope_error(body, 403, "another name's token")
+    names = [x["cluster_name"] for x in S.mgmt("GET", "/1.0/remote-cluster-join-token").metadata]
+    L.check("mcvalid" in names and "mchastoken" in names, "refused joins burn no token")
+    st, _, body, _ = c.join()
+    L.eq(st, 200, "the token still joins its own name")
+
+
+@t.test
 def test_pin_refuses_wrong_fingerprint():
     tok = M.decode_token(TOKEN_TEXT)
     tok["fingerprint"] = "00" * 32

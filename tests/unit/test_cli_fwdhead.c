@@ -212,6 +212,28 @@ static void test_parse_listen(void **state)
 	assert_int_equal(fwdhead_parse_listen("80x", host, &port), -EINVAL);
 }
 
+static void test_listen_unix(void **state)
+{
+	const char *path = NULL;
+	char longest[FWDHEAD_MAX_UNIX_PATH + 7];
+
+	(void)state;
+	assert_int_equal(fwdhead_listen_unix("127.0.0.1:80", &path), 0);
+	assert_int_equal(fwdhead_listen_unix("8080", &path), 0);
+	assert_int_equal(fwdhead_listen_unix("unix:/run/user/0/lxcm.sock", &path), 1);
+	assert_string_equal(path, "/run/user/0/lxcm.sock");
+	assert_int_equal(fwdhead_listen_unix("unix:rel.sock", &path), 1);
+	assert_string_equal(path, "rel.sock");
+	assert_int_equal(fwdhead_listen_unix("unix:", &path), -EINVAL);
+	memcpy(longest, "unix:", 5);
+	memset(longest + 5, 'a', FWDHEAD_MAX_UNIX_PATH);
+	longest[5 + FWDHEAD_MAX_UNIX_PATH] = '\0';
+	assert_int_equal(fwdhead_listen_unix(longest, &path), 1);
+	longest[5 + FWDHEAD_MAX_UNIX_PATH] = 'a';
+	longest[6 + FWDHEAD_MAX_UNIX_PATH] = '\0';
+	assert_int_equal(fwdhead_listen_unix(longest, &path), -ENAMETOOLONG);
+}
+
 static void test_host_ok(void **state)
 {
 	(void)state;
@@ -250,6 +272,7 @@ int main(void)
 	    cmocka_unit_test(test_response_headers), cmocka_unit_test(test_websocket_token),
 	    cmocka_unit_test(test_target),	     cmocka_unit_test(test_target_refused),
 	    cmocka_unit_test(test_location),	     cmocka_unit_test(test_parse_listen),
+	    cmocka_unit_test(test_listen_unix),
 	    cmocka_unit_test(test_host_ok),	     cmocka_unit_test(test_origin_ok),
 	};
 

@@ -1140,6 +1140,199 @@ static void test_connection_cap(void **state)
 	stop(f);
 }
 
+/* ---- the lingering close after an early answer ---- */
+
+static int tcp_to(int port, int timeout_s)
+{
+	struct sockaddr_in a;
+	struct timeval tv = {timeout_s, 0};
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	uv_ip4_addr("127.0.0.1", port, &a);
+	assert_int_equal(connect(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return s;
+}
+
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+/* Reads until the server closes: the bytes read (the answer) into out. */
+static size_t read_to_close(int s, char *out, size_t outlen, ssize_t *last)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got + 1 < outlen && (n = read(s, out + got, outlen - got - 1)) > 0)
+		got += (size_t)n;
+	*last = got + 1 < outlen ? n : 0;
+	out[got] = '\0';
+	return got;
+}
+
+/*
+ * A client that sends its whole body (2 MiB, over the 1000-byte cap)
+ * before it reads gets the 413: the server reads and drops what follows
+ * its answer instead of closing into the client's bytes (a reset).
+ */
+static void test_linger_whole_body_then_413(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	size_t body = 2 * 1024 * 1024, sent = 0;
+	char *buf = calloc(1, 65536), head[128], out[8192];
+	ssize_t last;
+	int s, n;
+
+	(void)state;
+	lim.max_json_body = 1000;
+	f = start(0, &lim);
+	s = tcp_to(f->port, 10);
+	n = snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+		     body);
+	assert_int_equal(write(s, head, (size_t)n), n);
+	memset(buf, '{', 65536);
+	while (sent < body) {
+		ssize_t w = write(s, buf, 65536);
+
+		assert_true(w > 0); /* never a reset or EPIPE */
+		sent += (size_t)w;
+	}
+	read_to_close(s, out, sizeof(out), &last);
+	assert_int_equal(status_of(out), 413);
+	assert_non_null(strstr(out, "Connection: close"));
+	close(s);
+	free(buf);
+	stop(f);
+}
+
+/* A client that never stops sending is cut once linger_max_bytes are dropped. */
+static void test_linger_byte_cap(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	char *buf = calloc(1, 65536);
+	size_t sent = 0;
+	int s;
+	const char *head = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n";
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	lim.max_json_body = 1000;
+	lim.linger_max_bytes = 512 * 1024;
+	lim.linger_ms = 20000;
+	f = start(0, &lim);
+	s = tcp_to(f->port, 10);
+	assert_int_equal(write(s, head, strlen(head)), (ssize_t)strlen(head));
+	for (;;) {
+		ssize_t w = write(s, buf, 65536);
+
+		if (w <= 0)
+			break;
+		sent += (size_t)w;
+		assert_true(sent < 64 * 1024 * 1024);
+	}
+	/* Cut by the server (EPIPE or a reset), after the cap plus socket buffers. */
+	assert_true(errno == EPIPE || errno == ECONNRESET);
+	assert_true(sent >= 512 * 1024);
+	close(s);
+	free(buf);
+	stop(f);
+}
+
+/*
+ * A client that sends nothing after the answer (nor ends its side) is cut
+ * after linger_idle_ms; one that keeps trickling, after linger_ms in all.
+ * Meanwhile the connection counts against max_connections.
+ */
+static void test_linger_time_and_cap(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	char out[8192];
+	const char *head = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n{";
+	uint64_t t0;
+	ssize_t last;
+	int s, extra, i;
+
+	(void)state;
+	lim.max_json_body = 1000;
+	lim.linger_idle_ms = 400;
+	lim.linger_ms = 1200;
+	lim.max_connections = 1;
+	f = start(0, &lim);
+
+	/* Silent: the answer, then our FIN (read returns 0) right away... */
+	s = tcp_to(f->port, 10);
+	t0 = now_ms();
+	assert_int_equal(write(s, head, strlen(head)), (ssize_t)strlen(head));
+	read_to_close(s, out, sizeof(out), &last);
+	assert_int_equal(status_of(out), 413);
+	assert_int_equal(last, 0);
+	/* ...and while it lingers, a second connection is over the cap. */
+	extra = tcp_to(f->port, 5);
+	assert_true(read(extra, out, 1) <= 0);
+	close(extra);
+	/* The server reads on: writing still works until the idle time is over. */
+	assert_int_equal(write(s, "xx", 2), 2);
+	usleep(800000);
+	assert_true(write(s, "xx", 2) < 0 || (usleep(100000), write(s, "xx", 2) < 0));
+	assert_true(now_ms() - t0 >= 400);
+	close(s);
+	usleep(100000);
+
+	/* Trickling every 200 ms (under the idle time): cut at linger_ms. */
+	s = tcp_to(f->port, 10);
+	t0 = now_ms();
+	assert_int_equal(write(s, head, strlen(head)), (ssize_t)strlen(head));
+	for (i = 0; i < 30; i++) {
+		usleep(200000);
+		if (write(s, "x", 1) < 0)
+			break;
+	}
+	assert_true(i < 30);
+	assert_true(now_ms() - t0 >= 1200);
+	assert_true(now_ms() - t0 < 3000);
+	close(s);
+	usleep(100000);
+
+	/* The slot is free again. */
+	raw(f->port, "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 51, out,
+	    sizeof(out), 5);
+	assert_int_equal(status_of(out), 200);
+	stop(f);
+}
+
+/* A client that ends its side after the answer is closed at once, not lingered on. */
+static void test_linger_client_end_closes(void **state)
+{
+	struct http_limits lim = {0};
+	struct fixture *f;
+	char out[8192];
+	const char *head = "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n{";
+	ssize_t last;
+	int s, i;
+
+	(void)state;
+	lim.max_json_body = 1000;
+	lim.linger_idle_ms = 20000;
+	lim.linger_ms = 20000;
+	f = start(0, &lim);
+	s = tcp_to(f->port, 10);
+	assert_int_equal(write(s, head, strlen(head)), (ssize_t)strlen(head));
+	read_to_close(s, out, sizeof(out), &last);
+	assert_int_equal(status_of(out), 413);
+	shutdown(s, SHUT_WR);
+	for (i = 0; i < 50 && http_server_connection_count(f->srv) > 0; i++)
+		usleep(20000);
+	assert_int_equal(http_server_connection_count(f->srv), 0);
+	close(s);
+	stop(f);
+}
+
 /* A streamed request body that stops arriving is cut at the body timeout. */
 static void test_body_stall_closes(void **state)
 {
@@ -1236,6 +1429,10 @@ int main(void)
 		cmocka_unit_test(test_paused_request_then_keepalive),
 		cmocka_unit_test(test_sync_answer_at_headers),
 		cmocka_unit_test(test_connection_cap),
+		cmocka_unit_test(test_linger_whole_body_then_413),
+		cmocka_unit_test(test_linger_byte_cap),
+		cmocka_unit_test(test_linger_time_and_cap),
+		cmocka_unit_test(test_linger_client_end_closes),
 		cmocka_unit_test(test_body_stall_closes),
 		cmocka_unit_test(test_pre_route_pending_proceeds),
 		cmocka_unit_test(test_pre_route_pending_body_with_decision),

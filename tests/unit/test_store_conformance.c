@@ -443,6 +443,8 @@ static void test_join_rules(void **state)
 	longer[65] = '\0';
 
 	assert_int_equal(join(f->s, "one", fp1, ha, NOW), -ENOENT); /* no token */
+	/* No hash (the caller's token named another cluster): still the name decides. */
+	assert_int_equal(join(f->s, "one", fp1, NULL, NOW), -ENOENT);
 	assert_int_equal(make_token(f, "one", ha, NOW + 60), 0);
 	/* A wrong secret, of any length, or none: refused, and the token stays. */
 	assert_int_equal(join(f->s, "one", fp1, hb, NOW), -EACCES);
