@@ -683,6 +683,7 @@ const struct http_route api_routes[] = {
 	{"POST", "/1.0/remote-cluster-join-token", api_token_create, ROUTE_ADMIN, 0},
 	{"GET", "/1.0/remote-cluster-join-token", api_token_list, ROUTE_VIEWER, 0},
 	{"DELETE", "/1.0/remote-cluster-join-token/{name}", api_token_delete, ROUTE_ADMIN, 0},
+	{"GET", "/1.0/audit", api_audit_get, ROUTE_VIEWER, 0},
 	{NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", proxy_handle,
 	 HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPGRADE | ROUTE_TUNNEL, 0},
 };
