@@ -196,9 +196,10 @@ static void log_fields_text(struct log_out *o, const struct log_field *f, size_t
 static void log_fields_json(struct log_out *o, const struct log_field *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		lo_put(o, ",", 1);
-		lo_json_str(o, f[i].key);
-		lo_put(o, ":", 1);
+		/* Keys are literals of [a-z_] (log.h), never cut: the reserve holds them. */
+		lo_put(o, ",\"", 2);
+		lo_str(o, f[i].key);
+		lo_put(o, "\":", 2);
 		if (f[i].str == NULL)
 			lo_num(o, f[i].num);
 		else
