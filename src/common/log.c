@@ -178,30 +178,22 @@ static void lo_num(struct log_out *o, int64_t v)
 		lo_put(o, num, (size_t)k);
 }
 
-static void log_fields_text(struct log_out *o, const struct log_field *f, size_t n)
+/*
+ * The fields: ` key=value` in text (a plain value as it is, another
+ * quoted as JSON), `,"key":value` in JSON. Keys are literals of [a-z_]
+ * (log.h), never cut: the reserve holds them.
+ */
+static void log_fields(struct log_out *o, const struct log_field *f, size_t n, int json)
 {
 	for (size_t i = 0; i < n; i++) {
-		lo_put(o, " ", 1);
+		lo_str(o, json ? ",\"" : " ");
 		lo_str(o, f[i].key);
-		lo_put(o, "=", 1);
+		lo_str(o, json ? "\":" : "=");
 		if (f[i].str == NULL)
 			lo_num(o, f[i].num);
-		else if (log_text_plain(f[i].str) && strlen(f[i].str) + o->len + LOG_RESERVE < o->cap)
+		else if (!json && log_text_plain(f[i].str) &&
+			 strlen(f[i].str) + o->len + LOG_RESERVE < o->cap)
 			lo_str(o, f[i].str);
-		else
-			lo_json_str(o, f[i].str);
-	}
-}
-
-static void log_fields_json(struct log_out *o, const struct log_field *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		/* Keys are literals of [a-z_] (log.h), never cut: the reserve holds them. */
-		lo_put(o, ",\"", 2);
-		lo_str(o, f[i].key);
-		lo_put(o, "\":", 2);
-		if (f[i].str == NULL)
-			lo_num(o, f[i].num);
 		else
 			lo_json_str(o, f[i].str);
 	}
@@ -227,7 +219,7 @@ size_t log__format(char *out, size_t cap, enum log_format format, const char *ts
 		lo_json_str(&o, func);
 		lo_str(&o, ",\"msg\":");
 		lo_json_str(&o, msg);
-		log_fields_json(&o, fields, nfields);
+		log_fields(&o, fields, nfields, 1);
 		lo_put(&o, "}", 1);
 	} else {
 		lo_str(&o, ts);
@@ -245,7 +237,7 @@ size_t log__format(char *out, size_t cap, enum log_format format, const char *ts
 		} else {
 			lo_str(&o, msg);
 		}
-		log_fields_text(&o, fields, nfields);
+		log_fields(&o, fields, nfields, 0);
 	}
 	out[o.len] = '\0';
 	return o.len;
@@ -266,8 +258,9 @@ static void log_timestamp(char *ts, size_t len)
 		ts[0] = '\0';
 }
 
-static void log_vevent(enum log_level level, const char *func, const struct log_field *fields,
-		       size_t nfields, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void
+log_vevent(enum log_level level, const char *func, const struct log_field *fields, size_t nfields,
+	   const char *fmt, va_list ap)
 {
 	char msg[LOG_MSG_MAX], line[LOG_LINE_MAX + 1], ts[40];
 	size_t len;

@@ -7,17 +7,6 @@
 
 #include "common/timefmt.h"
 
-static int audit_query_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes v into out (cap bytes with the NUL); no control characters. */
 static int audit_query_unescape(struct slice v, char *out, size_t cap, size_t *len)
 {
@@ -27,8 +16,8 @@ static int audit_query_unescape(struct slice v, char *out, size_t cap, size_t *l
 		int c = (unsigned char)v.base[i];
 
 		if (c == '%') {
-			int hi = i + 2 < v.len ? audit_query_hex(v.base[i + 1]) : -1;
-			int lo = hi >= 0 ? audit_query_hex(v.base[i + 2]) : -1;
+			int hi = i + 2 < v.len ? slice_hexval(v.base[i + 1]) : -1;
+			int lo = hi >= 0 ? slice_hexval(v.base[i + 2]) : -1;
 
 			if (lo < 0)
 				return -EINVAL;
@@ -73,7 +62,7 @@ static int audit_query_hex64(const char *s, int64_t *out)
 	uint64_t v = 0;
 
 	for (int i = 0; i < 16; i++) {
-		int d = audit_query_hex(s[i]);
+		int d = slice_hexval(s[i]);
 
 		if (d < 0 || (s[i] >= 'A' && s[i] <= 'F'))
 			return -EINVAL;
