@@ -115,22 +115,26 @@ int forward_path_allowed(struct slice target, const char *const *prefixes, size_
 
 /*
  * One line per forwarded request, when it is over, with the manager's
- * request id: the same id is on the manager's line and audit row.
+ * request id: the same id is on the manager's line and audit row. The
+ * path goes without its query, which may carry secrets (LXD's operation
+ * websocket secrets), as on the manager's line.
  */
 static void fwd_log(const struct fwd *f)
 {
+	char path[FWD_MAX_PATH];
 	struct log_field fl[] = {
 	    LOG_FSTR("request_id", f->request_id),
 	    LOG_FSTR("method", f->method),
-	    LOG_FSTR("path", f->path),
+	    LOG_FSTR("path", path),
 	    LOG_FINT("status", f->status),
 	    LOG_FINT("bytes_in", f->bytes_in),
 	    LOG_FINT("bytes_out", f->bytes_out),
 	    LOG_FINT("duration_ms", uv_now(f->ag->loop) - f->start_ms),
 	};
 
+	snprintf(path, sizeof(path), "%.*s", (int)strcspn(f->path, "?"), f->path);
 	log_event(LOG_LEVEL_INFO, "forward", fl, sizeof(fl) / sizeof(fl[0]), "%s %s %d", f->method,
-		  f->path, f->status);
+		  path, f->status);
 }
 
 static void fwd_maybe_free(struct fwd *f)

@@ -321,20 +321,27 @@ void audit_request_id(struct server *srv, char out[AUDIT_REQUEST_ID_LEN + 1])
 		 (unsigned long long)++log->seq);
 }
 
-/* The request's log line, from its row: the same id, actor and numbers. */
+/*
+ * The request's log line, from its row: the same id, actor and numbers.
+ * The path goes without its query, which may carry secrets (LXD's
+ * operation websocket secrets, values of a cluster's API) that have no
+ * place in log files; the row keeps it whole.
+ */
 static void audit_log_line(const struct audit_row *r)
 {
+	char path[sizeof(r->path)];
 	struct log_field f[] = {
 	    LOG_FSTR("request_id", r->request_id), LOG_FSTR("actor", r->actor),
 	    LOG_FSTR("actor_name", r->actor_name), LOG_FSTR("client", r->client),
 	    LOG_FSTR("cluster", r->cluster),	   LOG_FSTR("method", r->method),
-	    LOG_FSTR("path", r->path),		   LOG_FINT("status", r->status),
+	    LOG_FSTR("path", path),		   LOG_FINT("status", r->status),
 	    LOG_FINT("bytes_in", r->bytes_in),	   LOG_FINT("bytes_out", r->bytes_out),
 	    LOG_FINT("duration_ms", r->duration_ms),
 	};
 
+	snprintf(path, sizeof(path), "%.*s", (int)strcspn(r->path, "?"), r->path);
 	log_event(LOG_LEVEL_INFO, "proxy", f, sizeof(f) / sizeof(f[0]), "%s %s %s %d",
-		  r->cluster, r->method, r->path, r->status);
+		  r->cluster, r->method, path, r->status);
 }
 
 /* Makes r survive a crash before its batch is written: see audit_journal.h. */
