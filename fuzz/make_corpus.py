@@ -102,6 +102,19 @@ def rfc3339():
         write("rfc3339", "t%02d" % i, s)
 
 
+# ---------------------------------------------------------------- audit_cursor
+def audit_cursor():
+    cur = "%016x%016x" % (1767225600, 42)
+    for i, s in enumerate([
+            "", "limit=100", "cluster=lxd1&actor=token%3Aabcdef012345&status=5xx&limit=1000",
+            "status=404&since=2026-01-01T00:00:00Z&until=2026-01-02T00:00:00+02:00",
+            "actor=api-token%3Aci-bot&cursor=" + cur, cur, "cursor=" + cur.upper(),
+            "limit=0", "limit=1001", "status=6xx", "cluster=a%zz", "cluster=a%00b",
+            "cluster=a&cluster=b", "project=default", "since=2026-01-02T00:00:00Z&"
+            "until=2026-01-01T00:00:00Z", "cursor=" + "f" * 32, "actor=" + "a" * 200]):
+        write("audit_cursor", "q%02d" % i, s)
+
+
 # ---------------------------------------------------------------- router
 def router():
     paths = [(0, "/1.0"), (0, "/1.0/remote-cluster"), (0, "/1.0/remote-cluster/c1"),
@@ -985,6 +998,7 @@ if __name__ == "__main__":
     config_file()
     cert_pem()
     rfc3339()
+    audit_cursor()
     router()
     json_target()
     cluster_json()

@@ -38,6 +38,7 @@
 #define FWD_MAX_PATH 8192
 #define FWD_RESPONSE_TIMEOUT_MS (3600 * 1000) /* the manager's timeout is the real one */
 #define FWD_IDLE_TIMEOUT_MS (300 * 1000)	     /* upstream silent mid-body */
+#define FWD_REQUEST_ID_MAX 64 /* the manager's are 32 hex digits */
 
 struct fwd {
 	struct agent *ag;
@@ -55,6 +56,10 @@ struct fwd {
 	int responded;
 	int body_ended; /* the stream's request body is complete */
 	size_t unconsumed;
+	/* For the request's log line: the manager's id (X-Request-Id) and what happened. */
+	char request_id[FWD_REQUEST_ID_MAX + 1];
+	int status;
+	uint64_t bytes_in, bytes_out, start_ms;
 };
 
 /*
@@ -108,10 +113,35 @@ int forward_path_allowed(struct slice target, const char *const *prefixes, size_
 	return 0;
 }
 
+/*
+ * One line per forwarded request, when it is over, with the manager's
+ * request id: the same id is on the manager's line and audit row. The
+ * path goes without its query, which may carry secrets (LXD's operation
+ * websocket secrets), as on the manager's line.
+ */
+static void fwd_log(const struct fwd *f)
+{
+	char path[FWD_MAX_PATH];
+	struct log_field fl[] = {
+	    LOG_FSTR("request_id", f->request_id),
+	    LOG_FSTR("method", f->method),
+	    LOG_FSTR("path", path),
+	    LOG_FINT("status", f->status),
+	    LOG_FINT("bytes_in", f->bytes_in),
+	    LOG_FINT("bytes_out", f->bytes_out),
+	    LOG_FINT("duration_ms", uv_now(f->ag->loop) - f->start_ms),
+	};
+
+	snprintf(path, sizeof(path), "%.*s", (int)strcspn(f->path, "?"), f->path);
+	log_event(LOG_LEVEL_INFO, "forward", fl, sizeof(fl) / sizeof(fl[0]), "%s %s %d", f->method,
+		  path, f->status);
+}
+
 static void fwd_maybe_free(struct fwd *f)
 {
 	if (f->s || f->cl || f->piping)
 		return;
+	fwd_log(f);
 	buf_free(&f->head);
 	free(f);
 }
@@ -146,6 +176,7 @@ static void fwd_error(struct fwd *f, int status, const char *fmt, ...)
 	h[1] = (struct http_header){LIT("content-type"), LIT("application/json")};
 	body = envelope_error(status, msg, &len);
 	f->responded = 1;
+	f->status = status;
 	if (tunnel_h2_respond(f->s, h, 2, 1) == 0 && body)
 		tunnel_h2_stream_write(f->s, body, len);
 	free(body);
@@ -177,6 +208,7 @@ static void fwd_on_head(struct http_client *cl, const struct http_response_head 
 	has_body = strcmp(f->method, "HEAD") != 0 && h->status != 204 && h->status != 304 &&
 		   h->content_length != 0;
 	f->responded = 1;
+	f->status = h->status;
 	if (tunnel_h2_respond(f->s, out, n, has_body) < 0) {
 		http_client_cancel(cl);
 		f->cl = NULL;
@@ -191,6 +223,7 @@ static void fwd_on_body(struct http_client *cl, const char *data, size_t len)
 
 	if (f->s == NULL)
 		return;
+	f->bytes_out += len;
 	rc = tunnel_h2_stream_write(f->s, data, len);
 	if (rc == 0)
 		http_client_pause(cl);
@@ -227,8 +260,8 @@ static void fwd_pipe_done(void *arg, uint64_t to_stream, uint64_t to_conn)
 {
 	struct fwd *f = arg;
 
-	(void)to_stream;
-	(void)to_conn;
+	f->bytes_out += to_stream;
+	f->bytes_in += to_conn;
 	f->piping = 0;
 	fwd_maybe_free(f);
 }
@@ -260,6 +293,7 @@ static void fwd_on_upgrade(struct http_client *cl, const struct http_response_he
 		return;
 	}
 	f->responded = 1;
+	f->status = 101; /* as the manager records an upgrade */
 	if (tunnel_h2_respond(f->s, out, n, 1) < 0) {
 		conn_close(c);
 		tunnel_h2_stream_reset(f->s, NGHTTP2_INTERNAL_ERROR);
@@ -335,6 +369,7 @@ static void fwd_s_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_
 	struct fwd *f = tunnel_h2_stream_data(s);
 	int rc;
 
+	f->bytes_in += len;
 	if (!f->started)
 		fwd_start(f, f->content_length >= 0 ? f->content_length : -1);
 	if (f->cl == NULL) {
@@ -391,6 +426,21 @@ static const struct tunnel_h2_stream_callbacks fwd_stream_cbs = {
 	.on_close = fwd_s_on_close,
 };
 
+/* The manager's id of the request, if it is one a log line can carry. */
+static void fwd_request_id(struct fwd *f, const struct tunnel_h2_headers *h)
+{
+	struct slice id = tunnel_h2_header(h, LIT("x-request-id"));
+	size_t i;
+
+	if (id.len == 0 || id.len > FWD_REQUEST_ID_MAX)
+		return;
+	for (i = 0; i < id.len; i++)
+		if (id.base[i] <= 0x20 || id.base[i] >= 0x7f)
+			return;
+	memcpy(f->request_id, id.base, id.len);
+	f->request_id[id.len] = '\0';
+}
+
 /* Copies the headers LXD should see into f->head as name\0value\0 pairs. */
 static int fwd_copy_headers(struct fwd *f, const struct tunnel_h2_headers *h)
 {
@@ -435,6 +485,8 @@ void forward_request(struct agent *ag, struct tunnel_h2_stream *s, const struct 
 	f->ag = ag;
 	f->s = s;
 	f->content_length = -1;
+	f->start_ms = uv_now(ag->loop);
+	fwd_request_id(f, h);
 	buf_init(&f->head, TUNNEL_H2_MAX_HEADER_BYTES);
 	tunnel_h2_stream_set_callbacks(s, &fwd_stream_cbs, f);
 	if (method.len == 0 || method.len >= sizeof(f->method) || path.len == 0 ||

@@ -35,6 +35,7 @@ static void run_usage(FILE *out)
 	      "  --allow-path PREFIX  forward tunnelled requests under PREFIX (repeatable; the\n"
 	      "                       default list is /1.0 and /ui; giving one replaces it)\n"
 	      "  --debug              log debug messages\n"
+	      "  --log-format FORMAT  text (default) or json: one JSON object per line\n"
 	      "  -h, --help           this help\n",
 	      out);
 }
@@ -68,6 +69,15 @@ static int run_opt(void *state, int val, const char *arg)
 		break;
 	case 'C': /* read by config_file_merge */
 		break;
+	case 'L': {
+		enum log_format fmt;
+
+		if (log_format_parse(arg, &fmt) < 0)
+			return cmd_usage_error("run", "%s--log-format takes text or json",
+					       config_file_where(&run_config_file, arg));
+		log_set_format(fmt);
+		break;
+	}
 	case 'a':
 		if (forward_allow_add(p->ag, arg) < 0)
 			return cmd_usage_error("run",
@@ -88,7 +98,8 @@ static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, 
 	    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
 	    {"once", no_argument, NULL, 'o'},		{"debug", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},		{"allow-path", required_argument, NULL, 'a'},
-	    {CONFIG_FILE_OPTION, required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
+	    {CONFIG_FILE_OPTION, required_argument, NULL, 'C'}, {"log-format", required_argument, NULL, 'L'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct run_parse_out p = {ag, NULL};
 	int rc;

@@ -14,13 +14,16 @@
 
 #include <jansson.h>
 
+#include "common/duration.h"
+
 /* Longest duration accepted: about 100 years. */
-#define UTIL_DURATION_MAX ((int64_t)100 * 366 * 86400)
+#define UTIL_DURATION_MAX DURATION_MAX
 
 /*
  * Parses a positive duration made of one or more <digits><unit> parts, unit
  * s, m, h, d or w ("90s", "30m", "2h", "7d", "1h30m"). Stores seconds.
- * -EINVAL for anything else, zero, or more than UTIL_DURATION_MAX.
+ * -EINVAL for anything else, zero, or more than UTIL_DURATION_MAX. The
+ * parser is duration_parse (common/duration.h).
  */
 int util_parse_duration(const char *s, int64_t *secs);
 

@@ -46,3 +46,14 @@ int slice_to_int64(struct slice s, long long min, long long max, long long *out)
 	*out = v;
 	return 0;
 }
+
+int slice_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -40,5 +40,7 @@ int slice_starts_with(struct slice s, struct slice prefix);
 char *slice_dup(struct slice s);
 /* Parses a whole slice as a base-10 integer in [min, max]; 0 or -EINVAL. */
 int slice_to_int64(struct slice s, long long min, long long max, long long *out);
+/* The value of a hex digit (either case), or -1. */
+int slice_hexval(char c);
 
 #endif

@@ -30,6 +30,7 @@ static const struct http_hdr_entry http_hdr_table[] = {
     {LIT("X-Forwarded-For"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
     {LIT("X-Forwarded-Proto"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
     {LIT("X-Forwarded-Host"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
+    {LIT("X-Request-Id"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
 };
 
 /* Proxy-Connection, Proxy-Authorization, Proxy-Authenticate and any other Proxy-*. */
@@ -156,17 +157,6 @@ struct slice http_hdr_bearer(struct slice authorization)
 
 /* ---- the path rule ---- */
 
-static int http_hdr_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Checks the escape at p[i] ('%'); NULL when it is two hex digits that
  * decode to a byte allowed in a path, else the reason.
@@ -177,8 +167,8 @@ static const char *http_hdr_escape_bad(struct slice p, size_t i)
 
 	if (p.len - i < 3)
 		return "a truncated percent-encoding";
-	hi = http_hdr_hexval(p.base[i + 1]);
-	lo = http_hdr_hexval(p.base[i + 2]);
+	hi = slice_hexval(p.base[i + 1]);
+	lo = slice_hexval(p.base[i + 2]);
 	if (hi < 0 || lo < 0)
 		return "an invalid percent-encoding";
 	c = hi * 16 + lo;

@@ -50,7 +50,8 @@
 /*
  * Never sent to a cluster: the caller's credential for the manager
  * (Authorization) and what a client claims about where it came from
- * (Forwarded, X-Forwarded-For/-Proto/-Host; the manager sets them itself).
+ * (Forwarded, X-Forwarded-For/-Proto/-Host; the manager sets them itself),
+ * and X-Request-Id (the manager's own, the id of the request's audit row).
  * The manager's own lxcm_* cookies are removed cookie by cookie by the
  * proxies, not by name here.
  */
@@ -58,7 +59,8 @@
 /*
  * Never in a response to a user: the request-only claims above
  * (Forwarded, X-Forwarded-*) mean nothing in a response and are not passed
- * on. (A cluster's `session` cookie of tunnel v1 is kept server-side by
+ * on, nor a cluster's X-Request-Id (the manager answers with its own).
+ * (A cluster's `session` cookie of tunnel v1 is kept server-side by
  * tunnel_v1.c: a cookie name, not a header name.)
  */
 #define HTTP_HDR_NO_USER 0x10u

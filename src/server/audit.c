@@ -18,6 +18,7 @@
 struct audit_row {
 	char request_id[AUDIT_REQUEST_ID_LEN + 1];
 	char actor[AUDIT_ACTOR_MAX], cluster[64], method[16], path[512];
+	char actor_name[AUDIT_ACTOR_NAME_MAX], client[AUDIT_CLIENT_MAX];
 	int status;
 	int journal; /* the journal file that holds the row, or -1 */
 	int64_t at, bytes_in, bytes_out, duration_ms;
@@ -70,6 +71,8 @@ static struct store_audit audit_row_view(const struct audit_row *r)
 	return (struct store_audit){.request_id = r->request_id,
 				    .at = r->at,
 				    .actor = r->actor,
+				    .actor_name = r->actor_name[0] ? r->actor_name : NULL,
+				    .client = r->client[0] ? r->client : NULL,
 				    .cluster = r->cluster,
 				    .method = r->method,
 				    .path = r->path,
@@ -307,6 +310,47 @@ void audit_actor_of(const struct principal *p, char out[AUDIT_ACTOR_MAX])
 	snprintf(out, AUDIT_ACTOR_MAX, "%s", p ? p->id : "anonymous");
 }
 
+void audit_entry_principal(struct audit_entry *e, const struct principal *p)
+{
+	audit_actor_of(p, e->actor);
+	snprintf(e->actor_name, sizeof(e->actor_name), "%s", p ? p->name : "");
+}
+
+void audit_request_id(struct server *srv, char out[AUDIT_REQUEST_ID_LEN + 1])
+{
+	struct audit_log *log = srv->audit;
+
+	if (log == NULL) {
+		out[0] = '\0';
+		return;
+	}
+	snprintf(out, AUDIT_REQUEST_ID_LEN + 1, "%s%016llx", log->id_prefix,
+		 (unsigned long long)++log->seq);
+}
+
+/*
+ * The request's log line, from its row: the same id, actor and numbers.
+ * The path goes without its query, which may carry secrets (LXD's
+ * operation websocket secrets, values of a cluster's API) that have no
+ * place in log files; the row keeps it whole.
+ */
+static void audit_log_line(const struct audit_row *r)
+{
+	char path[sizeof(r->path)];
+	struct log_field f[] = {
+	    LOG_FSTR("request_id", r->request_id), LOG_FSTR("actor", r->actor),
+	    LOG_FSTR("actor_name", r->actor_name), LOG_FSTR("client", r->client),
+	    LOG_FSTR("cluster", r->cluster),	   LOG_FSTR("method", r->method),
+	    LOG_FSTR("path", path),		   LOG_FINT("status", r->status),
+	    LOG_FINT("bytes_in", r->bytes_in),	   LOG_FINT("bytes_out", r->bytes_out),
+	    LOG_FINT("duration_ms", r->duration_ms),
+	};
+
+	snprintf(path, sizeof(path), "%.*s", (int)strcspn(r->path, "?"), r->path);
+	log_event(LOG_LEVEL_INFO, "proxy", f, sizeof(f) / sizeof(f[0]), "%s %s %s %d",
+		  r->cluster, r->method, path, r->status);
+}
+
 /* Makes r survive a crash before its batch is written: see audit_journal.h. */
 static void audit_row_journal(struct audit_log *log, struct audit_row *r)
 {
@@ -322,15 +366,38 @@ static void audit_row_journal(struct audit_log *log, struct audit_row *r)
 	}
 }
 
-/* Appends one row to the waiting batch; schedules or starts its write. */
+/* The row of e, as it is logged and written. */
+static void audit_row_fill(struct server *srv, const struct audit_entry *e, struct audit_row *r)
+{
+	if (e->request_id != NULL && e->request_id[0] != '\0')
+		snprintf(r->request_id, sizeof(r->request_id), "%s", e->request_id);
+	else
+		audit_request_id(srv, r->request_id);
+	snprintf(r->actor, sizeof(r->actor), "%s", e->actor);
+	snprintf(r->actor_name, sizeof(r->actor_name), "%s", e->actor_name);
+	snprintf(r->client, sizeof(r->client), "%s", e->client ? e->client : "");
+	snprintf(r->cluster, sizeof(r->cluster), "%s", e->cluster ? e->cluster : "");
+	snprintf(r->method, sizeof(r->method), "%s", e->method ? e->method : "");
+	snprintf(r->path, sizeof(r->path), "%.*s", (int)sizeof(r->path) - 1, e->path ? e->path : "");
+	r->at = time_now();
+	r->status = e->status;
+	r->bytes_in = (int64_t)e->bytes_in;
+	r->bytes_out = (int64_t)e->bytes_out;
+	r->duration_ms = (int64_t)(uv_now(srv->loop) - e->start_ms);
+	r->journal = -1;
+}
+
+/* Logs the request, appends its row to the waiting batch, schedules or starts its write. */
 void audit_record(struct server *srv, const struct audit_entry *e)
 {
 	struct audit_log *log = srv->audit;
 	struct audit_batch *b;
-	struct audit_row *r;
+	struct audit_row row;
 
 	if (log == NULL)
 		return;
+	audit_row_fill(srv, e, &row);
+	audit_log_line(&row);
 	if (log->pending == NULL && (log->pending = audit_batch_new(log)) == NULL)
 		goto drop;
 	b = log->pending;
@@ -345,19 +412,8 @@ void audit_record(struct server *srv, const struct audit_entry *e)
 		b->rows = rows;
 		b->cap = cap;
 	}
-	r = &b->rows[b->n++];
-	snprintf(r->request_id, sizeof(r->request_id), "%s%016llx", log->id_prefix,
-		 (unsigned long long)++log->seq);
-	snprintf(r->actor, sizeof(r->actor), "%s", e->actor);
-	snprintf(r->cluster, sizeof(r->cluster), "%s", e->cluster ? e->cluster : "");
-	snprintf(r->method, sizeof(r->method), "%s", e->method ? e->method : "");
-	snprintf(r->path, sizeof(r->path), "%.*s", (int)sizeof(r->path) - 1, e->path ? e->path : "");
-	r->at = time_now();
-	r->status = e->status;
-	r->bytes_in = (int64_t)e->bytes_in;
-	r->bytes_out = (int64_t)e->bytes_out;
-	r->duration_ms = (int64_t)(uv_now(srv->loop) - e->start_ms);
-	audit_row_journal(log, r);
+	b->rows[b->n] = row;
+	audit_row_journal(log, &b->rows[b->n++]);
 	if (b->n >= AUDIT_BATCH_ROWS)
 		audit_start_write(log);
 	else if (!uv_is_active((uv_handle_t *)&log->timer))

@@ -25,6 +25,8 @@ struct server;
 struct principal;
 
 #define AUDIT_ACTOR_MAX 32
+#define AUDIT_ACTOR_NAME_MAX 96 /* PRINCIPAL_NAME_MAX */
+#define AUDIT_CLIENT_MAX 48	/* NET_ADDR_TEXT_MAX */
 #define AUDIT_REQUEST_ID_LEN 32 /* hex digits */
 #define AUDIT_FLUSH_MS 20
 #define AUDIT_BATCH_ROWS 256
@@ -35,6 +37,10 @@ struct audit_log;
 
 struct audit_entry {
 	char actor[AUDIT_ACTOR_MAX];
+	char actor_name[AUDIT_ACTOR_NAME_MAX]; /* "" when there is no principal */
+	/* From audit_request_id when the request was sent on with it; NULL: a new one. */
+	const char *request_id;
+	const char *client; /* the client's address, or NULL */
 	const char *cluster;
 	const char *method;
 	const char *path;
@@ -50,11 +56,24 @@ struct audit_entry {
  * or "anonymous". Never the secret, never read from a header.
  */
 void audit_actor_of(const struct principal *p, char out[AUDIT_ACTOR_MAX]);
+/* Fills e's actor (audit_actor_of) and actor_name (the principal's name, or ""). */
+void audit_entry_principal(struct audit_entry *e, const struct principal *p);
+/*
+ * A new request id (AUDIT_REQUEST_ID_LEN hex digits and a NUL): 16 random
+ * per process and a counter, so ids never repeat. The proxy sends it to the
+ * cluster (X-Request-Id) and gives it back in its audit_entry.
+ */
+void audit_request_id(struct server *srv, char out[AUDIT_REQUEST_ID_LEN + 1]);
 struct audit_log *audit_log_new(struct server *srv);
 /* Writes the rows still waiting, synchronously (the loop has stopped). */
 void audit_flush_sync(struct audit_log *log);
 /* Frees after the loop closed the timer (call before the final uv_run). */
 void audit_log_free(struct audit_log *log);
+/*
+ * Records the row of one request and logs its line (request id, actor,
+ * cluster, method, path, status, bytes each way, duration): the one place
+ * both are made, so they always agree.
+ */
 void audit_record(struct server *srv, const struct audit_entry *e);
 
 #endif

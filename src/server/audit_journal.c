@@ -14,7 +14,8 @@
 #define AJ_MAGIC 0x4c58414aU /* "LXAJ" */
 #define AJ_HEAD 12
 #define AJ_FIXED (4 * 8 + 4)
-#define AJ_STRINGS 5
+#define AJ_STRINGS 7    /* request_id, actor, cluster, method, path, actor_name, client */
+#define AJ_STRINGS_OLD 5 /* records written before actor_name and client end after path */
 #define AJ_NULL 0xffffU
 #define AJ_MAX_STRING 1024
 #define AJ_MAX_PAYLOAD (AJ_FIXED + AJ_STRINGS * (2 + AJ_MAX_STRING))
@@ -102,8 +103,8 @@ static uint8_t *aj_put(uint8_t *p, const void *v, size_t n)
 
 size_t audit_journal_encode(const struct store_audit *row, uint8_t *buf, size_t cap)
 {
-	const char *s[AJ_STRINGS] = {row->request_id, row->actor, row->cluster, row->method,
-				     row->path};
+	const char *s[AJ_STRINGS] = {row->request_id, row->actor,      row->cluster, row->method,
+				     row->path,	      row->actor_name, row->client};
 	size_t len[AJ_STRINGS], need = AJ_HEAD + AJ_FIXED;
 	int32_t status = row->status;
 	uint32_t head[3];
@@ -210,6 +211,10 @@ static int aj_decode(const uint8_t *p, size_t n, struct aj_row *r)
 	for (i = 0; i < AJ_STRINGS; i++) {
 		uint16_t l;
 
+		if (i == AJ_STRINGS_OLD && p == end) {
+			r->null[5] = r->null[6] = 1;
+			break;
+		}
 		if (end - p < 2)
 			return -EINVAL;
 		memcpy(&l, p, 2);
@@ -230,6 +235,8 @@ static int aj_decode(const uint8_t *p, size_t n, struct aj_row *r)
 	r->a.cluster = r->null[2] ? NULL : r->s[2];
 	r->a.method = r->null[3] ? NULL : r->s[3];
 	r->a.path = r->null[4] ? NULL : r->s[4];
+	r->a.actor_name = r->null[5] ? NULL : r->s[5];
+	r->a.client = r->null[6] ? NULL : r->s[6];
 	return 0;
 }
 

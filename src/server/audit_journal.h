@@ -14,10 +14,11 @@
  *
  * Record: magic, payload length and CRC-32 of the payload (12 bytes), then
  * the payload: at, bytes_in, bytes_out, duration_ms (int64), status (int32),
- * then request_id, actor, cluster, method, path, each as a uint16 length
- * (0xffff: NULL) and the bytes. Host byte order: the journal never leaves
- * the machine. Reading stops at the first record that does not check out
- * (a torn tail).
+ * then request_id, actor, cluster, method, path, actor_name, client, each
+ * as a uint16 length (0xffff: NULL) and the bytes; a record that ends after
+ * path (written before actor_name and client existed) has both NULL. Host
+ * byte order: the journal never leaves the machine. Reading stops at the
+ * first record that does not check out (a torn tail).
  */
 #ifndef LXCM_AUDIT_JOURNAL_H
 #define LXCM_AUDIT_JOURNAL_H

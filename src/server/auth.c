@@ -86,7 +86,8 @@ static void auth_audit_refusal(struct server *srv, struct http_request *req,
 	char cluster[64] = "", method[16], path[512];
 
 	memset(&e, 0, sizeof(e));
-	snprintf(e.actor, sizeof(e.actor), "%s", p->id);
+	audit_entry_principal(&e, p);
+	e.client = req->peer_addr;
 	snprintf(method, sizeof(method), "%.*s", (int)req->method.len, req->method.base);
 	if (auth_is_tunnel(req)) {
 		/* As the proxy writes it: the cluster, and the path the cluster sees. */

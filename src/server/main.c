@@ -12,10 +12,12 @@
 
 #include "common/cert.h"
 #include "common/config_file.h"
+#include "common/duration.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "net/tls.h"
 #include "server/audit.h"
+#include "server/audit_retention.h"
 #include "server/enrolled.h"
 #include "net/stream_pipe.h"
 #include "server/server.h"
@@ -78,6 +80,9 @@ static void usage(FILE *f)
 	      "                                  client's; on both listeners. A header from any\n"
 	      "                                  other source is refused (repeatable; default:\n"
 	      "                                  none, no header is read)\n"
+	      "  --audit-retention DURATION      prune audit rows older than this: 90s, 15m, 12h,\n"
+	      "                                  7d, 2w or 1d12h (default 90d; 0 keeps all)\n"
+	      "  --log-format text|json          log lines as text (default) or JSON objects\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -158,6 +163,8 @@ enum {
 	OPT_PROXY_PROTOCOL_FROM,
 	OPT_STORE_THREADS,
 	OPT_DB_PASSWORD_FILE,
+	OPT_AUDIT_RETENTION,
+	OPT_LOG_FORMAT,
 	OPT_CONFIG,
 	OPT_VERSION,
 	OPT_HELP,
@@ -190,6 +197,8 @@ static const struct option long_opts[] = {
 	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
 	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
 	{"db-password-file", required_argument, NULL, OPT_DB_PASSWORD_FILE},
+	{"audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION},
+	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -218,6 +227,26 @@ static int parse_log_level(const char *s)
 	else
 		return -EINVAL;
 	return 0;
+}
+
+static int parse_log_format(const char *s)
+{
+	enum log_format f;
+
+	if (log_format_parse(s, &f) != 0)
+		return -EINVAL;
+	log_set_format(f);
+	return 0;
+}
+
+/* A duration (90d, 12h, ...), or 0 to keep every row. */
+static int parse_retention(const char *s, int64_t *out)
+{
+	if (strcmp(s, "0") == 0) {
+		*out = 0;
+		return 0;
+	}
+	return duration_parse(slice_cstr(s), out);
 }
 
 /* The --config file; cfg's strings point into it, so it lives as long as the process. */
@@ -261,6 +290,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
 	cfg->store_threads = STORE_THREADS_DEFAULT;
+	cfg->audit_retention_s = AUDIT_RETENTION_DEFAULT_S;
 	if (config_file_merge(&server_config_file, argc, argv, "h", long_opts) < 0) {
 		fprintf(stderr, "lxcm-server: %s\n", server_config_file.err);
 		return -1;
@@ -336,6 +366,8 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			rc = parse_num(optarg, 1, STORE_THREADS_MAX, &n);
 			cfg->store_threads = (unsigned)n;
 			break;
+		case OPT_AUDIT_RETENTION: rc = parse_retention(optarg, &cfg->audit_retention_s); break;
+		case OPT_LOG_FORMAT: rc = parse_log_format(optarg); break;
 		case OPT_CONFIG: break; /* read by config_file_merge */
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
@@ -578,6 +610,7 @@ int main(int argc, char **argv)
 	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
 	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
 		return 1;
+	srv.audit_retention = audit_retention_start(&srv);
 	uv_signal_init(srv.loop, &sig_int);
 	uv_signal_init(srv.loop, &sig_term);
 	sig_int.data = sig_term.data = &srv;
@@ -596,6 +629,7 @@ int main(int argc, char **argv)
 	 * its end and is answered now, while what its callbacks touch exists.
 	 */
 	store_workers_stop(srv.store);
+	audit_retention_free(srv.audit_retention);
 	changes_stop(&srv);
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);

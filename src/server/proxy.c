@@ -64,6 +64,10 @@ struct proxy {
 	uint64_t start_ms;
 	int status;
 	char actor[AUDIT_ACTOR_MAX];
+	char actor_name[AUDIT_ACTOR_NAME_MAX];
+	char client[AUDIT_CLIENT_MAX];
+	/* Sent to the cluster as X-Request-Id, and the audit row's and log line's id. */
+	char request_id[AUDIT_REQUEST_ID_LEN + 1];
 };
 
 static void proxy_maybe_free(struct proxy *p);
@@ -86,6 +90,9 @@ static void proxy_audit(struct proxy *p)
 	p->audited = 1;
 	memset(&e, 0, sizeof(e));
 	memcpy(e.actor, p->actor, sizeof(e.actor));
+	memcpy(e.actor_name, p->actor_name, sizeof(e.actor_name));
+	e.request_id = p->request_id;
+	e.client = p->client;
 	e.cluster = p->cluster;
 	e.method = p->method;
 	e.path = p->path;
@@ -178,6 +185,9 @@ static void proxy_on_head(struct upstream *up, int status, const struct http_hea
 			continue;
 		out[m++] = h[i];
 	}
+	/* The user can quote it to find the request's audit row and log lines. */
+	if (m < UPSTREAM_MAX_HEADERS && p->request_id[0])
+		out[m++] = (struct http_header){LIT("X-Request-Id"), slice_cstr(p->request_id)};
 	p->responded = 1;
 	p->resp_clen = clen;
 	/* A head that is the whole response (no body): its row goes first. */
@@ -515,6 +525,9 @@ static int proxy_build_head(struct proxy *p, struct http_request *req, struct pr
 	if (ph->cookies.len)
 		rc |= proxy_add(ph, LIT("cookie"), slice_make(ph->cookies.data, ph->cookies.len));
 	rc |= proxy_add_forwarding(ph, req, host);
+	/* The id of the audit row and log line; the agent logs it too. */
+	if (p->request_id[0])
+		rc |= proxy_add(ph, LIT("x-request-id"), slice_cstr(p->request_id));
 	rq->path = slice_make(ph->path, (size_t)n);
 	rq->authority = host.base ? host : SLICE_NULL;
 	rq->h = ph->h;
@@ -657,6 +670,13 @@ static int proxy_check_websocket(struct proxy *p, struct http_request *req)
 	return -1;
 }
 
+/* The principal's id and name, for the audit row and the log line. */
+static void proxy_who(struct proxy *p, const struct principal *who)
+{
+	audit_actor_of(who, p->actor);
+	snprintf(p->actor_name, sizeof(p->actor_name), "%s", who ? who->name : "");
+}
+
 static struct proxy *proxy_new(struct server *srv, struct http_request *req, const char *name)
 {
 	struct proxy *p = calloc(1, sizeof(*p));
@@ -669,6 +689,8 @@ static struct proxy *proxy_new(struct server *srv, struct http_request *req, con
 	p->resp_clen = -1;
 	snprintf(p->cluster, sizeof(p->cluster), "%s", name);
 	snprintf(p->method, sizeof(p->method), "%.*s", (int)req->method.len, req->method.base);
+	snprintf(p->client, sizeof(p->client), "%s", req->peer_addr ? req->peer_addr : "");
+	audit_request_id(srv, p->request_id);
 	return p;
 }
 
@@ -727,7 +749,7 @@ void proxy_handle(struct http_request *req)
 		http_respond_error(req, 500, "out of memory");
 		goto out_free;
 	}
-	audit_actor_of(principal_of(req), p->actor);
+	proxy_who(p, principal_of(req));
 	p->websocket = rq.websocket;
 	if (p->websocket && proxy_check_websocket(p, req) != 0)
 		goto out_free;

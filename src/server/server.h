@@ -56,6 +56,7 @@ struct server_config {
 	struct net_cidr proxy_protocol_from[SERVER_MAX_PROXY_PROTOCOL_FROM];
 	size_t nproxy_protocol_from;
 	unsigned store_threads; /* --store-threads: the store's worker threads */
+	int64_t audit_retention_s; /* --audit-retention: rows older are pruned; 0 keeps all */
 };
 
 struct enrolled;
@@ -74,6 +75,7 @@ struct server {
 	struct ratelimit *join_limit;
 	struct tunnels *tunnels;
 	struct audit_log *audit;
+	struct audit_retention *audit_retention; /* audit_retention.c */
 	struct enrolled *enrolled; /* fingerprints of enrolled clusters (TLS sessions) */
 	struct tunnel_h2_config tunnel_cfg;
 	char replica[128];
@@ -125,6 +127,8 @@ json_t *cluster_to_json_live(struct server *srv, const struct store_cluster *c);
 
 /* The tunnel proxy route handler (proxy.c). */
 void proxy_handle(struct http_request *req);
+/* GET /1.0/audit (api_audit.c). */
+void api_audit_get(struct http_request *req);
 
 /* Common handler helpers (handlers.c). */
 /* Parses the buffered body as a JSON object, answering 400 itself on failure. */

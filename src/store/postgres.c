@@ -319,7 +319,10 @@ static int pg_exec(struct store_conn *c, enum store_sql id, const struct store_v
 	if (nargs > PG_MAX_ARGS)
 		return pg_err(c, "too many values", NULL);
 	for (size_t i = 0; i < nargs; i++) {
-		types[i] = 0; /* NULL: let the server infer */
+		/* A NULL is a text NULL: SV_TEXT(NULL) is how the rules write one
+		 * (every integer they bind is a value), and "?1 IS NULL OR x = ?1"
+		 * needs a type before PostgreSQL reaches the comparison. */
+		types[i] = PG_OID_TEXT;
 		vals[i] = NULL;
 		if (args[i].type == STORE_INT) {
 			snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)args[i].i);

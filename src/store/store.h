@@ -91,7 +91,9 @@ struct store_tunnel_owner {
 struct store_audit {
 	const char *request_id; /* unique; a row with a known id is ignored */
 	int64_t at;
-	const char *actor;
+	const char *actor;	/* the principal's stable id ("token:" + 12 hex digits) */
+	const char *actor_name; /* its name for people ("api-token:ci-bot"), or NULL */
+	const char *client;	/* the client's address, or NULL */
 	const char *cluster;
 	const char *method;
 	const char *path;
@@ -246,5 +248,48 @@ int store_audit_append(struct store *s, const struct store_audit *a);
  */
 int store_audit_append_many(struct store *s, const struct store_audit *a, size_t n);
 int store_audit_count(struct store *s, int64_t *count);
+
+/*
+ * Reading the log (migration 006): which rows store_audit_query returns.
+ * Rows come newest first, ordered by (at, id) descending; a page after
+ * another starts strictly after the last row it returned (keyset
+ * pagination: rows added meanwhile never shift a page), given by
+ * after_at/after_id.
+ */
+#define STORE_AUDIT_QUERY_MAX 1000 /* rows per query */
+struct store_audit_filter {
+	const char *cluster; /* the cluster's name; NULL: any */
+	const char *actor;   /* the actor (stable id) or the actor's name; NULL: any */
+	const char *owner;   /* only rows whose actor is this id (a viewer's own); NULL: any */
+	int status_min, status_max; /* both inclusive; 0 and 999 for any */
+	int64_t since, until;	    /* at in [since, until]; 0 and INT64_MAX for any */
+	int has_after;		    /* 1: only rows before (after_at, after_id) */
+	int64_t after_at, after_id;
+	size_t limit; /* 1..STORE_AUDIT_QUERY_MAX */
+};
+
+struct store_audit_row {
+	int64_t id; /* the row's key: with at, the position of a page's end */
+	int64_t at;
+	char *request_id, *actor, *actor_name, *client, *cluster, *method, *path; /* may be NULL */
+	int status;
+	int64_t bytes_in, bytes_out, duration_ms;
+};
+
+/*
+ * The rows f selects, at most f->limit, into a malloc'd *out of *n rows
+ * (free with store_audit_rows_free). -EINVAL for a limit out of range or
+ * an empty status range.
+ */
+int store_audit_query(struct store *s, const struct store_audit_filter *f,
+		      struct store_audit_row **out, size_t *n);
+void store_audit_rows_free(struct store_audit_row *rows, size_t n);
+/*
+ * Deletes at most max rows older than before (at < before), oldest first,
+ * in one short statement, so that a prune of millions of rows is many small
+ * steps between which other work runs. *deleted gets the number deleted:
+ * fewer than max means nothing older is left.
+ */
+int store_audit_prune(struct store *s, int64_t before, size_t max, int64_t *deleted);
 
 #endif

@@ -89,9 +89,25 @@ enum store_sql {
 	/* Audit log (store_audit.c). */
 	STORE_SQL_AUDIT_SEEN, /* (request_id) -> a row when a row has that id */
 	/* (int at, actor, cluster, method, path, int status, int bytes_in,
-	 * int bytes_out, int duration_ms, request_id) */
+	 * int bytes_out, int duration_ms, request_id, actor_name, client) */
 	STORE_SQL_AUDIT_INSERT,
 	STORE_SQL_AUDIT_COUNT, /* -> number of rows */
+	/*
+	 * Reading the log (store_audit_query), all with the same values:
+	 * (cluster, actor or actor name, owner, int status_min, int status_max,
+	 * int since, int until, int after_at, int after_id, int limit); a NULL
+	 * text matches any row. -> id, at, request_id, actor, actor_name,
+	 * client, cluster, method, path, status, bytes_in, bytes_out,
+	 * duration_ms; newest first by (at, id), rows with (at, id) below
+	 * (after_at, after_id) only. The variants differ only in the filter
+	 * they lead with, which a backend may use to pick an index: none
+	 * (time), cluster, actor (stable id or name), owner (stable id).
+	 */
+	STORE_SQL_AUDIT_QUERY,
+	STORE_SQL_AUDIT_QUERY_CLUSTER,
+	STORE_SQL_AUDIT_QUERY_ACTOR,
+	STORE_SQL_AUDIT_QUERY_OWNER,
+	STORE_SQL_AUDIT_PRUNE, /* (int before, int max): up to max rows with at < before, oldest first */
 
 	/* Copying a whole store to another (store_copy.c, migrate-db). Each
 	 * READ gives the table's rows by id with every column, in the order

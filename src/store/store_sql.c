@@ -19,6 +19,23 @@
 	"  WHERE cluster_id = c.id AND key = 'memory_threshold'), 80)," \
 	" s.updated_at, s.body" \
 	" FROM clusters c LEFT JOIN cluster_status s ON s.cluster_id = c.id"
+/*
+ * Reading the audit log: the shared column list and conditions of the
+ * four variants, which lead with a different equality so that the
+ * database walks the index named in migration 006 in the order of the
+ * ORDER BY and stops after LIMIT rows (a "?1 IS NULL OR" term cannot use
+ * an index).
+ */
+#define STORE_SQL_AUDIT_SELECT \
+	"SELECT id, at, request_id, actor, actor_name, client, cluster, method, path," \
+	" status, bytes_in, bytes_out, duration_ms FROM audit_log WHERE "
+#define STORE_SQL_AUDIT_WHERE \
+	" (?1 IS NULL OR cluster = ?1)" \
+	" AND (?2 IS NULL OR actor = ?2 OR actor_name = ?2)" \
+	" AND (?3 IS NULL OR actor = ?3)" \
+	" AND status BETWEEN ?4 AND ?5 AND at BETWEEN ?6 AND ?7" \
+	" AND (at, id) < (?8, ?9)" \
+	" ORDER BY at DESC, id DESC LIMIT ?10"
 /* clang-format on */
 
 const char *const store_sql_text[STORE_SQL__COUNT] = {
@@ -97,9 +114,18 @@ const char *const store_sql_text[STORE_SQL__COUNT] = {
 
     [STORE_SQL_AUDIT_SEEN] = "SELECT 1 FROM audit_log WHERE request_id = ?1",
     [STORE_SQL_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, cluster, method, path,"
-			       " status, bytes_in, bytes_out, duration_ms, request_id)"
-			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			       " status, bytes_in, bytes_out, duration_ms, request_id,"
+			       " actor_name, client)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [STORE_SQL_AUDIT_COUNT] = "SELECT COUNT(*) FROM audit_log",
+    [STORE_SQL_AUDIT_QUERY] = STORE_SQL_AUDIT_SELECT STORE_SQL_AUDIT_WHERE,
+    [STORE_SQL_AUDIT_QUERY_CLUSTER] =
+	STORE_SQL_AUDIT_SELECT "cluster = ?1 AND" STORE_SQL_AUDIT_WHERE,
+    [STORE_SQL_AUDIT_QUERY_ACTOR] =
+	STORE_SQL_AUDIT_SELECT "(actor = ?2 OR actor_name = ?2) AND" STORE_SQL_AUDIT_WHERE,
+    [STORE_SQL_AUDIT_QUERY_OWNER] = STORE_SQL_AUDIT_SELECT "actor = ?3 AND" STORE_SQL_AUDIT_WHERE,
+    [STORE_SQL_AUDIT_PRUNE] = "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
+			      " WHERE at < ?1 ORDER BY at LIMIT ?2)",
 
     [STORE_SQL_COPY_HAS_DATA] = "SELECT 1 FROM clusters UNION ALL SELECT 1 FROM join_tokens"
 				" UNION ALL SELECT 1 FROM api_tokens UNION ALL SELECT 1 FROM audit_log"
@@ -127,9 +153,11 @@ const char *const store_sql_text[STORE_SQL__COUNT] = {
     [STORE_SQL_COPY_WRITE_API_TOKENS] = "INSERT INTO api_tokens (id, name, hash, created_at, role)"
 					" VALUES (?1, ?2, ?3, ?4, ?5)",
     [STORE_SQL_COPY_READ_AUDIT] = "SELECT id, at, actor, cluster, method, path, status, bytes_in,"
-				  " bytes_out, duration_ms, request_id FROM audit_log ORDER BY id",
+				  " bytes_out, duration_ms, request_id, actor_name, client"
+				  " FROM audit_log ORDER BY id",
     [STORE_SQL_COPY_WRITE_AUDIT] = "INSERT INTO audit_log (id, at, actor, cluster, method, path,"
-				   " status, bytes_in, bytes_out, duration_ms, request_id)"
-				   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+				   " status, bytes_in, bytes_out, duration_ms, request_id,"
+				   " actor_name, client)"
+				   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [STORE_SQL_COPY_RESEED] = "SELECT 1",
 };

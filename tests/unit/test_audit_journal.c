@@ -177,9 +177,72 @@ static void test_torn_and_hostile(void **state)
 	assert_int_equal(audit_journal_encode(&a, buf, 20), 0);
 }
 
+/* CRC-32 (IEEE), bit by bit: the journal's record checksum, to forge an old record. */
+static uint32_t crc32_ieee(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+	}
+	return c ^ 0xffffffffu;
+}
+
+/*
+ * Records from before actor_name and client (five strings) still replay,
+ * with both NULL; new records carry them into the database.
+ */
+static void test_old_and_new_records(void **state)
+{
+	struct fixture *f = *state;
+	struct store_audit a = row("id-old", "/old"), b = row("id-new", "/new");
+	struct store_audit_filter q = {.status_max = 999, .until = INT64_MAX, .limit = 10};
+	struct store_audit_row *rows = NULL;
+	uint8_t buf[4096];
+	uint32_t head[3];
+	struct audit_journal *j;
+	size_t n = 0;
+
+	/* The old layout is the new one without the last two (NULL) strings. */
+	n = audit_journal_encode(&a, buf, sizeof(buf));
+	assert_true(n > 16);
+	n -= 4;
+	head[0] = 0x4c58414aU;
+	head[1] = (uint32_t)(n - 12);
+	head[2] = crc32_ieee(buf + 12, n - 12);
+	memcpy(buf, head, sizeof(head));
+	j = audit_journal_open(f->dir);
+	assert_non_null(j);
+	audit_journal_close(j);
+	append_raw(f, 0, buf, n);
+	b.actor_name = "api-token:ci-bot";
+	b.client = "192.0.2.7";
+	n = audit_journal_encode(&b, buf, sizeof(buf));
+	append_raw(f, 1, buf, n);
+	j = audit_journal_open(f->dir);
+	assert_int_equal(audit_journal_replay(j, f->s), 2);
+	audit_journal_close(j);
+	assert_int_equal(store_audit_query(f->s, &q, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(rows[i].request_id, "id-old") == 0) {
+			assert_null(rows[i].actor_name);
+			assert_null(rows[i].client);
+			assert_string_equal(rows[i].path, "/old");
+		} else {
+			assert_string_equal(rows[i].actor_name, "api-token:ci-bot");
+			assert_string_equal(rows[i].client, "192.0.2.7");
+		}
+	}
+	store_audit_rows_free(rows, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_old_and_new_records, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_append_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_torn_and_hostile, setup, teardown),
 	};

@@ -67,6 +67,16 @@ static void test_hop_masks(void **state)
 	assert_true(HTTP_HDR_DROP_CLI_REQUEST & http_hdr_flags(LIT("Authorization")));
 }
 
+/* A client's X-Request-Id never reaches a cluster, nor a cluster's the user: the manager's does. */
+static void test_request_id(void **state)
+{
+	(void)state;
+	assert_true(HTTP_HDR_DROP_TO_CLUSTER & http_hdr_flags(LIT("x-request-id")));
+	assert_true(HTTP_HDR_DROP_TO_USER & http_hdr_flags(LIT("X-Request-ID")));
+	/* The agent hands the manager's on to LXD. */
+	assert_false(HTTP_HDR_DROP_AGENT & http_hdr_flags(LIT("X-Request-Id")));
+}
+
 static int toks(const char *list, const char *const *want, size_t nwant)
 {
 	struct slice l = slice_cstr(list), t;
@@ -367,7 +377,7 @@ int main(void)
 	    cmocka_unit_test(test_bearer),	   cmocka_unit_test(test_manager_cookies),
 	    cmocka_unit_test(test_path_accepted),  cmocka_unit_test(test_path_refused),
 	    cmocka_unit_test(test_path_tail),	   cmocka_unit_test(test_path_of_target),
-	    cmocka_unit_test(test_base64_vectors),
+	    cmocka_unit_test(test_base64_vectors), cmocka_unit_test(test_request_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

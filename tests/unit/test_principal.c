@@ -152,6 +152,7 @@ static void test_api_route_access(void **state)
 		{"POST", "/1.0/remote-cluster-join-token", PRINCIPAL_ACCESS_ADMIN},
 		{"GET", "/1.0/remote-cluster-join-token", PRINCIPAL_ACCESS_VIEWER},
 		{"DELETE", "/1.0/remote-cluster-join-token/{name}", PRINCIPAL_ACCESS_ADMIN},
+		{"GET", "/1.0/audit", PRINCIPAL_ACCESS_VIEWER}, /* a viewer sees its own rows */
 		{NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", PRINCIPAL_ACCESS_TUNNEL},
 	};
 	size_t i, k, found;

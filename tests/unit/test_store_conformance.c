@@ -30,6 +30,7 @@
 #include <libpq-fe.h>
 #include <uv.h>
 
+#include "common/slice.h"
 #include "store/store.h"
 #include "store/store_async.h"
 #include "store/store_feed.h"
@@ -821,6 +822,211 @@ static void test_audit(void **state)
 	assert_int_equal(count, 6);
 }
 
+/* ---- reading the audit log ---- */
+
+/* A filter that selects everything, newest first, limit rows. */
+static struct store_audit_filter audit_all(size_t limit)
+{
+	return (struct store_audit_filter){.status_max = 999, .until = INT64_MAX, .limit = limit};
+}
+
+/* Appends one row: at, actor, its name, cluster, status; its request id is "r<i>". */
+static void audit_add(struct fixture *f, int i, int64_t at, const char *actor, const char *name,
+		      const char *cluster, int status)
+{
+	char id[16];
+	struct store_audit a = {.request_id = id,
+				.at = at,
+				.actor = actor,
+				.actor_name = name,
+				.client = "192.0.2.1",
+				.cluster = cluster,
+				.method = "GET",
+				.path = "/1.0",
+				.status = status,
+				.bytes_in = i,
+				.bytes_out = 2 * i,
+				.duration_ms = 3};
+
+	assert_true((size_t)snprintf(id, sizeof(id), "r%d", i) < sizeof(id));
+	assert_int_equal(store_audit_append(f->s, &a), 0);
+}
+
+/* The request ids of what q selects, newest first, as "r3 r2 r1". */
+static void audit_expect(struct fixture *f, const struct store_audit_filter *q, const char *want)
+{
+	struct store_audit_row *rows = NULL;
+	char got[512] = "";
+	size_t n = 0, used = 0;
+
+	assert_int_equal(store_audit_query(f->s, q, &rows, &n), 0);
+	for (size_t i = 0; i < n; i++) {
+		int k = snprintf(got + used, sizeof(got) - used, "%s%s", i ? " " : "",
+				 rows[i].request_id ? rows[i].request_id : "-");
+		assert_true(k > 0 && (size_t)k < sizeof(got) - used);
+		used += (size_t)k;
+	}
+	store_audit_rows_free(rows, n);
+	assert_string_equal(got, want);
+}
+
+/* Every filter, alone and together, newest first with equal times ordered by insertion. */
+static void test_audit_query_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct store_audit_filter q = audit_all(100);
+	struct store_audit_row *rows = NULL;
+	size_t n = 0;
+
+	audit_add(f, 1, NOW, "token:aaaaaaaaaaaa", "api-token:a", "c1", 200);
+	audit_add(f, 2, NOW + 1, "token:bbbbbbbbbbbb", "api-token:b", "c1", 404);
+	audit_add(f, 3, NOW + 1, "token:aaaaaaaaaaaa", "api-token:a", "c2", 503);
+	audit_add(f, 4, NOW + 2, "token:bbbbbbbbbbbb", NULL, "c2", 500);
+	audit_add(f, 5, NOW + 3, "anonymous", NULL, "c1", 201);
+	audit_expect(f, &q, "r5 r4 r3 r2 r1");
+	q.cluster = "c1";
+	audit_expect(f, &q, "r5 r2 r1");
+	q = audit_all(100);
+	q.actor = "token:aaaaaaaaaaaa";
+	audit_expect(f, &q, "r3 r1");
+	q.actor = "api-token:b"; /* by name: r4 has none */
+	audit_expect(f, &q, "r2");
+	q = audit_all(100);
+	q.status_min = 500;
+	q.status_max = 599;
+	audit_expect(f, &q, "r4 r3");
+	q.status_min = q.status_max = 404;
+	audit_expect(f, &q, "r2");
+	q = audit_all(100);
+	q.since = NOW + 1;
+	q.until = NOW + 2;
+	audit_expect(f, &q, "r4 r3 r2");
+	q = audit_all(100);
+	q.owner = "token:bbbbbbbbbbbb";
+	audit_expect(f, &q, "r4 r2");
+	q.actor = "token:aaaaaaaaaaaa"; /* an owner sees nobody else's rows */
+	audit_expect(f, &q, "");
+	q = audit_all(100);
+	q.cluster = "c2";
+	q.actor = "token:bbbbbbbbbbbb";
+	q.status_min = 500;
+	q.status_max = 599;
+	q.since = NOW;
+	audit_expect(f, &q, "r4");
+	q = audit_all(2);
+	audit_expect(f, &q, "r5 r4");
+	/* Every column comes back. */
+	q = audit_all(1);
+	q.actor = "api-token:a";
+	assert_int_equal(store_audit_query(f->s, &q, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].request_id, "r3");
+	assert_int_equal(rows[0].at, NOW + 1);
+	assert_string_equal(rows[0].actor, "token:aaaaaaaaaaaa");
+	assert_string_equal(rows[0].actor_name, "api-token:a");
+	assert_string_equal(rows[0].client, "192.0.2.1");
+	assert_string_equal(rows[0].cluster, "c2");
+	assert_string_equal(rows[0].method, "GET");
+	assert_string_equal(rows[0].path, "/1.0");
+	assert_int_equal(rows[0].status, 503);
+	assert_int_equal(rows[0].bytes_in, 3);
+	assert_int_equal(rows[0].bytes_out, 6);
+	assert_int_equal(rows[0].duration_ms, 3);
+	store_audit_rows_free(rows, n);
+	store_audit_rows_free(NULL, 0);
+	/* Out of range. */
+	q = audit_all(0);
+	assert_int_equal(store_audit_query(f->s, &q, &rows, &n), -EINVAL);
+	q = audit_all(STORE_AUDIT_QUERY_MAX + 1);
+	assert_int_equal(store_audit_query(f->s, &q, &rows, &n), -EINVAL);
+	q = audit_all(STORE_AUDIT_QUERY_MAX);
+	q.status_min = 600;
+	q.status_max = 500;
+	assert_int_equal(store_audit_query(f->s, &q, &rows, &n), -EINVAL);
+	assert_null(rows);
+	assert_int_equal(n, 0);
+}
+
+/*
+ * Keyset pages: paging through every filter variant with rows added
+ * between pages (newer ones, and an older one, as a journal replay writes)
+ * returns each row that was there at the start exactly once, in order.
+ */
+static void test_audit_query_pages(void **state)
+{
+	static const char *const clusters[] = {NULL, "c0"};
+	struct fixture *f = *state;
+	int seen[300], extra = 200;
+
+	for (int i = 0; i < 120; i++)
+		audit_add(f, i, NOW + i / 7, i % 3 ? "token:aaaaaaaaaaaa" : "token:bbbbbbbbbbbb",
+			  "api-token:a", i % 2 ? "c1" : "c0", 200);
+	for (size_t v = 0; v < sizeof(clusters) / sizeof(clusters[0]); v++) {
+		struct store_audit_filter q = audit_all(7);
+		int64_t last_at = INT64_MAX, last_id = INT64_MAX;
+		int pages = 0, first_new = extra; /* rows from here on come while paging */
+		size_t n;
+
+		memset(seen, 0, sizeof(seen));
+		q.cluster = clusters[v];
+		do {
+			struct store_audit_row *rows = NULL;
+
+			assert_int_equal(store_audit_query(f->s, &q, &rows, &n), 0);
+			for (size_t i = 0; i < n; i++) {
+				long long k = -1;
+
+				assert_int_equal(slice_to_int64(slice_cstr(rows[i].request_id + 1),
+								0, 299, &k),
+						 0);
+				assert_true(rows[i].at < last_at ||
+					    (rows[i].at == last_at && rows[i].id < last_id));
+				last_at = rows[i].at;
+				last_id = rows[i].id;
+				/* Rows added meanwhile show only if older than the page's end. */
+				assert_true(k < 120 || k < first_new || rows[i].at == NOW - 1000);
+				assert_int_equal(seen[k], 0);
+				seen[k] = 1;
+			}
+			if (n > 0) {
+				q.has_after = 1;
+				q.after_at = rows[n - 1].at;
+				q.after_id = rows[n - 1].id;
+			}
+			store_audit_rows_free(rows, n);
+			/* Rows arrive while we page: a newer one, and one with an old time. */
+			assert_true(extra < 298);
+			audit_add(f, extra++, NOW + 1000, "token:aaaaaaaaaaaa", NULL, "c0", 200);
+			audit_add(f, extra++, NOW - 1000, "token:aaaaaaaaaaaa", NULL, "c0", 200);
+			pages++;
+		} while (n == q.limit);
+		for (int i = 0; i < 120; i++)
+			assert_int_equal(seen[i], clusters[v] == NULL || i % 2 == 0);
+		assert_true(pages > 2);
+	}
+}
+
+/* Pruning takes the oldest rows first, at most max per call, and nothing newer. */
+static void test_audit_prune(void **state)
+{
+	struct fixture *f = *state;
+	int64_t deleted = -1, count = -1;
+
+	for (int i = 0; i < 10; i++)
+		audit_add(f, i, NOW + i, "token:aaaaaaaaaaaa", NULL, "c", 200);
+	assert_int_equal(store_audit_prune(f->s, NOW + 7, 4, &deleted), 0);
+	assert_int_equal(deleted, 4);
+	assert_int_equal(store_audit_prune(f->s, NOW + 7, 4, &deleted), 0);
+	assert_int_equal(deleted, 3); /* fewer than max: nothing older is left */
+	assert_int_equal(store_audit_prune(f->s, NOW + 7, 4, &deleted), 0);
+	assert_int_equal(deleted, 0);
+	assert_int_equal(store_audit_count(f->s, &count), 0);
+	assert_int_equal(count, 3);
+	struct store_audit_filter q = audit_all(10);
+	audit_expect(f, &q, "r9 r8 r7");
+	assert_int_equal(store_audit_prune(f->s, NOW, 0, &deleted), -EINVAL);
+}
+
 /* ---- the change feed ---- */
 
 #define MAX_EVENTS 32
@@ -1370,6 +1576,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_api_token_roles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tunnels, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_query_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_query_pages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_from_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed_between_stores, setup, teardown),
