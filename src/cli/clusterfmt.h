@@ -19,7 +19,7 @@ void clusterfmt_memory(json_t *c, char *out, size_t len);
 void clusterfmt_storage(json_t *c, char *out, size_t len);
 /* The integer field key, or "-". */
 void clusterfmt_count(json_t *c, const char *key, char *out, size_t len);
-/* "yes" / "no" from tunnel_registered. */
+/* "yes" / "no" from tunnel_registered, with tunnel.transport when known: "yes (direct)". */
 const char *clusterfmt_tunnel(json_t *c);
 /* "12s ago" / "never" from last_status_update_at. */
 void clusterfmt_heartbeat(json_t *c, int64_t now, char *out, size_t len);

@@ -792,9 +792,15 @@ int tunnel_h2_ping(struct tunnel_h2 *t, uint64_t now_ms)
 
 int tunnel_h2_goaway(struct tunnel_h2 *t)
 {
+	return tunnel_h2_goaway_error(t, NGHTTP2_NO_ERROR, NULL);
+}
+
+int tunnel_h2_goaway_error(struct tunnel_h2 *t, uint32_t error_code, const char *why)
+{
+	size_t len = why ? strlen(why) : 0;
 	int rc = nghttp2_submit_goaway(t->sess, NGHTTP2_FLAG_NONE,
-				       nghttp2_session_get_last_proc_stream_id(t->sess),
-				       NGHTTP2_NO_ERROR, NULL, 0);
+				       nghttp2_session_get_last_proc_stream_id(t->sess), error_code,
+				       (const uint8_t *)why, len);
 
 	if (rc != 0)
 		return -EIO;
