@@ -301,6 +301,16 @@ void conn_set_pin(struct conn *c, const char *fingerprint)
 	c->pin[i] = '\0';
 }
 
+void conn__set_peer_fingerprint(struct conn *c, const char *fingerprint)
+{
+	size_t n = strlen(fingerprint);
+
+	if (n != sizeof(c->fingerprint) - 1)
+		return;
+	memcpy(c->fingerprint, fingerprint, n + 1);
+	c->flags |= CONN_F_HAS_FP;
+}
+
 void conn_set_alpn(struct conn *c, const unsigned char *protos, unsigned len)
 {
 	c->alpn = protos;

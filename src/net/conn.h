@@ -147,4 +147,12 @@ int conn_is_tls(const struct conn *c);
 /* ALPN protocol chosen, or NULL. */
 const char *conn_alpn(const struct conn *c, unsigned *len);
 
+/*
+ * For fuzz targets only: a plaintext server conn that claims the client
+ * certificate with this fingerprint (64 lowercase hex digits), so code
+ * behind a TLS handshake (the direct tunnel's way in) can be driven
+ * without one.
+ */
+void conn__set_peer_fingerprint(struct conn *c, const char *fingerprint);
+
 #endif
