@@ -41,6 +41,9 @@
  * the default 16 KiB that cut every message into four frames.
  */
 #define TUNNEL_H2_MAX_FRAME_SIZE (64 << 10)
+/* nghttp2 blocks this big are mapped on their own (tunnel_h2.c, "nghttp2's memory"). */
+#define TUNNEL_H2_BIG_ALLOC (16 << 10)
+#define TUNNEL_H2_BIG_MAX 4
 
 struct tunnel_h2;
 struct tunnel_h2_stream;
