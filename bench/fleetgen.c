@@ -4,8 +4,9 @@
  * Each simulated cluster has its own certificate (cluster identity is the
  * certificate's fingerprint), enrolled through the real join endpoint, and
  * its own tunnel built from the agent's pieces: ws_connect with the
- * lxcm-tunnel.v2 subprotocol and a tunnel_h2 session in the agent (HTTP/2
- * server) role. Requests that come down a tunnel are answered here with a
+ * lxcm-tunnel.v2 subprotocol (or, with --transport direct, TLS with ALPN
+ * lxcm-tunnel.v2: the direct transport) and a tunnel_h2 session in the
+ * agent (HTTP/2 server) role. Requests that come down a tunnel are answered here with a
  * small JSON body, so no upstream is involved. Tunnels reconnect like
  * src/agent/tunnel_client.c: full-jitter exponential backoff (base 0.5 s,
  * cap 30 s), at once (jitter 0..250 ms) after a GOAWAY, the backoff starting
@@ -39,6 +40,7 @@
 #include "net/http_client.h"
 #include "net/tls.h"
 #include "net/tunnel_h2.h"
+#include "net/tunnel_transport.h"
 #include "net/ws.h"
 
 #define FG_BACKOFF_BASE_MS 500
@@ -53,7 +55,8 @@ struct fg_cluster {
 	char *cert_pem, *key_pem;
 	char *token;
 	SSL_CTX *ctx;
-	struct ws *ws;
+	struct tunnel_transport tr; /* tr.h while up */
+	struct conn *dial;	    /* a direct dial under way */
 	struct tunnel_h2 *t;
 	uv_timer_t timer;
 	unsigned attempt;
@@ -68,6 +71,7 @@ static struct {
 	const char *fp;
 	int n;
 	int concurrency;
+	int direct; /* --transport direct: HTTP/2 over TLS, else the WebSocket */
 	int status_concurrency; /* heartbeats in flight (the status command) */
 	unsigned long resumed0;	/* TLS resumptions before this status round */
 	struct fg_cluster *cl;
@@ -251,9 +255,7 @@ static int fg_send(void *io, const uint8_t *data, size_t len)
 {
 	struct fg_cluster *c = io;
 
-	if (c->ws == NULL)
-		return -EPIPE;
-	return ws_send(c->ws, WS_BINARY, data, len);
+	return tunnel_transport_send(&c->tr, data, len);
 }
 
 static void fg_s_on_data(struct tunnel_h2_stream *s, const uint8_t *data, size_t len)
@@ -333,34 +335,37 @@ static void check_all_up(void)
 	}
 }
 
-static void fg_on_message(struct ws *w, int opcode, const char *data, size_t len)
+static void fg_tr_on_bytes(void *owner, const uint8_t *data, size_t len)
 {
-	struct fg_cluster *c = ws_data(w);
+	struct fg_cluster *c = owner;
 
-	if (opcode != WS_BINARY || c->t == NULL) {
-		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "binary messages only");
+	if (c->t == NULL)
 		return;
-	}
 	tunnel_h2_touch(c->t, uv_now(G.loop));
-	if (tunnel_h2_feed(c->t, (const uint8_t *)data, len) < 0)
-		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
+	if (tunnel_h2_feed(c->t, data, len) < 0)
+		tunnel_transport_close(&c->tr, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
 }
 
-static void fg_on_drain(struct ws *w)
+static void fg_tr_on_junk(void *owner, const char *why)
 {
-	struct fg_cluster *c = ws_data(w);
+	(void)owner;
+	(void)why;
+}
+
+static void fg_tr_on_drain(void *owner)
+{
+	struct fg_cluster *c = owner;
 
 	if (c->t)
 		tunnel_h2_flush(c->t);
 }
 
-static void fg_on_close(struct ws *w, int code)
+static void fg_tr_on_close(void *owner, int code)
 {
-	struct fg_cluster *c = ws_data(w);
+	struct fg_cluster *c = owner;
 	uint64_t up_for = uv_now(G.loop) - c->connected_at;
 
 	(void)code;
-	c->ws = NULL;
 	if (c->t) {
 		tunnel_h2_free(c->t);
 		c->t = NULL;
@@ -375,20 +380,21 @@ static void fg_on_close(struct ws *w, int code)
 	fg_schedule(c);
 }
 
-static const struct ws_callbacks fg_ws_cbs = {
-	.on_message = fg_on_message,
-	.on_drain = fg_on_drain,
-	.on_close = fg_on_close,
+static const struct tunnel_transport_callbacks fg_tr_cbs = {
+	.on_bytes = fg_tr_on_bytes,
+	.on_junk = fg_tr_on_junk,
+	.on_drain = fg_tr_on_drain,
+	.on_close = fg_tr_on_close,
 };
 
-static void fg_on_connected(struct ws *w, int status, void *arg)
+/* The transport in c->tr is up (or status says why not): the agent's session on it. */
+static void fg_up(struct fg_cluster *c, int status)
 {
-	struct fg_cluster *c = arg;
 	struct tunnel_h2_io io = {.send = fg_send, .io = c}; /* no kick: every call flushes */
 
 	c->connecting = 0;
 	G.inflight--;
-	if (w == NULL) {
+	if (status < 0) {
 		G.connect_failures++;
 		if (G.connect_failures <= 5)
 			fprintf(stderr, "connect %s: %d\n", c->name, status);
@@ -396,11 +402,9 @@ static void fg_on_connected(struct ws *w, int status, void *arg)
 		fg_pump_connect();
 		return;
 	}
-	c->ws = w;
-	ws_set_data(w, c);
 	c->t = tunnel_h2_new(0, NULL, &io, &fg_tunnel_cbs, c);
 	if (c->t == NULL) {
-		ws_abort(w);
+		tunnel_transport_abort(&c->tr);
 		fg_pump_connect();
 		return;
 	}
@@ -413,17 +417,78 @@ static void fg_on_connected(struct ws *w, int status, void *arg)
 	fg_pump_connect();
 }
 
+static void fg_on_connected(struct ws *w, int status, void *arg)
+{
+	struct fg_cluster *c = arg;
+
+	if (w == NULL) {
+		fg_up(c, status > 0 ? -status : status);
+		return;
+	}
+	tunnel_transport_ws(&c->tr, w, &fg_tr_cbs, c);
+	fg_up(c, 0);
+}
+
+/* The direct transport: TLS with ALPN lxcm-tunnel.v2, as the agent dials it. */
+static void fg_dial_on_open(struct conn *k)
+{
+	struct fg_cluster *c = conn_data(k);
+	unsigned len = 0;
+	const char *p = conn_alpn(k, &len);
+
+	if (p == NULL || len != sizeof(FG_PROTOCOL) - 1 || memcmp(p, FG_PROTOCOL, len) != 0) {
+		conn_close(k); /* fg_dial_on_close reports it */
+		return;
+	}
+	c->dial = NULL;
+	tunnel_transport_direct(&c->tr, k, &fg_tr_cbs, c);
+	fg_up(c, 0);
+}
+
+static void fg_dial_on_end(struct conn *k, int err)
+{
+	(void)err;
+	conn_close(k);
+}
+
+static void fg_dial_on_close(struct conn *k)
+{
+	struct fg_cluster *c = conn_data(k);
+
+	c->dial = NULL;
+	fg_up(c, -EPROTO);
+}
+
+static const struct conn_callbacks fg_dial_cbs = {
+	.on_open = fg_dial_on_open,
+	.on_end = fg_dial_on_end,
+	.on_close = fg_dial_on_close,
+};
+
 static void fg_connect(struct fg_cluster *c)
 {
+	static const unsigned char alpn[] = "\x0e" FG_PROTOCOL;
 	struct http_client_opts o;
 
-	if (c->connecting || c->ws || !c->enrolled)
+	if (c->connecting || tunnel_transport_up(&c->tr) || !c->enrolled)
 		return;
 	fg_opts(&o, G.conn_port, c->ctx);
 	c->connecting = 1;
 	G.inflight++;
-	if (ws_connect(G.loop, &o, "/1.0/remote-cluster/ws", FG_PROTOCOL, NULL, 0, 1 << 20, &fg_ws_cbs,
-		       c, fg_on_connected, c) < 0) {
+	if (G.direct) {
+		c->dial = conn_new(G.loop, c->ctx, &fg_dial_cbs, c);
+		if (c->dial == NULL) {
+			fg_up(c, -ENOMEM);
+			return;
+		}
+		conn_set_alpn(c->dial, alpn, sizeof(alpn) - 1);
+		conn_set_pin(c->dial, G.fp);
+		if (conn_connect_tcp(c->dial, o.host, o.port) < 0)
+			conn_close(c->dial); /* fg_dial_on_close reports it */
+		return;
+	}
+	if (ws_connect(G.loop, &o, "/1.0/remote-cluster/ws", FG_PROTOCOL, NULL, 0, 1 << 20,
+		       tunnel_transport_ws_callbacks(), NULL, fg_on_connected, c) < 0) {
 		c->connecting = 0;
 		G.inflight--;
 		G.connect_failures++;
@@ -672,7 +737,7 @@ static void on_stdin(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 static void usage(void)
 {
 	fputs("usage: fleetgen --mgmt-port P --conn-port Q --admin-token T --fingerprint HEX "
-	      "--n N [--concurrency C] [--prefix NAME]\n",
+	      "--n N [--concurrency C] [--prefix NAME] [--transport direct|websocket]\n",
 	      stderr);
 	exit(2);
 }
@@ -687,6 +752,7 @@ int main(int argc, char **argv)
 		{"n", required_argument, NULL, 'n'},
 		{"concurrency", required_argument, NULL, 'C'},
 		{"prefix", required_argument, NULL, 'p'},
+		{"transport", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	struct tls_client_opts to = {0};
@@ -704,6 +770,7 @@ int main(int argc, char **argv)
 		case 'n': G.n = (int)strtol(optarg, NULL, 10); break;
 		case 'C': G.concurrency = (int)strtol(optarg, NULL, 10); break;
 		case 'p': prefix = optarg; break;
+		case 'T': G.direct = strcmp(optarg, "direct") == 0; break;
 		default: usage();
 		}
 	}

@@ -4,6 +4,8 @@
  * manager role (tunnel_h2_new) and an OpenSSL server
  * SSL object after a handshake over memory BIOs (with the connector's
  * context options: SSL_MODE_RELEASE_BUFFERS, client certificate requested).
+ * The session's 16 KiB frame buffer is mapped on its own (tunnel_h2.c,
+ * "nghttp2's memory"), outside the heap: the sessions' RSS is printed too.
  * bench/fleet builds and runs it (same flags as fleetgen). Output: KiB per piece.
  */
 #include <malloc.h>
@@ -26,6 +28,24 @@ static size_t heap(void)
 	struct mallinfo2 m = mallinfo2();
 
 	return m.uordblks + m.hblkhd;
+}
+
+/* Resident KiB of this process (/proc/self/statm). */
+static double rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	char line[128];
+	char *end;
+	long long pages = 0;
+
+	if (f == NULL)
+		return 0;
+	if (fgets(line, sizeof(line), f) != NULL) {
+		strtoll(line, &end, 10);
+		pages = strtoll(end, NULL, 10);
+	}
+	fclose(f);
+	return (double)pages * (double)sysconf(_SC_PAGESIZE) / 1024;
 }
 
 static int nosend(void *io, const uint8_t *d, size_t n)
@@ -73,12 +93,13 @@ int main(void)
 
 	tunnel_h2_config_defaults(&cfg);
 	h0 = heap();
+	double r0 = rss_kib();
 	for (i = 0; i < N; i++) {
 		t[i] = tunnel_h2_new(1, &cfg, &io, NULL, NULL);
 		tunnel_h2_flush(t[i]);
 	}
-	printf("nghttp2 session (tunnel_h2_new, manager role): %.1f KiB\n",
-	       (double)(heap() - h0) / N / 1024);
+	printf("nghttp2 session (tunnel_h2_new, manager role): %.1f KiB heap, %.1f KiB RSS\n",
+	       (double)(heap() - h0) / N / 1024, (rss_kib() - r0) / N);
 	/* The WebSocket codec (src/net/ws.c) keeps no buffer while idle. */
 
 	if (cert_generate("server", 2, &cp, &kp) || cert_generate("client", 2, &ccp, &ckp))

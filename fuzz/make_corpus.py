@@ -763,6 +763,25 @@ def tls():
 
 
 # ---------------------------------------------------------------- tunnel v1
+def tunnel_direct():
+    # Byte 0: flags (fuzz_tunnel_direct.c): 1 stranger, 2 no certificate, 4 a user's GET.
+    s0 = settings((3, 256), (4, 1 << 20), (8, 1)) + h2(SETTINGS, ACK, 0)
+    resp = lambda sid, status, end=False: h2(
+        HEADERS, END_HEADERS | (END_STREAM if end else 0), sid, hpack([(":status", status)]))
+    write("tunnel_direct", "settings_only", b"\x00" + s0)
+    write("tunnel_direct", "answer", b"\x04" + s0 + resp(1, "200")
+          + h2(DATA, 0, 1, b'{"type":"sync"}') + SEP + h2(DATA, END_STREAM, 1, b""))
+    write("tunnel_direct", "answer_whole", b"\x04" + s0 + resp(1, "404", end=True))
+    write("tunnel_direct", "ping_goaway", b"\x00" + s0 + h2(PING, 0, 0, b"abcdefgh") + SEP
+          + h2(GOAWAY, 0, 0, struct.pack(">II", 0, 0) + b"bye"))
+    write("tunnel_direct", "reset_request", b"\x04" + s0 + h2(RST, 0, 1, struct.pack(">I", 8)))
+    write("tunnel_direct", "stranger", b"\x01" + s0)
+    write("tunnel_direct", "no_cert", b"\x02" + s0 + resp(1, "200", end=True))
+    write("tunnel_direct", "http11_junk", b"\x00GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    write("tunnel_direct", "no_settings", b"\x04" + resp(1, "200", end=True))
+    write("tunnel_direct", "empty", b"\x00")
+
+
 def tunnel_v1():
     def resp(uuid, status=200, headers=None, body=b"", cookies=None, key="uuid"):
         o = {key: uuid, "status": status,
@@ -1008,6 +1027,7 @@ if __name__ == "__main__":
     ws_client()
     tunnel_agent()
     tunnel_manager()
+    tunnel_direct()
     tunnel_v1()
     api()
     tls()

@@ -46,6 +46,11 @@
 #define AGENT_LXD_POOL_MAX_IDLE 64
 #define AGENT_LXD_POOL_IDLE_MS 30000
 
+/* --tunnel-transport (tunnel_client.c): direct first, then WebSocket; or only one. */
+#define AGENT_TRANSPORT_AUTO 0
+#define AGENT_TRANSPORT_DIRECT 1
+#define AGENT_TRANSPORT_WEBSOCKET 2
+
 /* Most --allow-path prefixes. */
 #define AGENT_MAX_ALLOW 16
 
@@ -97,6 +102,7 @@ struct agent {
 	const char *allow[AGENT_MAX_ALLOW];
 	size_t nallow;
 	unsigned interval_s; /* --interval; 0: the manager decides */
+	int tunnel_transport; /* --tunnel-transport: AGENT_TRANSPORT_* */
 	int once;	     /* --once: one heartbeat, then exit */
 	int exit_code;
 	int stopping;

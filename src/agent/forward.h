@@ -31,5 +31,7 @@ int forward_allow_add(struct agent *ag, const char *prefix);
 /* Keeps the reverse tunnel up, reconnecting with full-jitter backoff. */
 int tunnel_client_start(struct agent *ag);
 void tunnel_client_stop(struct agent *ag);
+/* "auto", "direct" or "websocket" to AGENT_TRANSPORT_*, or -EINVAL. */
+int tunnel_client_transport_parse(const char *s);
 
 #endif

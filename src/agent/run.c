@@ -34,6 +34,11 @@ static void run_usage(FILE *out)
 	      "  --once               send one heartbeat and exit: 0 if it was accepted, else 1\n"
 	      "  --allow-path PREFIX  forward tunnelled requests under PREFIX (repeatable; the\n"
 	      "                       default list is /1.0 and /ui; giving one replaces it)\n"
+	      "  --tunnel-transport auto|direct|websocket\n"
+	      "                       how the tunnel reaches the manager: HTTP/2 directly\n"
+	      "                       over TLS (ALPN lxcm-tunnel.v2), or inside a WebSocket\n"
+	      "                       (passes HTTP/1.1 proxies); auto (the default) tries\n"
+	      "                       direct and falls back to websocket when refused\n"
 	      "  --debug              log debug messages\n"
 	      "  --log-format FORMAT  text (default) or json: one JSON object per line\n"
 	      "  -h, --help           this help\n",
@@ -67,6 +72,12 @@ static int run_opt(void *state, int val, const char *arg)
 	case 'o':
 		p->ag->once = 1;
 		break;
+	case 'T':
+		if ((p->ag->tunnel_transport = tunnel_client_transport_parse(arg)) < 0)
+			return cmd_usage_error("run",
+					       "%s--tunnel-transport takes auto, direct or websocket",
+					       config_file_where(&run_config_file, arg));
+		break;
 	case 'C': /* read by config_file_merge */
 		break;
 	case 'L': {
@@ -98,6 +109,7 @@ static int run_parse(int argc, char **argv, struct agent *ag, const char **dir, 
 	    {"data-dir", required_argument, NULL, 'd'}, {"interval", required_argument, NULL, 'i'},
 	    {"once", no_argument, NULL, 'o'},		{"debug", no_argument, NULL, 'D'},
 	    {"help", no_argument, NULL, 'h'},		{"allow-path", required_argument, NULL, 'a'},
+	    {"tunnel-transport", required_argument, NULL, 'T'},
 	    {CONFIG_FILE_OPTION, required_argument, NULL, 'C'}, {"log-format", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};

@@ -1,8 +1,19 @@
 /*
  * tunnel_client.c - the agent's end of tunnel v2: dial out to the
- * manager's connector, upgrade to a WebSocket with the lxcm-tunnel.v2
- * subprotocol, and serve the HTTP/2 session it carries (we are the HTTP/2
- * server). Requests are handed to forward.c.
+ * manager's connector and serve the HTTP/2 session the tunnel carries (we
+ * are the HTTP/2 server). Requests are handed to forward.c.
+ *
+ * Transports (tunnel_transport.h), by --tunnel-transport:
+ *   direct     TLS with ALPN lxcm-tunnel.v2: HTTP/2 straight over TLS.
+ *   websocket  an HTTP/1.1 upgrade to a WebSocket with the lxcm-tunnel.v2
+ *              subprotocol, HTTP/2 in its binary messages.
+ *   auto       (the default) direct, and on the same connect, when the
+ *              connector (or an HTTP proxy in front of it) did not select
+ *              lxcm-tunnel.v2, websocket at once. Every reconnect tries
+ *              direct first, so a proxy taken away is noticed.
+ * The handshake offers "lxcm-tunnel.v2, http/1.1" either way, so that an
+ * HTTP proxy answers http/1.1 (which says clearly what is in the way)
+ * instead of failing the handshake.
  *
  * Reconnects with full-jitter exponential backoff (base 0.5 s, cap 30 s),
  * trying the manager's addresses in turn. The backoff starts over after a
@@ -19,22 +30,28 @@
 #include <openssl/rand.h>
 
 #include "common/log.h"
+#include "net/tunnel_transport.h"
 #include "net/ws.h"
 
 #define TC_WS_MAX_MESSAGE (1 << 20)
-#define TC_PROTOCOL "lxcm-tunnel.v2"
+/* What the direct dial offers: ours first, then what an HTTP proxy would take. */
+static const unsigned char tc_alpn[] = "\x0e" TUNNEL_ALPN "\x08http/1.1";
 
 struct tunnel_client {
 	struct agent *ag;
-	uv_timer_t timer; /* reconnect delay, then the liveness tick */
+	uv_timer_t timer;  /* reconnect delay, dial timeout, then the liveness tick */
 	uv_idle_t flusher; /* flushes the session on the next loop turn */
-	struct ws *ws;
+	struct tunnel_transport tr; /* tr.h set while the tunnel is up */
+	struct conn *dial; /* a direct dial whose handshake is under way */
 	struct tunnel_h2 *t;
 	unsigned attempt;
 	size_t addr;
 	uint64_t connected_at;
-	int connecting;
+	int dial_err;	   /* why the direct dial failed */
+	int dial_fallback; /* auto: the dial was refused, go on with websocket */
+	int connecting;	   /* a dial or a ws_connect is under way */
 	int goaway;
+	int refused; /* the manager's GOAWAY said why it ended the session */
 	int stopping;
 	int timer_closed; /* both handles closed */
 	int handles_closed;
@@ -42,7 +59,15 @@ struct tunnel_client {
 };
 
 static void tc_connect(struct tunnel_client *tc);
+static void tc_connect_ws(struct tunnel_client *tc);
 static void tc_on_tick(uv_timer_t *t);
+
+static void tc_maybe_free(struct tunnel_client *tc)
+{
+	if (tc->stopping && tc->timer_closed && !tc->connecting && tc->dial == NULL &&
+	    !tunnel_transport_up(&tc->tr))
+		free(tc);
+}
 
 static uint64_t tc_jitter(uint64_t max)
 {
@@ -74,15 +99,20 @@ static void tc_schedule(struct tunnel_client *tc)
 	uv_timer_start(&tc->timer, tc_on_tick, delay, 0);
 }
 
+/* A connection attempt failed: the next address, after the backoff. */
+static void tc_retry(struct tunnel_client *tc)
+{
+	tc->addr = (tc->addr + 1) % tc->ag->cfg.naddresses;
+	tc_schedule(tc);
+}
+
 /* ---- the session ---- */
 
 static int tc_send(void *io, const uint8_t *data, size_t len)
 {
 	struct tunnel_client *tc = io;
 
-	if (tc->ws == NULL)
-		return -EPIPE;
-	return ws_send(tc->ws, WS_BINARY, data, len);
+	return tunnel_transport_send(&tc->tr, data, len);
 }
 
 static void tc_on_request(struct tunnel_h2 *t, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
@@ -96,8 +126,18 @@ static void tc_on_goaway(struct tunnel_h2 *t, uint32_t code)
 {
 	struct tunnel_client *tc = tunnel_h2_data(t);
 
-	LOG_INFO("the manager is closing the tunnel (GOAWAY, code %u); will reconnect", code);
-	tc->goaway = 1;
+	if (code == 0) {
+		LOG_INFO("the manager is closing the tunnel (GOAWAY); will reconnect");
+		tc->goaway = 1;
+		return;
+	}
+	tc->refused = 1;
+	if (code == TUNNEL_H2_REFUSED)
+		LOG_WARN("tunnel refused by the manager: this cluster is not enrolled (removed "
+			 "from the manager?)");
+	else
+		LOG_WARN("the manager ended the tunnel (GOAWAY, HTTP/2 error %u); will reconnect",
+			 code);
 }
 
 static void tc_on_flush(uv_idle_t *h)
@@ -105,7 +145,7 @@ static void tc_on_flush(uv_idle_t *h)
 	struct tunnel_client *tc = h->data;
 
 	uv_idle_stop(h);
-	if (tc->t && tc->ws)
+	if (tc->t && tunnel_transport_up(&tc->tr))
 		tunnel_h2_flush(tc->t);
 }
 
@@ -113,7 +153,7 @@ static int tc_writable(void *io)
 {
 	struct tunnel_client *tc = io;
 
-	return tc->ws != NULL && ws_pending(tc->ws) < WS_HIGH_WATER;
+	return tunnel_transport_writable(&tc->tr);
 }
 
 /* See struct tunnel_h2_io: stream calls never flush (nor call back) themselves. */
@@ -130,122 +170,266 @@ static const struct tunnel_h2_callbacks tc_tunnel_cbs = {
 	.on_goaway = tc_on_goaway,
 };
 
-static void tc_on_message(struct ws *w, int opcode, const char *data, size_t len)
-{
-	struct tunnel_client *tc = ws_data(w);
+/* ---- the transport under the session (either kind) ---- */
 
-	if (opcode != WS_BINARY || tc->t == NULL) {
-		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "binary messages only");
+static void tc_tr_on_bytes(void *owner, const uint8_t *data, size_t len)
+{
+	struct tunnel_client *tc = owner;
+
+	if (tc->t == NULL)
 		return;
-	}
 	LOG_DEBUG("tunnel: %zu bytes from the manager", len);
 	tunnel_h2_touch(tc->t, uv_now(tc->ag->loop));
-	if (tunnel_h2_feed(tc->t, (const uint8_t *)data, len) < 0 || !tunnel_h2_alive(tc->t)) {
-		LOG_WARN("tunnel protocol error from the manager; reconnecting");
-		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
+	if (tunnel_h2_feed(tc->t, data, len) < 0 || !tunnel_h2_alive(tc->t)) {
+		if (!tc->refused)
+			LOG_WARN("tunnel protocol error from the manager; reconnecting");
+		tunnel_transport_close(&tc->tr, WS_CLOSE_PROTOCOL_ERROR, "HTTP/2 protocol error");
 	}
 }
 
-static void tc_on_drain(struct ws *w)
+static void tc_tr_on_junk(void *owner, const char *why)
 {
-	struct tunnel_client *tc = ws_data(w);
+	(void)owner;
+	LOG_WARN("the manager sent %s; reconnecting", why);
+}
+
+static void tc_tr_on_drain(void *owner)
+{
+	struct tunnel_client *tc = owner;
 
 	if (tc->t)
 		tunnel_h2_flush(tc->t);
 }
 
-static void tc_on_close(struct ws *w, int code)
+static void tc_tr_on_close(void *owner, int code)
 {
-	struct tunnel_client *tc = ws_data(w);
+	struct tunnel_client *tc = owner;
 	uint64_t up_for = uv_now(tc->ag->loop) - tc->connected_at;
 
-	tc->ws = NULL;
 	if (tc->t) {
 		tunnel_h2_free(tc->t); /* streams get on_close: upstream requests are aborted */
 		tc->t = NULL;
 	}
 	if (tc->stopping) {
-		if (!tc->timer_closed)
-			return;
-		free(tc);
+		tc_maybe_free(tc);
 		return;
 	}
-	if (up_for >= TUNNEL_CLIENT_HEALTHY_MS)
+	if (up_for >= TUNNEL_CLIENT_HEALTHY_MS && !tc->refused)
 		tc->attempt = 0;
 	LOG_WARN("tunnel to the manager closed (code %d) after %llu s; reconnecting", code,
 		 (unsigned long long)(up_for / 1000));
 	tc_schedule(tc);
 }
 
-static const struct ws_callbacks tc_ws_cbs = {
-	.on_message = tc_on_message,
-	.on_drain = tc_on_drain,
-	.on_close = tc_on_close,
+static const struct tunnel_transport_callbacks tc_tr_cbs = {
+	.on_bytes = tc_tr_on_bytes,
+	.on_junk = tc_tr_on_junk,
+	.on_drain = tc_tr_on_drain,
+	.on_close = tc_tr_on_close,
 };
 
-static void tc_on_connected(struct ws *w, int status, void *arg)
+/* The transport in tc->tr is up: start serving HTTP/2 on it. */
+static void tc_session_start(struct tunnel_client *tc)
 {
-	struct tunnel_client *tc = arg;
 	struct tunnel_h2_io io = {tc_send, tc_kick, tc_writable, tc};
 
-	tc->connecting = 0;
-	if (w == NULL) {
-		if (!tc->stopping) {
-			if (status == 403)
-				LOG_WARN("tunnel refused by the manager (403): this cluster is not "
-					 "enrolled (removed from the manager?)");
-			else if (status > 0)
-				LOG_WARN("tunnel refused by the manager with HTTP %d", status);
-			else
-				LOG_WARN("cannot open the tunnel to %s: %s",
-					 tc->ag->cfg.addresses[tc->addr], agent_strerror(status));
-			tc->addr = (tc->addr + 1) % tc->ag->cfg.naddresses;
-			tc_schedule(tc);
-		} else if (tc->timer_closed) {
-			free(tc);
-		}
-		return;
-	}
-	if (tc->stopping) {
-		ws_set_data(w, tc);
-		ws_close(w, WS_CLOSE_GOING_AWAY, "agent stopping");
-		tc->ws = w;
-		return;
-	}
-	tc->ws = w;
-	ws_set_data(w, tc);
+	tc->refused = 0;
 	tc->t = tunnel_h2_new(0, NULL, &io, &tc_tunnel_cbs, tc);
 	if (tc->t == NULL) {
-		ws_abort(w);
+		tunnel_transport_abort(&tc->tr);
 		return;
 	}
 	tc->connected_at = uv_now(tc->ag->loop);
 	tunnel_h2_touch(tc->t, tc->connected_at);
 	tunnel_h2_flush(tc->t);
-	LOG_INFO("tunnel to the manager at %s is up", tc->ag->cfg.addresses[tc->addr]);
+	LOG_INFO("tunnel to the manager at %s is up (transport %s)",
+		 tc->ag->cfg.addresses[tc->addr], tunnel_transport_name(&tc->tr));
 	uv_timer_start(&tc->timer, tc_on_tick, TUNNEL_CLIENT_TICK_MS, TUNNEL_CLIENT_TICK_MS);
 }
 
-static void tc_connect(struct tunnel_client *tc)
+/* ---- the websocket transport ---- */
+
+static void tc_on_ws_connected(struct ws *w, int status, void *arg)
+{
+	struct tunnel_client *tc = arg;
+
+	tc->connecting = 0;
+	if (w == NULL) {
+		if (tc->stopping) {
+			tc_maybe_free(tc);
+			return;
+		}
+		if (status == 403)
+			LOG_WARN("tunnel refused by the manager (403): this cluster is not "
+				 "enrolled (removed from the manager?)");
+		else if (status > 0)
+			LOG_WARN("tunnel refused by the manager with HTTP %d", status);
+		else
+			LOG_WARN("cannot open the tunnel to %s: %s", tc->ag->cfg.addresses[tc->addr],
+				 agent_strerror(status));
+		tc_retry(tc);
+		return;
+	}
+	tunnel_transport_ws(&tc->tr, w, &tc_tr_cbs, tc);
+	if (tc->stopping) {
+		tunnel_transport_close(&tc->tr, WS_CLOSE_GOING_AWAY, "agent stopping");
+		return;
+	}
+	tc_session_start(tc);
+}
+
+static void tc_connect_ws(struct tunnel_client *tc)
 {
 	struct http_client_opts opts;
 	int rc;
 
-	if (tc->stopping || tc->connecting || tc->ws)
-		return;
 	if (agent_manager_opts(tc->ag, tc->addr, &opts, tc->hostbuf, sizeof(tc->hostbuf)) < 0) {
-		tc->addr = (tc->addr + 1) % tc->ag->cfg.naddresses;
-		tc_schedule(tc);
+		tc_retry(tc);
 		return;
 	}
 	tc->connecting = 1;
-	rc = ws_connect(tc->ag->loop, &opts, "/1.0/remote-cluster/ws", TC_PROTOCOL, NULL, 0,
-			TC_WS_MAX_MESSAGE, &tc_ws_cbs, tc, tc_on_connected, tc);
+	rc = ws_connect(tc->ag->loop, &opts, "/1.0/remote-cluster/ws", TUNNEL_ALPN, NULL, 0,
+			TC_WS_MAX_MESSAGE, tunnel_transport_ws_callbacks(), NULL, tc_on_ws_connected,
+			tc);
 	if (rc < 0) {
 		tc->connecting = 0;
 		LOG_WARN("cannot start the tunnel connection: %s", agent_strerror(rc));
 		tc_schedule(tc);
 	}
+}
+
+/* ---- the direct transport ---- */
+
+/* What the connector answered to our ALPN list, for the log. */
+static void tc_alpn_text(struct conn *c, char *out, size_t outlen)
+{
+	unsigned len = 0;
+	const char *p = conn_alpn(c, &len);
+
+	if (p == NULL || len == 0)
+		snprintf(out, outlen, "no ALPN protocol");
+	else
+		snprintf(out, outlen, "ALPN %.*s", (int)(len > 64 ? 64 : len), p);
+}
+
+static void tc_dial_on_open(struct conn *c)
+{
+	struct tunnel_client *tc = conn_data(c);
+	unsigned len = 0;
+	const char *p = conn_alpn(c, &len);
+	char got[96];
+
+	uv_timer_stop(&tc->timer);
+	if (p && len == sizeof(TUNNEL_ALPN) - 1 && memcmp(p, TUNNEL_ALPN, len) == 0) {
+		tc->dial = NULL;
+		tc->connecting = 0;
+		tunnel_transport_direct(&tc->tr, c, &tc_tr_cbs, tc);
+		tc_session_start(tc);
+		return;
+	}
+	tc_alpn_text(c, got, sizeof(got));
+	if (tc->ag->tunnel_transport == AGENT_TRANSPORT_DIRECT) {
+		LOG_WARN("the connector at %s refused the direct tunnel transport (it answered %s "
+			 "to ALPN " TUNNEL_ALPN "): an HTTP proxy in front of it, or an older "
+			 "lxcm-server? Use --tunnel-transport auto or websocket",
+			 tc->ag->cfg.addresses[tc->addr], got);
+		tc->dial_err = -EPROTONOSUPPORT;
+	} else {
+		LOG_INFO("the connector at %s answered %s to ALPN " TUNNEL_ALPN
+			 ": using the WebSocket transport",
+			 tc->ag->cfg.addresses[tc->addr], got);
+		tc->dial_fallback = 1;
+	}
+	conn_close(c);
+}
+
+static void tc_dial_on_end(struct conn *c, int err)
+{
+	struct tunnel_client *tc = conn_data(c);
+
+	tc->dial_err = err < 0 ? err : -ECONNRESET;
+	conn_close(c);
+}
+
+/* The dial is over without a tunnel: fall back, or retry later. */
+static void tc_dial_on_close(struct conn *c)
+{
+	struct tunnel_client *tc = conn_data(c);
+	int fallback = tc->dial_fallback;
+
+	tc->dial = NULL;
+	tc->connecting = 0;
+	tc->dial_fallback = 0;
+	uv_timer_stop(&tc->timer);
+	if (tc->stopping) {
+		tc_maybe_free(tc);
+		return;
+	}
+	if (fallback) {
+		tc_connect_ws(tc);
+		return;
+	}
+	if (tc->dial_err != -EPROTONOSUPPORT)
+		LOG_WARN("cannot open the tunnel to %s: %s", tc->ag->cfg.addresses[tc->addr],
+			 agent_strerror(tc->dial_err));
+	tc_retry(tc);
+}
+
+static const struct conn_callbacks tc_dial_cbs = {
+	.on_open = tc_dial_on_open,
+	.on_end = tc_dial_on_end,
+	.on_close = tc_dial_on_close,
+};
+
+static void tc_dial_timeout(uv_timer_t *timer)
+{
+	struct tunnel_client *tc = timer->data;
+
+	if (tc->dial) {
+		tc->dial_err = HTTP_CLIENT_ETIMEDOUT;
+		conn_close(tc->dial);
+	}
+}
+
+static void tc_connect_direct(struct tunnel_client *tc)
+{
+	struct http_client_opts opts;
+	struct conn *c;
+	int rc;
+
+	if (agent_manager_opts(tc->ag, tc->addr, &opts, tc->hostbuf, sizeof(tc->hostbuf)) < 0) {
+		tc_retry(tc);
+		return;
+	}
+	c = conn_new(tc->ag->loop, opts.tls, &tc_dial_cbs, tc);
+	if (c == NULL) {
+		tc_schedule(tc);
+		return;
+	}
+	tc->dial = c;
+	tc->connecting = 1;
+	tc->dial_err = 0;
+	tc->dial_fallback = 0;
+	conn_set_alpn(c, tc_alpn, sizeof(tc_alpn) - 1);
+	conn_set_pin(c, opts.pin);
+	rc = conn_connect_tcp(c, opts.host, opts.port);
+	if (rc < 0) {
+		tc->dial_err = rc;
+		conn_close(c); /* tc_dial_on_close retries */
+		return;
+	}
+	uv_timer_stop(&tc->timer);
+	uv_timer_start(&tc->timer, tc_dial_timeout, opts.connect_timeout_ms, 0);
+}
+
+static void tc_connect(struct tunnel_client *tc)
+{
+	if (tc->stopping || tc->connecting || tunnel_transport_up(&tc->tr))
+		return;
+	if (tc->ag->tunnel_transport == AGENT_TRANSPORT_WEBSOCKET)
+		tc_connect_ws(tc);
+	else
+		tc_connect_direct(tc);
 }
 
 /* Reconnect timer when down; liveness check when up. */
@@ -254,13 +438,13 @@ static void tc_on_tick(uv_timer_t *timer)
 	struct tunnel_client *tc = timer->data;
 	uint64_t now = uv_now(tc->ag->loop);
 
-	if (tc->ws == NULL) {
+	if (!tunnel_transport_up(&tc->tr)) {
 		tc_connect(tc);
 		return;
 	}
 	if (tc->t && now - tunnel_h2_last_recv_ms(tc->t) > TUNNEL_CLIENT_DEAD_AFTER_MS) {
 		LOG_WARN("tunnel silent for %d s; reconnecting", TUNNEL_CLIENT_DEAD_AFTER_MS / 1000);
-		ws_abort(tc->ws);
+		tunnel_transport_abort(&tc->tr);
 	}
 }
 
@@ -287,8 +471,7 @@ static void tc_on_timer_closed(uv_handle_t *h)
 	if (++tc->handles_closed < 2)
 		return;
 	tc->timer_closed = 1;
-	if (tc->ws == NULL && !tc->connecting)
-		free(tc);
+	tc_maybe_free(tc);
 }
 
 void tunnel_client_stop(struct agent *ag)
@@ -299,10 +482,24 @@ void tunnel_client_stop(struct agent *ag)
 		return;
 	tc->stopping = 1;
 	ag->tc = NULL;
-	if (tc->t)
+	if (tc->dial)
+		conn_close(tc->dial);
+	if (tc->t && tunnel_transport_up(&tc->tr)) {
 		tunnel_h2_goaway(tc->t);
-	if (tc->ws)
-		ws_close(tc->ws, WS_CLOSE_GOING_AWAY, "agent stopping");
+		tunnel_h2_flush(tc->t);
+	}
+	tunnel_transport_close(&tc->tr, WS_CLOSE_GOING_AWAY, "agent stopping");
 	uv_close((uv_handle_t *)&tc->timer, tc_on_timer_closed);
 	uv_close((uv_handle_t *)&tc->flusher, tc_on_timer_closed);
+}
+
+int tunnel_client_transport_parse(const char *s)
+{
+	if (strcmp(s, "auto") == 0)
+		return AGENT_TRANSPORT_AUTO;
+	if (strcmp(s, "direct") == 0)
+		return AGENT_TRANSPORT_DIRECT;
+	if (strcmp(s, "websocket") == 0)
+		return AGENT_TRANSPORT_WEBSOCKET;
+	return -EINVAL;
 }

@@ -2,6 +2,7 @@
 #include "cli/clusterfmt.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cli/util.h"
 #include "common/timefmt.h"
@@ -98,11 +99,20 @@ const char *clusterfmt_count(json_t *c, const char *key, int64_t now, char *out,
 
 const char *clusterfmt_tunnel(json_t *c, const char *key, int64_t now, char *out, size_t len)
 {
+	const char *tr = json_string_value(json_object_get(json_object_get(c, "tunnel"), "transport"));
+
 	(void)key;
 	(void)now;
 	(void)out;
 	(void)len;
-	return json_is_true(json_object_get(c, "tunnel_registered")) ? "yes" : "no";
+	if (!json_is_true(json_object_get(c, "tunnel_registered")))
+		return "no";
+	/* A literal, never the server's string: output stays ours. */
+	if (tr && strcmp(tr, "direct") == 0)
+		return "yes (direct)";
+	if (tr && strcmp(tr, "websocket") == 0)
+		return "yes (websocket)";
+	return "yes";
 }
 
 void clusterfmt_when(json_t *c, const char *key, int64_t now, char *out, size_t len)

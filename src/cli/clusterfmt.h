@@ -24,7 +24,7 @@ const char *clusterfmt_memory(json_t *c, const char *key, int64_t now, char *out
 const char *clusterfmt_storage(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* The integer field key, or "-". */
 const char *clusterfmt_count(json_t *c, const char *key, int64_t now, char *out, size_t len);
-/* "yes" / "no" from tunnel_registered. */
+/* "yes" / "no" from tunnel_registered, with tunnel.transport when known: "yes (direct)". */
 const char *clusterfmt_tunnel(json_t *c, const char *key, int64_t now, char *out, size_t len);
 /* "2026-11-24T22:58:01Z (3d ago)", or "never", from an RFC 3339 field. */
 void clusterfmt_when(json_t *c, const char *key, int64_t now, char *out, size_t len);

@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "common/log.h"
+#include "net/tls.h"
 
 #define CONN_READ_CHUNK (64 * 1024)
 /* The largest TLS record's plaintext; SSL_write cuts its input into these. */
@@ -94,6 +95,8 @@ struct conn {
 	char fingerprint[65];
 	char peer_addr[64];
 	char socket_addr[64]; /* set once conn_set_peer_addr replaced peer_addr */
+	const unsigned char *alpn; /* client: the ALPN list to offer (the caller's) */
+	unsigned alpn_len;
 	conn_prefix_fn prefix_fn; /* the prefix is not complete yet */
 	char *pre;		  /* its bytes so far (pre_len of pre_cap) */
 	size_t pre_len, pre_cap;
@@ -296,6 +299,22 @@ void conn_set_pin(struct conn *c, const char *fingerprint)
 					   ? fingerprint[i] + 32
 					   : fingerprint[i]);
 	c->pin[i] = '\0';
+}
+
+void conn__set_peer_fingerprint(struct conn *c, const char *fingerprint)
+{
+	size_t n = strlen(fingerprint);
+
+	if (n != sizeof(c->fingerprint) - 1)
+		return;
+	memcpy(c->fingerprint, fingerprint, n + 1);
+	c->flags |= CONN_F_HAS_FP;
+}
+
+void conn_set_alpn(struct conn *c, const unsigned char *protos, unsigned len)
+{
+	c->alpn = protos;
+	c->alpn_len = len;
 }
 
 const char *conn_alpn(const struct conn *c, unsigned *len)
@@ -887,6 +906,29 @@ static int conn_check_peer(struct conn *c)
 	return 0;
 }
 
+/*
+ * A server connection whose handshake selected a protocol with an ALPN
+ * handover (tls.h) leaves its owner here: the owner saw on_open and now
+ * sees on_close, after which it forgets the conn (as if it were freed),
+ * and the handover's function takes it with callbacks of its own. Bytes
+ * already decrypted go to the new owner (the read loop of
+ * conn_tls_input goes on after this).
+ */
+static void conn_hand_over(struct conn *c)
+{
+	tls_alpn_handover_fn fn;
+	void *arg;
+
+	if (c->ssl == NULL || (c->flags & CONN_F_CLIENT) ||
+	    (fn = tls_alpn_handover(c->ssl, &arg)) == NULL)
+		return;
+	if (c->cbs && c->cbs->on_close)
+		c->cbs->on_close(c);
+	c->cbs = NULL;
+	c->data = NULL;
+	fn(c, arg);
+}
+
 static void conn_opened(struct conn *c)
 {
 	char *early = c->early;
@@ -908,6 +950,8 @@ static void conn_opened(struct conn *c)
 	}
 	if (c->cbs && c->cbs->on_open)
 		c->cbs->on_open(c);
+	if (!(c->flags & CONN_F_CLOSING))
+		conn_hand_over(c);
 	if (!(c->flags & CONN_F_CLOSING) && !(c->flags & CONN_F_READING))
 		conn_read_stop(c);
 }
@@ -1126,6 +1170,8 @@ static int conn_setup_tls(struct conn *c, int client)
 		return -ENOMEM;
 	}
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	if (client && c->alpn_len && SSL_set_alpn_protos(c->ssl, c->alpn, c->alpn_len) != 0)
+		return -ENOMEM;
 	if (client)
 		SSL_set_connect_state(c->ssl);
 	else

@@ -20,7 +20,9 @@
  *             once; no on_data follows. The user normally calls conn_close.
  *   on_drain  queued output fell to the low-water mark after a conn_write
  *             reported the high-water mark (returned 0).
- *   on_close  the conn is about to be freed.
+ *   on_close  the conn is about to be freed, or (server role) it was
+ *             handed to another owner after its handshake by an ALPN
+ *             handover (tls.h): either way the owner forgets it.
  */
 #ifndef LXCM_CONN_H
 #define LXCM_CONN_H
@@ -77,6 +79,12 @@ typedef int (*conn_prefix_fn)(struct conn *c, const char *data, size_t len);
 void conn_set_prefix(struct conn *c, conn_prefix_fn fn, size_t cap);
 /* Replaces what conn_peer_addr says (the address a PROXY header gave). */
 void conn_set_peer_addr(struct conn *c, const char *addr);
+/*
+ * Client role, before connecting: the ALPN list to offer, in wire form
+ * ("\x0elxcm-tunnel.v2\x08http/1.1"); protos must outlive the handshake
+ * (a static list). See conn_alpn for the answer.
+ */
+void conn_set_alpn(struct conn *c, const unsigned char *protos, unsigned len);
 /* Client role only: fail the handshake unless the peer's SHA-256 matches. */
 void conn_set_pin(struct conn *c, const char *fingerprint);
 void conn_set_high_water(struct conn *c, size_t bytes);
@@ -138,5 +146,13 @@ const char *conn_socket_addr(const struct conn *c);
 int conn_is_tls(const struct conn *c);
 /* ALPN protocol chosen, or NULL. */
 const char *conn_alpn(const struct conn *c, unsigned *len);
+
+/*
+ * For fuzz targets only: a plaintext server conn that claims the client
+ * certificate with this fingerprint (64 lowercase hex digits), so code
+ * behind a TLS handshake (the direct tunnel's way in) can be driven
+ * without one.
+ */
+void conn__set_peer_fingerprint(struct conn *c, const char *fingerprint);
 
 #endif

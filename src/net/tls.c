@@ -556,3 +556,100 @@ int tls_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned len)
 {
 	return SSL_CTX_set_alpn_protos(ctx, protos, len) == 0 ? 0 : -1;
 }
+
+/* ---- ALPN handover (server contexts) ---- */
+
+struct tls_handover {
+	unsigned char th_wire[1 + TLS_ALPN_NAME_MAX]; /* the protocol, in ALPN wire form */
+	unsigned th_len;
+	tls_alpn_handover_fn th_fn;
+	void *th_arg;
+};
+
+static int tls_handover_idx = -1;
+static pthread_once_t tls_handover_once = PTHREAD_ONCE_INIT;
+
+static void tls_handover_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			      void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	free(ptr);
+}
+
+static void tls_handover_init_idx(void)
+{
+	tls_handover_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, tls_handover_free);
+}
+
+static struct tls_handover *tls_handover_of(SSL_CTX *ctx)
+{
+	return tls_handover_idx < 0 ? NULL : SSL_CTX_get_ex_data(ctx, tls_handover_idx);
+}
+
+/*
+ * Selects our protocol when the client offers it. Otherwise no ALPN at all
+ * (NOACK), as before there was a callback: HTTP/1.1 clients and clients
+ * that offer h2 go on with HTTP/1.1 unchanged.
+ */
+static int tls_handover_select(SSL *s, const unsigned char **out, unsigned char *outlen,
+			       const unsigned char *in, unsigned inlen, void *arg)
+{
+	struct tls_handover *th = tls_handover_of(SSL_get_SSL_CTX(s));
+	unsigned char *sel = NULL;
+	unsigned char sellen = 0;
+
+	(void)arg;
+	if (th == NULL || SSL_select_next_proto(&sel, &sellen, th->th_wire, th->th_len, in,
+						inlen) != OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	*outlen = sellen;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+int tls_server_set_alpn_handover(SSL_CTX *ctx, const char *proto, tls_alpn_handover_fn fn,
+				 void *arg)
+{
+	size_t len = strlen(proto);
+	struct tls_handover *th;
+
+	if (len == 0 || len > TLS_ALPN_NAME_MAX || fn == NULL)
+		return -1;
+	if (pthread_once(&tls_handover_once, tls_handover_init_idx) != 0 || tls_handover_idx < 0)
+		return -1;
+	th = calloc(1, sizeof(*th));
+	if (th == NULL)
+		return -1;
+	th->th_wire[0] = (unsigned char)len;
+	memcpy(th->th_wire + 1, proto, len);
+	th->th_len = (unsigned)len + 1;
+	th->th_fn = fn;
+	th->th_arg = arg;
+	free(tls_handover_of(ctx));
+	if (SSL_CTX_set_ex_data(ctx, tls_handover_idx, th) != 1) {
+		free(th);
+		return -1;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, tls_handover_select, NULL);
+	return 0;
+}
+
+tls_alpn_handover_fn tls_alpn_handover(SSL *ssl, void **arg)
+{
+	struct tls_handover *th = tls_handover_of(SSL_get_SSL_CTX(ssl));
+	const unsigned char *p = NULL;
+	unsigned len = 0;
+
+	*arg = NULL;
+	if (th == NULL)
+		return NULL;
+	SSL_get0_alpn_selected(ssl, &p, &len);
+	if (p == NULL || len + 1 != th->th_len || memcmp(p, th->th_wire + 1, len) != 0)
+		return NULL;
+	*arg = th->th_arg;
+	return th->th_fn;
+}

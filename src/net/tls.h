@@ -73,4 +73,21 @@ void tls_server_session_stats(SSL_CTX *ctx, size_t *stored, unsigned long *hits)
 /* Installs an ALPN list on a client context ("\x08http/1.1" style). */
 int tls_set_alpn(SSL_CTX *ctx, const unsigned char *protos, unsigned len);
 
+/*
+ * ALPN handover, server contexts: when a client offers proto (one ALPN
+ * name), the handshake selects it, and the connection is handed to fn
+ * right after the handshake instead of going to its listener's owner (the
+ * HTTP server), which forgets it (conn.h, conn_opened). Clients that do
+ * not offer proto get no ALPN answer, as without this. The connector uses
+ * it for the direct tunnel transport (ALPN lxcm-tunnel.v2): HTTP/2
+ * straight over TLS, no HTTP upgrade. One protocol per context; 0 or -1.
+ */
+#define TLS_ALPN_NAME_MAX 64
+struct conn;
+typedef void (*tls_alpn_handover_fn)(struct conn *c, void *arg);
+int tls_server_set_alpn_handover(SSL_CTX *ctx, const char *proto, tls_alpn_handover_fn fn,
+				 void *arg);
+/* For conn.c: the handover due to a server connection after its handshake, or NULL. */
+tls_alpn_handover_fn tls_alpn_handover(SSL *ssl, void **arg);
+
 #endif

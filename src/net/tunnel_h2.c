@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -82,7 +83,99 @@ struct tunnel_h2 {
 	size_t nstreams;
 	struct tunnel_h2_stream *streams;
 	struct tunnel_h2_stream *drain_list;
+	/* nghttp2's big blocks, mapped on their own (tn_mem_*). */
+	void *big[TUNNEL_H2_BIG_MAX];
+	size_t big_len[TUNNEL_H2_BIG_MAX];
 };
+
+/* ---- nghttp2's memory ---- */
+
+/*
+ * Every nghttp2 session allocates its outbound frame buffer (16 KiB and a
+ * few bytes) when it is made, and an idle tunnel only ever writes the
+ * first bytes of it (SETTINGS, PING, WINDOW_UPDATE; DATA payload never
+ * goes through it). From the heap, that block's pages end up resident
+ * anyway once the heap has been churned by handshakes; mapped on its own,
+ * only the page that is written is. So blocks of at least
+ * TUNNEL_H2_BIG_ALLOC get their own anonymous mapping, at most
+ * TUNNEL_H2_BIG_MAX per session (more, as for huge header blocks, come
+ * from the heap). Everything else is malloc.
+ */
+static void *tn_mem_map(struct tunnel_h2 *t, size_t size)
+{
+	void *p;
+	int i;
+
+	for (i = 0; i < TUNNEL_H2_BIG_MAX; i++) {
+		if (t->big[i] != NULL)
+			continue;
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		t->big[i] = p;
+		t->big_len[i] = size;
+		return p;
+	}
+	return NULL;
+}
+
+static int tn_mem_mapped(struct tunnel_h2 *t, void *p)
+{
+	int i;
+
+	for (i = 0; p != NULL && i < TUNNEL_H2_BIG_MAX; i++)
+		if (t->big[i] == p)
+			return i;
+	return -1;
+}
+
+static void *tn_mem_malloc(size_t size, void *ud)
+{
+	void *p = size >= TUNNEL_H2_BIG_ALLOC ? tn_mem_map(ud, size) : NULL;
+
+	return p ? p : malloc(size);
+}
+
+static void tn_mem_free(void *p, void *ud)
+{
+	struct tunnel_h2 *t = ud;
+	int i = tn_mem_mapped(t, p);
+
+	if (i < 0) {
+		free(p);
+		return;
+	}
+	munmap(p, t->big_len[i]);
+	t->big[i] = NULL;
+}
+
+static void *tn_mem_calloc(size_t n, size_t size, void *ud)
+{
+	void *p = NULL;
+
+	/* A fresh mapping is zeroed already. */
+	if (size != 0 && n <= SIZE_MAX / size && n * size >= TUNNEL_H2_BIG_ALLOC)
+		p = tn_mem_map(ud, n * size);
+	return p ? p : calloc(n, size);
+}
+
+static void *tn_mem_realloc(void *p, size_t size, void *ud)
+{
+	struct tunnel_h2 *t = ud;
+	int i = tn_mem_mapped(t, p);
+	void *np;
+
+	if (p == NULL)
+		return tn_mem_malloc(size, t); /* how nghttp2 makes its frame buffer */
+	if (i < 0)
+		return realloc(p, size);
+	np = malloc(size);
+	if (np == NULL)
+		return NULL;
+	memcpy(np, p, size < t->big_len[i] ? size : t->big_len[i]);
+	tn_mem_free(p, t);
+	return np;
+}
 
 /* Output is gathered here before it goes to the transport; one per thread. */
 static _Thread_local uint8_t *tunnel_sendbuf_storage;
@@ -502,6 +595,7 @@ struct tunnel_h2 *tunnel_h2_new(int is_client, const struct tunnel_h2_config *cf
 	struct tunnel_h2 *t = calloc(1, sizeof(*t));
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
+	nghttp2_mem mem = {NULL, tn_mem_malloc, tn_mem_free, tn_mem_calloc, tn_mem_realloc};
 	int rc;
 
 	if (t == NULL)
@@ -526,10 +620,11 @@ struct tunnel_h2 *tunnel_h2_new(int is_client, const struct tunnel_h2_config *cf
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_peer_max_concurrent_streams(opt, t->cfg.max_streams);
 	nghttp2_option_set_max_send_header_block_length(opt, TUNNEL_H2_MAX_HEADER_BYTES * 2);
+	mem.mem_user_data = t;
 	if (is_client)
-		rc = nghttp2_session_client_new2(&t->sess, cb, t, opt);
+		rc = nghttp2_session_client_new3(&t->sess, cb, t, opt, &mem);
 	else
-		rc = nghttp2_session_server_new2(&t->sess, cb, t, opt);
+		rc = nghttp2_session_server_new3(&t->sess, cb, t, opt, &mem);
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
 	cb = NULL;
@@ -792,9 +887,15 @@ int tunnel_h2_ping(struct tunnel_h2 *t, uint64_t now_ms)
 
 int tunnel_h2_goaway(struct tunnel_h2 *t)
 {
+	return tunnel_h2_goaway_error(t, NGHTTP2_NO_ERROR, NULL);
+}
+
+int tunnel_h2_goaway_error(struct tunnel_h2 *t, uint32_t error_code, const char *why)
+{
+	size_t len = why ? strlen(why) : 0;
 	int rc = nghttp2_submit_goaway(t->sess, NGHTTP2_FLAG_NONE,
-				       nghttp2_session_get_last_proc_stream_id(t->sess),
-				       NGHTTP2_NO_ERROR, NULL, 0);
+				       nghttp2_session_get_last_proc_stream_id(t->sess), error_code,
+				       (const uint8_t *)why, len);
 
 	if (rc != 0)
 		return -EIO;

@@ -41,6 +41,9 @@
  * the default 16 KiB that cut every message into four frames.
  */
 #define TUNNEL_H2_MAX_FRAME_SIZE (64 << 10)
+/* nghttp2 blocks this big are mapped on their own (tunnel_h2.c, "nghttp2's memory"). */
+#define TUNNEL_H2_BIG_ALLOC (16 << 10)
+#define TUNNEL_H2_BIG_MAX 4
 
 struct tunnel_h2;
 struct tunnel_h2_stream;
@@ -126,6 +129,15 @@ void tunnel_h2_touch(struct tunnel_h2 *t, uint64_t now_ms);
 size_t tunnel_h2_active_streams(const struct tunnel_h2 *t);
 /* Graceful: streams in flight finish, no new ones. */
 int tunnel_h2_goaway(struct tunnel_h2 *t);
+/*
+ * GOAWAY with an HTTP/2 error code (RFC 9113 section 7) and a short
+ * reason as its debug data (our own C string, or NULL). The tunnel uses
+ * TUNNEL_H2_REFUSED for "this certificate is not (or no longer) enrolled"
+ * (docs/protocol.md).
+ */
+int tunnel_h2_goaway_error(struct tunnel_h2 *t, uint32_t error_code, const char *why);
+#define TUNNEL_H2_REFUSED 0xcu	    /* INADEQUATE_SECURITY */
+#define TUNNEL_H2_UNAVAILABLE 0x2u  /* INTERNAL_ERROR: the manager cannot serve it now */
 /* 1 once the peer accepts extended CONNECT (RFC 8441), manager side. */
 int tunnel_h2_connect_protocol_enabled(const struct tunnel_h2 *t);
 

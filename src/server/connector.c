@@ -373,8 +373,6 @@ static void connector_leave(struct http_request *req)
 
 /* ---- GET /1.0/remote-cluster/ws (the tunnel) ---- */
 
-const struct ws_callbacks *tunnels_v2_ws_callbacks(void);
-
 static void connector_ws_identified(void *arg)
 {
 	struct conn_job *j = arg;
@@ -398,7 +396,7 @@ static void connector_ws_identified(void *arg)
 		return;
 	}
 	ws = ws_server_accept(req, TUNNEL_PROTOCOL_V2, TUNNELS_WS_MAX_MESSAGE,
-			      tunnels_v2_ws_callbacks(), NULL);
+			      tunnel_transport_ws_callbacks(), NULL);
 	if (ws != NULL)
 		tunnels_attach_v2(j->srv->tunnels, j->cluster.name, ws);
 	conn_job_free(j);

@@ -604,6 +604,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tls_server_set_session_filter(srv.conn_tls, enrolled_session_filter, srv.enrolled);
+	/* Agents that offer ALPN lxcm-tunnel.v2 get the direct tunnel transport. */
+	if (tls_server_set_alpn_handover(srv.conn_tls, TUNNEL_ALPN, connector_direct_accept,
+					 &srv) < 0) {
+		LOG_ERROR("cannot set up ALPN on the connector");
+		return 1;
+	}
 	tunnel_h2_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);

@@ -120,6 +120,11 @@ void changes_stop(struct server *srv);
 
 /* Connector pre_route: a client certificate is required except for join and status. */
 int connector_pre_route(struct http_request *req);
+/*
+ * connector_direct.c: takes a connector connection whose TLS handshake
+ * selected ALPN lxcm-tunnel.v2 (tls_alpn_handover_fn; arg: the server).
+ */
+void connector_direct_accept(struct conn *c, void *arg);
 
 /* Cluster object rendering (cluster_json.c); adds the live tunnel if any. */
 json_t *cluster_to_json(const struct store_cluster *c);

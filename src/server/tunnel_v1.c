@@ -90,7 +90,7 @@ static void v1_ws_on_close(struct ws *w, int code)
 	upstream_v1__fail_all(tv, msg);
 	tv->e = NULL;
 	if (e) {
-		e->ws = NULL;
+		e->tr.h = NULL;
 		e->closing = 1;
 		e->impl = NULL;
 		tunnels_unregister(e);
@@ -133,7 +133,7 @@ void tunnel_v1_accept(struct server *srv, const char *cluster, struct http_reque
 	}
 	tv->ws = ws;
 	tv->e = e;
-	e->ws = ws;
+	tunnel_transport_ws(&e->tr, ws, NULL, NULL); /* for the registry's close and abort */
 	e->impl = tv;
 	e->ops = &upstream_v1_ops;
 	tunnels_register(srv->tunnels, e);

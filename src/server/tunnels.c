@@ -22,6 +22,8 @@
 #include "store/store_feed.h"
 
 #define TUNNELS_BUCKETS 4096
+/* A tunnel we are closing whose peer has not finished within this is cut off. */
+#define TUNNELS_CLOSE_TIMEOUT_MS (2 * WS_CLOSE_TIMEOUT_MS)
 
 struct tunnels {
 	struct server *srv;
@@ -95,8 +97,9 @@ json_t *tunnels_describe(struct tunnels *reg, const char *cluster)
 		return NULL;
 	if (time_format_rfc3339(e->connected_since, since, sizeof(since)) != 0)
 		since[0] = '\0';
-	return json_pack("{s:s,s:s,s:s,s:I,s:I}", "protocol", e->ops ? e->ops->name : "v1",
-			 "connected_since", since, "replica", reg->srv->replica,
+	return json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "protocol", e->ops ? e->ops->name : "v1",
+			 "transport", tunnel_transport_name(&e->tr), "connected_since", since,
+			 "replica", reg->srv->replica,
 			 "rtt_ms", (json_int_t)(e->t ? tunnel_h2_rtt_ms(e->t) : -1), "active_streams",
 			 (json_int_t)(e->ops ? e->ops->active(e) : 0));
 }
@@ -177,6 +180,25 @@ struct tunnel_entry *tunnels_entry_new(struct tunnels *reg, const char *cluster,
 	return tn_entry_new(reg, cluster, protocol);
 }
 
+/*
+ * Ends a tunnel gracefully: a v2 session says GOAWAY first (over the
+ * direct transport it is the only word the agent gets), then the
+ * transport closes (a WebSocket close frame with code and reason).
+ */
+static void tn_close(struct tunnel_entry *e, uint16_t code, const char *reason)
+{
+	if (!e->closing)
+		e->closing_ms = uv_now(e->reg->srv->loop);
+	if (e->t && tunnel_transport_up(&e->tr)) {
+		if (code == WS_CLOSE_POLICY)
+			tunnel_h2_goaway_error(e->t, TUNNEL_H2_REFUSED, reason);
+		else
+			tunnel_h2_goaway(e->t);
+		tunnel_h2_flush(e->t);
+	}
+	tunnel_transport_close(&e->tr, code, reason);
+}
+
 /* Starts draining an entry that a newer tunnel replaced. */
 static void tn_drain(struct tunnel_entry *e)
 {
@@ -187,8 +209,7 @@ static void tn_drain(struct tunnel_entry *e)
 		tunnel_h2_goaway(e->t);
 		return;
 	}
-	if (e->ws)
-		ws_close(e->ws, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
+	tn_close(e, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
 }
 
 int tunnels_register(struct tunnels *reg, struct tunnel_entry *e)
@@ -239,13 +260,13 @@ void tunnels_unregister(struct tunnel_entry *e)
 	free(e);
 }
 
-/* ---- v2 wiring: WebSocket binary messages <-> HTTP/2 session ---- */
+/* ---- v2 wiring: the transport's bytes <-> HTTP/2 session ---- */
 
 static int tn_v2_writable(void *io)
 {
 	struct tunnel_entry *e = io;
 
-	return e->ws != NULL && ws_pending(e->ws) < WS_HIGH_WATER;
+	return tunnel_transport_writable(&e->tr);
 }
 
 /*
@@ -259,8 +280,7 @@ static void tn_fail(struct tunnel_entry *e, const char *why)
 	e->closing = 1;
 	if (e->hashed)
 		tn_hash_remove(e->reg, e);
-	if (e->ws)
-		ws_abort(e->ws);
+	tunnel_transport_abort(&e->tr);
 }
 
 static void tn_flush_dirty(uv_idle_t *h)
@@ -272,7 +292,7 @@ static void tn_flush_dirty(uv_idle_t *h)
 	while ((e = reg->dirty) != NULL) {
 		reg->dirty = e->dnext;
 		e->dirty = 0;
-		if (e->t && e->ws)
+		if (e->t && tunnel_transport_up(&e->tr))
 			tunnel_h2_flush(e->t);
 	}
 	uv_idle_stop(h);
@@ -282,10 +302,8 @@ static int tn_v2_send(void *io, const uint8_t *data, size_t len)
 {
 	struct tunnel_entry *e = io;
 
-	if (e->ws == NULL)
-		return -EPIPE;
 	LOG_DEBUG("tunnel of %s: sending %zu bytes", e->cluster, len);
-	return ws_send(e->ws, WS_BINARY, data, len);
+	return tunnel_transport_send(&e->tr, data, len);
 }
 
 /*
@@ -308,51 +326,53 @@ static void tn_v2_kick(void *io)
 		uv_idle_start(&reg->flusher, tn_flush_dirty);
 }
 
-static void tn_v2_on_message(struct ws *w, int opcode, const char *data, size_t len)
+static void tn_v2_on_bytes(void *owner, const uint8_t *data, size_t len)
 {
-	struct tunnel_entry *e = ws_data(w);
+	struct tunnel_entry *e = owner;
 
 	if (e->closing)
 		return;
-	if (opcode != WS_BINARY) {
-		LOG_WARN("tunnel of %s sent a text message on a v2 tunnel; closing", e->cluster);
-		e->closing = 1;
-		if (e->hashed)
-			tn_hash_remove(e->reg, e);
-		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "v2 tunnels carry binary messages only");
-		return;
-	}
 	LOG_DEBUG("tunnel of %s: %zu bytes from the agent", e->cluster, len);
 	tunnel_h2_touch(e->t, uv_now(e->reg->srv->loop));
 	/* nghttp2 answers most junk with GOAWAY and no error: check both. */
-	if (tunnel_h2_feed(e->t, (const uint8_t *)data, len) < 0 || !tunnel_h2_alive(e->t)) {
+	if (tunnel_h2_feed(e->t, data, len) < 0 || !tunnel_h2_alive(e->t)) {
 		tn_fail(e, "HTTP/2 protocol error");
 		return;
 	}
 	/* A draining tunnel closes once its last stream is done. */
 	if (e->draining && tunnel_h2_active_streams(e->t) == 0)
-		ws_close(w, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
+		tn_close(e, WS_CLOSE_GOING_AWAY, "replaced by a newer tunnel");
 }
 
-static void tn_v2_on_drain(struct ws *w)
+static void tn_v2_on_junk(void *owner, const char *why)
 {
-	struct tunnel_entry *e = ws_data(w);
+	struct tunnel_entry *e = owner;
+
+	LOG_WARN("tunnel of %s sent %s; closing", e->cluster, why);
+	e->closing = 1;
+	if (e->hashed)
+		tn_hash_remove(e->reg, e);
+}
+
+static void tn_v2_on_drain(void *owner)
+{
+	struct tunnel_entry *e = owner;
 
 	tunnel_h2_flush(e->t);
 }
 
-static void tn_v2_on_close(struct ws *w, int code)
+static void tn_v2_on_close(void *owner, int code)
 {
-	struct tunnel_entry *e = ws_data(w);
+	struct tunnel_entry *e = owner;
 
 	(void)code;
-	e->ws = NULL;
 	e->closing = 1;
 	tunnels_unregister(e);
 }
 
-static const struct ws_callbacks tn_v2_ws_cbs = {
-	.on_message = tn_v2_on_message,
+static const struct tunnel_transport_callbacks tn_v2_tr_cbs = {
+	.on_bytes = tn_v2_on_bytes,
+	.on_junk = tn_v2_on_junk,
 	.on_drain = tn_v2_on_drain,
 	.on_close = tn_v2_on_close,
 };
@@ -368,38 +388,50 @@ static const struct tunnel_h2_callbacks tn_v2_cbs = {
 	.on_goaway = tn_v2_on_goaway,
 };
 
-int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
+/* The entry and session of a v2 tunnel whose transport (in e->tr) is set. */
+static int tn_attach(struct tunnels *reg, struct tunnel_entry *e)
 {
-	struct tunnel_entry *e = tn_entry_new(reg, cluster, 2);
 	struct tunnel_h2_io io;
 
-	if (e == NULL) {
-		ws_abort(ws);
-		return -ENOMEM;
-	}
 	io.send = tn_v2_send;
 	io.kick = tn_v2_kick;
 	io.writable = tn_v2_writable;
 	io.io = e;
-	e->ws = ws;
 	e->ops = &upstream_h2_ops;
 	e->t = tunnel_h2_new(1, &reg->srv->tunnel_cfg, &io, &tn_v2_cbs, e);
 	if (e->t == NULL) {
-		free(e);
-		ws_abort(ws);
+		/* The transport's on_close frees the entry. */
+		e->closing = 1;
+		tunnel_transport_abort(&e->tr);
 		return -ENOMEM;
 	}
-	ws_set_data(ws, e);
-	/* ws_server_accept gave us callbacks of our own choosing already. */
 	tunnels_register(reg, e);
-	tunnel_h2_flush(e->t); /* our SETTINGS */
+	tunnel_h2_flush(e->t); /* our preface and SETTINGS */
 	return 0;
 }
 
-const struct ws_callbacks *tunnels_v2_ws_callbacks(void);
-const struct ws_callbacks *tunnels_v2_ws_callbacks(void)
+int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws)
 {
-	return &tn_v2_ws_cbs;
+	struct tunnel_entry *e = tn_entry_new(reg, cluster, 2);
+
+	if (e == NULL) {
+		ws_abort(ws); /* its on_close finds no owner: ws data is NULL */
+		return -ENOMEM;
+	}
+	tunnel_transport_ws(&e->tr, ws, &tn_v2_tr_cbs, e);
+	return tn_attach(reg, e);
+}
+
+int tunnels_attach_direct(struct tunnels *reg, const char *cluster, struct conn *c)
+{
+	struct tunnel_entry *e = tn_entry_new(reg, cluster, 2);
+
+	if (e == NULL) {
+		conn_close(c);
+		return -ENOMEM;
+	}
+	tunnel_transport_direct(&e->tr, c, &tn_v2_tr_cbs, e);
+	return tn_attach(reg, e);
 }
 
 /* ---- liveness ---- */
@@ -413,7 +445,12 @@ static void tn_tick(uv_timer_t *timer)
 
 	for (e = reg->all; e; e = next) {
 		next = e->next;
-		if (e->t == NULL || e->ws == NULL || e->closing)
+		if (e->closing && tunnel_transport_up(&e->tr) &&
+		    now - e->closing_ms > TUNNELS_CLOSE_TIMEOUT_MS) {
+			tunnel_transport_abort(&e->tr); /* a peer that never finished closing */
+			continue;
+		}
+		if (e->t == NULL || !tunnel_transport_up(&e->tr) || e->closing)
 			continue;
 		heard = tunnel_h2_last_recv_ms(e->t);
 		if (heard < e->attached_ms)
@@ -423,7 +460,7 @@ static void tn_tick(uv_timer_t *timer)
 			LOG_WARN("tunnel of %s silent for %.1f s; closing it", e->cluster,
 				 (double)reg->dead_after_ms / 1000);
 			e->closing = 1;
-			ws_abort(e->ws);
+			tunnel_transport_abort(&e->tr);
 			continue;
 		}
 		if (now - e->last_ping_ms >= reg->dead_after_ms / 3) {
@@ -460,13 +497,13 @@ void tunnels_drop(struct tunnels *reg, const char *cluster)
 	struct tunnel_entry *e;
 
 	for (e = reg->all; e; e = e->next) {
-		if (strcmp(e->cluster, cluster) != 0 || e->ws == NULL || e->closing)
+		if (strcmp(e->cluster, cluster) != 0 || !tunnel_transport_up(&e->tr) || e->closing)
 			continue;
 		LOG_INFO("closing the tunnel of removed cluster %s", cluster);
+		tn_close(e, WS_CLOSE_POLICY, "cluster removed from the manager");
 		e->closing = 1;
 		if (e->hashed)
 			tn_hash_remove(reg, e);
-		ws_close(e->ws, WS_CLOSE_POLICY, "cluster removed from the manager");
 	}
 }
 
@@ -483,11 +520,9 @@ void tunnels_close_all(struct tunnels *reg)
 
 	uv_timer_stop(&reg->tick);
 	for (e = reg->all; e; e = e->next) {
-		if (e->ws && !e->closing) {
+		if (tunnel_transport_up(&e->tr) && !e->closing) {
+			tn_close(e, WS_CLOSE_GOING_AWAY, "the manager is shutting down");
 			e->closing = 1;
-			if (e->t)
-				tunnel_h2_goaway(e->t);
-			ws_close(e->ws, WS_CLOSE_GOING_AWAY, "the manager is shutting down");
 		}
 	}
 }

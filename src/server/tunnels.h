@@ -22,13 +22,14 @@
 #include <uv.h>
 
 #include "net/tunnel_h2.h"
+#include "net/tunnel_transport.h"
 #include "net/ws.h"
 
 #define TUNNELS_PING_INTERVAL_MS 15000
 #define TUNNELS_DEAD_AFTER_MS 45000
 #define TUNNELS_TICK_MS 5000
 #define TUNNELS_WS_MAX_MESSAGE (1 << 20)
-#define TUNNEL_PROTOCOL_V2 "lxcm-tunnel.v2"
+#define TUNNEL_PROTOCOL_V2 TUNNEL_ALPN
 
 struct server;
 struct tunnels;
@@ -39,7 +40,8 @@ struct tunnel_entry {
 	struct tunnels *reg;
 	char cluster[64];
 	int protocol; /* 1 or 2 */
-	struct ws *ws;
+	/* What carries it (WebSocket or direct); tr.h is NULL once it is gone. */
+	struct tunnel_transport tr;
 	struct tunnel_h2 *t;  /* v2 session, NULL for v1 */
 	void *impl;	   /* the protocol's own state (v1: struct tunnel_v1) */
 	/* How requests reach the cluster (upstream.h), set by the protocol. */
@@ -48,6 +50,7 @@ struct tunnel_entry {
 	int64_t epoch;
 	uint64_t last_ping_ms;
 	uint64_t attached_ms; /* uv_now() when the tunnel came up */
+	uint64_t closing_ms;  /* uv_now() when we started closing it */
 	int draining;
 	int closing;
 	struct tunnel_entry *next, *prev; /* every entry of the registry */
@@ -74,8 +77,14 @@ size_t tunnels_count(const struct tunnels *reg);
 /* The cluster object's "tunnel" field, or NULL when there is none. */
 json_t *tunnels_describe(struct tunnels *reg, const char *cluster);
 
-/* Starts a v2 tunnel on an accepted WebSocket for an enrolled cluster. */
+/*
+ * Starts a v2 tunnel for an enrolled cluster on an accepted WebSocket (made
+ * with tunnel_transport_ws_callbacks()), or, with the direct transport, on
+ * the TLS connection itself (connector_direct.c). Either way the registry
+ * owns the ws or conn from here on, failure included.
+ */
 int tunnels_attach_v2(struct tunnels *reg, const char *cluster, struct ws *ws);
+int tunnels_attach_direct(struct tunnels *reg, const char *cluster, struct conn *c);
 /*
  * For other protocol modules (tunnel_v1.c): a new entry with its epoch, not
  * yet registered; free it with free() if it never gets registered.

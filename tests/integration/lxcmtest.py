@@ -560,7 +560,23 @@ def agent(*args, check_rc=None, timeout=60):
     return run([binary("lxcm-agent")] + list(args), timeout=timeout, check_rc=check_rc)
 
 
+def tunnel_transport():
+    """The --tunnel-transport the agents of this run use (LXCM_TEST_TUNNEL_TRANSPORT):
+    tests/CMakeLists.txt runs the tunnel tests once per transport. Empty:
+    the agent's default (auto, which is direct without a proxy)."""
+    return os.environ.get("LXCM_TEST_TUNNEL_TRANSPORT", "")
+
+
+def expected_transport():
+    """tunnel.transport of the cluster object when nothing is in the way."""
+    return "websocket" if tunnel_transport() == "websocket" else "direct"
+
+
 def spawn_agent(*args, log_path):
+    args = list(args)
+    if args and args[0] == "run" and tunnel_transport() and \
+            not any(a.startswith("--tunnel-transport") for a in args):
+        args += ["--tunnel-transport", tunnel_transport()]
     logf = open(log_path, "ab")
     try:
         return spawn([binary("lxcm-agent")] + list(args), stdout=logf,

@@ -196,6 +196,7 @@ def test_tunnel_object():
     tn = c["tunnel"]
     L.check(isinstance(tn, dict), "tunnel object: %r" % (tn,))
     L.eq(tn["protocol"], "v2", "tunnel.protocol")
+    L.eq(tn["transport"], L.expected_transport(), "tunnel.transport")
     L.check(abs(L.parse_rfc3339(tn["connected_since"]) - time.time()) < 300,
             "tunnel.connected_since %r" % (tn["connected_since"],))
     L.check(isinstance(tn["replica"], str) and tn["replica"], "tunnel.replica %r" % tn["replica"])

@@ -255,6 +255,7 @@ def test_tunnels_registered():
         tn = c["tunnel"]
         L.check(isinstance(tn, dict), "%s tunnel object: %r" % (name, tn))
         L.eq(tn["protocol"], "v2", name + " tunnel.protocol")
+        L.eq(tn["transport"], L.expected_transport(), name + " tunnel.transport")
         L.eq(tn["active_streams"], 0, name + " tunnel.active_streams when idle")
         since = L.parse_rfc3339(tn["connected_since"])
         L.check(time.time() - 120 < since <= time.time() + 5,

@@ -141,7 +141,7 @@ static void other_on_close(struct ws *w, int code)
 
 	(void)code;
 	F->other_closes++;
-	e->ws = NULL;
+	e->tr.h = NULL;
 	tunnels_unregister(e);
 }
 
@@ -156,7 +156,7 @@ static struct tunnel_entry *attach_other(const char *cluster)
 	struct tunnel_entry *e = tunnels_entry_new(F->srv.tunnels, cluster, 1);
 
 	assert_non_null(e);
-	e->ws = w;
+	tunnel_transport_ws(&e->tr, w, NULL, NULL); /* as tunnel_v1.c: for close and abort */
 	e->ops = &upstream_v1_ops; /* its protocol's table; e->impl stays NULL here */
 	ws_set_data(w, e);
 	assert_int_equal(tunnels_register(F->srv.tunnels, e), 0);
@@ -165,7 +165,7 @@ static struct tunnel_entry *attach_other(const char *cluster)
 
 static struct tunnel_entry *attach_v2(const char *cluster)
 {
-	struct ws *w = ws_pair(tunnels_v2_ws_callbacks());
+	struct ws *w = ws_pair(tunnel_transport_ws_callbacks());
 
 	assert_int_equal(tunnels_attach_v2(F->srv.tunnels, cluster, w), 0);
 	return tunnels_get(F->srv.tunnels, cluster);
