@@ -20,6 +20,7 @@
 #include "common/timefmt.h"
 #include "server/principal.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "common/version.h"
 #include "store/store_async.h"
 
@@ -676,6 +677,7 @@ const struct http_route api_routes[] = {
 	{"DELETE", "/1.0/auth/tokens/{name}", api_apitoken_delete, ROUTE_ADMIN, 0},
 	{"GET", "/1.0", api_get_root, ROUTE_PUBLIC, 0},
 	{"GET", "/1.0/status", api_get_status, ROUTE_PUBLIC, 0},
+	{"GET", "/1.0/metrics", telemetry_respond, ROUTE_OPERATOR, 0},
 	{"GET", "/1.0/remote-cluster", api_cluster_list, ROUTE_VIEWER, 0},
 	{"GET", "/1.0/remote-cluster/{name}", api_cluster_get, ROUTE_VIEWER, 0},
 	{"PATCH", "/1.0/remote-cluster/{name}", api_cluster_patch, ROUTE_ADMIN, 0},

@@ -17,6 +17,8 @@
 #include "net/tls.h"
 #include "server/audit.h"
 #include "server/enrolled.h"
+#include "server/metrics_listener.h"
+#include "server/telemetry.h"
 #include "net/stream_pipe.h"
 #include "server/server.h"
 #include "server/tunnels.h"
@@ -73,6 +75,10 @@ static void usage(FILE *f)
 	      "                                  client's; on both listeners. A header from any\n"
 	      "                                  other source is refused (repeatable; default:\n"
 	      "                                  none, no header is read)\n"
+	      "  --metrics-addr HOST:PORT        plain-HTTP listener with GET /metrics, /healthz and\n"
+	      "                                  /readyz (default: none)\n"
+	      "  --metrics-per-cluster           label proxied-request counts with the cluster\n"
+	      "                                  (one series per cluster; default: off)\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -153,6 +159,8 @@ enum {
 	OPT_PROXY_PROTOCOL_FROM,
 	OPT_STORE_THREADS,
 	OPT_CONFIG,
+	OPT_METRICS_ADDR,
+	OPT_METRICS_PER_CLUSTER,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -184,6 +192,8 @@ static const struct option long_opts[] = {
 	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
 	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
+	{"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
+	{"metrics-per-cluster", no_argument, NULL, OPT_METRICS_PER_CLUSTER},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -305,6 +315,11 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			cfg->store_threads = (unsigned)n;
 			break;
 		case OPT_CONFIG: break; /* read by config_file_merge */
+		case OPT_METRICS_ADDR:
+			rc = parse_hostport(optarg, cfg->metrics_host, sizeof(cfg->metrics_host),
+					    &cfg->metrics_port);
+			break;
+		case OPT_METRICS_PER_CLUSTER: cfg->metrics_per_cluster = 1; break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;
@@ -445,6 +460,7 @@ static int server_listen(struct server *srv)
 	m.data = srv;
 	m.name = "management";
 	m.pre_route = auth_management_pre_route;
+	m.on_finished = telemetry_request_finished;
 	c = m;
 	c.host = srv->cfg.connector_host;
 	c.port = srv->cfg.connector_port;
@@ -488,6 +504,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	http_server_stop(srv->management);
 	http_server_stop(srv->connector);
 	srv->management = srv->connector = NULL;
+	metrics_listener_stop(srv);
 	tunnels_close_all(srv->tunnels);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_term, NULL);
@@ -523,6 +540,10 @@ int main(int argc, char **argv)
 	}
 	if (store_workers_set_threads(srv.store, srv.cfg.store_threads) < 0)
 		return 1;
+	srv.telemetry = telemetry_new(&srv, srv.cfg.metrics_per_cluster);
+	if (srv.telemetry == NULL)
+		return 1;
+	store_set_observer(srv.store, telemetry_store_observe, srv.telemetry);
 	rc = auth_bootstrap(&srv);
 	if (rc < 0) {
 		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));
@@ -545,7 +566,8 @@ int main(int argc, char **argv)
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
 	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
-	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0 ||
+	    metrics_listener_start(&srv) < 0)
 		return 1;
 	uv_signal_init(srv.loop, &sig_int);
 	uv_signal_init(srv.loop, &sig_term);
@@ -576,6 +598,7 @@ int main(int argc, char **argv)
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");
 	store_close(srv.store);
+	telemetry_free(srv.telemetry); /* after the store: its last operations are observed */
 	ratelimit_free(srv.join_limit);
 	SSL_CTX_free(srv.mgmt_tls);
 	SSL_CTX_free(srv.conn_tls);

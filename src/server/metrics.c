@@ -529,7 +529,7 @@ static void metrics_render_series(struct metrics_out *o, const struct metrics_se
 	metrics_puts(o, s->f->def.name);
 	metrics_put_labels(o, s, NULL);
 	metrics_puts(o, " ");
-	if (s->f->def.type == METRICS_COUNTER)
+	if (s->f->def.type == METRICS_COUNTER && !(s->f->def.flags & METRICS_F_FLOAT))
 		metrics_put_u64(o, metrics_counter_value(s));
 	else
 		metrics_put_double(o, metrics_gauge_value(s));

@@ -44,6 +44,7 @@ enum metrics_format {
 #define METRICS_LABEL_VALUE_MAX 128 /* longer values are cut */
 #define METRICS_OTHER "_other"	    /* the values of the series past a family's cap */
 #define METRICS_F_ATOMIC 0x1	    /* updated from other threads than the loop's */
+#define METRICS_F_FLOAT 0x2	    /* a counter of fractions, set with metrics_set (CPU seconds) */
 #define METRICS_RENDER_MAX (64 << 20)
 
 #define METRICS_CONTENT_TYPE_004 "text/plain; version=0.0.4; charset=utf-8"

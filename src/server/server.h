@@ -55,9 +55,13 @@ struct server_config {
 	struct net_cidr proxy_protocol_from[SERVER_MAX_PROXY_PROTOCOL_FROM];
 	size_t nproxy_protocol_from;
 	unsigned store_threads; /* --store-threads: the store's worker threads */
+	char metrics_host[256]; /* --metrics-addr; empty: no metrics listener */
+	int metrics_port;
+	int metrics_per_cluster; /* --metrics-per-cluster */
 };
 
 struct enrolled;
+struct telemetry;
 struct principal_cache;
 struct auth_lookup;
 
@@ -70,6 +74,8 @@ struct server {
 	char connector_fp[65];
 	struct http_server *management;
 	struct http_server *connector;
+	struct http_server *metrics_listener; /* --metrics-addr, or NULL */
+	struct telemetry *telemetry;	      /* the manager's metrics (telemetry.h) */
 	struct ratelimit *join_limit;
 	struct tunnels *tunnels;
 	struct audit_log *audit;

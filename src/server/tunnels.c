@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "server/upstream.h"
 #include "store/store_async.h"
 #include "store/store_feed.h"
@@ -181,6 +182,7 @@ struct tunnel_entry *tunnels_entry_new(struct tunnels *reg, const char *cluster,
 static void tn_drain(struct tunnel_entry *e)
 {
 	e->draining = 1;
+	e->close_reason = "replaced";
 	tn_hash_remove(e->reg, e);
 	LOG_INFO("tunnel of %s replaced by a new one; draining the old one", e->cluster);
 	if (e->t && tunnel_h2_active_streams(e->t) > 0) {
@@ -203,6 +205,7 @@ int tunnels_register(struct tunnels *reg, struct tunnel_entry *e)
 	reg->all = e;
 	tn_hash_add(reg, e);
 	tn_record(reg, e, 1);
+	telemetry_tunnel_up(reg->srv, e);
 	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->ops ? e->ops->name : "v1",
 		 e->cluster, (long long)e->epoch);
 	return 0;
@@ -234,6 +237,7 @@ void tunnels_unregister(struct tunnel_entry *e)
 		}
 	}
 	tn_record(reg, e, 0);
+	telemetry_tunnel_down(reg->srv, e, e->close_reason);
 	if (e->t)
 		tunnel_h2_free(e->t); /* streams in flight get on_close(CANCEL) */
 	free(e);
@@ -257,6 +261,7 @@ static void tn_fail(struct tunnel_entry *e, const char *why)
 {
 	LOG_WARN("tunnel of %s: %s; closing it", e->cluster, why);
 	e->closing = 1;
+	e->close_reason = "protocol_error";
 	if (e->hashed)
 		tn_hash_remove(e->reg, e);
 	if (e->ws)
@@ -317,6 +322,7 @@ static void tn_v2_on_message(struct ws *w, int opcode, const char *data, size_t 
 	if (opcode != WS_BINARY) {
 		LOG_WARN("tunnel of %s sent a text message on a v2 tunnel; closing", e->cluster);
 		e->closing = 1;
+		e->close_reason = "protocol_error";
 		if (e->hashed)
 			tn_hash_remove(e->reg, e);
 		ws_close(w, WS_CLOSE_PROTOCOL_ERROR, "v2 tunnels carry binary messages only");
@@ -423,10 +429,12 @@ static void tn_tick(uv_timer_t *timer)
 			LOG_WARN("tunnel of %s silent for %.1f s; closing it", e->cluster,
 				 (double)reg->dead_after_ms / 1000);
 			e->closing = 1;
+			e->close_reason = "dead";
 			ws_abort(e->ws);
 			continue;
 		}
 		if (now - e->last_ping_ms >= reg->dead_after_ms / 3) {
+			telemetry_tunnel_rtt(reg->srv, tunnel_h2_rtt_ms(e->t)); /* the last answer */
 			e->last_ping_ms = now;
 			tunnel_h2_ping(e->t, now);
 		}
@@ -464,6 +472,7 @@ void tunnels_drop(struct tunnels *reg, const char *cluster)
 			continue;
 		LOG_INFO("closing the tunnel of removed cluster %s", cluster);
 		e->closing = 1;
+		e->close_reason = "removed";
 		if (e->hashed)
 			tn_hash_remove(reg, e);
 		ws_close(e->ws, WS_CLOSE_POLICY, "cluster removed from the manager");
@@ -485,6 +494,7 @@ void tunnels_close_all(struct tunnels *reg)
 	for (e = reg->all; e; e = e->next) {
 		if (e->ws && !e->closing) {
 			e->closing = 1;
+			e->close_reason = "shutdown";
 			if (e->t)
 				tunnel_h2_goaway(e->t);
 			ws_close(e->ws, WS_CLOSE_GOING_AWAY, "the manager is shutting down");
