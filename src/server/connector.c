@@ -296,6 +296,7 @@ static void connector_status_stored(struct store_status_post *post)
 				  json_pack("{s:i,s:s}", "next_update_in_seconds",
 					    srv->cfg.heartbeat_interval_s, "cluster_manager_address",
 					    srv->cfg.management_public));
+		remote_write_heartbeat(srv->remote_write, j->cluster.name, j->body);
 	}
 	conn_job_free(j);
 }

@@ -79,6 +79,15 @@ static void usage(FILE *f)
 	      "                                  /readyz (default: none)\n"
 	      "  --metrics-per-cluster           label proxied-request counts with the cluster\n"
 	      "                                  (one series per cluster; default: off)\n"
+	      "  --metrics-remote-write-url URL  send the clusters' LXD metrics (from heartbeats) to\n"
+	      "                                  this Prometheus remote-write endpoint (default: off)\n"
+	      "  --metrics-remote-write-bearer-file FILE\n"
+	      "                                  send its first line as a bearer token\n"
+	      "  --metrics-remote-write-basic-auth-file FILE\n"
+	      "                                  send its first line, user:password, as basic auth\n"
+	      "  --metrics-remote-write-ca FILE  CAs for an https URL (default: the system's)\n"
+	      "  --metrics-remote-write-queue N  batches (heartbeats) kept while the receiver is\n"
+	      "                                  slow or down; the oldest go first (default 1000)\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -161,6 +170,11 @@ enum {
 	OPT_CONFIG,
 	OPT_METRICS_ADDR,
 	OPT_METRICS_PER_CLUSTER,
+	OPT_RW_URL,
+	OPT_RW_BEARER,
+	OPT_RW_BASIC,
+	OPT_RW_CA,
+	OPT_RW_QUEUE,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -194,6 +208,11 @@ static const struct option long_opts[] = {
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
 	{"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
 	{"metrics-per-cluster", no_argument, NULL, OPT_METRICS_PER_CLUSTER},
+	{"metrics-remote-write-url", required_argument, NULL, OPT_RW_URL},
+	{"metrics-remote-write-bearer-file", required_argument, NULL, OPT_RW_BEARER},
+	{"metrics-remote-write-basic-auth-file", required_argument, NULL, OPT_RW_BASIC},
+	{"metrics-remote-write-ca", required_argument, NULL, OPT_RW_CA},
+	{"metrics-remote-write-queue", required_argument, NULL, OPT_RW_QUEUE},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -320,6 +339,14 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 					    &cfg->metrics_port);
 			break;
 		case OPT_METRICS_PER_CLUSTER: cfg->metrics_per_cluster = 1; break;
+		case OPT_RW_URL: cfg->remote_write.url = optarg; break;
+		case OPT_RW_BEARER: cfg->remote_write.bearer_file = optarg; break;
+		case OPT_RW_BASIC: cfg->remote_write.basic_auth_file = optarg; break;
+		case OPT_RW_CA: cfg->remote_write.ca_file = optarg; break;
+		case OPT_RW_QUEUE:
+			rc = parse_num(optarg, 1, 1000000, &n);
+			cfg->remote_write.queue_max = (size_t)n;
+			break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;
@@ -505,6 +532,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	http_server_stop(srv->connector);
 	srv->management = srv->connector = NULL;
 	metrics_listener_stop(srv);
+	remote_write_stop(srv->remote_write);
 	tunnels_close_all(srv->tunnels);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_term, NULL);
@@ -544,6 +572,9 @@ int main(int argc, char **argv)
 	if (srv.telemetry == NULL)
 		return 1;
 	store_set_observer(srv.store, telemetry_store_observe, srv.telemetry);
+	if (srv.cfg.remote_write.url &&
+	    (srv.remote_write = remote_write_new(&srv, &srv.cfg.remote_write)) == NULL)
+		return 1;
 	rc = auth_bootstrap(&srv);
 	if (rc < 0) {
 		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));
@@ -589,6 +620,7 @@ int main(int argc, char **argv)
 	store_workers_stop(srv.store);
 	changes_stop(&srv);
 	tunnels_free(srv.tunnels);
+	remote_write_free(srv.remote_write);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);
 	auth_free(&srv);

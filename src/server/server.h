@@ -18,6 +18,7 @@
 #include "net/http.h"
 #include "net/tunnel_h2.h"
 #include "server/ratelimit.h"
+#include "server/remote_write.h"
 #include "store/store.h"
 
 #define SERVER_DEFAULT_MANAGEMENT_ADDR "127.0.0.1:8443"
@@ -58,6 +59,7 @@ struct server_config {
 	char metrics_host[256]; /* --metrics-addr; empty: no metrics listener */
 	int metrics_port;
 	int metrics_per_cluster; /* --metrics-per-cluster */
+	struct remote_write_config remote_write; /* --metrics-remote-write-*; url NULL: off */
 };
 
 struct enrolled;
@@ -76,6 +78,7 @@ struct server {
 	struct http_server *connector;
 	struct http_server *metrics_listener; /* --metrics-addr, or NULL */
 	struct telemetry *telemetry;	      /* the manager's metrics (telemetry.h) */
+	struct remote_write *remote_write;    /* cluster metrics out, or NULL (remote_write.h) */
 	struct ratelimit *join_limit;
 	struct tunnels *tunnels;
 	struct audit_log *audit;
