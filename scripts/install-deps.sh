@@ -4,6 +4,8 @@
 # systemd (for systemd-analyze: the units are verified offline, no running
 # systemd needed), dpkg-dev, debhelper and lintian (`make deb`) and man-db
 # (the man page checks) serve `make install`'s tests and the package.
+# protobuf-c and snappy build Prometheus remote write; prometheus (with
+# promtool) is the real Prometheus the metrics tests scrape and write to.
 set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -11,7 +13,8 @@ libuv1-dev libssl-dev node-llhttp libnghttp2-dev libjansson-dev
 libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
 lxd lxd-client curl jq python3 procps iproute2 openssl
 nginx openssh-server openssh-client wrk haproxy
-systemd dpkg-dev debhelper lintian man-db"
+systemd dpkg-dev debhelper lintian man-db
+protobuf-c-compiler libprotobuf-c-dev libsnappy-dev prometheus"
 
 missing=""
 for p in $PKGS; do
