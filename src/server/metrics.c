@@ -588,17 +588,6 @@ int metrics_render(struct metrics *m, enum metrics_format fmt, struct buf *out)
 
 /* ---- content negotiation ---- */
 
-static struct slice metrics_trim(struct slice s)
-{
-	while (s.len && (s.base[0] == ' ' || s.base[0] == '\t')) {
-		s.base++;
-		s.len--;
-	}
-	while (s.len && (s.base[s.len - 1] == ' ' || s.base[s.len - 1] == '\t'))
-		s.len--;
-	return s;
-}
-
 /* q=0 (or 0.0, 0.00, 0.000) refuses a media range; anything else accepts it. */
 static int metrics_q_zero(struct slice params)
 {
@@ -606,7 +595,7 @@ static int metrics_q_zero(struct slice params)
 
 	while (p < end) {
 		const char *semi = memchr(p, ';', (size_t)(end - p));
-		struct slice prm = metrics_trim(slice_make(p, (size_t)((semi ? semi : end) - p)));
+		struct slice prm = slice_trim_blanks(slice_make(p, (size_t)((semi ? semi : end) - p)));
 		size_t i;
 
 		if (prm.len >= 3 && (prm.base[0] == 'q' || prm.base[0] == 'Q') && prm.base[1] == '=') {
@@ -627,7 +616,7 @@ enum metrics_format metrics_format_for_accept(const char *accept, size_t len)
 		const char *comma = memchr(p, ',', (size_t)(end - p));
 		const char *stop = comma ? comma : end;
 		const char *semi = memchr(p, ';', (size_t)(stop - p));
-		struct slice type = metrics_trim(slice_make(p, (size_t)((semi ? semi : stop) - p)));
+		struct slice type = slice_trim_blanks(slice_make(p, (size_t)((semi ? semi : stop) - p)));
 
 		if (slice_eq_nocase(type, LIT("application/openmetrics-text")) &&
 		    !metrics_q_zero(semi ? slice_make(semi + 1, (size_t)(stop - semi - 1))
