@@ -299,24 +299,25 @@ void metrics_inc(struct metrics_series *s, uint64_t n)
 		s->count += n;
 }
 
+/* Stores a whole word as the series' family allows. */
+static void metrics_store(const struct metrics_series *s, uint64_t *word, uint64_t v)
+{
+	if (metrics_is_atomic(s))
+		__atomic_store_n(word, v, __ATOMIC_RELAXED);
+	else
+		*word = v;
+}
+
 void metrics_counter_set(struct metrics_series *s, uint64_t v)
 {
-	if (s == NULL)
-		return;
-	if (metrics_is_atomic(s))
-		__atomic_store_n(&s->count, v, __ATOMIC_RELAXED);
-	else
-		s->count = v;
+	if (s != NULL)
+		metrics_store(s, &s->count, v);
 }
 
 void metrics_set(struct metrics_series *s, double v)
 {
-	if (s == NULL)
-		return;
-	if (metrics_is_atomic(s))
-		__atomic_store_n(&s->dbits, metrics_double_bits(v), __ATOMIC_RELAXED);
-	else
-		s->dbits = metrics_double_bits(v);
+	if (s != NULL)
+		metrics_store(s, &s->dbits, metrics_double_bits(v));
 }
 
 static void metrics_add_bits(struct metrics_series *s, double d)
