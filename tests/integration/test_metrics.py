@@ -184,6 +184,30 @@ def counters_follow_a_scripted_sequence():
 
 
 @t.test
+def per_cluster_label_only_when_asked():
+    body = http_get(metrics_url())[2]
+    L.check('cluster="' not in body, "no series names a cluster without --metrics-per-cluster")
+    port = L.free_port()
+    s2 = L.Server("--metrics-addr", "127.0.0.1:%d" % port, "--metrics-per-cluster").start()
+    d = os.path.join(L.tmpdir("agent"), "pc1")
+    L.agent("join", s2.create_token("pc1"), "--data-dir", d, "--upstream",
+            "unix://" + LXD_SOCKET, check_rc=0, timeout=90)
+    proc = L.spawn_agent("run", "--data-dir", d, log_path=d + ".log")
+    try:
+        L.wait_for(lambda: s2.mgmt("GET", "/1.0/remote-cluster/pc1").metadata[
+            "tunnel_registered"], timeout=30, interval=0.1, what="the tunnel of pc1")
+        L.eq(s2.mgmt("GET", "/1.0/remote-cluster/pc1/tunnel/1.0", timeout=60).status, 200,
+             "proxied GET /1.0 to pc1")
+        text = http_get("http://127.0.0.1:%d/metrics" % port)[2]
+        P.promtool_check(text)
+        L.eq(P.value(P.parse_samples(text), "lxcm_cluster_proxied_requests_total",
+                     cluster="pc1", code="2xx"), 1, "per-cluster count")
+    finally:
+        L._stop_proc(proc)
+        s2.stop()
+
+
+@t.test
 def real_prometheus_scrapes():
     prom = P.Prometheus(scrape_target="127.0.0.1:%d" % METRICS_PORT).start()
     try:
