@@ -206,15 +206,16 @@ long metrics_text_parse(const char *text, size_t len, metrics_text_fn fn, void *
 			size_t *err_line)
 {
 	struct mt_parser *ps = NULL;
-	const char *p = text, *end = text + len;
+	const char *p = text, *end;
 	size_t lineno = 0;
 	long n = 0;
 	int rc = 0;
 
 	if (err_line)
 		*err_line = 0;
-	if (len == 0)
+	if (len == 0 || text == NULL)
 		return 0;
+	end = text + len;
 	ps = malloc(sizeof(*ps));
 	if (ps == NULL || (ps->scratch = malloc(METRICS_TEXT_MAX_LINE)) == NULL) {
 		free(ps);
