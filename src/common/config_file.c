@@ -46,22 +46,6 @@ __attribute__((format(printf, 4, 5))) static int cf_fail(struct config_file *cf,
 	return -EINVAL;
 }
 
-static int cf_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static struct slice cf_trim(struct slice s)
-{
-	while (s.len > 0 && cf_blank(s.base[0])) {
-		s.base++;
-		s.len--;
-	}
-	while (s.len > 0 && cf_blank(s.base[s.len - 1]))
-		s.len--;
-	return s;
-}
-
 /* Index of the option named exactly key (no abbreviations), or -1. */
 static long cf_find_option(const struct option *opts, struct slice key)
 {
@@ -171,13 +155,13 @@ static int cf_parse_line(struct config_file *cf, const char *path, unsigned line
 		return cf_fail(cf, path, line, "NUL byte");
 	if (bad)
 		return cf_fail(cf, path, line, "control character 0x%02x", bad - 1);
-	text = cf_trim(text);
+	text = slice_trim_blanks(text);
 	if (text.len == 0 || text.base[0] == '#')
 		return 0;
 	eq = memchr(text.base, '=', text.len);
 	if (eq == NULL)
 		return cf_fail(cf, path, line, "expected 'key = value'");
-	key = cf_trim(slice_make(text.base, (size_t)(eq - text.base)));
+	key = slice_trim_blanks(slice_make(text.base, (size_t)(eq - text.base)));
 	opt = cf_find_option(opts, key);
 	if (opt < 0 || key.len == 0)
 		return cf_fail(cf, path, line, "unknown key '%.*s%s'",
@@ -187,7 +171,7 @@ static int cf_parse_line(struct config_file *cf, const char *path, unsigned line
 		return cf_fail(cf, path, line, "'%s' cannot be set in a config file",
 			       opts[opt].name);
 	return cf_add_pair(cf, path, line, (size_t)opt, &opts[opt],
-			   cf_trim(slice_make(eq + 1, (size_t)(text.base + text.len - eq - 1))));
+			   slice_trim_blanks(slice_make(eq + 1, (size_t)(text.base + text.len - eq - 1))));
 }
 
 int config_file_parse(struct config_file *cf, const char *path, const char *data, size_t len,

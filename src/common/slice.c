@@ -15,6 +15,17 @@ int slice_starts_with(struct slice s, struct slice prefix)
 	return s.len >= prefix.len && memcmp(s.base, prefix.base, prefix.len) == 0;
 }
 
+struct slice slice_trim_blanks(struct slice s)
+{
+	while (s.len && (s.base[0] == ' ' || s.base[0] == '\t')) {
+		s.base++;
+		s.len--;
+	}
+	while (s.len && (s.base[s.len - 1] == ' ' || s.base[s.len - 1] == '\t'))
+		s.len--;
+	return s;
+}
+
 char *slice_dup(struct slice s)
 {
 	char *p = malloc(s.len + 1);

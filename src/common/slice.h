@@ -36,6 +36,8 @@ static inline int slice_eq(struct slice a, struct slice b)
 
 int slice_eq_nocase(struct slice a, struct slice b);
 int slice_starts_with(struct slice s, struct slice prefix);
+/* s without its leading and trailing blanks (spaces and tabs: HTTP's OWS). */
+struct slice slice_trim_blanks(struct slice s);
 /* Returns a malloc'd NUL-terminated copy, or NULL on allocation failure. */
 char *slice_dup(struct slice s);
 /* Parses a whole slice as a base-10 integer in [min, max]; 0 or -EINVAL. */

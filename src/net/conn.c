@@ -956,6 +956,25 @@ static void conn_opened(struct conn *c)
 		conn_read_stop(c);
 }
 
+/* Server-side handshakes of this process, by result (loop thread only). */
+static uint64_t conn_handshakes_ok, conn_handshakes_failed;
+
+static void conn_count_handshake(const struct conn *c, int ok)
+{
+	if (!SSL_is_server(c->ssl))
+		return;
+	if (ok)
+		conn_handshakes_ok++;
+	else
+		conn_handshakes_failed++;
+}
+
+void conn_tls_server_stats(uint64_t *ok, uint64_t *failed)
+{
+	*ok = conn_handshakes_ok;
+	*failed = conn_handshakes_failed;
+}
+
 /* Advances the handshake, then hands out plaintext while the user reads. */
 static void conn_tls_input(struct conn *c)
 {
@@ -975,10 +994,12 @@ static void conn_tls_input(struct conn *c)
 					  ? ERR_reason_error_string(ERR_peek_error())
 					  : "unknown");
 			ERR_clear_error();
+			conn_count_handshake(c, 0);
 			conn_end(c, CONN_ETLS);
 			return;
 		}
 		err = conn_check_peer(c);
+		conn_count_handshake(c, err == 0);
 		if (err < 0) {
 			conn_end(c, err);
 			return;

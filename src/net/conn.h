@@ -28,6 +28,7 @@
 #define LXCM_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -146,6 +147,11 @@ const char *conn_socket_addr(const struct conn *c);
 int conn_is_tls(const struct conn *c);
 /* ALPN protocol chosen, or NULL. */
 const char *conn_alpn(const struct conn *c, unsigned *len);
+/*
+ * TLS handshakes this process completed (ok) or failed (a TLS error or a
+ * refused peer certificate) as a server, for metrics. Loop thread.
+ */
+void conn_tls_server_stats(uint64_t *ok, uint64_t *failed);
 
 /*
  * For fuzz targets only: a plaintext server conn that claims the client

@@ -1033,17 +1033,6 @@ void ws_abort(struct ws *w)
 
 /* ---- handshake helpers ---- */
 
-static struct slice ws_trim(struct slice s)
-{
-	while (s.len && (s.base[0] == ' ' || s.base[0] == '\t')) {
-		s.base++;
-		s.len--;
-	}
-	while (s.len && (s.base[s.len - 1] == ' ' || s.base[s.len - 1] == '\t'))
-		s.len--;
-	return s;
-}
-
 /* How many headers are called name; *value is the last one, trimmed. */
 static size_t ws_headers_count(const struct http_header *h, size_t n, struct slice name,
 			       struct slice *value)
@@ -1053,7 +1042,7 @@ static size_t ws_headers_count(const struct http_header *h, size_t n, struct sli
 	*value = SLICE_NULL;
 	for (i = 0; i < n; i++) {
 		if (slice_eq_nocase(h[i].name, name)) {
-			*value = ws_trim(h[i].value);
+			*value = slice_trim_blanks(h[i].value);
 			count++;
 		}
 	}

@@ -23,6 +23,7 @@
 #include "common/timefmt.h"
 #include "server/principal.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "common/version.h"
 #include "store/store_async.h"
 
@@ -570,6 +571,7 @@ enum {
 	API_APITOKEN_DELETE,
 	API_NSTORE, /* the routes from here on have handlers of their own */
 	API_ROOT = API_NSTORE,
+	API_METRICS,
 	API_AUDIT,
 	API_TUNNEL,
 };
@@ -628,6 +630,7 @@ const struct http_route api_routes[] = {
 	[API_TOKEN_LIST] = {"GET", "/1.0/remote-cluster-join-token", api_handle, ROUTE_VIEWER, 0},
 	[API_TOKEN_DELETE] = {"DELETE", "/1.0/remote-cluster-join-token/{name}", api_handle,
 			      ROUTE_ADMIN, 0},
+	[API_METRICS] = {"GET", "/1.0/metrics", telemetry_respond, ROUTE_OPERATOR, 0},
 	[API_AUDIT] = {"GET", "/1.0/audit", api_audit_get, ROUTE_VIEWER, 0},
 	[API_TUNNEL] = {NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", proxy_handle,
 			HTTP_ROUTE_STREAM_BODY | HTTP_ROUTE_UPGRADE | ROUTE_TUNNEL, 0},

@@ -38,6 +38,7 @@ struct audit_log {
 	struct audit_batch *pending; /* rows waiting */
 	int writing;		     /* a batch is on a store worker */
 	uint64_t dropped, journal_failed, seq;
+	uint64_t written, writing_rows; /* for audit_log_stats */
 	char id_prefix[17]; /* random per process: request ids never repeat */
 	struct audit_journal *journal;
 	/* Per journal file: rows not yet in the database; kept is set when a
@@ -198,6 +199,7 @@ static void audit_done(void *arg)
 		audit_retry_later(log, b);
 		return;
 	}
+	log->written += b->n;
 	audit_journal_committed(log, b, 0);
 	audit_batch_free(b);
 	if (log->pending && log->pending->n >= AUDIT_BATCH_ROWS)
@@ -222,6 +224,7 @@ static void audit_start_write(struct audit_log *log)
 	}
 	audit_journal_rotate(log);
 	log->writing = 1;
+	log->writing_rows = b->n;
 }
 
 static void audit_on_timer(uv_timer_t *t)
@@ -423,4 +426,11 @@ drop:
 	if (log->dropped++ % 1000 == 0)
 		LOG_WARN("audit rows dropped: %llu so far (the database is too slow?)",
 			 (unsigned long long)log->dropped);
+}
+
+void audit_log_stats(const struct audit_log *log, struct audit_stats *out)
+{
+	out->pending = (log->pending ? log->pending->n : 0) + (log->writing ? log->writing_rows : 0);
+	out->written = log->written;
+	out->dropped = log->dropped;
 }

@@ -76,4 +76,10 @@ void audit_log_free(struct audit_log *log);
  */
 void audit_record(struct server *srv, const struct audit_entry *e);
 
+/* For metrics: rows waiting (in memory or being written), committed, dropped. */
+struct audit_stats {
+	uint64_t pending, written, dropped;
+};
+void audit_log_stats(const struct audit_log *log, struct audit_stats *out);
+
 #endif

@@ -23,6 +23,7 @@
 #include "common/timefmt.h"
 #include "server/principal.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "server/tunnel_v1.h"
 #include "server/tunnels.h"
 #include "store/store_async.h"
@@ -111,6 +112,7 @@ static void connector_join_done(void *arg)
 	struct conn_job *j = arg;
 	struct http_request *req = j->req;
 
+	telemetry_join(j->srv, j->rc);
 	switch (j->rc) {
 	case 0:
 		/* The enrolled set heard of it from the change feed (changes.c). */
@@ -200,6 +202,7 @@ static void connector_join(struct http_request *req)
 		h[0] = (struct http_header){LIT("Content-Type"), LIT("application/json")};
 		h[1] = (struct http_header){LIT("Retry-After"), slice_cstr(retry)};
 		LOG_WARN("join from %s rate limited", req->peer_addr);
+		telemetry_rate_limited(srv, "join");
 		env = envelope_error(429, "too many join attempts, retry later", &len);
 		http_respond(req, 429, h, 2, env, env ? len : 0);
 		free(env);
@@ -284,6 +287,7 @@ static void connector_status_stored(struct store_status_post *post)
 	struct conn_job *j = post->data;
 	struct server *srv = j->srv;
 
+	telemetry_heartbeat(srv, j->req->start_ms, post->rc);
 	if (post->rc < 0) {
 		handler_store_error(j->req, post->rc, "cluster");
 	} else {
@@ -291,6 +295,7 @@ static void connector_status_stored(struct store_status_post *post)
 				  json_pack("{s:i,s:s}", "next_update_in_seconds",
 					    srv->cfg.heartbeat_interval_s, "cluster_manager_address",
 					    srv->cfg.management_public));
+		remote_write_heartbeat(srv->remote_write, j->cluster.name, j->body);
 	}
 	conn_job_free(j);
 }

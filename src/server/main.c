@@ -19,6 +19,8 @@
 #include "server/audit.h"
 #include "server/audit_retention.h"
 #include "server/enrolled.h"
+#include "server/metrics_listener.h"
+#include "server/telemetry.h"
 #include "net/stream_pipe.h"
 #include "server/server.h"
 #include "server/tunnels.h"
@@ -83,6 +85,19 @@ static void usage(FILE *f)
 	      "  --audit-retention DURATION      prune audit rows older than this: 90s, 15m, 12h,\n"
 	      "                                  7d, 2w or 1d12h (default 90d; 0 keeps all)\n"
 	      "  --log-format text|json          log lines as text (default) or JSON objects\n"
+	      "  --metrics-addr HOST:PORT        plain-HTTP listener with GET /metrics, /healthz and\n"
+	      "                                  /readyz (default: none)\n"
+	      "  --metrics-per-cluster           label proxied-request counts with the cluster\n"
+	      "                                  (one series per cluster; default: off)\n"
+	      "  --metrics-remote-write-url URL  send the clusters' LXD metrics (from heartbeats) to\n"
+	      "                                  this Prometheus remote-write endpoint (default: off)\n"
+	      "  --metrics-remote-write-bearer-file FILE\n"
+	      "                                  send its first line as a bearer token\n"
+	      "  --metrics-remote-write-basic-auth-file FILE\n"
+	      "                                  send its first line, user:password, as basic auth\n"
+	      "  --metrics-remote-write-ca FILE  CAs for an https URL (default: the system's)\n"
+	      "  --metrics-remote-write-queue N  batches (heartbeats) kept while the receiver is\n"
+	      "                                  slow or down; the oldest go first (default 1000)\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -166,6 +181,13 @@ enum {
 	OPT_AUDIT_RETENTION,
 	OPT_LOG_FORMAT,
 	OPT_CONFIG,
+	OPT_METRICS_ADDR,
+	OPT_METRICS_PER_CLUSTER,
+	OPT_RW_URL,
+	OPT_RW_BEARER,
+	OPT_RW_BASIC,
+	OPT_RW_CA,
+	OPT_RW_QUEUE,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -200,6 +222,13 @@ static const struct option long_opts[] = {
 	{"audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION},
 	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
+	{"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
+	{"metrics-per-cluster", no_argument, NULL, OPT_METRICS_PER_CLUSTER},
+	{"metrics-remote-write-url", required_argument, NULL, OPT_RW_URL},
+	{"metrics-remote-write-bearer-file", required_argument, NULL, OPT_RW_BEARER},
+	{"metrics-remote-write-basic-auth-file", required_argument, NULL, OPT_RW_BASIC},
+	{"metrics-remote-write-ca", required_argument, NULL, OPT_RW_CA},
+	{"metrics-remote-write-queue", required_argument, NULL, OPT_RW_QUEUE},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
 	{NULL, 0, NULL, 0},
@@ -369,6 +398,19 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		case OPT_AUDIT_RETENTION: rc = parse_retention(optarg, &cfg->audit_retention_s); break;
 		case OPT_LOG_FORMAT: rc = parse_log_format(optarg); break;
 		case OPT_CONFIG: break; /* read by config_file_merge */
+		case OPT_METRICS_ADDR:
+			rc = parse_hostport(optarg, cfg->metrics_host, sizeof(cfg->metrics_host),
+					    &cfg->metrics_port);
+			break;
+		case OPT_METRICS_PER_CLUSTER: cfg->metrics_per_cluster = 1; break;
+		case OPT_RW_URL: cfg->remote_write.url = optarg; break;
+		case OPT_RW_BEARER: cfg->remote_write.bearer_file = optarg; break;
+		case OPT_RW_BASIC: cfg->remote_write.basic_auth_file = optarg; break;
+		case OPT_RW_CA: cfg->remote_write.ca_file = optarg; break;
+		case OPT_RW_QUEUE:
+			rc = parse_num(optarg, 1, 1000000, &n);
+			cfg->remote_write.queue_max = (size_t)n;
+			break;
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
 		case OPT_HELP: usage(stdout); return 1;
@@ -509,6 +551,7 @@ static int server_listen(struct server *srv)
 	m.data = srv;
 	m.name = "management";
 	m.pre_route = auth_management_pre_route;
+	m.on_finished = telemetry_request_finished;
 	c = m;
 	c.host = srv->cfg.connector_host;
 	c.port = srv->cfg.connector_port;
@@ -552,6 +595,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 	http_server_stop(srv->management);
 	http_server_stop(srv->connector);
 	srv->management = srv->connector = NULL;
+	metrics_listener_stop(srv);
+	remote_write_stop(srv->remote_write);
 	tunnels_close_all(srv->tunnels);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_term, NULL);
@@ -586,6 +631,13 @@ int main(int argc, char **argv)
 		return 1;
 	if (store_workers_set_threads(srv.store, srv.cfg.store_threads) < 0)
 		return 1;
+	srv.telemetry = telemetry_new(&srv, srv.cfg.metrics_per_cluster);
+	if (srv.telemetry == NULL)
+		return 1;
+	store_set_observer(srv.store, telemetry_store_observe, srv.telemetry);
+	if (srv.cfg.remote_write.url &&
+	    (srv.remote_write = remote_write_new(&srv, &srv.cfg.remote_write)) == NULL)
+		return 1;
 	rc = auth_bootstrap(&srv);
 	if (rc < 0) {
 		LOG_ERROR("cannot set up the admin token: %s", strerror(-rc));
@@ -614,7 +666,8 @@ int main(int argc, char **argv)
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
 	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
-	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
+	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0 ||
+	    metrics_listener_start(&srv) < 0)
 		return 1;
 	srv.audit_retention = audit_retention_start(&srv);
 	uv_signal_init(srv.loop, &sig_int);
@@ -638,6 +691,7 @@ int main(int argc, char **argv)
 	audit_retention_free(srv.audit_retention);
 	changes_stop(&srv);
 	tunnels_free(srv.tunnels);
+	remote_write_free(srv.remote_write);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);
 	auth_free(&srv);
@@ -647,6 +701,7 @@ int main(int argc, char **argv)
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");
 	store_close(srv.store);
+	telemetry_free(srv.telemetry); /* after the store: its last operations are observed */
 	ratelimit_free(srv.join_limit);
 	SSL_CTX_free(srv.mgmt_tls);
 	SSL_CTX_free(srv.conn_tls);

@@ -37,6 +37,7 @@
 #include "server/audit.h"
 #include "server/principal.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "server/tunnels.h"
 #include "server/upstream.h"
 #include "store/store_async.h"
@@ -68,6 +69,8 @@ struct proxy {
 	char client[AUDIT_CLIENT_MAX];
 	/* Sent to the cluster as X-Request-Id, and the audit row's and log line's id. */
 	char request_id[AUDIT_REQUEST_ID_LEN + 1];
+	const char *protocol; /* the upstream's name, for metrics */
+	int in_flight;	      /* counted in telemetry_stream */
 };
 
 static void proxy_maybe_free(struct proxy *p);
@@ -101,6 +104,8 @@ static void proxy_audit(struct proxy *p)
 	e.bytes_out = p->bytes_out;
 	e.start_ms = p->start_ms;
 	audit_record(p->srv, &e);
+	telemetry_proxied(p->srv, p->protocol, p->cluster, p->status, p->bytes_in, p->bytes_out,
+			  p->start_ms);
 }
 
 /* ---- finishing ---- */
@@ -123,6 +128,8 @@ static void proxy_maybe_free(struct proxy *p)
 		return;
 	}
 	proxy_audit(p);
+	if (p->in_flight)
+		telemetry_stream(p->srv, -1);
 	free(p);
 }
 
@@ -705,6 +712,8 @@ static void proxy_attach(struct proxy *p, struct http_request *req)
 	uv_timer_init(p->srv->loop, &p->timer);
 	p->timer.data = p;
 	p->timer_open = 1;
+	p->in_flight = 1;
+	telemetry_stream(p->srv, 1);
 	/*
 	 * No answer within the timeout is a 504. While the request body
 	 * uploads, the timer restarts with every chunk: a long upload that
@@ -750,6 +759,7 @@ void proxy_handle(struct http_request *req)
 		goto out_free;
 	}
 	proxy_who(p, principal_of(req));
+	p->protocol = e->ops->name;
 	p->websocket = rq.websocket;
 	if (p->websocket && proxy_check_websocket(p, req) != 0)
 		goto out_free;

@@ -18,6 +18,7 @@
 #include "net/http.h"
 #include "net/tunnel_h2.h"
 #include "server/ratelimit.h"
+#include "server/remote_write.h"
 #include "store/store.h"
 
 #define SERVER_DEFAULT_MANAGEMENT_ADDR "127.0.0.1:8443"
@@ -57,9 +58,14 @@ struct server_config {
 	size_t nproxy_protocol_from;
 	unsigned store_threads; /* --store-threads: the store's worker threads */
 	int64_t audit_retention_s; /* --audit-retention: rows older are pruned; 0 keeps all */
+	char metrics_host[256]; /* --metrics-addr; empty: no metrics listener */
+	int metrics_port;
+	int metrics_per_cluster; /* --metrics-per-cluster */
+	struct remote_write_config remote_write; /* --metrics-remote-write-*; url NULL: off */
 };
 
 struct enrolled;
+struct telemetry;
 struct principal_cache;
 struct auth_lookup;
 
@@ -72,6 +78,9 @@ struct server {
 	char connector_fp[65];
 	struct http_server *management;
 	struct http_server *connector;
+	struct http_server *metrics_listener; /* --metrics-addr, or NULL */
+	struct telemetry *telemetry;	      /* the manager's metrics (telemetry.h) */
+	struct remote_write *remote_write;    /* cluster metrics out, or NULL (remote_write.h) */
 	struct ratelimit *join_limit;
 	struct tunnels *tunnels;
 	struct audit_log *audit;

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "server/telemetry.h"
 #include "server/upstream.h"
 #include "store/store_async.h"
 #include "store/store_feed.h"
@@ -203,6 +204,7 @@ static void tn_close(struct tunnel_entry *e, uint16_t code, const char *reason)
 static void tn_drain(struct tunnel_entry *e)
 {
 	e->draining = 1;
+	e->close_reason = "replaced";
 	tn_hash_remove(e->reg, e);
 	LOG_INFO("tunnel of %s replaced by a new one; draining the old one", e->cluster);
 	if (e->t && tunnel_h2_active_streams(e->t) > 0) {
@@ -224,6 +226,7 @@ int tunnels_register(struct tunnels *reg, struct tunnel_entry *e)
 	reg->all = e;
 	tn_hash_add(reg, e);
 	tn_record(reg, e, 1);
+	telemetry_tunnel_up(reg->srv, e);
 	LOG_INFO("tunnel %s of cluster %s is up (epoch %lld)", e->ops ? e->ops->name : "v1",
 		 e->cluster, (long long)e->epoch);
 	return 0;
@@ -255,6 +258,7 @@ void tunnels_unregister(struct tunnel_entry *e)
 		}
 	}
 	tn_record(reg, e, 0);
+	telemetry_tunnel_down(reg->srv, e, e->close_reason);
 	if (e->t)
 		tunnel_h2_free(e->t); /* streams in flight get on_close(CANCEL) */
 	free(e);
@@ -278,6 +282,7 @@ static void tn_fail(struct tunnel_entry *e, const char *why)
 {
 	LOG_WARN("tunnel of %s: %s; closing it", e->cluster, why);
 	e->closing = 1;
+	e->close_reason = "protocol_error";
 	if (e->hashed)
 		tn_hash_remove(e->reg, e);
 	tunnel_transport_abort(&e->tr);
@@ -350,6 +355,7 @@ static void tn_v2_on_junk(void *owner, const char *why)
 
 	LOG_WARN("tunnel of %s sent %s; closing", e->cluster, why);
 	e->closing = 1;
+	e->close_reason = "protocol_error";
 	if (e->hashed)
 		tn_hash_remove(e->reg, e);
 }
@@ -460,10 +466,12 @@ static void tn_tick(uv_timer_t *timer)
 			LOG_WARN("tunnel of %s silent for %.1f s; closing it", e->cluster,
 				 (double)reg->dead_after_ms / 1000);
 			e->closing = 1;
+			e->close_reason = "dead";
 			tunnel_transport_abort(&e->tr);
 			continue;
 		}
 		if (now - e->last_ping_ms >= reg->dead_after_ms / 3) {
+			telemetry_tunnel_rtt(reg->srv, tunnel_h2_rtt_ms(e->t)); /* the last answer */
 			e->last_ping_ms = now;
 			tunnel_h2_ping(e->t, now);
 		}
@@ -502,6 +510,7 @@ void tunnels_drop(struct tunnels *reg, const char *cluster)
 		LOG_INFO("closing the tunnel of removed cluster %s", cluster);
 		tn_close(e, WS_CLOSE_POLICY, "cluster removed from the manager");
 		e->closing = 1;
+		e->close_reason = "removed";
 		if (e->hashed)
 			tn_hash_remove(reg, e);
 	}
@@ -523,6 +532,7 @@ void tunnels_close_all(struct tunnels *reg)
 		if (tunnel_transport_up(&e->tr) && !e->closing) {
 			tn_close(e, WS_CLOSE_GOING_AWAY, "the manager is shutting down");
 			e->closing = 1;
+			e->close_reason = "shutdown";
 		}
 	}
 }

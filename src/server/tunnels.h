@@ -53,6 +53,7 @@ struct tunnel_entry {
 	uint64_t closing_ms;  /* uv_now() when we started closing it */
 	int draining;
 	int closing;
+	const char *close_reason; /* for metrics; NULL: the peer or the transport closed it */
 	struct tunnel_entry *next, *prev; /* every entry of the registry */
 	struct tunnel_entry *hnext;	  /* hash chain, while live */
 	struct tunnel_entry *dnext;	  /* wants a flush on the next loop turn */

@@ -106,3 +106,9 @@ const char *store_backend(const struct store *s)
 {
 	return s->ops->name;
 }
+
+void store_set_observer(struct store *s, store_observe_fn fn, void *data)
+{
+	s->observe_data = data;
+	s->observe = fn;
+}

@@ -145,6 +145,16 @@ int store_copy(struct store *src, struct store *dst, struct store_copy_counts *c
  */
 void store_close(struct store *s);
 /* The backend's name ("sqlite"). */
+/*
+ * Called after every operation (one transaction of one rule function, on
+ * whatever thread ran it, usually a store worker) with the operation's
+ * name (its function's, a static string), its duration and its result.
+ * Set it before the first store_run; fn must be thread safe.
+ */
+typedef void (*store_observe_fn)(void *data, const char *op, uint64_t ns, int rc);
+void store_set_observer(struct store *s, store_observe_fn fn, void *data);
+/* 0 when every migration this binary knows is applied, -ESTALE when not, or a store error. */
+int store_schema_check(struct store *s);
 const char *store_backend(const struct store *s);
 
 /* ---- clusters (store_cluster.c) ---- */

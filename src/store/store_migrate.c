@@ -68,3 +68,19 @@ int store_migrate(struct store *s)
 		rc = store_migrate_check_newer(s, prev);
 	return rc;
 }
+
+/* For readiness checks: the recorded schema is at least this binary's latest. */
+int store_schema_check(struct store *s)
+{
+	const struct store_migration *list = s->ops->migrations;
+	int n = *s->ops->nmigrations;
+	int64_t max = 0;
+	int rc =
+	    store_read_one(s, __func__, STORE_SQL_MIGRATION_MAX, SV_NONE, SC_ONE(SC_INT64), &max);
+
+	if (rc == -ENOENT)
+		max = 0;
+	else if (rc < 0)
+		return rc;
+	return n == 0 || max >= list[n - 1].version ? 0 : -ESTALE;
+}

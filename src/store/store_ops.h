@@ -218,6 +218,8 @@ struct store {
 	const struct store_ops *ops;
 	struct store_feed *feed;       /* store_feed.c */
 	struct store_workers *workers; /* store_workers.c */
+	store_observe_fn observe;      /* store_set_observer: timing of each operation */
+	void *observe_data;
 };
 
 /* Statement texts both backends share, ?N placeholders (store_sql.c). */

@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "common/secret.h"
 
+#include <uv.h>
+
 int store_tx_begin(struct store *s, struct store_tx *tx, enum store_tx_mode mode, const char *func)
 {
 	int rc;
@@ -19,6 +21,8 @@ int store_tx_begin(struct store *s, struct store_tx *tx, enum store_tx_mode mode
 	memset(tx, 0, sizeof(*tx));
 	tx->s = s;
 	tx->func = func;
+	if (s->observe)
+		tx->start_ns = uv_hrtime();
 	rc = s->ops->acquire(s, func, &tx->conn);
 	if (rc != 0) {
 		tx->conn = NULL;
@@ -51,6 +55,8 @@ int store_tx_end(struct store_tx *tx, int rc)
 	if (tx->conn != NULL)
 		s->ops->release(s, tx->conn);
 	tx->conn = NULL;
+	if (s->observe)
+		s->observe(s->observe_data, tx->func, uv_hrtime() - tx->start_ns, rc);
 	if (tx->lost && rc == 0)
 		log_msg(LOG_LEVEL_ERROR, tx->func, "out of memory: a change was not announced");
 	if (rc == 0)

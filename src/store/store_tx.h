@@ -30,6 +30,7 @@ struct store_tx {
 	struct store *s;
 	struct store_conn *conn;
 	const char *func;
+	uint64_t start_ns; /* for the store's observer */
 	int write;
 	struct store_change *changes; /* announced, waiting for the commit */
 	int lost;		      /* an announcement could not be allocated */

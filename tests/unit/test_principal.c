@@ -145,6 +145,7 @@ static void test_api_route_access(void **state)
 		{"DELETE", "/1.0/auth/tokens/{name}", PRINCIPAL_ACCESS_ADMIN},
 		{"GET", "/1.0", PRINCIPAL_ACCESS_PUBLIC},
 		{"GET", "/1.0/status", PRINCIPAL_ACCESS_PUBLIC},
+		{"GET", "/1.0/metrics", PRINCIPAL_ACCESS_OPERATOR},
 		{"GET", "/1.0/remote-cluster", PRINCIPAL_ACCESS_VIEWER},
 		{"GET", "/1.0/remote-cluster/{name}", PRINCIPAL_ACCESS_VIEWER},
 		{"PATCH", "/1.0/remote-cluster/{name}", PRINCIPAL_ACCESS_ADMIN},
