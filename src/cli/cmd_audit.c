@@ -95,26 +95,29 @@ static const char *audit_cell_actor(json_t *e, const char *key, int64_t now, cha
 	return who && who[0] ? who : util_json_str(e, "actor");
 }
 
-static const char *audit_cell_status(json_t *e, const char *key, int64_t now, char *buf,
-				     size_t len)
+/* The integer field key and a unit: "200", "12ms". */
+static const char *audit_cell_u64(json_t *e, const char *key, const char *unit, char *buf,
+				  size_t len)
 {
 	uint64_t v = 0;
 
-	(void)now;
 	util_json_u64(e, key, &v);
-	snprintf(buf, len, "%llu", (unsigned long long)v);
+	snprintf(buf, len, "%llu%s", (unsigned long long)v, unit);
 	return buf;
+}
+
+static const char *audit_cell_status(json_t *e, const char *key, int64_t now, char *buf,
+				     size_t len)
+{
+	(void)now;
+	return audit_cell_u64(e, key, "", buf, len);
 }
 
 static const char *audit_cell_duration(json_t *e, const char *key, int64_t now, char *buf,
 				       size_t len)
 {
-	uint64_t v = 0;
-
 	(void)now;
-	util_json_u64(e, key, &v);
-	snprintf(buf, len, "%llums", (unsigned long long)v);
-	return buf;
+	return audit_cell_u64(e, key, "ms", buf, len);
 }
 
 static const char *audit_cell_bytes(json_t *e, const char *key, int64_t now, char *buf,
