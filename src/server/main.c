@@ -73,6 +73,22 @@ static void usage(FILE *f)
 	      "                                  client's; on both listeners. A header from any\n"
 	      "                                  other source is refused (repeatable; default:\n"
 	      "                                  none, no header is read)\n"
+	      "  --oidc-issuer URL               log people in with this OpenID provider (https://;\n"
+	      "                                  http:// only on loopback, for development)\n"
+	      "  --oidc-client-id ID             lxcm's client id at the provider\n"
+	      "  --oidc-client-secret-file FILE  the client secret (mode 0600); without it a\n"
+	      "                                  public client with PKCE\n"
+	      "  --oidc-scopes \"S S\"             scopes asked for (default\n"
+	      "                                  \"" OIDC_DEFAULT_SCOPES "\")\n"
+	      "  --oidc-groups-claim NAME        claim with the user's groups (default groups)\n"
+	      "  --oidc-role-map admin=G[,G],operator=G,viewer=G\n"
+	      "                                  groups to roles: a user gets the highest role any\n"
+	      "                                  of their groups maps to (repeatable)\n"
+	      "  --oidc-ca-file FILE             trust this CA for the provider (default: the\n"
+	      "                                  system's)\n"
+	      "  --session-idle DURATION         end a session unused this long (default 12h)\n"
+	      "  --session-max DURATION          end every session this long after login\n"
+	      "                                  (default 7d); durations: 90s, 15m, 12h, 7d\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -152,6 +168,15 @@ enum {
 	OPT_PROXY_FIN,
 	OPT_PROXY_PROTOCOL_FROM,
 	OPT_STORE_THREADS,
+	OPT_OIDC_ISSUER,
+	OPT_OIDC_CLIENT_ID,
+	OPT_OIDC_SECRET_FILE,
+	OPT_OIDC_SCOPES,
+	OPT_OIDC_GROUPS_CLAIM,
+	OPT_OIDC_ROLE_MAP,
+	OPT_OIDC_CA_FILE,
+	OPT_SESSION_IDLE,
+	OPT_SESSION_MAX,
 	OPT_CONFIG,
 	OPT_VERSION,
 	OPT_HELP,
@@ -183,6 +208,15 @@ static const struct option long_opts[] = {
 	{"proxy-fin-timeout", required_argument, NULL, OPT_PROXY_FIN},
 	{"proxy-protocol-from", required_argument, NULL, OPT_PROXY_PROTOCOL_FROM},
 	{"store-threads", required_argument, NULL, OPT_STORE_THREADS},
+	{"oidc-issuer", required_argument, NULL, OPT_OIDC_ISSUER},
+	{"oidc-client-id", required_argument, NULL, OPT_OIDC_CLIENT_ID},
+	{"oidc-client-secret-file", required_argument, NULL, OPT_OIDC_SECRET_FILE},
+	{"oidc-scopes", required_argument, NULL, OPT_OIDC_SCOPES},
+	{"oidc-groups-claim", required_argument, NULL, OPT_OIDC_GROUPS_CLAIM},
+	{"oidc-role-map", required_argument, NULL, OPT_OIDC_ROLE_MAP},
+	{"oidc-ca-file", required_argument, NULL, OPT_OIDC_CA_FILE},
+	{"session-idle", required_argument, NULL, OPT_SESSION_IDLE},
+	{"session-max", required_argument, NULL, OPT_SESSION_MAX},
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -220,6 +254,7 @@ static struct config_file server_config_file;
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
 	const char *mgmt = SERVER_DEFAULT_MANAGEMENT_ADDR, *conn = SERVER_DEFAULT_CONNECTOR_ADDR;
+	char err[512];
 	long long n;
 	int opt, rc = 0;
 
@@ -230,6 +265,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->join_rate = 0.2;
 	cfg->join_burst = 10;
 	cfg->store_threads = STORE_THREADS_DEFAULT;
+	oidc_config_defaults(&cfg->oidc);
 	if (config_file_merge(&server_config_file, argc, argv, "h", long_opts) < 0) {
 		fprintf(stderr, "lxcm-server: %s\n", server_config_file.err);
 		return -1;
@@ -304,6 +340,17 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			rc = parse_num(optarg, 1, STORE_THREADS_MAX, &n);
 			cfg->store_threads = (unsigned)n;
 			break;
+		case OPT_OIDC_ISSUER:
+		case OPT_OIDC_CLIENT_ID:
+		case OPT_OIDC_SECRET_FILE:
+		case OPT_OIDC_SCOPES:
+		case OPT_OIDC_GROUPS_CLAIM:
+		case OPT_OIDC_ROLE_MAP:
+		case OPT_OIDC_CA_FILE:
+		case OPT_SESSION_IDLE:
+		case OPT_SESSION_MAX:
+			rc = oidc_config_set(&cfg->oidc, long_opts[opt - OPT_DATA_DIR].name, optarg);
+			break;
 		case OPT_CONFIG: break; /* read by config_file_merge */
 		case OPT_VERSION: printf("lxcm-server %s\n", lxcm_version()); return 1;
 		case 'h':
@@ -344,6 +391,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		return -1;
 	}
 	cfg->tls_given = cfg->tls_cert[0] != '\0';
+	if (oidc_config_finish(&cfg->oidc, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lxcm-server: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 

@@ -17,6 +17,7 @@
 
 #include "net/http.h"
 #include "net/tunnel_h2.h"
+#include "server/oidc_config.h"
 #include "server/ratelimit.h"
 #include "store/store.h"
 
@@ -55,6 +56,7 @@ struct server_config {
 	struct net_cidr proxy_protocol_from[SERVER_MAX_PROXY_PROTOCOL_FROM];
 	size_t nproxy_protocol_from;
 	unsigned store_threads; /* --store-threads: the store's worker threads */
+	struct oidc_config oidc; /* --oidc-*, --session-* (oidc_config.h) */
 };
 
 struct enrolled;
