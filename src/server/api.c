@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/oidc.h"
 #include "server/principal.h"
 #include "server/server.h"
 #include "common/version.h"
@@ -112,6 +113,7 @@ static void api_get_root(struct http_request *req)
 	json_object_set_new(m, "api_version", json_string("1.0"));
 	json_object_set_new(m, "auth", json_string(trusted ? "trusted" : "untrusted"));
 	json_object_set_new(m, "auth_methods", json_pack("[s]", "bearer"));
+	api_auth_describe(req, m); /* who the caller is (api_auth.c) */
 	if (trusted) {
 		json_object_set_new(
 			m, "environment",
@@ -675,6 +677,12 @@ const struct http_route api_routes[] = {
 	{"POST", "/1.0/auth/tokens", api_apitoken_create, ROUTE_ADMIN, 0},
 	{"DELETE", "/1.0/auth/tokens/{name}", api_apitoken_delete, ROUTE_ADMIN, 0},
 	{"GET", "/1.0", api_get_root, ROUTE_PUBLIC, 0},
+	{"GET", "/oidc/login", oidc_login, ROUTE_PUBLIC, 0},
+	{"GET", "/oidc/callback", oidc_callback, ROUTE_PUBLIC, 0},
+	{"POST", "/oidc/logout", oidc_logout, ROUTE_PUBLIC, 0},
+	{"GET", "/1.0/auth/sessions", api_auth_sessions, ROUTE_VIEWER, 0},
+	{"DELETE", "/1.0/auth/sessions/{id}", api_auth_session_delete, ROUTE_VIEWER, 0},
+	{"GET", "/1.0/auth/identities", api_auth_identities, ROUTE_ADMIN, 0},
 	{"GET", "/1.0/status", api_get_status, ROUTE_PUBLIC, 0},
 	{"GET", "/1.0/remote-cluster", api_cluster_list, ROUTE_VIEWER, 0},
 	{"GET", "/1.0/remote-cluster/{name}", api_cluster_get, ROUTE_VIEWER, 0},

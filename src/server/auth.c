@@ -33,6 +33,7 @@
 #include "common/timefmt.h"
 #include "net/http_hdr.h"
 #include "server/audit.h"
+#include "server/oidc.h"
 #include "server/principal.h"
 #include "server/server.h"
 #include "store/store_async.h"
@@ -134,7 +135,7 @@ static void auth_refuse_role(struct http_request *req, const struct principal *p
  * such token): sets the principal and checks the route's access. 0 to go
  * on; -1 when it answered.
  */
-static int auth_decide(struct http_request *req, const struct principal *known)
+int auth__decide(struct http_request *req, const struct principal *known)
 {
 	enum principal_access access = principal_route_access(req->route);
 	struct slice secret = SLICE_NULL;
@@ -151,7 +152,10 @@ static int auth_decide(struct http_request *req, const struct principal *known)
 	/* Only a proxied request can need the seal (tunnel v1's cookie jar). */
 	rc = 0;
 	if (access == PRINCIPAL_ACCESS_TUNNEL)
-		rc = auth_bearer(req, &secret) == 1 ? principal_seal(&p, secret) : -EINVAL;
+		rc = (p.kind == PRINCIPAL_USER_SESSION ? oidc_session_cookie(req, &secret)
+						       : auth_bearer(req, &secret)) == 1
+			 ? principal_seal(&p, secret)
+			 : -EINVAL;
 	if (rc == 0)
 		rc = principal_attach(req, &p);
 	secret_wipe(&p, sizeof(p));
@@ -214,7 +218,7 @@ static void auth_lookup_answer(struct auth_lookup *l, struct http_request *req,
 		http_request_proceed(req);
 	} else if (l->rc < 0 && l->rc != -ENOENT) {
 		http_respond_error(req, 503, "the database is unavailable");
-	} else if (auth_decide(req, p) == 0) {
+	} else if (auth__decide(req, p) == 0) {
 		http_request_proceed(req);
 	}
 }
@@ -318,6 +322,12 @@ int auth_management_pre_route(struct http_request *req)
 	char hash[65];
 	int rc = auth_bearer(req, &secret);
 
+	if (rc == 0) {
+		int session_rc = auth_session_pre_route(req);
+
+		if (session_rc != -ENOENT)
+			return session_rc; /* a person's session cookie (auth_session.c) */
+	}
 	if (rc <= 0) {
 		if (public)
 			return 0;
@@ -330,7 +340,7 @@ int auth_management_pre_route(struct http_request *req)
 	}
 	secret_sha256_hex(secret.base, secret.len, hash);
 	if (principal_cache_get(srv->principals, hash, uv_now(srv->loop), &p))
-		return auth_decide(req, &p);
+		return auth__decide(req, &p);
 	return auth_lookup_start(srv, req, hash);
 }
 

@@ -17,6 +17,7 @@
 #include "net/tls.h"
 #include "server/audit.h"
 #include "server/enrolled.h"
+#include "server/oidc.h"
 #include "net/stream_pipe.h"
 #include "server/server.h"
 #include "server/tunnels.h"
@@ -595,7 +596,8 @@ int main(int argc, char **argv)
 	tunnel_h2_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
-	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
+	if (srv.tunnels == NULL || srv.audit == NULL || oidc_start(&srv) < 0 ||
+	    changes_listen(&srv) < 0 ||
 	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0)
 		return 1;
 	uv_signal_init(srv.loop, &sig_int);
@@ -617,6 +619,7 @@ int main(int argc, char **argv)
 	 */
 	store_workers_stop(srv.store);
 	changes_stop(&srv);
+	oidc_stop(&srv);
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);

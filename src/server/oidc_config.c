@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/duration.h"
 #include "common/fsutil.h"
 #include "common/secret.h"
@@ -330,4 +331,92 @@ int oidc_config_finish(const struct oidc_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return oidc_issuer_check(c->issuer, err, errlen);
+}
+
+/* ---- forms and queries ---- */
+
+static int oidc_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+static int oidc_form_escape(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = 0;
+
+	for (; rc == 0 && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+
+		rc = oidc_unreserved(c) ? buf_append(b, s, 1) : buf_append(b, e, 3);
+	}
+	return rc;
+}
+
+int oidc_form_add(struct buf *b, const char *name, const char *value)
+{
+	int rc = b->len > 0 ? buf_append(b, "&", 1) : 0;
+
+	if (rc == 0)
+		rc = oidc_form_escape(b, name);
+	if (rc == 0)
+		rc = buf_append(b, "=", 1);
+	if (rc == 0)
+		rc = oidc_form_escape(b, value);
+	return rc;
+}
+
+static int oidc_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes one form value of len bytes into out. */
+static int oidc_form_decode(const char *v, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)v[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi = i + 2 < len ? oidc_hexval(v[i + 1]) : -1;
+			int lo = hi >= 0 ? oidc_hexval(v[i + 2]) : -1;
+
+			if (lo < 0)
+				return -EINVAL;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= outlen)
+			return -EINVAL;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+int oidc_query_get(struct slice query, const char *name, char *out, size_t outlen)
+{
+	size_t nlen = strlen(name), i = 0;
+
+	while (query.base != NULL && i < query.len) {
+		const char *p = query.base + i, *amp = memchr(p, '&', query.len - i);
+		size_t len = amp ? (size_t)(amp - p) : query.len - i;
+
+		if (len > nlen && p[nlen] == '=' && memcmp(p, name, nlen) == 0)
+			return oidc_form_decode(p + nlen + 1, len - nlen - 1, out, outlen);
+		i += len + 1;
+	}
+	return -ENOENT;
 }

@@ -62,6 +62,19 @@ void oidc_config_defaults(struct oidc_config *c);
  * "http://"; no user info, no fragment; IPv6 hosts in brackets. 0 or -EINVAL.
  */
 int oidc_url_parse(const char *url, struct oidc_url *out);
+/*
+ * Appends "name=value" to an application/x-www-form-urlencoded body or a
+ * query (with '&' first when b is not empty), percent-encoding all but
+ * RFC 3986's unreserved characters. 0 or buf_append's code.
+ */
+struct buf;
+int oidc_form_add(struct buf *b, const char *name, const char *value);
+/*
+ * The value of name in a query or form body (first occurrence), with '+'
+ * as a space and %XX decoded, into out. 0, -ENOENT, or -EINVAL (a bad
+ * escape, a NUL, or longer than outlen - 1).
+ */
+int oidc_query_get(struct slice query, const char *name, char *out, size_t outlen);
 /* 1 for 127.0.0.0/8, ::1 and "localhost". */
 int oidc_host_is_loopback(const char *host);
 /*

@@ -62,6 +62,7 @@ struct server_config {
 struct enrolled;
 struct principal_cache;
 struct auth_lookup;
+struct oidc;
 
 struct server {
 	uv_loop_t *loop;
@@ -84,6 +85,7 @@ struct server {
 	struct auth_lookup *auth_lookups;
 	size_t auth_nlookups;
 	char admin_token_hash[65]; /* SHA-256 of the token in admin.token at start, or "" */
+	struct oidc *oidc; /* people's logins and sessions (oidc.h), NULL without --oidc-issuer */
 };
 
 /* Route tables (api.c, connector.c). */
@@ -98,6 +100,12 @@ extern const size_t connector_nroutes;
  * (principal.h); may decide later (HTTP_PRE_ROUTE_PENDING).
  */
 int auth_management_pre_route(struct http_request *req);
+/*
+ * Sets the principal known (kind PRINCIPAL_NONE: no such token) on req and
+ * checks the route's access: 0 to go on, -1 when it answered (auth.c; the
+ * session step, auth_session.c, shares it).
+ */
+int auth__decide(struct http_request *req, const struct principal *known);
 /* Creates the admin token on first start and the token cache. */
 int auth_bootstrap(struct server *srv);
 /* Frees the token cache (after the loop has run dry). */
