@@ -416,6 +416,20 @@ static struct auth_session_lookup *auth_session_start(struct oidc *o, const char
 	return l;
 }
 
+/*
+ * Whether a cached session may answer without the store: not when its
+ * expiry is near (only a use through the store moves the idle expiry on, so
+ * a session in use must reach the store before it would lapse), nor when
+ * its access token is due for a refresh.
+ */
+static int auth_session_cached_ok(const struct principal *p, int64_t now)
+{
+	if (p->kind == PRINCIPAL_NONE)
+		return 1;
+	return now + PRINCIPAL_CACHE_TTL_MS / 1000 < p->expires_at &&
+	       (p->refresh_at == 0 || now < p->refresh_at);
+}
+
 int auth_session_pre_route(struct http_request *req)
 {
 	struct server *srv = req->server_data;
@@ -435,8 +449,7 @@ int auth_session_pre_route(struct http_request *req)
 		return auth_session_none(req); /* a cookie that can be no session's: tampered */
 	secret_sha256_hex(cookie.base, cookie.len, hash);
 	if (principal_cache_get(o->sessions, hash, uv_now(srv->loop), &p) &&
-	    (p.kind == PRINCIPAL_NONE ||
-	     (time_now() < p.expires_at && (p.refresh_at == 0 || time_now() < p.refresh_at))))
+	    auth_session_cached_ok(&p, time_now()))
 		return auth_session_decide(req, &p);
 	l = auth_session_find(o, hash);
 	if (l == NULL)

@@ -612,6 +612,15 @@ static void oidc_discovered(void *arg, int err, const char *why)
 			 o->srv->cfg.oidc.issuer, why);
 }
 
+static int oidc_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 /* The login-state key every replica shares: made once, kept in the store. */
 static int oidc_state_key(struct oidc *o)
 {
@@ -620,15 +629,15 @@ static int oidc_state_key(struct oidc *o)
 
 	if (rc == 0)
 		rc = store_key_get(o->srv->store, "oidc-state-v1", cand, time_now(), hex, sizeof(hex));
+	if (rc == 0 && strlen(hex) != 2 * SEAL_KEY_LEN)
+		rc = -EINVAL;
 	for (size_t i = 0; rc == 0 && i < SEAL_KEY_LEN; i++) {
-		long long v;
+		int hi = oidc_hex(hex[2 * i]), lo = oidc_hex(hex[2 * i + 1]);
 
-		if (strlen(hex) != 2 * SEAL_KEY_LEN)
-			rc = -EINVAL;
-		else if (slice_to_int64(slice_make(hex + 2 * i, 2), 0, 255, &v) < 0)
+		if (hi < 0 || lo < 0)
 			rc = -EINVAL;
 		else
-			o->state_key[i] = (uint8_t)v;
+			o->state_key[i] = (uint8_t)(hi << 4 | lo);
 	}
 	secret_wipe(cand, sizeof(cand));
 	secret_wipe(hex, sizeof(hex));

@@ -284,7 +284,7 @@ static int oidc_config_duration(int64_t *dst, const char *v)
 {
 	int64_t s;
 
-	if (duration_parse(slice_cstr(v), &s) < 0 || s < 60)
+	if (duration_parse(slice_cstr(v), &s) < 0 || s < 1)
 		return -EINVAL;
 	*dst = s;
 	return 0;
