@@ -316,4 +316,34 @@ def test_expiry():
     L.eq(call(b, "GET", "/1.0/remote-cluster", server=s3).status, 401, "past --session-max")
 
 
+@t.test
+def test_refresh():
+    # Access tokens of 65 s: lxcm refreshes 60 s before they end, so 5 s after a login.
+    port = L.free_port()
+    s4 = oidc_server(port)
+    idp = O.RealProvider(PKI, s4.url + "/oidc/callback", secret=SECRET, port=port,
+                         access_ttl=65)
+    idp.set_groups("rita", ["lxcm-viewers"])
+    b = logged_in("rita", s4)
+    L.eq(call(b, "GET", "/1.0", server=s4).metadata["role"], "viewer", "rita at login")
+    idp.set_groups("rita", ["lxcm-operators"])
+    L.eq(call(b, "GET", "/1.0", server=s4).metadata["role"], "viewer", "before the refresh")
+    time.sleep(6)
+    me = call(b, "GET", "/1.0", server=s4).metadata
+    L.eq((me["role"], me["groups"]), ("operator", ["lxcm-operators"]), "after a refresh")
+    L.eq(call(b, "POST", "/1.0/remote-cluster-join-token", {"cluster_name": "r"},
+              server=s4).status, 403, "an operator still cannot make join tokens")
+    idp.set_groups("rita", [])
+    time.sleep(6)
+    me = call(b, "GET", "/1.0", server=s4).metadata
+    L.eq(me["role"], "none", "groups removed at the provider: %r" % me)
+    L.eq(call(b, "GET", "/1.0/remote-cluster", server=s4).status, 403, "no role any more")
+    # A refresh the provider refuses (the person is gone there) ends the session.
+    idp.post("/test/delete?user=rita")
+    time.sleep(6)
+    r = call(b, "GET", "/1.0/remote-cluster", server=s4)
+    L.eq(r.status, 401, "after a refused refresh: %r" % (r,))
+    L.eq(call(b, "GET", "/1.0", server=s4).metadata["auth"], "untrusted", "the session ended")
+
+
 t.main()

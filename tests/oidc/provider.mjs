@@ -9,7 +9,8 @@
 //   alice  lxcm-admins        olivia lxcm-operators
 //   victor lxcm-viewers       nora   (no group)
 // POST /test/groups?user=U&groups=a,b changes a person's groups (what an
-// IdP administrator does), so a test can see a refresh pick it up.
+// IdP administrator does), so a test can see a refresh pick it up;
+// POST /test/delete?user=U removes a person (their refresh fails).
 import fs from 'node:fs';
 import https from 'node:https';
 import Provider from 'oidc-provider';
@@ -22,6 +23,8 @@ const groups = {
   victor: ['lxcm-viewers'],
   nora: [],
 };
+
+const deleted = new Set();
 
 const client = {
   client_id: 'lxcm',
@@ -40,6 +43,7 @@ if (process.env.CLIENT_SECRET) {
 const configuration = {
   clients: [client],
   async findAccount(ctx, id) {
+    if (deleted.has(id)) return undefined;
     return {
       accountId: id,
       async claims() {
@@ -80,6 +84,11 @@ provider.use(async (ctx, next) => {
     const user = ctx.query.user;
     groups[user] = ctx.query.groups ? String(ctx.query.groups).split(',') : [];
     ctx.body = { user, groups: groups[user] };
+    return;
+  }
+  if (ctx.path === '/test/delete' && ctx.method === 'POST') {
+    deleted.add(ctx.query.user);
+    ctx.body = { deleted: ctx.query.user };
     return;
   }
   await next();
