@@ -12,7 +12,7 @@ libsqlite3-dev libcmocka-dev libcurl4-openssl-dev libpq-dev
 lxd lxd-client curl jq python3 procps iproute2 openssl
 nginx openssh-server openssh-client wrk haproxy
 systemd dpkg-dev debhelper lintian man-db
-nodejs"
+nodejs python3-cryptography"
 
 missing=""
 for p in $PKGS; do

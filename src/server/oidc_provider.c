@@ -261,7 +261,6 @@ static int oidc_jwks_start(struct oidc_provider *p)
 {
 	int rc;
 
-	p->jwks_at_ms = uv_now(p->loop);
 	rc = oidc_provider_fetch(p, p->meta.jwks_uri, "GET", NULL, 0, NULL, 0, oidc_jwks_done, p);
 	if (rc < 0)
 		snprintf(p->why, sizeof(p->why), "cannot fetch its JWKS: %s", strerror(-rc));
@@ -345,8 +344,8 @@ int oidc_provider_refetch_jwks(struct oidc_provider *p, oidc_provider_cb cb, voi
 	if (!p->loaded)
 		return oidc_provider_ready(p, cb, arg);
 	p->busy = 1;
-	if (oidc_provider_wait(p, cb, arg) < 0 || oidc_jwks_start(p) < 0) {
+	p->jwks_at_ms = uv_now(p->loop); /* only refetches count: a first load is always due */
+	if (oidc_provider_wait(p, cb, arg) < 0 || oidc_jwks_start(p) < 0)
 		oidc_provider_settle(p, -EIO);
-	}
 	return 0;
 }
