@@ -15,8 +15,12 @@
 
 #include <cmocka.h>
 
+#include "common/buf.h"
 #include "common/duration.h"
+#include "common/seal.h"
+#include "server/oidc.h"
 #include "server/oidc_config.h"
+#include "server/oidc_provider.h"
 
 static void test_duration_parse(void **state)
 {
@@ -214,6 +218,129 @@ static void test_secret_file_mode(void **state)
 	rmdir(dir);
 }
 
+static void test_seal(void **state)
+{
+	uint8_t key[SEAL_KEY_LEN], other[SEAL_KEY_LEN];
+	char *text = NULL, *plain = NULL, *tampered;
+	size_t len = 0;
+
+	(void)state;
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	assert_int_equal(seal_encrypt(key, LIT("aad"), LIT("secret tokens"), &text), 0);
+	assert_null(strstr(text, "secret"));
+	assert_int_equal(seal_decrypt(key, LIT("aad"), slice_cstr(text), &plain, &len), 0);
+	assert_int_equal(len, 13);
+	assert_string_equal(plain, "secret tokens");
+	free(plain);
+	assert_int_equal(seal_decrypt(other, LIT("aad"), slice_cstr(text), &plain, &len), -EINVAL);
+	assert_int_equal(seal_decrypt(key, LIT("aae"), slice_cstr(text), &plain, &len), -EINVAL);
+	tampered = strdup(text);
+	tampered[20] = tampered[20] == 'A' ? 'B' : 'A';
+	assert_int_equal(seal_decrypt(key, LIT("aad"), slice_cstr(tampered), &plain, &len), -EINVAL);
+	assert_int_equal(seal_decrypt(key, LIT("aad"), LIT("short"), &plain, &len), -EINVAL);
+	assert_int_equal(seal_decrypt(key, LIT("aad"), LIT("!!!!"), &plain, &len), -EINVAL);
+	assert_null(plain);
+	free(tampered);
+	free(text);
+	/* Two seals of one text differ (random nonce). */
+	char *a = NULL, *b = NULL;
+	assert_int_equal(seal_encrypt(key, LIT(""), LIT("x"), &a), 0);
+	assert_int_equal(seal_encrypt(key, LIT(""), LIT("x"), &b), 0);
+	assert_string_not_equal(a, b);
+	free(a);
+	free(b);
+	/* HKDF: deterministic, and input-sensitive. */
+	assert_int_equal(seal_hkdf(LIT("cookie"), "info", key), 0);
+	assert_int_equal(seal_hkdf(LIT("cookie"), "info", other), 0);
+	assert_memory_equal(key, other, SEAL_KEY_LEN);
+	assert_int_equal(seal_hkdf(LIT("cookie2"), "info", other), 0);
+	assert_memory_not_equal(key, other, SEAL_KEY_LEN);
+}
+
+static void test_form_and_query(void **state)
+{
+	struct buf b;
+	char out[64];
+
+	(void)state;
+	buf_init(&b, 1024);
+	assert_int_equal(oidc_form_add(&b, "redirect_uri", "https://x:1/oidc/callback"), 0);
+	assert_int_equal(oidc_form_add(&b, "scope", "openid email"), 0);
+	assert_string_equal(b.data, "redirect_uri=https%3A%2F%2Fx%3A1%2Foidc%2Fcallback&scope=openid%20email");
+	buf_free(&b);
+	assert_int_equal(oidc_query_get(LIT("a=1&next=%2Fui%3Fx%3D1&b=2"), "next", out, sizeof(out)), 0);
+	assert_string_equal(out, "/ui?x=1");
+	assert_int_equal(oidc_query_get(LIT("nextx=1&next=a+b"), "next", out, sizeof(out)), 0);
+	assert_string_equal(out, "a b");
+	assert_int_equal(oidc_query_get(LIT("a=1"), "next", out, sizeof(out)), -ENOENT);
+	assert_int_equal(oidc_query_get(SLICE_NULL, "next", out, sizeof(out)), -ENOENT);
+	assert_int_equal(oidc_query_get(LIT("next=%0"), "next", out, sizeof(out)), -EINVAL);
+	assert_int_equal(oidc_query_get(LIT("next=%00"), "next", out, sizeof(out)), -EINVAL);
+	assert_int_equal(oidc_query_get(LIT("next=%zz"), "next", out, sizeof(out)), -EINVAL);
+	assert_int_equal(oidc_query_get(LIT("next=123456"), "next", out, 4), -EINVAL);
+}
+
+static void test_discovery_parse(void **state)
+{
+	struct oidc_provider_meta m;
+	char err[256];
+	static const char good[] =
+	    "{\"issuer\":\"https://idp.example.com\",\"authorization_endpoint\":"
+	    "\"https://idp.example.com/auth\",\"token_endpoint\":\"https://idp.example.com/token\","
+	    "\"jwks_uri\":\"https://idp.example.com/jwks\",\"userinfo_endpoint\":"
+	    "\"https://idp.example.com/me\",\"authorization_response_iss_parameter_supported\":true}";
+
+	(void)state;
+	assert_int_equal(oidc_provider_meta_parse(LIT(good), "https://idp.example.com", &m, err,
+						  sizeof(err)), 0);
+	assert_string_equal(m.token_endpoint, "https://idp.example.com/token");
+	assert_string_equal(m.end_session_endpoint, "");
+	assert_true(m.iss_parameter_supported);
+	assert_int_equal(oidc_provider_meta_parse(LIT(good), "https://other.example.com", &m, err,
+						  sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "issuer"));
+	assert_int_equal(oidc_provider_meta_parse(
+			     LIT("{\"issuer\":\"https://i\",\"authorization_endpoint\":\"https://i/a\","
+				 "\"token_endpoint\":\"http://evil.example/t\",\"jwks_uri\":\"https://i/j\"}"),
+			     "https://i", &m, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "token_endpoint"));
+	assert_int_equal(oidc_provider_meta_parse(LIT("{\"issuer\":\"https://i\"}"), "https://i", &m,
+						  err, sizeof(err)), -EINVAL);
+}
+
+static void test_tokens(void **state)
+{
+	struct oidc_tokens t, back;
+	char err[128], *sealed = NULL;
+	static const char cookie[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+	(void)state;
+	assert_int_equal(oidc_tokens_parse(LIT("{\"access_token\":\"at\",\"token_type\":\"Bearer\","
+					       "\"expires_in\":300,\"refresh_token\":\"rt\","
+					       "\"id_token\":\"x.y.z\"}"),
+					   1000, &t, err, sizeof(err)), 0);
+	assert_int_equal(t.access_expires_at, 1300);
+	assert_int_equal(oidc_tokens_seal(LIT(cookie), "sid", &t, &sealed), 0);
+	assert_null(strstr(sealed, "rt"));
+	assert_int_equal(oidc_tokens_open(LIT(cookie), "sid", sealed, &back), 0);
+	assert_string_equal(back.refresh_token, "rt");
+	assert_string_equal(back.id_token, "x.y.z");
+	assert_int_equal(back.access_expires_at, 1300);
+	oidc_tokens_clear(&back);
+	/* Another cookie or another session id opens nothing. */
+	assert_int_equal(oidc_tokens_open(LIT("BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), "sid",
+					  sealed, &back), -EINVAL);
+	assert_int_equal(oidc_tokens_open(LIT(cookie), "sid2", sealed, &back), -EINVAL);
+	free(sealed);
+	oidc_tokens_clear(&t);
+	assert_int_equal(oidc_tokens_parse(LIT("{\"token_type\":\"Bearer\"}"), 0, &t, err,
+					   sizeof(err)), -EINVAL);
+	assert_int_equal(oidc_tokens_parse(LIT("{\"access_token\":\"a\",\"token_type\":\"MAC\"}"), 0,
+					   &t, err, sizeof(err)), -EINVAL);
+	assert_int_equal(oidc_tokens_parse(LIT("[]"), 0, &t, err, sizeof(err)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +349,10 @@ int main(void)
 	    cmocka_unit_test(test_rolemap),	     cmocka_unit_test(test_next_is_safe),
 	    cmocka_unit_test(test_redirect_and_origin), cmocka_unit_test(test_config_flags),
 	    cmocka_unit_test(test_secret_file_mode),
+	    cmocka_unit_test(test_seal),
+	    cmocka_unit_test(test_form_and_query),
+	    cmocka_unit_test(test_discovery_parse),
+	    cmocka_unit_test(test_tokens),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
