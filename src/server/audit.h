@@ -24,7 +24,7 @@
 struct server;
 struct principal;
 
-#define AUDIT_ACTOR_MAX 32
+#define AUDIT_ACTOR_MAX 160 /* "alice@example.com (oidc)": PRINCIPAL_ID_MAX */
 #define AUDIT_REQUEST_ID_LEN 32 /* hex digits */
 #define AUDIT_FLUSH_MS 20
 #define AUDIT_BATCH_ROWS 256

@@ -290,8 +290,8 @@ void oidc_principal_from_session(struct principal *p, const struct store_session
 	memset(p, 0, sizeof(*p));
 	p->kind = PRINCIPAL_USER_SESSION;
 	p->role = principal_role_parse(slice_cstr(x->role));
-	snprintf(p->id, sizeof(p->id), "session:%.12s", x->hash);
 	snprintf(p->user, sizeof(p->user), "%s", oidc_session_user(x));
+	snprintf(p->id, sizeof(p->id), "%s (oidc)", p->user);
 	snprintf(p->name, sizeof(p->name), "%.80s (oidc)", p->user);
 	snprintf(p->subject, sizeof(p->subject), "%s", x->subject ? x->subject : "");
 	snprintf(p->session_id, sizeof(p->session_id), "%s", x->id);

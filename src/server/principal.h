@@ -61,7 +61,7 @@ enum principal_access {
 #define ROUTE_OPERATOR HTTP_ROUTE_HOOK(PRINCIPAL_ACCESS_OPERATOR)
 #define ROUTE_TUNNEL HTTP_ROUTE_HOOK(PRINCIPAL_ACCESS_TUNNEL)
 
-#define PRINCIPAL_ID_MAX 32   /* fits an audit actor (AUDIT_ACTOR_MAX) */
+#define PRINCIPAL_ID_MAX 160  /* fits an audit actor (AUDIT_ACTOR_MAX); a person: "<user> (oidc)" */
 #define PRINCIPAL_NAME_MAX 96 /* "api-token:" and a name of up to 63 characters */
 #define PRINCIPAL_SEAL_LEN 32
 #define PRINCIPAL_USER_MAX 128	  /* a person's display name: email, else name, else subject */
@@ -75,7 +75,9 @@ struct principal {
 	 * Stable and secret-free, the audit rows' actor: "token:" and the
 	 * first 12 hex digits of the token's SHA-256 (what `lxcm api-token
 	 * list` shows as AUDIT ACTOR; a name can be revoked and given to
-	 * another token, this cannot), "cluster:" and 12 of a certificate's.
+	 * another token, this cannot), "cluster:" and 12 of a certificate's,
+	 * and for a person's session "alice@example.com (oidc)" (the email,
+	 * else the name, else the provider's subject).
 	 */
 	char id[PRINCIPAL_ID_MAX];
 	/* For log lines and messages: "api-token:ci-bot", "admin-token:admin". */

@@ -11,13 +11,15 @@ session cookie (with the Origin of lxcm's pages):
 - olivia (operator) changes an instance (PATCH its description, seen in
   LXD) through the tunnel;
 - nora (no role) gets 403 for the instance list;
-- the events WebSocket with the cookie needs lxcm's Origin.
+- the events WebSocket with the cookie needs lxcm's Origin;
+- audit rows name the person: `victor@example.com (oidc)`.
 
 Needs root, Debian's lxd and node with tests/oidc/node_modules; otherwise
 skipped (LXCM_SKIP_LXD=1 skips too).
 """
 
 import os
+import sqlite3
 import sys
 import uuid
 
@@ -108,6 +110,26 @@ def test_events_websocket_origin():
             L.eq(resp.status, want, "events WebSocket from %s: %r" % (origin, resp))
         finally:
             s.close()
+
+
+def audit_rows(actor):
+    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(S.data_dir, "lxcm.db"), uri=True,
+                          timeout=10)
+    try:
+        return con.execute("SELECT method, path, status FROM audit_log WHERE actor = ?",
+                           (actor,)).fetchall()
+    finally:
+        con.close()
+
+
+@t.test
+def test_audit_names_the_person():
+    rows = L.wait_for(lambda: audit_rows("victor@example.com (oidc)"), timeout=20,
+                      what="victor's audit rows")
+    L.check(("PATCH", "/1.0/instances/" + EMPTY, 403) in rows, "victor's refusal: %r" % rows)
+    rows = L.wait_for(lambda: audit_rows("olivia@example.com (oidc)"), timeout=20,
+                      what="olivia's audit rows")
+    L.check(("PATCH", "/1.0/instances/" + EMPTY, 200) in rows, "olivia's change: %r" % rows)
 
 
 t.main()
