@@ -291,6 +291,10 @@ void oidc_principal_from_session(struct principal *p, const struct store_session
 	p->kind = PRINCIPAL_USER_SESSION;
 	p->role = principal_role_parse(slice_cstr(x->role));
 	snprintf(p->user, sizeof(p->user), "%s", oidc_session_user(x));
+	/* It goes into log lines, audit rows and a header to the agent: printable only. */
+	for (char *c = p->user; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
 	snprintf(p->id, sizeof(p->id), "%s (oidc)", p->user);
 	snprintf(p->name, sizeof(p->name), "%.80s (oidc)", p->user);
 	snprintf(p->subject, sizeof(p->subject), "%s", x->subject ? x->subject : "");

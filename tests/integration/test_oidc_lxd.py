@@ -12,7 +12,8 @@ session cookie (with the Origin of lxcm's pages):
   LXD) through the tunnel;
 - nora (no role) gets 403 for the instance list;
 - the events WebSocket with the cookie needs lxcm's Origin;
-- audit rows name the person: `victor@example.com (oidc)`.
+- audit rows name the person: `victor@example.com (oidc)`, and the agent
+  logs who made each request (X-Lxcm-User, which a caller cannot forge).
 
 Needs root, Debian's lxd and node with tests/oidc/node_modules; otherwise
 skipped (LXCM_SKIP_LXD=1 skips too).
@@ -21,6 +22,7 @@ skipped (LXCM_SKIP_LXD=1 skips too).
 import os
 import sqlite3
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,12 +34,13 @@ t = L.Tests("test_oidc_lxd")
 LXD_SOCKET = None
 S = None
 B = {}
+AGENT_LOG = None
 EMPTY = "lxcm-test-empty"
 
 
 @t.setup
 def setup():
-    global LXD_SOCKET, S
+    global LXD_SOCKET, S, AGENT_LOG
     for name in ("lxcm-server", "lxcm-agent"):
         L.binary(name)
     if not os.path.isdir(os.path.join(O.OIDC_DIR, "node_modules", "oidc-provider")):
@@ -53,7 +56,8 @@ def setup():
     d = os.path.join(L.tmpdir("agent"), "lxd1")
     L.agent("join", S.create_token("lxd1"), "--data-dir", d, "--upstream",
             "unix://" + LXD_SOCKET, check_rc=0, timeout=90)
-    L.spawn_agent("run", "--data-dir", d, log_path=d + ".log")
+    AGENT_LOG = d + ".log"
+    L.spawn_agent("run", "--data-dir", d, log_path=AGENT_LOG)
     L.wait_for(lambda: S.mgmt("GET", "/1.0/remote-cluster/lxd1").metadata["tunnel_registered"],
                timeout=30, interval=0.1, what="the tunnel of lxd1 to come up")
     for user in ("victor", "olivia", "nora"):
@@ -130,6 +134,20 @@ def test_audit_names_the_person():
     rows = L.wait_for(lambda: audit_rows("olivia@example.com (oidc)"), timeout=20,
                       what="olivia's audit rows")
     L.check(("PATCH", "/1.0/instances/" + EMPTY, 200) in rows, "olivia's change: %r" % rows)
+
+
+@t.test
+def test_agent_logs_the_person():
+    def logged(words):
+        with open(AGENT_LOG, errors="replace") as f:
+            return words in f.read()
+    L.wait_for(lambda: logged("for olivia@example.com (oidc)"), timeout=10,
+               what="the agent to log olivia's request")
+    r = S.mgmt("GET", "/1.0/remote-cluster/lxd1/tunnel/1.0/instances",
+               headers={"X-Lxcm-User": "mallory@example.com (oidc)"})
+    L.eq(r.status, 200, "a token's request: %r" % (r,))
+    time.sleep(0.5)
+    L.check(not logged("mallory"), "a caller's own X-Lxcm-User reached the agent")
 
 
 t.main()
