@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/duration.h"
 #include "common/slice.h"
 #include "common/timefmt.h"
 
@@ -32,49 +33,14 @@ __attribute__((format(printf, 3, 4))) static void util_put(char *out, size_t len
 	}
 }
 
-static int64_t util_unit_seconds(char c)
-{
-	switch (c) {
-	case 's':
-		return 1;
-	case 'm':
-		return 60;
-	case 'h':
-		return 3600;
-	case 'd':
-		return 86400;
-	case 'w':
-		return 7 * 86400;
-	default:
-		return 0;
-	}
-}
-
 int util_parse_duration(const char *s, int64_t *secs)
 {
-	int64_t total = 0, v, mult;
+	int64_t v;
 
-	if (s == NULL || *s == '\0')
+	/* The one parser (common/duration.c); a duration from now must be more than nothing. */
+	if (s == NULL || duration_parse(slice_cstr(s), &v) < 0 || v == 0)
 		return -EINVAL;
-	while (*s != '\0') {
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		for (v = 0; *s >= '0' && *s <= '9'; s++) {
-			v = v * 10 + (*s - '0');
-			if (v > UTIL_DURATION_MAX)
-				return -EINVAL;
-		}
-		mult = util_unit_seconds(*s);
-		if (mult == 0)
-			return -EINVAL;
-		s++;
-		if (v > (UTIL_DURATION_MAX - total) / mult)
-			return -EINVAL;
-		total += v * mult;
-	}
-	if (total == 0)
-		return -EINVAL;
-	*secs = total;
+	*secs = v;
 	return 0;
 }
 

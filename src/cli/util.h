@@ -14,8 +14,10 @@
 
 #include <jansson.h>
 
-/* Longest duration accepted: about 100 years. */
-#define UTIL_DURATION_MAX ((int64_t)100 * 366 * 86400)
+#include "common/duration.h"
+
+/* Longest duration accepted: about 100 years (common/duration.h). */
+#define UTIL_DURATION_MAX DURATION_MAX_S
 
 /*
  * Parses a positive duration made of one or more <digits><unit> parts, unit

@@ -11,30 +11,32 @@ static int64_t duration_unit(char c)
 	case 'm': return 60;
 	case 'h': return 3600;
 	case 'd': return 86400;
+	case 'w': return 7 * 86400;
 	default: return 0;
 	}
 }
 
 int duration_parse(struct slice text, int64_t *out_s)
 {
-	int64_t n = 0, unit;
-	size_t i;
+	int64_t total = 0, v, unit;
+	size_t i = 0;
 
-	if (text.base == NULL || text.len < 2 || text.len > 12)
+	if (text.base == NULL || text.len == 0)
 		return -EINVAL;
-	unit = duration_unit(text.base[text.len - 1]);
-	if (unit == 0)
-		return -EINVAL;
-	for (i = 0; i + 1 < text.len; i++) {
-		char c = text.base[i];
-
-		if (c < '0' || c > '9')
+	while (i < text.len) {
+		if (text.base[i] < '0' || text.base[i] > '9')
 			return -EINVAL;
-		n = n * 10 + (c - '0'); /* at most 11 digits: no overflow */
+		for (v = 0; i < text.len && text.base[i] >= '0' && text.base[i] <= '9'; i++) {
+			v = v * 10 + (text.base[i] - '0');
+			if (v > DURATION_MAX_S)
+				return -EINVAL;
+		}
+		unit = i < text.len ? duration_unit(text.base[i++]) : 0;
+		if (unit == 0 || v > (DURATION_MAX_S - total) / unit)
+			return -EINVAL;
+		total += v * unit;
 	}
-	if (n > DURATION_MAX_S / unit)
-		return -EINVAL;
-	*out_s = n * unit;
+	*out_s = total;
 	return 0;
 }
 

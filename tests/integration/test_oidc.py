@@ -119,6 +119,10 @@ def test_login_admin():
     # An API token caller is described too.
     me = S.mgmt("GET", "/1.0").metadata
     L.eq((me["auth_user_method"], me["role"]), ("token", "admin"), "GET /1.0 with a token")
+    out = L.Cli(S)("whoami").stdout
+    for words in ("auth: trusted", "user: admin-token:admin", "method: token", "role: admin"):
+        L.check(words in out, "lxcm whoami lacks %r: %r" % (words, out))
+    L.eq(L.Cli(S).json("whoami")["auth_user_method"], "token", "lxcm whoami --json")
 
 
 @t.test

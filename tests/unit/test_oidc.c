@@ -39,13 +39,18 @@ static void test_duration_parse(void **state)
 	assert_int_equal(s, 0);
 	s = 42;
 	static const char *const bad[] = {"", "s", "10", "10x", "-5m", "+5m", "1.5h", " 5m",
-					  "5m ", "5mm", "5 m", "1h30m", "99999999999d", "36501d"};
+					  "5m ", "5mm", "5 m", "5H", "99999999999d", "36601d",
+					  "36000d36000d"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(duration_parse(slice_cstr(bad[i]), &s), -EINVAL);
 		assert_int_equal(s, 42);
 	}
-	assert_int_equal(duration_parse(LIT("36500d"), &s), 0);
+	assert_int_equal(duration_parse(LIT("36600d"), &s), 0);
 	assert_int_equal(s, DURATION_MAX_S);
+	assert_int_equal(duration_parse(LIT("1h30m"), &s), 0);
+	assert_int_equal(s, 5400);
+	assert_int_equal(duration_parse(LIT("2w"), &s), 0);
+	assert_int_equal(s, 14 * 86400);
 }
 
 static void test_duration_format(void **state)
