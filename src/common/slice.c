@@ -15,6 +15,17 @@ int slice_starts_with(struct slice s, struct slice prefix)
 	return s.len >= prefix.len && memcmp(s.base, prefix.base, prefix.len) == 0;
 }
 
+int slice_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 char *slice_dup(struct slice s)
 {
 	char *p = malloc(s.len + 1);

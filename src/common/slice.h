@@ -36,6 +36,8 @@ static inline int slice_eq(struct slice a, struct slice b)
 
 int slice_eq_nocase(struct slice a, struct slice b);
 int slice_starts_with(struct slice s, struct slice prefix);
+/* The value of one hex digit (either case), or -1: the one hex decoder of the tree. */
+int slice_hexval(char c);
 /* Returns a malloc'd NUL-terminated copy, or NULL on allocation failure. */
 char *slice_dup(struct slice s);
 /* Parses a whole slice as a base-10 integer in [min, max]; 0 or -EINVAL. */

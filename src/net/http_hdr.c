@@ -136,17 +136,6 @@ struct slice http_hdr_bearer(struct slice authorization)
 
 /* ---- the path rule ---- */
 
-static int http_hdr_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Checks the escape at p[i] ('%'); NULL when it is two hex digits that
  * decode to a byte allowed in a path, else the reason.
@@ -157,8 +146,8 @@ static const char *http_hdr_escape_bad(struct slice p, size_t i)
 
 	if (p.len - i < 3)
 		return "a truncated percent-encoding";
-	hi = http_hdr_hexval(p.base[i + 1]);
-	lo = http_hdr_hexval(p.base[i + 2]);
+	hi = slice_hexval(p.base[i + 1]);
+	lo = slice_hexval(p.base[i + 2]);
 	if (hi < 0 || lo < 0)
 		return "an invalid percent-encoding";
 	c = hi * 16 + lo;

@@ -612,15 +612,6 @@ static void oidc_discovered(void *arg, int err, const char *why)
 			 o->srv->cfg.oidc.issuer, why);
 }
 
-static int oidc_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* The login-state key every replica shares: made once, kept in the store. */
 static int oidc_state_key(struct oidc *o)
 {
@@ -632,7 +623,7 @@ static int oidc_state_key(struct oidc *o)
 	if (rc == 0 && strlen(hex) != 2 * SEAL_KEY_LEN)
 		rc = -EINVAL;
 	for (size_t i = 0; rc == 0 && i < SEAL_KEY_LEN; i++) {
-		int hi = oidc_hex(hex[2 * i]), lo = oidc_hex(hex[2 * i + 1]);
+		int hi = slice_hexval(hex[2 * i]), lo = slice_hexval(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			rc = -EINVAL;

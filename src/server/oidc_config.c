@@ -368,17 +368,6 @@ int oidc_form_add(struct buf *b, const char *name, const char *value)
 	return rc;
 }
 
-static int oidc_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes one form value of len bytes into out. */
 static int oidc_form_decode(const char *v, size_t len, char *out, size_t outlen)
 {
@@ -390,8 +379,8 @@ static int oidc_form_decode(const char *v, size_t len, char *out, size_t outlen)
 		if (c == '+') {
 			c = ' ';
 		} else if (c == '%') {
-			int hi = i + 2 < len ? oidc_hexval(v[i + 1]) : -1;
-			int lo = hi >= 0 ? oidc_hexval(v[i + 2]) : -1;
+			int hi = i + 2 < len ? slice_hexval(v[i + 1]) : -1;
+			int lo = hi >= 0 ? slice_hexval(v[i + 2]) : -1;
 
 			if (lo < 0)
 				return -EINVAL;
