@@ -23,6 +23,7 @@
  * store again.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,38 +248,46 @@ static void auth_lookup_done(void *arg)
 	free(l);
 }
 
-static int auth_lookup_wait(struct auth_lookup *l, struct http_request *req)
+int auth__wait(struct http_request ***waiters, size_t *n, size_t *cap,
+	       struct http_request *req)
 {
-	if (l->nwaiters == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4;
-		struct http_request **w = realloc(l->waiters, cap * sizeof(*w));
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 4;
+		struct http_request **w = realloc(*waiters, c * sizeof(*w));
 
 		if (w == NULL)
 			return -ENOMEM;
-		l->waiters = w;
-		l->cap = cap;
+		*waiters = w;
+		*cap = c;
 	}
-	l->waiters[l->nwaiters++] = req;
+	(*waiters)[(*n)++] = req;
 	return 0;
 }
 
-/*
- * The lookup in flight for hash, or NULL. Like every comparison of token
- * hashes, in constant time, and with every entry: how long it takes does
- * not tell whether (or which) another caller's token is being looked up.
- */
-static struct auth_lookup *auth_lookup_find(struct server *srv, const char *hash)
+void *auth__find(void *head, size_t next_off, size_t hash_off, const char *hash)
 {
-	struct auth_lookup *l, *found = NULL;
+	char *l, *found = NULL;
 	int ok = 0, before;
 
-	for (l = srv->auth_lookups; l; l = l->next) {
+	for (l = head; l != NULL; l = *(char **)(void *)(l + next_off)) {
 		before = ok;
-		ok |= secret_equal(l->hash, 64, hash, 64);
+		ok |= secret_equal(l + hash_off, 64, hash, 64);
 		if (ok && !before)
 			found = l;
 	}
 	return found;
+}
+
+/*
+ * The lookup in flight for hash, or NULL. Like every comparison of token
+ * hashes, in constant time, and with every entry (auth__find): how long it
+ * takes does not tell whether (or which) another caller's token is being
+ * looked up.
+ */
+static struct auth_lookup *auth_lookup_find(struct server *srv, const char *hash)
+{
+	return auth__find(srv->auth_lookups, offsetof(struct auth_lookup, next),
+			  offsetof(struct auth_lookup, hash), hash);
 }
 
 /*
@@ -306,7 +315,7 @@ static int auth_lookup_start(struct server *srv, struct http_request *req, const
 			}
 		}
 	}
-	if (l == NULL || auth_lookup_wait(l, req) < 0) {
+	if (l == NULL || auth__wait(&l->waiters, &l->nwaiters, &l->cap, req) < 0) {
 		http_respond_error(req, 503, "the server is busy, try again later");
 		return -1;
 	}

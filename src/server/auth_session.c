@@ -19,6 +19,7 @@
  * type a cross-site form cannot send; every WebSocket needs our Origin.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,34 +364,11 @@ static void auth_session_use_done(void *arg)
 	}
 }
 
-static int auth_session_wait(struct auth_session_lookup *l, struct http_request *req)
-{
-	if (l->nwaiters == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4;
-		struct http_request **w = realloc(l->waiters, cap * sizeof(*w));
-
-		if (w == NULL)
-			return -ENOMEM;
-		l->waiters = w;
-		l->cap = cap;
-	}
-	l->waiters[l->nwaiters++] = req;
-	return 0;
-}
-
-/* The lookup in flight for hash, or NULL; compared in constant time with every entry. */
+/* The lookup in flight for hash, or NULL; in constant time (auth__find). */
 static struct auth_session_lookup *auth_session_find(struct oidc *o, const char *hash)
 {
-	struct auth_session_lookup *l, *found = NULL;
-	int ok = 0, before;
-
-	for (l = o->lookups; l; l = l->next) {
-		before = ok;
-		ok |= secret_equal(l->hash, 64, hash, 64);
-		if (ok && !before)
-			found = l;
-	}
-	return found;
+	return auth__find(o->lookups, offsetof(struct auth_session_lookup, next),
+			  offsetof(struct auth_session_lookup, hash), hash);
 }
 
 static struct auth_session_lookup *auth_session_start(struct oidc *o, const char *hash,
@@ -454,7 +432,7 @@ int auth_session_pre_route(struct http_request *req)
 	l = auth_session_find(o, hash);
 	if (l == NULL)
 		l = auth_session_start(o, hash, cookie);
-	if (l == NULL || auth_session_wait(l, req) < 0) {
+	if (l == NULL || auth__wait(&l->waiters, &l->nwaiters, &l->cap, req) < 0) {
 		http_respond_error(req, 503, "the server is busy, try again later");
 		return -1;
 	}

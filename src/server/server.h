@@ -106,6 +106,15 @@ int auth_management_pre_route(struct http_request *req);
  * session step, auth_session.c, shares it).
  */
 int auth__decide(struct http_request *req, const struct principal *known);
+/* Adds req to a growing array of requests waiting for one lookup. 0 or -ENOMEM. */
+int auth__wait(struct http_request ***waiters, size_t *n, size_t *cap,
+	       struct http_request *req);
+/*
+ * The element of a linked list (next and a 64-hex-digit hash at the given
+ * offsets) whose hash is hash, or NULL: compared in constant time with
+ * every element, so the time tells nothing about the others' hashes.
+ */
+void *auth__find(void *head, size_t next_off, size_t hash_off, const char *hash);
 /* Creates the admin token on first start and the token cache. */
 int auth_bootstrap(struct server *srv);
 /* Frees the token cache (after the loop has run dry). */
