@@ -619,7 +619,7 @@ int main(int argc, char **argv)
 	 */
 	store_workers_stop(srv.store);
 	changes_stop(&srv);
-	oidc_stop(&srv);
+	oidc_close(&srv);
 	tunnels_free(srv.tunnels);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
 	enrolled_free(srv.enrolled);
@@ -627,6 +627,7 @@ int main(int argc, char **argv)
 	audit_flush_sync(srv.audit);
 	audit_log_free(srv.audit);
 	uv_run(srv.loop, UV_RUN_NOWAIT);
+	oidc_stop(&srv);
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");
 	store_close(srv.store);

@@ -601,6 +601,38 @@ void oidc_logout(struct http_request *req)
 
 /* ---- start and stop ---- */
 
+/*
+ * A session is deleted when it is next seen past its expiry; the ones
+ * nobody sends again (a browser thrown away) are deleted here, so the
+ * table holds live sessions only.
+ */
+static void oidc_purge_work(struct store *s, void *arg)
+{
+	size_t n = 0;
+
+	(void)arg;
+	if (store_session_purge(s, time_now(), &n) == 0 && n > 0)
+		LOG_INFO("deleted %zu expired sessions", n);
+}
+
+static void oidc_purge_done(void *arg)
+{
+	struct oidc *o = arg;
+
+	o->purging = 0;
+}
+
+static void oidc_purge_tick(uv_timer_t *t)
+{
+	struct oidc *o = t->data;
+
+	if (o->purging)
+		return;
+	o->purging = 1;
+	if (store_run(o->srv->loop, o->srv->store, oidc_purge_work, oidc_purge_done, o) < 0)
+		o->purging = 0;
+}
+
 static void oidc_discovered(void *arg, int err, const char *why)
 {
 	struct oidc *o = arg;
@@ -665,7 +697,19 @@ int oidc_start(struct server *srv)
 	}
 	LOG_INFO("OIDC: logins with %s as client %s (%s client)", cfg->issuer, cfg->client_id,
 		 o->client_secret ? "confidential" : "public, PKCE");
+	uv_timer_init(srv->loop, &o->purge);
+	o->purge.data = o;
+	uv_timer_start(&o->purge, oidc_purge_tick, OIDC_PURGE_MS, OIDC_PURGE_MS);
+	uv_unref((uv_handle_t *)&o->purge); /* never keeps the loop alive */
 	return oidc_provider_ready(o->prov, oidc_discovered, o);
+}
+
+/* Before the loop's last run: the purge timer's handle is closed there. */
+void oidc_close(struct server *srv)
+{
+	if (srv->oidc != NULL && srv->oidc->purge.loop != NULL &&
+	    !uv_is_closing((uv_handle_t *)&srv->oidc->purge))
+		uv_close((uv_handle_t *)&srv->oidc->purge, NULL);
 }
 
 void oidc_stop(struct server *srv)

@@ -29,6 +29,7 @@
 #define OIDC_REFRESH_MARGIN_S 60   /* refresh this long before the access token ends */
 #define OIDC_MAX_LOOKUPS 256	   /* distinct sessions looked up (or refreshed) at once */
 #define OIDC_TOKENS_INFO "lxcm session tokens v1" /* HKDF info of the tokens' key */
+#define OIDC_PURGE_MS (10 * 60 * 1000) /* expired sessions are deleted this often */
 
 struct server;
 struct auth_session_lookup;
@@ -42,6 +43,8 @@ struct oidc {
 	struct principal_cache *sessions; /* session principals by cookie hash */
 	struct auth_session_lookup *lookups;
 	size_t nlookups;
+	uv_timer_t purge; /* deletes sessions nobody used past their expiry */
+	int purging;	  /* a purge is running on the store */
 };
 
 /* What the provider's token endpoint answered. */
@@ -67,7 +70,9 @@ struct oidc_identity {
  * the loop runs. 0 or a negative code (logged).
  */
 int oidc_start(struct server *srv);
-/* After the loop has run dry. */
+/* Closes the purge timer, before the loop's last run (main.c). */
+void oidc_close(struct server *srv);
+/* After the loop has run dry and oidc_close's handle is closed. */
 void oidc_stop(struct server *srv);
 
 /* Route handlers (api.c's table; public routes). */
