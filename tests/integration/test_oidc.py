@@ -350,4 +350,25 @@ def test_refresh():
     L.eq(call(b, "GET", "/1.0", server=s4).metadata["auth"], "untrusted", "the session ended")
 
 
+@t.test
+def test_flags_refused():
+    d = L.tmpdir("flags")
+    base = [L.binary("lxcm-server"), "--data-dir", d, "--management-addr", "127.0.0.1:0",
+            "--connector-addr", "127.0.0.1:0", "--oidc-client-id", "lxcm"]
+    cp = L.run(base + ["--oidc-issuer", "http://idp.example.com"], timeout=30)
+    L.eq(cp.returncode, 2, "a plain http issuer: %r" % (cp.stderr,))
+    L.check("plain http://" in cp.stderr, "the reason: %r" % cp.stderr)
+    cp = L.run(base + ["--oidc-issuer", "https://idp.example.com", "--session-idle", "12"],
+               timeout=30)
+    L.eq(cp.returncode, 2, "a duration without a unit: %r" % (cp.stderr,))
+    secret = os.path.join(d, "secret")
+    with open(secret, "w") as f:
+        f.write("x\n")
+    os.chmod(secret, 0o644)
+    cp = L.run(base + ["--oidc-issuer", "https://127.0.0.1:1", "--oidc-client-secret-file",
+                       secret], timeout=30)
+    L.eq(cp.returncode, 1, "a secret file others may read: %r" % (cp.stderr,))
+    L.check("0600" in cp.stderr, "the reason: %r" % cp.stderr)
+
+
 t.main()
