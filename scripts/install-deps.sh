@@ -18,7 +18,7 @@ lxd lxd-client curl jq python3 procps iproute2 openssl
 nginx openssh-server openssh-client wrk haproxy
 systemd dpkg-dev debhelper lintian man-db
 nodejs prometheus protobuf-c-compiler libprotobuf-c-dev libsnappy-dev
-busybox-static postgresql-15 chromium"
+busybox-static postgresql-15 chromium python3-cryptography"
 
 missing=""
 for p in $PKGS; do
@@ -39,4 +39,12 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# The real OpenID provider of the OIDC tests (tests/oidc, npm's
+# oidc-provider, pinned by its committed package-lock.json). The nodejs
+# package (Debian's, or NodeSource's, which bundles npm) must give node >= 18.
+if ! command -v npm >/dev/null 2>&1; then
+	echo "install-deps: npm is missing: install nodejs (>= 18) with npm" >&2
+	exit 1
+fi
+(cd "$(dirname "$0")/../tests/oidc" && npm ci --no-audit --no-fund --silent)
 echo "install-deps: all dependencies present"

@@ -471,6 +471,24 @@ static int fwd_copy_headers(struct fwd *f, const struct tunnel_h2_headers *h)
 	return 0;
 }
 
+/*
+ * The manager names the person behind a request made with an OIDC session
+ * (X-Lxcm-User, which it never takes from the user): logged, printable
+ * bytes only, so what people do through the tunnel is on this host too.
+ */
+static void fwd_log_user(struct tunnel_h2_stream *s, const struct fwd *f, struct slice user)
+{
+	char who[160];
+	size_t i, n = user.len < sizeof(who) - 1 ? user.len : sizeof(who) - 1;
+
+	if (user.base == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		who[i] = user.base[i] >= 0x20 && user.base[i] < 0x7f ? user.base[i] : '?';
+	who[n] = '\0';
+	LOG_INFO("stream %d: %s %s for %s", tunnel_h2_stream_id(s), f->method, f->path, who);
+}
+
 void forward_request(struct agent *ag, struct tunnel_h2_stream *s, const struct tunnel_h2_headers *h)
 {
 	struct slice method = tunnel_h2_header(h, LIT(":method"));
@@ -497,6 +515,7 @@ void forward_request(struct agent *ag, struct tunnel_h2_stream *s, const struct 
 	memcpy(f->method, method.base, method.len);
 	memcpy(f->path, path.base, path.len);
 	LOG_DEBUG("stream %d: %s %s", tunnel_h2_stream_id(s), f->method, f->path);
+	fwd_log_user(s, f, tunnel_h2_header(h, LIT("x-lxcm-user")));
 	if (slice_eq(method, LIT("CONNECT"))) {
 		if (!slice_eq(proto, LIT("websocket"))) {
 			fwd_error(f, 501, "only WebSocket CONNECT streams are supported");

@@ -13,13 +13,13 @@
 
 extern const struct cli_command cmd_token_create, cmd_token_list, cmd_token_revoke,
     cmd_cluster_list, cmd_cluster_show, cmd_cluster_set, cmd_cluster_remove, cmd_proxy, cmd_version,
-    cmd_apitoken_create, cmd_apitoken_list, cmd_apitoken_revoke, cmd_audit;
+    cmd_apitoken_create, cmd_apitoken_list, cmd_apitoken_revoke, cmd_audit, cmd_whoami;
 
 /* In the order `lxcm --help` lists them. */
 const struct cli_command *const cli_commands[] = {
     &cmd_cluster_list, &cmd_cluster_show, &cmd_cluster_set, &cmd_cluster_remove, &cmd_token_create,
     &cmd_token_list,   &cmd_token_revoke, &cmd_apitoken_create, &cmd_apitoken_list,
-    &cmd_apitoken_revoke, &cmd_audit, &cmd_proxy, &cmd_version, NULL,
+    &cmd_apitoken_revoke, &cmd_audit, &cmd_proxy, &cmd_whoami, &cmd_version, NULL,
 };
 
 static const char *const cli_group_summary[][2] = {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -101,4 +102,54 @@ int base64_decode_strict(const char *in, size_t len, void *out, size_t *outlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* ---- base64url, unpadded: the standard alphabet with '-' for '+' and '_' for '/' ---- */
+
+size_t base64url_encoded_len(size_t n)
+{
+	if (n > (SIZE_MAX - 2) / 4)
+		return SIZE_MAX;
+	return (n * 4 + 2) / 3;
+}
+
+int base64url_encode(const void *in, size_t len, char *out)
+{
+	size_t full = base64_encoded_len(len), n = base64url_encoded_len(len);
+	char *tmp;
+
+	if (full == SIZE_MAX || (tmp = malloc(full ? full : 1)) == NULL)
+		return -ENOMEM;
+	base64_encode(in, len, tmp);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[i] == '+' ? '-' : tmp[i] == '/' ? '_' : tmp[i];
+	free(tmp);
+	return 0;
+}
+
+int base64url_decode(const char *in, size_t len, void *out, size_t *outlen)
+{
+	size_t padded = len + (4 - len % 4) % 4, i;
+	char *tmp;
+	int rc = -EINVAL;
+
+	*outlen = 0;
+	if (len % 4 == 1 || len > SIZE_MAX - 4)
+		return -EINVAL;
+	tmp = malloc(padded ? padded : 1);
+	if (tmp == NULL)
+		return -ENOMEM;
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '+' || c == '/' || c == '=')
+			goto out;
+		tmp[i] = c == '-' ? '+' : c == '_' ? '/' : c;
+	}
+	for (; i < padded; i++)
+		tmp[i] = '=';
+	rc = base64_decode_strict(tmp, padded, out, outlen);
+out:
+	free(tmp);
+	return rc;
 }

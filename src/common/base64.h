@@ -41,4 +41,16 @@ int base64_decode(const char *in, size_t len, void *out, size_t *outlen);
  */
 int base64_decode_strict(const char *in, size_t len, void *out, size_t *outlen);
 
+/*
+ * base64url without padding (RFC 4648 section 5), as JWTs, JWKs and PKCE
+ * write it. base64url_encode writes base64url_encoded_len(len) characters
+ * (no NUL) and returns 0 or -ENOMEM. base64url_decode refuses padding, the
+ * standard alphabet's '+' and '/', a length that cannot be, and nonzero
+ * unused bits (one encoding per byte string); out must hold
+ * base64_decoded_max(len + 3) bytes. 0, -EINVAL or -ENOMEM.
+ */
+size_t base64url_encoded_len(size_t n);
+int base64url_encode(const void *in, size_t len, char *out);
+int base64url_decode(const char *in, size_t len, void *out, size_t *outlen);
+
 #endif

@@ -2,7 +2,7 @@
  * duration.h - durations as people write them in flags and commands:
  * "90s", "15m", "12h", "7d", "2w", or several parts, largest first or not,
  * "1h30m". The one parser of the tree: the CLI's --expiry and the
- * server's --audit-retention use it.
+ * server's --audit-retention, --session-idle and --session-max use it.
  */
 #ifndef LXCM_DURATION_H
 #define LXCM_DURATION_H
@@ -13,6 +13,9 @@
 
 /* Longest duration accepted: about 100 years. */
 #define DURATION_MAX ((int64_t)100 * 366 * 86400)
+#define DURATION_MAX_S DURATION_MAX
+/* Room for any duration_format text ("3153600000s") and its NUL. */
+#define DURATION_TEXT_MAX 24
 
 /*
  * Parses one or more <digits><unit> parts, unit s, m, h, d or w, into

@@ -31,6 +31,7 @@ static const struct http_hdr_entry http_hdr_table[] = {
     {LIT("X-Forwarded-Proto"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
     {LIT("X-Forwarded-Host"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
     {LIT("X-Request-Id"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
+    {LIT("X-Lxcm-User"), HTTP_HDR_NO_CLUSTER | HTTP_HDR_NO_USER},
 };
 
 /* Proxy-Connection, Proxy-Authorization, Proxy-Authenticate and any other Proxy-*. */

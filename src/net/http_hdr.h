@@ -51,7 +51,8 @@
  * Never sent to a cluster: the caller's credential for the manager
  * (Authorization) and what a client claims about where it came from
  * (Forwarded, X-Forwarded-For/-Proto/-Host; the manager sets them itself),
- * and X-Request-Id (the manager's own, the id of the request's audit row).
+ * and X-Request-Id (the manager's own, the id of the request's audit row)
+ * and who the person is (X-Lxcm-User, set by the manager for sessions).
  * The manager's own lxcm_* cookies are removed cookie by cookie by the
  * proxies, not by name here.
  */

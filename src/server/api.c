@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/secret.h"
 #include "common/timefmt.h"
+#include "server/oidc.h"
 #include "server/principal.h"
 #include "server/server.h"
 #include "server/telemetry.h"
@@ -186,6 +187,7 @@ static void api_get_root(struct http_request *req)
 	json_object_set_new(m, "api_version", json_string("1.0"));
 	json_object_set_new(m, "auth", json_string(trusted ? "trusted" : "untrusted"));
 	json_object_set_new(m, "auth_methods", json_pack("[s]", "bearer"));
+	api_auth_describe(req, m); /* who the caller is (api_auth.c) */
 	if (trusted) {
 		json_object_set_new(
 			m, "environment",
@@ -571,6 +573,12 @@ enum {
 	API_APITOKEN_DELETE,
 	API_NSTORE, /* the routes from here on have handlers of their own */
 	API_ROOT = API_NSTORE,
+	API_OIDC_LOGIN,
+	API_OIDC_CALLBACK,
+	API_OIDC_LOGOUT,
+	API_SESSIONS,
+	API_SESSION_DELETE,
+	API_IDENTITIES,
 	API_METRICS,
 	API_AUDIT,
 	API_TUNNEL,
@@ -630,6 +638,13 @@ const struct http_route api_routes[] = {
 	[API_TOKEN_LIST] = {"GET", "/1.0/remote-cluster-join-token", api_handle, ROUTE_VIEWER, 0},
 	[API_TOKEN_DELETE] = {"DELETE", "/1.0/remote-cluster-join-token/{name}", api_handle,
 			      ROUTE_ADMIN, 0},
+	[API_OIDC_LOGIN] = {"GET", "/oidc/login", oidc_login, ROUTE_PUBLIC, 0},
+	[API_OIDC_CALLBACK] = {"GET", "/oidc/callback", oidc_callback, ROUTE_PUBLIC, 0},
+	[API_OIDC_LOGOUT] = {"POST", "/oidc/logout", oidc_logout, ROUTE_PUBLIC, 0},
+	[API_SESSIONS] = {"GET", "/1.0/auth/sessions", api_auth_sessions, ROUTE_VIEWER, 0},
+	[API_SESSION_DELETE] = {"DELETE", "/1.0/auth/sessions/{id}", api_auth_session_delete,
+				ROUTE_VIEWER, 0},
+	[API_IDENTITIES] = {"GET", "/1.0/auth/identities", api_auth_identities, ROUTE_ADMIN, 0},
 	[API_METRICS] = {"GET", "/1.0/metrics", telemetry_respond, ROUTE_OPERATOR, 0},
 	[API_AUDIT] = {"GET", "/1.0/audit", api_audit_get, ROUTE_VIEWER, 0},
 	[API_TUNNEL] = {NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", proxy_handle,

@@ -24,7 +24,7 @@
 struct server;
 struct principal;
 
-#define AUDIT_ACTOR_MAX 32
+#define AUDIT_ACTOR_MAX 160 /* "alice@example.com (oidc)": PRINCIPAL_ID_MAX */
 #define AUDIT_ACTOR_NAME_MAX 96 /* PRINCIPAL_NAME_MAX */
 #define AUDIT_CLIENT_MAX 48	/* NET_ADDR_TEXT_MAX */
 #define AUDIT_REQUEST_ID_LEN 32 /* hex digits */

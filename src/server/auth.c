@@ -23,6 +23,7 @@
  * store again.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "common/timefmt.h"
 #include "net/http_hdr.h"
 #include "server/audit.h"
+#include "server/oidc.h"
 #include "server/principal.h"
 #include "server/server.h"
 #include "store/store_async.h"
@@ -135,7 +137,7 @@ static void auth_refuse_role(struct http_request *req, const struct principal *p
  * such token): sets the principal and checks the route's access. 0 to go
  * on; -1 when it answered.
  */
-static int auth_decide(struct http_request *req, const struct principal *known)
+int auth__decide(struct http_request *req, const struct principal *known)
 {
 	enum principal_access access = principal_route_access(req->route);
 	struct slice secret = SLICE_NULL;
@@ -152,7 +154,10 @@ static int auth_decide(struct http_request *req, const struct principal *known)
 	/* Only a proxied request can need the seal (tunnel v1's cookie jar). */
 	rc = 0;
 	if (access == PRINCIPAL_ACCESS_TUNNEL)
-		rc = auth_bearer(req, &secret) == 1 ? principal_seal(&p, secret) : -EINVAL;
+		rc = (p.kind == PRINCIPAL_USER_SESSION ? oidc_session_cookie(req, &secret)
+						       : auth_bearer(req, &secret)) == 1
+			 ? principal_seal(&p, secret)
+			 : -EINVAL;
 	if (rc == 0)
 		rc = principal_attach(req, &p);
 	secret_wipe(&p, sizeof(p));
@@ -215,7 +220,7 @@ static void auth_lookup_answer(struct auth_lookup *l, struct http_request *req,
 		http_request_proceed(req);
 	} else if (l->rc < 0 && l->rc != -ENOENT) {
 		http_respond_error(req, 503, "the database is unavailable");
-	} else if (auth_decide(req, p) == 0) {
+	} else if (auth__decide(req, p) == 0) {
 		http_request_proceed(req);
 	}
 }
@@ -244,38 +249,46 @@ static void auth_lookup_done(void *arg)
 	free(l);
 }
 
-static int auth_lookup_wait(struct auth_lookup *l, struct http_request *req)
+int auth__wait(struct http_request ***waiters, size_t *n, size_t *cap,
+	       struct http_request *req)
 {
-	if (l->nwaiters == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 4;
-		struct http_request **w = realloc(l->waiters, cap * sizeof(*w));
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 4;
+		struct http_request **w = realloc(*waiters, c * sizeof(*w));
 
 		if (w == NULL)
 			return -ENOMEM;
-		l->waiters = w;
-		l->cap = cap;
+		*waiters = w;
+		*cap = c;
 	}
-	l->waiters[l->nwaiters++] = req;
+	(*waiters)[(*n)++] = req;
 	return 0;
 }
 
-/*
- * The lookup in flight for hash, or NULL. Like every comparison of token
- * hashes, in constant time, and with every entry: how long it takes does
- * not tell whether (or which) another caller's token is being looked up.
- */
-static struct auth_lookup *auth_lookup_find(struct server *srv, const char *hash)
+void *auth__find(void *head, size_t next_off, size_t hash_off, const char *hash)
 {
-	struct auth_lookup *l, *found = NULL;
+	char *l, *found = NULL;
 	int ok = 0, before;
 
-	for (l = srv->auth_lookups; l; l = l->next) {
+	for (l = head; l != NULL; l = *(char **)(void *)(l + next_off)) {
 		before = ok;
-		ok |= secret_equal(l->hash, 64, hash, 64);
+		ok |= secret_equal(l + hash_off, 64, hash, 64);
 		if (ok && !before)
 			found = l;
 	}
 	return found;
+}
+
+/*
+ * The lookup in flight for hash, or NULL. Like every comparison of token
+ * hashes, in constant time, and with every entry (auth__find): how long it
+ * takes does not tell whether (or which) another caller's token is being
+ * looked up.
+ */
+static struct auth_lookup *auth_lookup_find(struct server *srv, const char *hash)
+{
+	return auth__find(srv->auth_lookups, offsetof(struct auth_lookup, next),
+			  offsetof(struct auth_lookup, hash), hash);
 }
 
 /*
@@ -303,7 +316,7 @@ static int auth_lookup_start(struct server *srv, struct http_request *req, const
 			}
 		}
 	}
-	if (l == NULL || auth_lookup_wait(l, req) < 0) {
+	if (l == NULL || auth__wait(&l->waiters, &l->nwaiters, &l->cap, req) < 0) {
 		http_respond_error(req, 503, "the server is busy, try again later");
 		return -1;
 	}
@@ -319,6 +332,12 @@ int auth_management_pre_route(struct http_request *req)
 	char hash[65];
 	int rc = auth_bearer(req, &secret);
 
+	if (rc == 0) {
+		int session_rc = auth_session_pre_route(req);
+
+		if (session_rc != -ENOENT)
+			return session_rc; /* a person's session cookie (auth_session.c) */
+	}
 	if (rc <= 0) {
 		if (public)
 			return 0;
@@ -331,7 +350,7 @@ int auth_management_pre_route(struct http_request *req)
 	}
 	secret_sha256_hex(secret.base, secret.len, hash);
 	if (principal_cache_get(srv->principals, hash, uv_now(srv->loop), &p))
-		return auth_decide(req, &p);
+		return auth__decide(req, &p);
 	return auth_lookup_start(srv, req, hash);
 }
 

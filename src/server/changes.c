@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "server/enrolled.h"
+#include "server/oidc.h"
 #include "server/server.h"
 #include "server/tunnels.h"
 #include "store/store_feed.h"
@@ -35,12 +36,15 @@ static size_t changes_subs(struct server *srv, struct changes_sub *out)
 	if (srv->tunnels != NULL)
 		out[n++] = (struct changes_sub){STORE_CHANGE_CLUSTER_REMOVED, tunnels_on_change,
 						srv->tunnels};
+	if (srv->oidc != NULL)
+		out[n++] = (struct changes_sub){STORE_CHANGE_SESSION_CHANGED, auth_session_on_change,
+						srv};
 	return n;
 }
 
 int changes_listen(struct server *srv)
 {
-	struct changes_sub subs[3];
+	struct changes_sub subs[4];
 	size_t n = changes_subs(srv, subs);
 	int rc;
 
@@ -59,7 +63,7 @@ int changes_listen(struct server *srv)
 /* Before the caches are freed and the loop closed. */
 void changes_stop(struct server *srv)
 {
-	struct changes_sub subs[3];
+	struct changes_sub subs[4];
 	size_t n = changes_subs(srv, subs);
 
 	for (size_t i = 0; i < n; i++)

@@ -21,6 +21,7 @@
 #include "server/enrolled.h"
 #include "server/metrics_listener.h"
 #include "server/telemetry.h"
+#include "server/oidc.h"
 #include "net/stream_pipe.h"
 #include "server/server.h"
 #include "server/tunnels.h"
@@ -98,6 +99,22 @@ static void usage(FILE *f)
 	      "  --metrics-remote-write-ca FILE  CAs for an https URL (default: the system's)\n"
 	      "  --metrics-remote-write-queue N  batches (heartbeats) kept while the receiver is\n"
 	      "                                  slow or down; the oldest go first (default 1000)\n"
+	      "  --oidc-issuer URL               log people in with this OpenID provider (https://;\n"
+	      "                                  http:// only on loopback, for development)\n"
+	      "  --oidc-client-id ID             lxcm's client id at the provider\n"
+	      "  --oidc-client-secret-file FILE  the client secret (mode 0600); without it a\n"
+	      "                                  public client with PKCE\n"
+	      "  --oidc-scopes \"S S\"             scopes asked for (default\n"
+	      "                                  \"" OIDC_DEFAULT_SCOPES "\")\n"
+	      "  --oidc-groups-claim NAME        claim with the user's groups (default groups)\n"
+	      "  --oidc-role-map admin=G[,G],operator=G,viewer=G\n"
+	      "                                  groups to roles: a user gets the highest role any\n"
+	      "                                  of their groups maps to (repeatable)\n"
+	      "  --oidc-ca-file FILE             trust this CA for the provider (default: the\n"
+	      "                                  system's)\n"
+	      "  --session-idle DURATION         end a session unused this long (default 12h)\n"
+	      "  --session-max DURATION          end every session this long after login\n"
+	      "                                  (default 7d); durations: 90s, 15m, 12h, 7d\n"
 	      "  --log-level debug|info|warn|error\n"
 	      "  --version, --help\n",
 	      f);
@@ -180,6 +197,15 @@ enum {
 	OPT_DB_PASSWORD_FILE,
 	OPT_AUDIT_RETENTION,
 	OPT_LOG_FORMAT,
+	OPT_OIDC_ISSUER,
+	OPT_OIDC_CLIENT_ID,
+	OPT_OIDC_SECRET_FILE,
+	OPT_OIDC_SCOPES,
+	OPT_OIDC_GROUPS_CLAIM,
+	OPT_OIDC_ROLE_MAP,
+	OPT_OIDC_CA_FILE,
+	OPT_SESSION_IDLE,
+	OPT_SESSION_MAX,
 	OPT_CONFIG,
 	OPT_METRICS_ADDR,
 	OPT_METRICS_PER_CLUSTER,
@@ -221,6 +247,15 @@ static const struct option long_opts[] = {
 	{"db-password-file", required_argument, NULL, OPT_DB_PASSWORD_FILE},
 	{"audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION},
 	{"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	{"oidc-issuer", required_argument, NULL, OPT_OIDC_ISSUER},
+	{"oidc-client-id", required_argument, NULL, OPT_OIDC_CLIENT_ID},
+	{"oidc-client-secret-file", required_argument, NULL, OPT_OIDC_SECRET_FILE},
+	{"oidc-scopes", required_argument, NULL, OPT_OIDC_SCOPES},
+	{"oidc-groups-claim", required_argument, NULL, OPT_OIDC_GROUPS_CLAIM},
+	{"oidc-role-map", required_argument, NULL, OPT_OIDC_ROLE_MAP},
+	{"oidc-ca-file", required_argument, NULL, OPT_OIDC_CA_FILE},
+	{"session-idle", required_argument, NULL, OPT_SESSION_IDLE},
+	{"session-max", required_argument, NULL, OPT_SESSION_MAX},
 	{CONFIG_FILE_OPTION, required_argument, NULL, OPT_CONFIG},
 	{"metrics-addr", required_argument, NULL, OPT_METRICS_ADDR},
 	{"metrics-per-cluster", no_argument, NULL, OPT_METRICS_PER_CLUSTER},
@@ -278,6 +313,15 @@ static int parse_retention(const char *s, int64_t *out)
 	return duration_parse(slice_cstr(s), out);
 }
 
+/* The long name of option val (the table's order need not follow the enum's). */
+static const char *main_opt_name(int val)
+{
+	for (const struct option *o = long_opts; o->name != NULL; o++)
+		if (o->val == val)
+			return o->name;
+	return "";
+}
+
 /* The --config file; cfg's strings point into it, so it lives as long as the process. */
 static struct config_file server_config_file;
 
@@ -309,6 +353,7 @@ static int server_open_store(struct server *srv)
 static int parse_args(int argc, char **argv, struct server_config *cfg)
 {
 	const char *mgmt = SERVER_DEFAULT_MANAGEMENT_ADDR, *conn = SERVER_DEFAULT_CONNECTOR_ADDR;
+	char err[512];
 	long long n;
 	int opt, rc = 0;
 
@@ -320,6 +365,7 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 	cfg->join_burst = 10;
 	cfg->store_threads = STORE_THREADS_DEFAULT;
 	cfg->audit_retention_s = AUDIT_RETENTION_DEFAULT_S;
+	oidc_config_defaults(&cfg->oidc);
 	if (config_file_merge(&server_config_file, argc, argv, "h", long_opts) < 0) {
 		fprintf(stderr, "lxcm-server: %s\n", server_config_file.err);
 		return -1;
@@ -397,6 +443,17 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 			break;
 		case OPT_AUDIT_RETENTION: rc = parse_retention(optarg, &cfg->audit_retention_s); break;
 		case OPT_LOG_FORMAT: rc = parse_log_format(optarg); break;
+		case OPT_OIDC_ISSUER:
+		case OPT_OIDC_CLIENT_ID:
+		case OPT_OIDC_SECRET_FILE:
+		case OPT_OIDC_SCOPES:
+		case OPT_OIDC_GROUPS_CLAIM:
+		case OPT_OIDC_ROLE_MAP:
+		case OPT_OIDC_CA_FILE:
+		case OPT_SESSION_IDLE:
+		case OPT_SESSION_MAX:
+			rc = oidc_config_set(&cfg->oidc, main_opt_name(opt), optarg);
+			break;
 		case OPT_CONFIG: break; /* read by config_file_merge */
 		case OPT_METRICS_ADDR:
 			rc = parse_hostport(optarg, cfg->metrics_host, sizeof(cfg->metrics_host),
@@ -450,6 +507,10 @@ static int parse_args(int argc, char **argv, struct server_config *cfg)
 		return -1;
 	}
 	cfg->tls_given = cfg->tls_cert[0] != '\0';
+	if (oidc_config_finish(&cfg->oidc, err, sizeof(err)) < 0) {
+		fprintf(stderr, "lxcm-server: %s\n", err);
+		return -1;
+	}
 	return 0;
 }
 
@@ -665,8 +726,8 @@ int main(int argc, char **argv)
 	tunnel_h2_config_defaults(&srv.tunnel_cfg);
 	srv.tunnels = tunnels_new(&srv);
 	srv.audit = audit_log_new(&srv);
-	if (srv.tunnels == NULL || srv.audit == NULL || changes_listen(&srv) < 0 ||
-	    server_listen(&srv) < 0 || server_fill_public(&srv) < 0 ||
+	if (srv.tunnels == NULL || srv.audit == NULL || oidc_start(&srv) < 0 ||
+	    changes_listen(&srv) < 0 || server_listen(&srv) < 0 || server_fill_public(&srv) < 0 ||
 	    metrics_listener_start(&srv) < 0)
 		return 1;
 	srv.audit_retention = audit_retention_start(&srv);
@@ -690,6 +751,7 @@ int main(int argc, char **argv)
 	store_workers_stop(srv.store);
 	audit_retention_free(srv.audit_retention);
 	changes_stop(&srv);
+	oidc_close(&srv);
 	tunnels_free(srv.tunnels);
 	remote_write_free(srv.remote_write);
 	tls_server_set_session_filter(srv.conn_tls, NULL, NULL);
@@ -698,6 +760,7 @@ int main(int argc, char **argv)
 	audit_flush_sync(srv.audit);
 	audit_log_free(srv.audit);
 	uv_run(srv.loop, UV_RUN_NOWAIT);
+	oidc_stop(&srv);
 	if (uv_loop_close(srv.loop) != 0)
 		LOG_WARN("some handles were still open at exit");
 	store_close(srv.store);

@@ -36,7 +36,7 @@ enum principal_kind {
 	PRINCIPAL_ADMIN_TOKEN,	/* the API token written to admin.token at first start */
 	PRINCIPAL_API_TOKEN,	/* any other API token */
 	PRINCIPAL_CLUSTER_CERT, /* a cluster's client certificate (connector listener) */
-	/* PRINCIPAL_USER_SESSION: a person's OIDC session, with the people issue. */
+	PRINCIPAL_USER_SESSION, /* a person's OIDC session (the session cookie, auth_session.c) */
 };
 
 enum principal_role {
@@ -61,9 +61,12 @@ enum principal_access {
 #define ROUTE_OPERATOR HTTP_ROUTE_HOOK(PRINCIPAL_ACCESS_OPERATOR)
 #define ROUTE_TUNNEL HTTP_ROUTE_HOOK(PRINCIPAL_ACCESS_TUNNEL)
 
-#define PRINCIPAL_ID_MAX 32   /* fits an audit actor (AUDIT_ACTOR_MAX) */
+#define PRINCIPAL_ID_MAX 160  /* fits an audit actor (AUDIT_ACTOR_MAX); a person: "<user> (oidc)" */
 #define PRINCIPAL_NAME_MAX 96 /* "api-token:" and a name of up to 63 characters */
 #define PRINCIPAL_SEAL_LEN 32
+#define PRINCIPAL_USER_MAX 128	  /* a person's display name: email, else name, else subject */
+#define PRINCIPAL_SUBJECT_MAX 256 /* the provider's subject of a person */
+#define PRINCIPAL_GROUPS_MAX 512  /* the person's groups as JSON text, cut to whole entries */
 
 struct principal {
 	enum principal_kind kind;
@@ -72,7 +75,9 @@ struct principal {
 	 * Stable and secret-free, the audit rows' actor: "token:" and the
 	 * first 12 hex digits of the token's SHA-256 (what `lxcm api-token
 	 * list` shows as AUDIT ACTOR; a name can be revoked and given to
-	 * another token, this cannot), "cluster:" and 12 of a certificate's.
+	 * another token, this cannot), "cluster:" and 12 of a certificate's,
+	 * and for a person's session "alice@example.com (oidc)" (the email,
+	 * else the name, else the provider's subject).
 	 */
 	char id[PRINCIPAL_ID_MAX];
 	/* For log lines and messages: "api-token:ci-bot", "admin-token:admin". */
@@ -86,6 +91,18 @@ struct principal {
 	 */
 	uint8_t seal[PRINCIPAL_SEAL_LEN];
 	int has_seal;
+	/*
+	 * PRINCIPAL_USER_SESSION only: who the person is, the session's id
+	 * (what lists and revocations name), when it ends (the sooner of its
+	 * idle and absolute expiry, as last read from the store) and when its
+	 * access token needs a refresh (0: never).
+	 */
+	char user[PRINCIPAL_USER_MAX];
+	char subject[PRINCIPAL_SUBJECT_MAX];
+	char groups[PRINCIPAL_GROUPS_MAX];
+	char session_id[33];
+	int64_t expires_at;
+	int64_t refresh_at;
 };
 
 /* "viewer", "operator", "admin" ("none" otherwise). */

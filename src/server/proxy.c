@@ -452,6 +452,7 @@ struct proxy_head {
 	char path[PROXY_MAX_PATH];
 	char fwd[512];
 	char xff[512];
+	char user[PRINCIPAL_ID_MAX];
 	struct buf cookies;
 };
 
@@ -496,6 +497,11 @@ static int proxy_add_forwarding(struct proxy_head *ph, struct http_request *req,
 	rc |= proxy_add(ph, LIT("x-forwarded-proto"), LIT("https"));
 	if (host.base)
 		rc |= proxy_add(ph, LIT("x-forwarded-host"), host);
+	/* Who the person is, for the agent's log (the user's own header was dropped). */
+	if (principal_of(req) && principal_of(req)->kind == PRINCIPAL_USER_SESSION) {
+		snprintf(ph->user, sizeof(ph->user), "%s", principal_of(req)->id);
+		rc |= proxy_add(ph, LIT("x-lxcm-user"), slice_cstr(ph->user));
+	}
 	return rc;
 }
 

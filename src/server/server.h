@@ -17,6 +17,7 @@
 
 #include "net/http.h"
 #include "net/tunnel_h2.h"
+#include "server/oidc_config.h"
 #include "server/ratelimit.h"
 #include "server/remote_write.h"
 #include "store/store.h"
@@ -62,12 +63,14 @@ struct server_config {
 	int metrics_port;
 	int metrics_per_cluster; /* --metrics-per-cluster */
 	struct remote_write_config remote_write; /* --metrics-remote-write-*; url NULL: off */
+	struct oidc_config oidc; /* --oidc-*, --session-* (oidc_config.h) */
 };
 
 struct enrolled;
 struct telemetry;
 struct principal_cache;
 struct auth_lookup;
+struct oidc;
 
 struct server {
 	uv_loop_t *loop;
@@ -94,6 +97,7 @@ struct server {
 	struct auth_lookup *auth_lookups;
 	size_t auth_nlookups;
 	char admin_token_hash[65]; /* SHA-256 of the token in admin.token at start, or "" */
+	struct oidc *oidc; /* people's logins and sessions (oidc.h), NULL without --oidc-issuer */
 };
 
 /* Route tables (api.c, connector.c). */
@@ -108,6 +112,21 @@ extern const size_t connector_nroutes;
  * (principal.h); may decide later (HTTP_PRE_ROUTE_PENDING).
  */
 int auth_management_pre_route(struct http_request *req);
+/*
+ * Sets the principal known (kind PRINCIPAL_NONE: no such token) on req and
+ * checks the route's access: 0 to go on, -1 when it answered (auth.c; the
+ * session step, auth_session.c, shares it).
+ */
+int auth__decide(struct http_request *req, const struct principal *known);
+/* Adds req to a growing array of requests waiting for one lookup. 0 or -ENOMEM. */
+int auth__wait(struct http_request ***waiters, size_t *n, size_t *cap,
+	       struct http_request *req);
+/*
+ * The element of a linked list (next and a 64-hex-digit hash at the given
+ * offsets) whose hash is hash, or NULL: compared in constant time with
+ * every element, so the time tells nothing about the others' hashes.
+ */
+void *auth__find(void *head, size_t next_off, size_t hash_off, const char *hash);
 /* Creates the admin token on first start and the token cache. */
 int auth_bootstrap(struct server *srv);
 /* Frees the token cache (after the loop has run dry). */

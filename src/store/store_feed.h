@@ -34,8 +34,11 @@ enum store_change_kind {
 	STORE_CHANGE_JOIN_TOKEN_CREATED = 1u << 4, /* name: cluster the token is for */
 	STORE_CHANGE_JOIN_TOKEN_USED = 1u << 5,	   /* name: cluster that joined with it */
 	STORE_CHANGE_JOIN_TOKEN_REVOKED = 1u << 6, /* name: cluster the token was for */
+	/* A session ended (logout, revoke, expiry) or its role changed (refresh).
+	 * name: its id; key: the SHA-256 of its cookie */
+	STORE_CHANGE_SESSION_CHANGED = 1u << 7,
 };
-#define STORE_CHANGE_ALL 0x7fu
+#define STORE_CHANGE_ALL 0xffu
 
 struct store_change {
 	struct store_change *next; /* the feed's queue */

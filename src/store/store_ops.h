@@ -31,6 +31,11 @@
 	" disk_threshold (default 80), memory_threshold (default 80), status updated_at or 0,"     \
 	" status body or NULL"
 
+/* The columns of a session row (store_session.c reads them in this order). */
+#define STORE_SESSION_COLUMNS                                                                      \
+	"id, hash, issuer, subject, name, email, groups, role, created_at, last_seen,"             \
+	" idle_expires_at, expires_at, user_agent, address, tokens, access_expires_at"
+
 enum store_sql {
 	/* Migrations (store_migrate.c). */
 	STORE_SQL_MIGRATIONS_TABLE,  /* creates schema_migrations if missing */
@@ -129,6 +134,30 @@ enum store_sql {
 	/* After ids were written: the next generated id follows the largest
 	 * (PostgreSQL's identity sequences; nothing to do for SQLite). */
 	STORE_SQL_COPY_RESEED,
+
+	/* Sessions of people (store_session.c). */
+	/* (id, hash, issuer, subject, name, email, groups, role, int created_at,
+	 * int idle_expires_at, int expires_at, user_agent, address, tokens,
+	 * int access_expires_at); last_seen = created_at */
+	STORE_SQL_SESSION_INSERT,
+	STORE_SQL_SESSION_BY_HASH, /* (hash) -> STORE_SESSION_COLUMNS */
+	STORE_SQL_SESSION_BY_ID,   /* (id) -> STORE_SESSION_COLUMNS */
+	STORE_SQL_SESSION_TOUCH,   /* (hash, int last_seen, int idle_expires_at) */
+	/* (hash, groups, role, tokens, int access_expires_at) */
+	STORE_SQL_SESSION_UPDATE,
+	STORE_SQL_SESSION_DELETE, /* (hash) */
+	STORE_SQL_SESSION_LIST,	  /* -> STORE_SESSION_COLUMNS, by created_at */
+	STORE_SQL_SESSION_LIST_USER, /* (issuer, subject) -> STORE_SESSION_COLUMNS, by created_at */
+	/* (int now) -> hash of each session past either expiry */
+	STORE_SQL_SESSION_EXPIRED,
+	/* (issuer, subject, name, email, groups, role, int now): insert, or
+	 * update all but first_seen */
+	STORE_SQL_IDENTITY_UPSERT,
+	/* -> issuer, subject, name, email, groups, role, first_seen, last_seen,
+	 * number of sessions; by email, subject */
+	STORE_SQL_IDENTITY_LIST,
+	STORE_SQL_KEY_INSERT, /* (name, value, int now): kept when the name exists */
+	STORE_SQL_KEY_GET,    /* (name) -> value */
 
 	STORE_SQL__COUNT
 };

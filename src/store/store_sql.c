@@ -38,6 +38,11 @@
 	" ORDER BY at DESC, id DESC LIMIT ?10"
 /* clang-format on */
 
+/* STORE_SESSION_COLUMNS (store_ops.h) */
+#define STORE_SQL_SESSION_COLUMNS                                                                  \
+	"id, hash, issuer, subject, name, email, groups, role, created_at, last_seen,"             \
+	" idle_expires_at, expires_at, user_agent, address, tokens, access_expires_at"
+
 const char *const store_sql_text[STORE_SQL__COUNT] = {
     [STORE_SQL_MIGRATIONS_TABLE] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
 				   " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
@@ -126,6 +131,37 @@ const char *const store_sql_text[STORE_SQL__COUNT] = {
     [STORE_SQL_AUDIT_QUERY_OWNER] = STORE_SQL_AUDIT_SELECT "actor = ?3 AND" STORE_SQL_AUDIT_WHERE,
     [STORE_SQL_AUDIT_PRUNE] = "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log"
 			      " WHERE at < ?1 ORDER BY at LIMIT ?2)",
+
+    [STORE_SQL_SESSION_INSERT] =
+	"INSERT INTO sessions (id, hash, issuer, subject, name, email, groups, role, created_at,"
+	" last_seen, idle_expires_at, expires_at, user_agent, address, tokens, access_expires_at)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    [STORE_SQL_SESSION_BY_HASH] =
+	"SELECT " STORE_SQL_SESSION_COLUMNS " FROM sessions WHERE hash = ?1",
+    [STORE_SQL_SESSION_BY_ID] = "SELECT " STORE_SQL_SESSION_COLUMNS " FROM sessions WHERE id = ?1",
+    [STORE_SQL_SESSION_TOUCH] =
+	"UPDATE sessions SET last_seen = ?2, idle_expires_at = ?3 WHERE hash = ?1",
+    [STORE_SQL_SESSION_UPDATE] = "UPDATE sessions SET groups = ?2, role = ?3, tokens = ?4,"
+				 " access_expires_at = ?5 WHERE hash = ?1",
+    [STORE_SQL_SESSION_DELETE] = "DELETE FROM sessions WHERE hash = ?1",
+    [STORE_SQL_SESSION_LIST] =
+	"SELECT " STORE_SQL_SESSION_COLUMNS " FROM sessions ORDER BY created_at, id",
+    [STORE_SQL_SESSION_LIST_USER] = "SELECT " STORE_SQL_SESSION_COLUMNS " FROM sessions"
+				    " WHERE issuer = ?1 AND subject = ?2 ORDER BY created_at, id",
+    [STORE_SQL_SESSION_EXPIRED] =
+	"SELECT hash FROM sessions WHERE idle_expires_at <= ?1 OR expires_at <= ?1",
+    [STORE_SQL_IDENTITY_UPSERT] =
+	"INSERT INTO identities (issuer, subject, name, email, groups, role, first_seen, last_seen)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (issuer, subject) DO UPDATE SET"
+	" name = excluded.name, email = excluded.email, groups = excluded.groups,"
+	" role = excluded.role, last_seen = excluded.last_seen",
+    [STORE_SQL_IDENTITY_LIST] =
+	"SELECT i.issuer, i.subject, i.name, i.email, i.groups, i.role, i.first_seen, i.last_seen,"
+	" (SELECT COUNT(*) FROM sessions s WHERE s.issuer = i.issuer AND s.subject = i.subject)"
+	" FROM identities i ORDER BY i.email, i.subject",
+    [STORE_SQL_KEY_INSERT] = "INSERT INTO server_keys (name, value, created_at) VALUES (?1, ?2, ?3)"
+			     " ON CONFLICT (name) DO NOTHING",
+    [STORE_SQL_KEY_GET] = "SELECT value FROM server_keys WHERE name = ?1",
 
     [STORE_SQL_COPY_HAS_DATA] = "SELECT 1 FROM clusters UNION ALL SELECT 1 FROM join_tokens"
 				" UNION ALL SELECT 1 FROM api_tokens UNION ALL SELECT 1 FROM audit_log"

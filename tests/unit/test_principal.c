@@ -155,6 +155,13 @@ static void test_api_route_access(void **state)
 		{"DELETE", "/1.0/remote-cluster-join-token/{name}", PRINCIPAL_ACCESS_ADMIN},
 		{"GET", "/1.0/audit", PRINCIPAL_ACCESS_VIEWER}, /* a viewer sees its own rows */
 		{NULL, "/1.0/remote-cluster/{name}/tunnel/{*}", PRINCIPAL_ACCESS_TUNNEL},
+		/* People (issue 11): logins are public, sessions any role's, people admins'. */
+		{"GET", "/oidc/login", PRINCIPAL_ACCESS_PUBLIC},
+		{"GET", "/oidc/callback", PRINCIPAL_ACCESS_PUBLIC},
+		{"POST", "/oidc/logout", PRINCIPAL_ACCESS_PUBLIC},
+		{"GET", "/1.0/auth/sessions", PRINCIPAL_ACCESS_VIEWER},
+		{"DELETE", "/1.0/auth/sessions/{id}", PRINCIPAL_ACCESS_VIEWER},
+		{"GET", "/1.0/auth/identities", PRINCIPAL_ACCESS_ADMIN},
 	};
 	size_t i, k, found;
 

@@ -35,6 +35,7 @@
 #include "store/store_async.h"
 #include "store/store_feed.h"
 #include "store/store_ops.h"
+#include "store/store_session.h"
 
 #define NOW 1700000000
 #define CERT "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -1216,6 +1217,177 @@ static void test_feed_between_stores(void **state)
  * Every change is announced once it committed, in order, with its key; a
  * refused operation announces nothing; masks filter.
  */
+/* ---- sessions of people (store_session.c) ---- */
+
+static void session_make(struct store_session *x, int i, const char *sub, int64_t created)
+{
+	memset(x, 0, sizeof(*x));
+	assert_int_equal(snprintf(x->id, sizeof(x->id), "%032d", i), 32);
+	num64(i, x->hash);
+	x->issuer = "https://idp.example.com";
+	x->subject = (char *)sub;
+	x->name = "Alice";
+	x->email = "alice@example.com";
+	x->groups = "[\"admins\"]";
+	snprintf(x->role, sizeof(x->role), "admin");
+	x->created_at = created;
+	x->idle_expires_at = created + 600;
+	x->expires_at = created + 3600;
+	x->user_agent = "curl";
+	x->address = "192.0.2.1";
+	x->tokens = "sealed";
+	x->access_expires_at = created + 300;
+}
+
+static void test_sessions(void **state)
+{
+	struct fixture *f = *state;
+	struct store_session a, b, c, got, *list = NULL;
+	struct store_identity *ids = NULL;
+	size_t n = 0;
+
+	session_make(&a, 1, "alice", NOW);
+	session_make(&b, 2, "alice", NOW + 1); /* a second browser */
+	session_make(&c, 3, "bob", NOW + 2);
+	c.email = "bob@example.com";
+	snprintf(c.role, sizeof(c.role), "none");
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_create(f->s, &b), 0);
+	assert_int_equal(store_session_create(f->s, &c), 0);
+	assert_int_equal(store_session_create(f->s, &a), -EEXIST);
+	a.subject = NULL;
+	assert_int_equal(store_session_create(f->s, &a), -EINVAL);
+	a.subject = "alice";
+
+	/* Use: found by hash, the idle expiry moves on but never past the absolute one. */
+	assert_int_equal(store_session_use(f->s, a.hash, NOW + 100, 600, &got), 0);
+	assert_string_equal(got.id, a.id);
+	assert_string_equal(got.subject, "alice");
+	assert_string_equal(got.groups, "[\"admins\"]");
+	assert_string_equal(got.tokens, "sealed");
+	assert_int_equal(got.last_seen, NOW + 100);
+	assert_int_equal(got.idle_expires_at, NOW + 700);
+	store_session_clear(&got);
+	assert_int_equal(store_session_use(f->s, a.hash, NOW + 650, 600, &got), 0);
+	assert_int_equal(got.idle_expires_at, NOW + 1250);
+	store_session_clear(&got);
+	assert_int_equal(store_session_use(f->s, a.hash, NOW + 1200, 3600, &got), 0);
+	assert_int_equal(got.idle_expires_at, NOW + 3600); /* capped by expires_at */
+	store_session_clear(&got);
+	/* Absolute expiry: gone, and deleted. */
+	assert_int_equal(store_session_use(f->s, a.hash, NOW + 3600, 600, &got), -ENOENT);
+	assert_int_equal(store_session_use(f->s, a.hash, NOW + 1300, 600, &got), -ENOENT);
+	/* Idle expiry. */
+	assert_int_equal(store_session_use(f->s, b.hash, NOW + 600, 600, &got), 0);
+	store_session_clear(&got);
+	assert_int_equal(store_session_use(f->s, b.hash, NOW + 1202, 600, &got), -ENOENT);
+	assert_int_equal(store_session_use(f->s, "nope", NOW, 600, &got), -ENOENT);
+
+	/* Refresh: new groups, role and tokens. */
+	assert_int_equal(store_session_update(f->s, c.hash, "[\"viewers\"]", "viewer", "sealed2",
+					      NOW + 900, NOW + 10), 0);
+	assert_int_equal(store_session_update(f->s, a.hash, "[]", "none", "x", 0, NOW), -ENOENT);
+	assert_int_equal(store_session_use(f->s, c.hash, NOW + 20, 600, &got), 0);
+	assert_string_equal(got.role, "viewer");
+	assert_string_equal(got.groups, "[\"viewers\"]");
+	assert_string_equal(got.tokens, "sealed2");
+	assert_int_equal(got.access_expires_at, NOW + 900);
+	store_session_clear(&got);
+
+	/* Lists: everyone's, and one person's. */
+	session_make(&a, 4, "alice", NOW + 30);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_list(f->s, NULL, NULL, &list, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].subject, "bob");
+	assert_string_equal(list[1].id, a.id);
+	store_session_list_free(list, n);
+	assert_int_equal(store_session_list(f->s, "https://idp.example.com", "alice", &list, &n), 0);
+	assert_int_equal(n, 1);
+	store_session_list_free(list, n);
+
+	/* Identities: both people, with sessions counted and the refreshed role. */
+	assert_int_equal(store_identity_list(f->s, &ids, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0].email, "alice@example.com");
+	assert_int_equal(ids[0].sessions, 1);
+	assert_int_equal(ids[0].first_seen, NOW);
+	assert_string_equal(ids[1].role, "viewer");
+	assert_string_equal(ids[1].groups, "[\"viewers\"]");
+	store_identity_list_free(ids, n);
+
+	/* Revoke: only one's own, unless admin; logout by hash. */
+	assert_int_equal(store_session_revoke(f->s, c.id, "https://idp.example.com", "alice"),
+			 -ENOENT);
+	assert_int_equal(store_session_revoke(f->s, c.id, "https://idp.example.com", "bob"), 0);
+	assert_int_equal(store_session_use(f->s, c.hash, NOW + 40, 600, &got), -ENOENT);
+	assert_int_equal(store_session_revoke(f->s, a.id, NULL, NULL), 0);
+	assert_int_equal(store_session_revoke(f->s, a.id, NULL, NULL), -ENOENT);
+	session_make(&a, 5, "alice", NOW + 50);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_end(f->s, a.hash), 0);
+	assert_int_equal(store_session_end(f->s, a.hash), -ENOENT);
+
+	/* Purge of expired ones. */
+	session_make(&a, 6, "alice", NOW);
+	session_make(&b, 7, "alice", NOW + 5000);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_create(f->s, &b), 0);
+	assert_int_equal(store_session_purge(f->s, NOW + 4000, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_session_list(f->s, NULL, NULL, &list, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].id, b.id);
+	store_session_list_free(list, n);
+}
+
+/* Shared keys: the first stored wins, for every later caller. */
+static void test_shared_keys(void **state)
+{
+	struct fixture *f = *state;
+	char out[65];
+
+	assert_int_equal(store_key_get(f->s, "oidc-state", "first", NOW, out, sizeof(out)), 0);
+	assert_string_equal(out, "first");
+	assert_int_equal(store_key_get(f->s, "oidc-state", "second", NOW, out, sizeof(out)), 0);
+	assert_string_equal(out, "first");
+	assert_int_equal(store_key_get(f->s, "other", "second", NOW, out, sizeof(out)), 0);
+	assert_string_equal(out, "second");
+	assert_int_equal(store_key_get(f->s, "other", "x", NOW, out, 3), -E2BIG);
+}
+
+/* Ending, revoking, expiring and refreshing a session are announced with its hash. */
+static void test_session_feed(void **state)
+{
+	struct fixture *f = *state;
+	struct recorder r = {0};
+	struct store_session a, got;
+	uv_loop_t loop;
+	size_t n;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(store_feed_subscribe(f->s, &loop, STORE_CHANGE_SESSION_CHANGED, record, &r), 0);
+	session_make(&a, 1, "alice", NOW);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_update(f->s, a.hash, "[]", "none", "t", 0, NOW), 0);
+	assert_int_equal(store_session_end(f->s, a.hash), 0);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_revoke(f->s, a.id, NULL, NULL), 0);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_use(f->s, a.hash, NOW + 9999, 600, &got), -ENOENT);
+	assert_int_equal(store_session_create(f->s, &a), 0);
+	assert_int_equal(store_session_purge(f->s, NOW + 9999, &n), 0);
+	assert_int_equal(store_session_end(f->s, a.hash), -ENOENT); /* refused: not announced */
+	pump(&loop);
+	assert_int_equal(r.n, 5);
+	for (int i = 0; i < 5; i++)
+		assert_string_equal(r.ev[i].key, a.hash);
+	expect(&r, 0, STORE_CHANGE_SESSION_CHANGED, a.id, a.hash);
+	store_feed_unsubscribe(f->s, record, &r);
+	pump(&loop);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_feed(void **state)
 {
 	struct fixture *f = *state;
@@ -1579,6 +1751,9 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_audit_query_filters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_query_pages, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sessions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shared_keys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_session_feed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_from_sqlite, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_feed_between_stores, setup, teardown),
