@@ -42,9 +42,16 @@ fi
 # The real OpenID provider of the OIDC tests (tests/oidc, npm's
 # oidc-provider, pinned by its committed package-lock.json). The nodejs
 # package (Debian's, or NodeSource's, which bundles npm) must give node >= 18.
+# Debian's nodejs comes without npm (its own package): add it when missing.
 if ! command -v npm >/dev/null 2>&1; then
-	echo "install-deps: npm is missing: install nodejs (>= 18) with npm" >&2
-	exit 1
+	echo "install-deps: installing: npm"
+	export DEBIAN_FRONTEND=noninteractive
+	${SUDO-} apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
-(cd "$(dirname "$0")/../tests/oidc" && npm ci --no-audit --no-fund --silent)
+# npm ci again only when the lock file changed since the last install.
+OIDC_DIR="$(dirname "$0")/../tests/oidc"
+if [ ! -f "$OIDC_DIR/node_modules/.package-lock.json" ] ||
+	[ "$OIDC_DIR/package-lock.json" -nt "$OIDC_DIR/node_modules/.package-lock.json" ]; then
+	(cd "$OIDC_DIR" && npm ci --no-audit --no-fund --silent)
+fi
 echo "install-deps: all dependencies present"
