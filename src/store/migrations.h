@@ -10,7 +10,7 @@ struct store_migration {
 
 extern const struct store_migration store_migrations[];
 extern const int store_migration_count;
-/* The same numbers in PostgreSQL's dialect (src/store/migrations_pg). */
+/* The same migrations translated for PostgreSQL (cmake/embed_migrations.cmake). */
 extern const struct store_migration store_pg_migrations[];
 extern const int store_pg_migration_count;
 

@@ -89,7 +89,7 @@ def test_state_lands_in_postgres():
          "the join token is used up")
     L.eq(psql("SELECT max(version) FROM schema_migrations"),
          str(max(int(f.split("_")[0])
-                 for f in os.listdir(os.path.join(SRC, "src", "store", "migrations_pg")))),
+                 for f in os.listdir(os.path.join(SRC, "src", "store", "migrations")))),
          "every migration recorded")
     L.wait_for(lambda: psql("SELECT count(*) FROM cluster_status") == "1", timeout=60,
                what="the first heartbeat's status in PostgreSQL")

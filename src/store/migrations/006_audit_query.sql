@@ -10,5 +10,6 @@
 -- checked on the rows the other filters reach.
 ALTER TABLE audit_log ADD COLUMN actor_name TEXT;
 ALTER TABLE audit_log ADD COLUMN client TEXT;
-CREATE INDEX audit_log_actor_at ON audit_log (actor, at);
-CREATE INDEX audit_log_actor_name_at ON audit_log (actor_name, at);
+-- The id is named at the end for PostgreSQL, which does not add it.
+CREATE INDEX audit_log_actor_at ON audit_log (actor, at, id);
+CREATE INDEX audit_log_actor_name_at ON audit_log (actor_name, at, id);
