@@ -93,6 +93,16 @@ static int store_session_read(struct store_tx *tx, enum store_sql id, const char
 	return store_tx_one(tx, id, SV_ARGS(SV_TEXT(key)), SC_SPEC(session_cols), out);
 }
 
+/* Begins a write transaction and reads the session whose key (by: hash or id) is key. */
+static int store_session_begin(struct store *s, struct store_tx *tx, enum store_sql by,
+			       const char *key, struct store_session *cur, const char *func)
+{
+	int rc = store_tx_begin(s, tx, STORE_TX_WRITE, func);
+
+	memset(cur, 0, sizeof(*cur));
+	return rc == 0 ? store_session_read(tx, by, key, cur) : rc;
+}
+
 /* Deletes the session of hash (named id in the announcement). */
 static int store_session_delete(struct store_tx *tx, const char *id, const char *hash)
 {
@@ -140,11 +150,8 @@ int store_session_update(struct store *s, const char *hash, const char *groups, 
 {
 	struct store_session cur;
 	struct store_tx tx;
-	int rc = store_tx_begin(s, &tx, STORE_TX_WRITE, __func__);
+	int rc = store_session_begin(s, &tx, STORE_SQL_SESSION_BY_HASH, hash, &cur, __func__);
 
-	memset(&cur, 0, sizeof(cur));
-	if (rc == 0)
-		rc = store_session_read(&tx, STORE_SQL_SESSION_BY_HASH, hash, &cur);
 	if (rc == 0)
 		rc = store_tx_change(&tx, STORE_SQL_SESSION_UPDATE,
 				     SV_ARGS(SV_TEXT(hash), SV_TEXT(groups), SV_TEXT(role),
@@ -166,11 +173,8 @@ int store_session_end(struct store *s, const char *hash)
 {
 	struct store_session cur;
 	struct store_tx tx;
-	int rc = store_tx_begin(s, &tx, STORE_TX_WRITE, __func__);
+	int rc = store_session_begin(s, &tx, STORE_SQL_SESSION_BY_HASH, hash, &cur, __func__);
 
-	memset(&cur, 0, sizeof(cur));
-	if (rc == 0)
-		rc = store_session_read(&tx, STORE_SQL_SESSION_BY_HASH, hash, &cur);
 	if (rc == 0)
 		rc = store_session_delete(&tx, cur.id, hash);
 	store_session_clear(&cur);
@@ -189,11 +193,8 @@ int store_session_revoke(struct store *s, const char *id, const char *owner_issu
 {
 	struct store_session cur;
 	struct store_tx tx;
-	int rc = store_tx_begin(s, &tx, STORE_TX_WRITE, __func__);
+	int rc = store_session_begin(s, &tx, STORE_SQL_SESSION_BY_ID, id, &cur, __func__);
 
-	memset(&cur, 0, sizeof(cur));
-	if (rc == 0)
-		rc = store_session_read(&tx, STORE_SQL_SESSION_BY_ID, id, &cur);
 	if (rc == 0 && !store_session_owned(&cur, owner_issuer, owner_subject))
 		rc = -ENOENT; /* someone else's is as unknown as none */
 	if (rc == 0)

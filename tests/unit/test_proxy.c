@@ -517,6 +517,7 @@ static void test_stalled_body_and_client_gone(void **state)
 	exchange(GET_CLOSE, out, sizeof(out), 0);
 	assert_int_equal(status_of(out), 200);
 	wait_for(&S.resets, 1);
+	wait_for(&S.audit_rows, 1); /* written when the proxy goes, after the reset */
 	assert_int_equal(S.audit_rows, 1);
 
 	memset(&S, 0, sizeof(S));
